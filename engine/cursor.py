@@ -1,0 +1,139 @@
+"""A cursor over a session: where the user is, and every way to move.
+
+Positions are op seqs, 1-based; 0 means "before the first op".  Moves clamp at
+the ends instead of failing, as a debugger's step does; explicit jumps to a
+position that does not exist raise ``PositionError``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from engine.filters import Filter, find
+from engine.format import Operation, Reconcile
+from engine.store import PositionError, Session
+
+_ELAPSED = re.compile(r"\+(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?!s))?(?:(?P<s>\d+(?:\.\d+)?)s)?\Z")
+_TIME_OF_DAY = re.compile(r"(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}(?:\.\d+)?))?\Z")
+
+
+class Cursor:
+    """The current position in a session, with step/jump/search moves."""
+
+    def __init__(self, session: Session, seq: int | None = None):
+        self.session = session
+        self.seq = min(1, session.last) if seq is None else seq
+
+    @property
+    def last(self) -> int:
+        return self.session.last
+
+    def _clamp(self, seq: int) -> int:
+        return max(min(seq, self.last), min(1, self.last))
+
+    async def op(self) -> Operation:
+        return await self.session.op(self.seq)
+
+    def step(self, n: int = 1) -> int:
+        self.seq = self._clamp(self.seq + n)
+        return self.seq
+
+    def first(self) -> int:
+        self.seq = min(1, self.last)
+        return self.seq
+
+    def end(self) -> int:
+        self.seq = self.last
+        return self.seq
+
+    def goto(self, seq: int) -> int:
+        self.seq = self.session.check_position(seq)
+        return self.seq
+
+    def goto_percent(self, percent: float) -> int:
+        if not 0 <= percent <= 100:
+            raise PositionError(f"{percent:g}% is not between 0% and 100%")
+        self.session.check_position(1)
+        self.seq = self._clamp(round(self.last * percent / 100))
+        return self.seq
+
+    async def goto_time(self, ts_ns: int) -> int:
+        self.seq = await self.session.seq_at_time(ts_ns)
+        return self.seq
+
+    async def next_match(self, flt: Filter, forward: bool = True) -> int | None:
+        """Move to the next (previous) op matching; stays put and returns None when none does."""
+        seq = await find(self.session, self.seq, flt, forward)
+        if seq is not None:
+            self.seq = seq
+        return seq
+
+    async def next_error(self, forward: bool = True) -> int | None:
+        seq = await self.session.next_error(self.seq, forward)
+        if seq is not None:
+            self.seq = seq
+        return seq
+
+    async def next_reconcile(self, forward: bool = True) -> Reconcile | None:
+        span = await self.session.next_reconcile(self.seq, forward)
+        if span is not None:
+            self.seq = self._clamp(span.start_seq)
+        return span
+
+    async def jump(self, text: str) -> int:
+        """Jump by what a person types: ``1234``, ``50%``, ``12:03:04``, ``+90s``, an ISO time, a mark."""
+        self.seq = await resolve_position(self.session, text)
+        return self.seq
+
+
+async def resolve_position(session: Session, text: str) -> int:
+    """The seq a position text names; PositionError with a one-line reason otherwise."""
+    raw = text.strip()
+    if not raw:
+        raise PositionError("empty position")
+    if re.fullmatch(r"#?\d+", raw):
+        return session.check_position(int(raw.lstrip("#")))
+    if raw.endswith("%"):
+        try:
+            percent = float(raw[:-1])
+        except ValueError:
+            raise PositionError(f"bad percentage {raw!r}") from None
+        cursor = Cursor(session)
+        return cursor.goto_percent(percent)
+    session.check_position(1)
+    start, _ = await session.time_range()
+    m = _ELAPSED.match(raw)
+    if m and raw != "+":
+        seconds = int(m.group("h") or 0) * 3600 + int(m.group("m") or 0) * 60 + float(m.group("s") or 0)
+        return await session.seq_at_time(start + int(seconds * 1e9))
+    m = _TIME_OF_DAY.match(raw)
+    if m:
+        day = dt.datetime.fromtimestamp(start / 1e9, tz=dt.timezone.utc)
+        seconds = float(m.group("s") or 0)
+        try:
+            when = day.replace(hour=int(m.group("h")), minute=int(m.group("m")), second=int(seconds),
+                               microsecond=int(round((seconds % 1) * 1e6)))
+        except ValueError:
+            raise PositionError(f"bad time of day {raw!r}") from None
+        if when < day.replace(microsecond=0) - dt.timedelta(hours=12):
+            when += dt.timedelta(days=1)  # a session that crosses midnight
+        return await session.seq_at_time(_ns(when))
+    if re.match(r"\d{4}-\d{2}-\d{2}", raw):
+        try:
+            when = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise PositionError(f"bad timestamp {raw!r}") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        return await session.seq_at_time(_ns(when))
+    for mark in await session.marks():
+        if mark.name == raw:
+            return session.check_position(mark.seq)
+    raise PositionError(
+        f"cannot jump to {raw!r}: expected a seq (1234), a percentage (50%), a time (12:03:04 UTC),"
+        " an offset (+90s) or a mark name")
+
+
+def _ns(when: dt.datetime) -> int:
+    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000

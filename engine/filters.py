@@ -1,0 +1,188 @@
+"""Filters over operations: a small text language compiled to SQL.
+
+    verb=update,patch kind=Pod ns=default name=web-* status>=400 status=4xx
+    latency>200ms reason=Conflict actor=kopf error reconcile=12 timeout
+
+Terms are separated by spaces and all must hold.  ``field:value`` is the same as
+``field=value``; ``!=`` negates; ``<``, ``<=``, ``>``, ``>=`` compare numbers
+(status, latency, reconcile, generation).  A comma lists alternatives.  ``*`` in
+a value is a wildcard.  A bare word matches kind, namespace, name, reason or
+message, case-insensitively.  Errors say which token is wrong and where.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from engine.format import VERBS
+from engine.schema import RecordingError
+from engine.store import Session
+
+SCAN_WINDOW = 65536  # ops per query while searching, so a search can be cancelled between windows
+
+_FIELDS = {
+    "verb": "verb", "kind": "kind", "ns": "namespace", "namespace": "namespace", "name": "name",
+    "status": "status", "code": "status", "latency": "duration_ns", "duration": "duration_ns",
+    "reason": "reason", "actor": "actor", "reconcile": "reconcile", "subresource": "subresource",
+    "resource": "resource", "generation": "generation", "error": "error", "message": "message",
+    "uid": "uid", "seq": "seq",
+}
+_NUMERIC = {"status", "duration_ns", "reconcile", "generation", "seq"}
+_CASELESS = {"kind", "resource", "reason", "verb"}
+_TERM = re.compile(r"(?P<field>[A-Za-z_]+)(?P<op>!=|>=|<=|=|:|>|<)(?P<value>.*)\Z")
+_DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>ns|us|µs|ms|s|m)?\Z")
+_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000}
+
+
+class FilterError(RecordingError):
+    """A filter expression that does not parse; ``column`` is 1-based."""
+
+    def __init__(self, message: str, expression: str, column: int):
+        super().__init__(f"{message} (column {column}: {expression!r})")
+        self.expression = expression
+        self.column = column
+        self.short = message
+
+
+class Filter(msgspec.Struct, frozen=True):
+    """A compiled filter: the source text and its SQL condition over ``operations``."""
+
+    text: str
+    sql: str
+    params: tuple[Any, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.text.strip()
+
+
+def _like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
+
+
+def _number(column: str, raw: str, expr: str, col: int) -> list[tuple[str, list[Any]]] | int:
+    """A numeric value; status accepts 4xx (a range); latency accepts units."""
+    if column == "status" and re.fullmatch(r"[1-5]xx", raw):
+        lo = int(raw[0]) * 100
+        return [("status BETWEEN ? AND ?", [lo, lo + 99])]
+    if column == "duration_ns":
+        m = _DURATION.match(raw)
+        if not m:
+            raise FilterError(f"bad latency {raw!r} (use e.g. 200ms, 1.5s, 800us)", expr, col)
+        return int(float(m.group("n")) * _UNITS[m.group("unit") or "ms"])
+    if not re.fullmatch(r"-?\d+", raw):
+        raise FilterError(f"{raw!r} is not a number", expr, col)
+    return int(raw)
+
+
+def parse(expression: str) -> Filter:
+    """Compile a filter expression; raises FilterError pointing at the bad token."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for m in re.finditer(r"\S+", expression):
+        token, col = m.group(), m.start() + 1
+        tm = _TERM.match(token)
+        if tm is None:
+            low = token.lower()
+            if low in ("error", "errors", "failed"):
+                clauses.append("error = 1")
+                continue
+            if low in VERBS:
+                clauses.append("verb = ?")
+                params.append(low)
+                continue
+            pattern = f"%{_like(low)}%"
+            clauses.append("(lower(name) LIKE ? ESCAPE '\\' OR lower(kind) LIKE ? ESCAPE '\\' OR"
+                           " lower(namespace) LIKE ? ESCAPE '\\' OR lower(reason) LIKE ? ESCAPE '\\'"
+                           " OR lower(message) LIKE ? ESCAPE '\\')")
+            params.extend([pattern] * 5)
+            continue
+        field, op, value = tm.group("field").lower(), tm.group("op"), tm.group("value")
+        column = _FIELDS.get(field)
+        if column is None:
+            raise FilterError(f"unknown field {field!r} (fields: {', '.join(sorted(set(_FIELDS)))})",
+                              expression, col)
+        if value == "":
+            raise FilterError(f"{field}{op} needs a value", expression, col)
+        op = "=" if op == ":" else op
+        if column == "error":
+            truth = value.lower() in ("1", "true", "yes", "y")
+            if not truth and value.lower() not in ("0", "false", "no", "n"):
+                raise FilterError(f"error takes true or false, not {value!r}", expression, col)
+            clauses.append("error = ?" if op == "=" else "error != ?")
+            params.append(int(truth))
+            continue
+        if column in _NUMERIC:
+            if op in ("=", "!="):
+                alts: list[str] = []
+                for raw in value.split(","):
+                    n = _number(column, raw, expression, col + len(field) + len(op))
+                    if isinstance(n, list):
+                        alts.append(n[0][0])
+                        params.extend(n[0][1])
+                    else:
+                        alts.append(f"{column} = ?")
+                        params.append(n)
+                cond = "(" + " OR ".join(alts) + ")"
+                clauses.append(cond if op == "=" else f"NOT {cond}")
+            else:
+                n = _number(column, value, expression, col + len(field) + len(op))
+                if isinstance(n, list):
+                    raise FilterError(f"{op} takes a number, not a range", expression, col)
+                clauses.append(f"{column} {op} ?")
+                params.append(n)
+            continue
+        if op not in ("=", "!="):
+            raise FilterError(f"{field} is text: use = or !=, not {op}", expression, col)
+        alts = []
+        for raw in value.split(","):
+            if column == "verb" and raw.lower() not in VERBS:
+                raise FilterError(f"unknown verb {raw!r}", expression, col)
+            if column in _CASELESS:
+                alts.append(f"lower({column}) LIKE ? ESCAPE '\\'")
+                params.append(_like(raw.lower()))
+            elif "*" in raw:
+                alts.append(f"{column} LIKE ? ESCAPE '\\'")
+                params.append(_like(raw))
+            else:
+                alts.append(f"{column} = ?")
+                params.append(raw)
+        cond = "(" + " OR ".join(alts) + ")"
+        clauses.append(cond if op == "=" else f"NOT {cond}")
+    return Filter(text=expression.strip(), sql=" AND ".join(clauses) or "1", params=tuple(params))
+
+
+async def find(session: Session, seq: int, flt: Filter, forward: bool = True) -> int | None:
+    """The next (or previous) op after ``seq`` matching the filter, scanning window by window."""
+    last = session.last
+    if forward:
+        lo = seq
+        while lo < last:
+            hi = min(lo + SCAN_WINDOW, last)
+            row = await session.rec.fetchone(
+                f"SELECT seq FROM operations WHERE session_id = ? AND seq > ? AND seq <= ?"
+                f" AND ({flt.sql}) ORDER BY seq LIMIT 1", (session.id, lo, hi, *flt.params))
+            if row:
+                return int(row[0])
+            lo = hi
+    else:
+        hi = min(seq, last + 1)
+        while hi > 1:
+            lo = max(hi - SCAN_WINDOW, 1)
+            row = await session.rec.fetchone(
+                f"SELECT seq FROM operations WHERE session_id = ? AND seq >= ? AND seq < ?"
+                f" AND ({flt.sql}) ORDER BY seq DESC LIMIT 1", (session.id, lo, hi, *flt.params))
+            if row:
+                return int(row[0])
+            hi = lo
+    return None
+
+
+async def count(session: Session, flt: Filter) -> int:
+    row = await session.rec.fetchone(
+        f"SELECT COUNT(*) FROM operations WHERE session_id = ? AND ({flt.sql})",
+        (session.id, *flt.params))
+    return int(row[0]) if row else 0

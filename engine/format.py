@@ -1,0 +1,170 @@
+"""The recording format: what one API interaction of an operator looks like.
+
+These msgspec Structs are the single vocabulary shared by every producer
+(recording proxy, client hook, importers, synthetic generator) and every
+consumer (replay engine, CLI, TUI).  Bodies travel as Python objects or as raw
+JSON bytes straight off the wire; the store keeps them as JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+# --- verbs -----------------------------------------------------------------
+
+GET, LIST, WATCH = "get", "list", "watch"
+CREATE, UPDATE, PATCH = "create", "update", "patch"
+DELETE, DELETECOLLECTION = "delete", "deletecollection"
+# Watch events are operations of their own, one per event, in stream order.
+ADDED, MODIFIED, DELETED, BOOKMARK, EVENT_ERROR = "added", "modified", "deleted", "bookmark", "error"
+
+READ_VERBS = frozenset({GET, LIST, WATCH})
+WRITE_VERBS = frozenset({CREATE, UPDATE, PATCH, DELETE, DELETECOLLECTION})
+EVENT_VERBS = frozenset({ADDED, MODIFIED, DELETED, BOOKMARK, EVENT_ERROR})
+VERBS = READ_VERBS | WRITE_VERBS | EVENT_VERBS
+# Display order: requests first, then watch events.
+VERB_ORDER = (GET, LIST, WATCH, CREATE, UPDATE, PATCH, DELETE, DELETECOLLECTION,
+              ADDED, MODIFIED, DELETED, BOOKMARK, EVENT_ERROR)
+
+SOURCES = frozenset({"proxy", "client", "sieve", "audit", "kubestep", "synthetic"})
+
+
+def is_error(verb: str, status: int) -> bool:
+    """An op failed when the server said so (status >= 400) or the watch stream sent an ERROR event."""
+    return status >= 400 or verb == EVENT_ERROR
+
+
+def api_group(api_version: str) -> str:
+    """'apps/v1' -> 'apps'; 'v1' -> '' (the core group)."""
+    return api_version.rpartition("/")[0] if "/" in api_version else ""
+
+
+class ObjectKey(msgspec.Struct, frozen=True, order=True):
+    """Identity of a Kubernetes object inside a recording: API group, kind, namespace, name."""
+
+    group: str
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        kind = f"{self.kind}.{self.group}" if self.group else self.kind
+        return f"{kind}/{self.namespace}/{self.name}" if self.namespace else f"{kind}/{self.name}"
+
+
+class Operation(msgspec.Struct, kw_only=True):
+    """One API interaction: a request with its response, or one watch event.
+
+    ``seq`` is assigned by the writer (1-based, contiguous within a session).
+    ``request`` and ``response`` are decoded JSON values, or ``bytes`` of raw
+    JSON as received (the writer stores those without re-encoding).
+    """
+
+    verb: str
+    ts_ns: int = 0  # start time, nanoseconds since the epoch
+    duration_ns: int = 0
+    api_version: str = ""  # group/version, e.g. "apps/v1", "v1"
+    resource: str = ""  # plural, e.g. "deployments"
+    kind: str = ""
+    namespace: str = ""
+    name: str = ""
+    subresource: str = ""
+    uid: str = ""
+    resource_version: str = ""
+    generation: int | None = None
+    status: int = 0  # HTTP status; 0 when the source does not say
+    reason: str = ""  # error reason, e.g. "Conflict", "NotFound"
+    message: str = ""
+    patch_type: str = ""
+    query: dict[str, str] | None = None  # labelSelector, fieldSelector, resourceVersion, watch, limit, continue
+    request: Any = None
+    response: Any = None
+    actor: str = ""
+    reconcile: int | None = None  # session-local reconcile span id
+    seq: int = 0
+
+    @property
+    def error(self) -> bool:
+        return is_error(self.verb, self.status)
+
+    @property
+    def key(self) -> ObjectKey | None:
+        if not self.kind or not self.name:
+            return None
+        return ObjectKey(api_group(self.api_version), self.kind, self.namespace, self.name)
+
+
+class Reconcile(msgspec.Struct, kw_only=True):
+    """A reconcile span: one run of a reconciler for one object, from its first to its last op."""
+
+    id: int = 0
+    reconciler: str = ""  # controller / handler name, e.g. "cassandradatacenter"
+    kind: str = ""
+    namespace: str = ""
+    name: str = ""
+    start_seq: int = 0
+    end_seq: int | None = None
+    start_ns: int = 0
+    end_ns: int | None = None
+    trigger_seq: int | None = None  # the watch event (or requeue) that started it
+    error: str = ""
+    inferred: bool = False  # True when derived from traffic, not marked by the source
+    source_id: str = ""  # the id the source gave it (Sieve reconcile id, kubestep span id)
+
+
+class Mark(msgspec.Struct, kw_only=True):
+    """A named bookmark on a position."""
+
+    name: str
+    seq: int
+    note: str = ""
+    created_ns: int = 0
+
+
+class SessionInfo(msgspec.Struct, kw_only=True):
+    """A recorded session as listed by ``replay-tui sessions``."""
+
+    id: int
+    name: str
+    source: str
+    started_ns: int | None = None
+    ended_ns: int | None = None
+    actor: str = ""
+    cluster: str = ""
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    operations: int = 0
+    keyframe_interval: int = 0
+
+    @property
+    def live(self) -> bool:
+        """Still being written: the recorder has not closed it."""
+        return self.ended_ns is None
+
+
+class OpRow(msgspec.Struct, array_like=True):
+    """A light view of an operation, without bodies: what a timeline row or a scan needs."""
+
+    seq: int
+    ts_ns: int
+    duration_ns: int
+    verb: str
+    kind: str
+    namespace: str
+    name: str
+    subresource: str
+    status: int
+    reason: str
+    reconcile: int | None
+
+    @property
+    def error(self) -> bool:
+        return is_error(self.verb, self.status)
+
+    @property
+    def target(self) -> str:
+        """kind/namespace/name as a person reads it (namespace and name omitted when absent)."""
+        parts = [p for p in (self.kind, self.namespace, self.name) if p]
+        text = "/".join(parts)
+        return f"{text}/{self.subresource}" if self.subresource else text

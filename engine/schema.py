@@ -1,0 +1,194 @@
+"""The SQLite schema of a recording, its version, and the checks made on open.
+
+One file holds any number of sessions.  Access paths the engine relies on:
+
+* ``operations``: (session_id, seq) unique for stepping and range reads,
+  (session_id, ts_ns) for jumps by time, a partial index over errors for
+  next/previous error;
+* ``states``: one row per new *version* of an object (or its deletion), clustered
+  by (session_id, seq) for replaying a range forward from a keyframe, and indexed
+  by (session_id, obj_id, seq) for an object's history and its state at any point;
+* ``keyframes``: the full object map (object -> version) every N ops, so a jump
+  costs O(N) rather than O(position);
+* ``blobs``: bodies, content-addressed within a writer (identical bodies stored
+  once: a watch event usually repeats the object the write returned).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+APPLICATION = "replay-tui"
+
+
+class RecordingError(Exception):
+    """A problem with a recording that a user can act on; its message is one line."""
+
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id                INTEGER PRIMARY KEY,
+    name              TEXT NOT NULL UNIQUE,
+    source            TEXT NOT NULL,
+    started_ns        INTEGER,
+    ended_ns          INTEGER,
+    actor             TEXT NOT NULL DEFAULT '',
+    cluster           TEXT NOT NULL DEFAULT '',
+    attributes        TEXT NOT NULL DEFAULT '{}',
+    keyframe_interval INTEGER NOT NULL,
+    op_count          INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS objects (
+    id        INTEGER PRIMARY KEY,
+    api_group TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    UNIQUE (api_group, kind, namespace, name)
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    id    INTEGER PRIMARY KEY,
+    codec INTEGER NOT NULL,
+    data  BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS operations (
+    id               INTEGER PRIMARY KEY,
+    session_id       INTEGER NOT NULL,
+    seq              INTEGER NOT NULL,
+    ts_ns            INTEGER NOT NULL,
+    duration_ns      INTEGER NOT NULL,
+    verb             TEXT NOT NULL,
+    api_version      TEXT NOT NULL,
+    resource         TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    namespace        TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    subresource      TEXT NOT NULL,
+    uid              TEXT NOT NULL,
+    resource_version TEXT NOT NULL,
+    generation       INTEGER,
+    status           INTEGER NOT NULL,
+    reason           TEXT NOT NULL,
+    message          TEXT NOT NULL,
+    patch_type       TEXT NOT NULL,
+    query            TEXT,
+    request_blob     INTEGER,
+    response_blob    INTEGER,
+    actor            TEXT NOT NULL,
+    reconcile        INTEGER,
+    obj_id           INTEGER,
+    dur_bucket       INTEGER NOT NULL,
+    error            INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS operations_seq ON operations (session_id, seq);
+CREATE INDEX IF NOT EXISTS operations_ts ON operations (session_id, ts_ns);
+CREATE INDEX IF NOT EXISTS operations_errors ON operations (session_id, seq) WHERE error = 1;
+CREATE TABLE IF NOT EXISTS states (
+    session_id INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    obj_id     INTEGER NOT NULL,
+    blob_id    INTEGER,
+    PRIMARY KEY (session_id, seq, obj_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS states_object ON states (session_id, obj_id, seq);
+CREATE TABLE IF NOT EXISTS keyframes (
+    session_id INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    data       BLOB NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE IF NOT EXISTS reconciles (
+    session_id  INTEGER NOT NULL,
+    id          INTEGER NOT NULL,
+    reconciler  TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    namespace   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    start_seq   INTEGER NOT NULL,
+    end_seq     INTEGER,
+    start_ns    INTEGER NOT NULL,
+    end_ns      INTEGER,
+    trigger_seq INTEGER,
+    error       TEXT NOT NULL,
+    inferred    INTEGER NOT NULL,
+    source_id   TEXT NOT NULL,
+    PRIMARY KEY (session_id, id)
+);
+CREATE INDEX IF NOT EXISTS reconciles_start ON reconciles (session_id, start_seq);
+CREATE TABLE IF NOT EXISTS marks (
+    session_id INTEGER NOT NULL,
+    name       TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    note       TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    PRIMARY KEY (session_id, name)
+);
+"""
+
+#: Columns of ``operations`` in the order the writer inserts them.
+OP_COLUMNS = (
+    "session_id", "seq", "ts_ns", "duration_ns", "verb", "api_version", "resource", "kind",
+    "namespace", "name", "subresource", "uid", "resource_version", "generation", "status",
+    "reason", "message", "patch_type", "query", "request_blob", "response_blob", "actor",
+    "reconcile", "obj_id", "dur_bucket", "error",
+)
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def create(conn: sqlite3.Connection) -> None:
+    """Create the schema in an empty database, or check an existing one."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if tables and "meta" not in tables:
+        raise RecordingError("the file is an SQLite database but not a replay-tui recording")
+    if "meta" in tables:
+        check_meta(dict(conn.execute("SELECT key, value FROM meta").fetchall()))
+        return
+    with conn:
+        conn.executescript(DDL)
+        conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [("schema_version", str(SCHEMA_VERSION)), ("application", APPLICATION)],
+        )
+
+
+def check_meta(meta: dict[str, str]) -> None:
+    """Refuse files that are not ours or come from a newer release."""
+    if meta.get("application") != APPLICATION:
+        raise RecordingError("the file is an SQLite database but not a replay-tui recording")
+    raw = meta.get("schema_version", "")
+    try:
+        version = int(raw)
+    except ValueError:
+        raise RecordingError(f"unknown recording schema version {raw!r}") from None
+    if version > SCHEMA_VERSION:
+        raise RecordingError(
+            f"recording has schema version {version}, newer than this replay-tui understands "
+            f"({SCHEMA_VERSION}); upgrade replay-tui"
+        )
+    if version < 1:
+        raise RecordingError(f"unknown recording schema version {version}")
+
+
+def describe_sqlite_error(exc: BaseException, path: str) -> str:
+    """Turn an sqlite3 error into one line a user can act on."""
+    text = str(exc)
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return f"{path}: the recording is locked by another process (try again)"
+    if "not a database" in low or "file is encrypted" in low:
+        return f"{path}: not an SQLite database"
+    if "malformed" in low or "corrupt" in low:
+        return f"{path}: the recording is corrupted ({text})"
+    if "unable to open" in low:
+        return f"{path}: cannot open the recording ({text})"
+    if "no such table" in low or "no such column" in low:
+        return f"{path}: the recording is incomplete or of another schema ({text})"
+    if "disk i/o" in low:
+        return f"{path}: I/O error reading the recording (was it removed or truncated?)"
+    return f"{path}: {text}"

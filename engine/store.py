@@ -1,0 +1,393 @@
+"""Reading recordings: read-only async connections, sessions, operations by seq.
+
+Every read goes through aiosqlite on a connection opened with ``mode=ro`` and
+``PRAGMA query_only``, so nothing here can modify a recording.  A recording may
+still be growing (another process is writing it in WAL mode): ``Session.refresh``
+re-reads the tail, which costs one index lookup.
+
+Errors a user can act on surface as ``RecordingError`` with a one-line message;
+a pending query is interrupted when the task awaiting it is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import urllib.parse
+from collections import OrderedDict
+from typing import Any, Sequence
+
+import aiosqlite
+import msgspec
+
+from engine import codec
+from engine.format import Mark, ObjectKey, Operation, OpRow, Reconcile, SessionInfo
+from engine.schema import SQLITE_MAGIC, RecordingError, check_meta, describe_sqlite_error
+
+BODY_CACHE = 512
+OPROW_COLUMNS = "seq, ts_ns, duration_ns, verb, kind, namespace, name, subresource, status, reason, reconcile"
+_OP_COLUMNS = (
+    "seq, ts_ns, duration_ns, verb, api_version, resource, kind, namespace, name, subresource, uid,"
+    " resource_version, generation, status, reason, message, patch_type, query, request_blob,"
+    " response_blob, actor, reconcile"
+)
+_RECONCILE_COLUMNS = ("id, reconciler, kind, namespace, name, start_seq, end_seq, start_ns, end_ns,"
+                      " trigger_seq, error, inferred, source_id")
+
+
+class PositionError(RecordingError):
+    """A position outside the session."""
+
+
+class SessionNotFound(RecordingError):
+    """No session by that id or name."""
+
+
+def check_file(path: str) -> None:
+    """Fail early, in one line, on a path that cannot be a recording."""
+    if not os.path.exists(path):
+        raise RecordingError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise RecordingError(f"{path}: is a directory, not a recording")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(head) == 0:
+        raise RecordingError(f"{path}: empty file, not a recording")
+    if head != SQLITE_MAGIC:
+        raise RecordingError(f"{path}: not an SQLite database (not a replay-tui recording)")
+
+
+def _reconcile(row: Sequence[Any]) -> Reconcile:
+    return Reconcile(id=row[0], reconciler=row[1], kind=row[2], namespace=row[3], name=row[4],
+                     start_seq=row[5], end_seq=row[6], start_ns=row[7], end_ns=row[8],
+                     trigger_seq=row[9], error=row[10], inferred=bool(row[11]), source_id=row[12])
+
+
+class Recording:
+    """One recording file, open read-only."""
+
+    def __init__(self, path: str, db: aiosqlite.Connection):
+        self.path = path
+        self.db = db
+        self._bodies: OrderedDict[int, Any] = OrderedDict()
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> Recording:
+        path = os.fspath(path)
+        check_file(path)
+        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        try:
+            db = await aiosqlite.connect(uri, uri=True)
+        except sqlite3.Error as exc:
+            raise RecordingError(describe_sqlite_error(exc, path)) from None
+        rec = cls(path, db)
+        try:
+            await rec.execute("PRAGMA query_only = 1")
+            await rec.execute("PRAGMA busy_timeout = 5000")
+            tables = {r[0] for r in await rec.fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "meta" not in tables:
+                raise RecordingError(f"{path}: an SQLite database but not a replay-tui recording")
+            try:
+                check_meta(dict(await rec.fetchall("SELECT key, value FROM meta")))
+            except RecordingError as exc:
+                raise RecordingError(f"{path}: {exc}") from None
+            missing = {"sessions", "operations", "states", "objects", "blobs", "keyframes"} - tables
+            if missing:
+                raise RecordingError(f"{path}: incomplete recording (missing {', '.join(sorted(missing))})")
+        except BaseException:
+            await db.close()
+            raise
+        return rec
+
+    async def clone(self) -> Recording:
+        """Another read-only connection to the same file, for heavy work beside interactive reads."""
+        return await Recording.open(self.path)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self) -> Recording:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- queries --------------------------------------------------------------
+
+    async def _run(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            try:
+                await self.db.interrupt()
+            except Exception:  # noqa: BLE001 - the connection may be gone already
+                pass
+            raise
+        except sqlite3.Error as exc:
+            raise RecordingError(describe_sqlite_error(exc, self.path)) from None
+        except ValueError as exc:  # aiosqlite: connection closed
+            raise RecordingError(f"{self.path}: {exc}") from None
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        async def go() -> None:
+            cur = await self.db.execute(sql, params)
+            await cur.close()
+        await self._run(go())
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._run(self.db.execute_fetchall(sql, params))  # type: ignore[no-any-return]
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def stream(self, sql: str, params: Sequence[Any] = (), size: int = 5000):  # type: ignore[no-untyped-def]
+        """Yield lists of rows, ``size`` at a time, without holding the whole result."""
+        async def opener() -> aiosqlite.Cursor:
+            return await self.db.execute(sql, params)
+        cur = await self._run(opener())
+        try:
+            while True:
+                rows = await self._run(cur.fetchmany(size))
+                if not rows:
+                    return
+                yield rows
+        finally:
+            await cur.close()
+
+    async def body(self, blob_id: int | None) -> Any:
+        """A stored body, decoded (cached: the same version is read again and again)."""
+        if blob_id is None:
+            return None
+        hit = self._bodies.get(blob_id)
+        if hit is not None:
+            self._bodies.move_to_end(blob_id)
+            return hit
+        row = await self.fetchone("SELECT codec, data FROM blobs WHERE id = ?", (blob_id,))
+        if row is None:
+            raise RecordingError(f"{self.path}: body {blob_id} is missing (corrupted recording)")
+        try:
+            value = codec.decode(row[0], row[1])
+        except codec.BodyError as exc:
+            raise RecordingError(f"{self.path}: {exc}") from None
+        self._bodies[blob_id] = value
+        if len(self._bodies) > BODY_CACHE:
+            self._bodies.popitem(last=False)
+        return value
+
+    # --- sessions -------------------------------------------------------------
+
+    async def sessions(self) -> list[SessionInfo]:
+        rows = await self.fetchall(
+            "SELECT s.id, s.name, s.source, s.started_ns, s.ended_ns, s.actor, s.cluster, s.attributes,"
+            " s.keyframe_interval, (SELECT COALESCE(MAX(seq), 0) FROM operations o WHERE o.session_id = s.id)"
+            " FROM sessions s ORDER BY s.id")
+        return [self._info(r) for r in rows]
+
+    def _info(self, r: Sequence[Any]) -> SessionInfo:
+        try:
+            attributes = msgspec.json.decode(r[7]) if r[7] else {}
+        except msgspec.DecodeError:
+            attributes = {}
+        return SessionInfo(id=r[0], name=r[1], source=r[2], started_ns=r[3], ended_ns=r[4],
+                           actor=r[5], cluster=r[6], attributes=attributes,
+                           keyframe_interval=r[8], operations=r[9])
+
+    async def session(self, ref: str | int | None = None) -> Session:
+        """A session by id or name; may be omitted when the file holds exactly one."""
+        infos = await self.sessions()
+        if not infos:
+            raise SessionNotFound(f"{self.path}: the recording holds no sessions")
+        if ref is None or ref == "":
+            if len(infos) > 1:
+                names = ", ".join(f"{i.id}:{i.name}" for i in infos[:10])
+                raise SessionNotFound(
+                    f"{self.path}: {len(infos)} sessions, pick one with --session ({names})")
+            return Session(self, infos[0])
+        text = str(ref)
+        for info in infos:
+            if info.name == text:
+                return Session(self, info)
+        if text.isdigit():
+            for info in infos:
+                if info.id == int(text):
+                    return Session(self, info)
+        raise SessionNotFound(f"{self.path}: no session {text!r} (see: replay-tui sessions {self.path})")
+
+
+class Session:
+    """One recorded session: operations by seq, reconciles, marks, objects."""
+
+    def __init__(self, recording: Recording, info: SessionInfo):
+        self.rec = recording
+        self.info = info
+        self.id = info.id
+        self.last = info.operations
+        self._keys: dict[int, ObjectKey] = {}
+        # Decoded keyframes (seq -> {obj_id: (blob_id, version seq)}), most recent last.
+        self.keyframes: OrderedDict[int, dict[int, tuple[int, int]]] = OrderedDict()
+
+    @property
+    def path(self) -> str:
+        return self.rec.path
+
+    async def refresh(self) -> int:
+        """Re-read the tail: the number of operations now committed, and whether recording ended."""
+        row = await self.rec.fetchone(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM operations WHERE session_id = ?), ended_ns"
+            " FROM sessions WHERE id = ?", (self.id, self.id))
+        if row is None:
+            raise SessionNotFound(f"{self.path}: session {self.info.name!r} disappeared")
+        self.last = row[0]
+        self.info.operations = row[0]
+        self.info.ended_ns = row[1]
+        return self.last
+
+    def check_position(self, seq: int, *, allow_zero: bool = False) -> int:
+        low = 0 if allow_zero else 1
+        if self.last == 0:
+            raise PositionError(f"session {self.info.name!r} has no operations")
+        if not low <= seq <= self.last:
+            raise PositionError(f"position {seq} is out of range (the session has ops 1..{self.last})")
+        return seq
+
+    async def op(self, seq: int) -> Operation:
+        """The full operation at ``seq``, bodies decoded."""
+        self.check_position(seq)
+        row = await self.rec.fetchone(
+            f"SELECT {_OP_COLUMNS} FROM operations WHERE session_id = ? AND seq = ?", (self.id, seq))
+        if row is None:
+            raise PositionError(f"no operation at position {seq}")
+        query = None
+        if row[17]:
+            try:
+                query = msgspec.json.decode(row[17])
+            except msgspec.DecodeError:
+                query = None
+        return Operation(
+            seq=row[0], ts_ns=row[1], duration_ns=row[2], verb=row[3], api_version=row[4],
+            resource=row[5], kind=row[6], namespace=row[7], name=row[8], subresource=row[9],
+            uid=row[10], resource_version=row[11], generation=row[12], status=row[13],
+            reason=row[14], message=row[15], patch_type=row[16], query=query,
+            request=await self.rec.body(row[18]), response=await self.rec.body(row[19]),
+            actor=row[20], reconcile=row[21])
+
+    async def op_object(self, seq: int) -> int | None:
+        """The object id an op addressed (None for collection requests)."""
+        row = await self.rec.fetchone(
+            "SELECT obj_id FROM operations WHERE session_id = ? AND seq = ?", (self.id, seq))
+        return row[0] if row else None
+
+    async def rows(self, start: int, count: int) -> list[OpRow]:
+        """Light rows ``start .. start+count-1``: what a timeline shows."""
+        rows = await self.rec.fetchall(
+            f"SELECT {OPROW_COLUMNS} FROM operations WHERE session_id = ? AND seq >= ? AND seq < ?"
+            " ORDER BY seq", (self.id, start, start + count))
+        return [OpRow(*r) for r in rows]
+
+    async def seq_at_time(self, ts_ns: int) -> int:
+        """The first op starting at or after ``ts_ns`` (the last op when none does)."""
+        row = await self.rec.fetchone(
+            "SELECT seq FROM operations WHERE session_id = ? AND ts_ns >= ? ORDER BY ts_ns, seq LIMIT 1",
+            (self.id, ts_ns))
+        if row is None:
+            if self.last == 0:
+                raise PositionError(f"session {self.info.name!r} has no operations")
+            return self.last
+        return int(row[0])
+
+    async def time_range(self) -> tuple[int, int]:
+        """(first op's start, last op's start), in ns."""
+        row = await self.rec.fetchone(
+            "SELECT MIN(ts_ns), MAX(ts_ns) FROM operations WHERE session_id = ?", (self.id,))
+        return (row[0] or 0, row[1] or 0) if row else (0, 0)
+
+    async def next_error(self, seq: int, forward: bool = True) -> int | None:
+        op, order = (">", "ASC") if forward else ("<", "DESC")
+        row = await self.rec.fetchone(
+            f"SELECT seq FROM operations WHERE session_id = ? AND error = 1 AND seq {op} ?"
+            f" ORDER BY seq {order} LIMIT 1", (self.id, seq))
+        return row[0] if row else None
+
+    # --- reconciles and marks ---------------------------------------------------
+
+    async def reconcile(self, rid: int) -> Reconcile | None:
+        row = await self.rec.fetchone(
+            f"SELECT {_RECONCILE_COLUMNS} FROM reconciles WHERE session_id = ? AND id = ?", (self.id, rid))
+        return _reconcile(row) if row else None
+
+    async def next_reconcile(self, seq: int, forward: bool = True) -> Reconcile | None:
+        """The next reconcile starting after ``seq`` (or the previous one starting before it)."""
+        op, order = (">", "ASC") if forward else ("<", "DESC")
+        row = await self.rec.fetchone(
+            f"SELECT {_RECONCILE_COLUMNS} FROM reconciles WHERE session_id = ? AND start_seq {op} ?"
+            f" ORDER BY start_seq {order}, id {order} LIMIT 1", (self.id, seq))
+        return _reconcile(row) if row else None
+
+    async def reconcile_count(self) -> int:
+        row = await self.rec.fetchone("SELECT COUNT(*) FROM reconciles WHERE session_id = ?", (self.id,))
+        return int(row[0]) if row else 0
+
+    async def marks(self) -> list[Mark]:
+        rows = await self.rec.fetchall(
+            "SELECT name, seq, note, created_ns FROM marks WHERE session_id = ? ORDER BY seq, name",
+            (self.id,))
+        return [Mark(name=r[0], seq=r[1], note=r[2], created_ns=r[3]) for r in rows]
+
+    # --- objects ------------------------------------------------------------------
+
+    async def object_keys(self, obj_ids: Sequence[int]) -> dict[int, ObjectKey]:
+        """Keys of objects by id (cached per session)."""
+        missing = [i for i in set(obj_ids) if i not in self._keys]
+        for chunk in range(0, len(missing), 500):
+            part = missing[chunk:chunk + 500]
+            rows = await self.rec.fetchall(
+                f"SELECT id, api_group, kind, namespace, name FROM objects WHERE id IN"
+                f" ({','.join('?' * len(part))})", part)
+            for r in rows:
+                self._keys[r[0]] = ObjectKey(r[1], r[2], r[3], r[4])
+        return {i: self._keys[i] for i in obj_ids if i in self._keys}
+
+    async def resolve_object(self, spec: str) -> tuple[int, ObjectKey]:
+        """``KIND/NAMESPACE/NAME`` or ``KIND/NAME`` (cluster-scoped) to an object of this session.
+
+        KIND matches a kind or a plural resource, case-insensitively, optionally
+        qualified by its group (``Deployment.apps``).
+        """
+        parts = spec.strip().split("/")
+        if len(parts) == 3:
+            kind, namespace, name = parts
+        elif len(parts) == 2:
+            kind, name = parts
+            namespace = None
+        else:
+            raise RecordingError(f"bad resource {spec!r}: expected KIND/NAMESPACE/NAME or KIND/NAME")
+        if not kind or not name:
+            raise RecordingError(f"bad resource {spec!r}: expected KIND/NAMESPACE/NAME or KIND/NAME")
+        kind, _, group = kind.partition(".")
+        sql = ("SELECT o.id, o.api_group, o.kind, o.namespace, o.name FROM objects o WHERE o.name = ?"
+               " AND (lower(o.kind) = lower(?) OR o.kind IN (SELECT kind FROM operations WHERE"
+               " session_id = ? AND lower(resource) = lower(?) LIMIT 1))"
+               " AND EXISTS (SELECT 1 FROM states s WHERE s.session_id = ? AND s.obj_id = o.id)")
+        params: list[Any] = [name, kind, self.id, kind, self.id]
+        if namespace is not None:
+            sql += " AND o.namespace = ?"
+            params.append(namespace)
+        if group:
+            sql += " AND o.api_group = ?"
+            params.append(group)
+        rows = await self.rec.fetchall(sql, params)
+        if not rows:
+            raise RecordingError(f"no object {spec!r} in session {self.info.name!r}")
+        if len(rows) > 1:
+            options = ", ".join(str(ObjectKey(*r[1:])) for r in rows[:5])
+            raise RecordingError(f"{spec!r} is ambiguous: {options}")
+        r = rows[0]
+        key = ObjectKey(r[1], r[2], r[3], r[4])
+        self._keys[r[0]] = key
+        return r[0], key
