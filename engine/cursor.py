@@ -87,13 +87,16 @@ class Cursor:
         return self.seq
 
 
-async def resolve_position(session: Session, text: str) -> int:
-    """The seq a position text names; PositionError with a one-line reason otherwise."""
+async def resolve_position(session: Session, text: str, *, allow_zero: bool = False) -> int:
+    """The seq a position text names; PositionError with a one-line reason otherwise.
+
+    ``allow_zero`` admits position 0, "before the first op" (a diff's starting point).
+    """
     raw = text.strip()
     if not raw:
         raise PositionError("empty position")
     if re.fullmatch(r"#?\d+", raw):
-        return session.check_position(int(raw.lstrip("#")))
+        return session.check_position(int(raw.lstrip("#")), allow_zero=allow_zero)
     if raw.endswith("%"):
         try:
             percent = float(raw[:-1])

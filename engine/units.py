@@ -1,0 +1,50 @@
+"""How times, durations and sizes read: one place, so the CLI and the TUI agree."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def fmt_ts(ts_ns: int | None, *, date: bool = True) -> str:
+    """An instant in UTC, to the microsecond: '2026-11-22 18:03:04.123456Z'."""
+    if not ts_ns:
+        return "-"
+    when = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.timezone.utc)
+    text = when.strftime("%Y-%m-%d %H:%M:%S.%f" if date else "%H:%M:%S.%f")
+    return text + "Z"
+
+
+def fmt_duration(ns: int | float | None) -> str:
+    """A duration with a unit a person reads at a glance: 850us, 12.3ms, 1.52s, 3m04s."""
+    if ns is None:
+        return "-"
+    ns = float(ns)
+    if ns < 1_000:
+        return f"{ns:.0f}ns"
+    if ns < 1_000_000:
+        return f"{ns / 1e3:.0f}us"
+    if ns < 1_000_000_000:
+        ms = ns / 1e6
+        return f"{ms:.1f}ms" if ms < 100 else f"{ms:.0f}ms"
+    s = ns / 1e9
+    if s < 60:
+        return f"{s:.2f}s"
+    m, s = divmod(int(s), 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"
+
+
+def fmt_elapsed(ns: int) -> str:
+    """Elapsed time since the session started: +1m02.345s."""
+    sign = "-" if ns < 0 else "+"
+    ns = abs(ns)
+    s = ns / 1e9
+    m, s = divmod(s, 60)
+    h, m = divmod(int(m), 60)
+    if h:
+        return f"{sign}{h}h{m:02d}m{s:06.3f}s"
+    if m:
+        return f"{sign}{m}m{s:06.3f}s"
+    return f"{sign}{s:.3f}s"

@@ -1,0 +1,196 @@
+"""The ``replay-tui`` command: the interactive debugger and its non-interactive twins.
+
+    replay-tui DB [--session S] [--follow]     open the debugger (TUI)
+    replay-tui demo                            open the bundled demo recording
+    replay-tui sessions DB                     list the sessions of a recording
+    replay-tui show DB --at N [--resource R]   the op at N and the object state there
+    replay-tui diff DB --from N --to M [--resource R]
+    replay-tui stats DB                        counts, latency percentiles, error rate
+    replay-tui analyze DB                      hot loops, slow calls, error patterns, access patterns
+    replay-tui import {sieve,audit,kubestep} SRC --db DB
+    replay-tui record --db DB -- COMMAND ...  record an operator through the recording proxy
+
+Every read-only command takes ``--json``.  Bad input (a missing or corrupt
+file, an unknown session, a position out of range) ends with one line on
+stderr and exit status 1, never a traceback.  Textual is imported only when
+the TUI opens, so the plain commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Sequence
+
+from engine.schema import RecordingError
+
+PROG = "replay-tui"
+COMMANDS = ("sessions", "show", "diff", "stats", "analyze", "demo", "import", "record", "open")
+DEMO_DB = Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db"
+
+
+class UsageError(RecordingError):
+    """Bad arguments, reported like any other one-line error."""
+
+
+def _position(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty position")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="A terminal time-travel debugger for Kubernetes operators.",
+        epilog="Positions (--at/--from/--to) may be a seq (1234), a percentage (50%%), a time of day "
+               "in UTC (12:03:04), an offset from the start (+90s), an ISO timestamp, or a mark name. "
+               "Run 'replay-tui COMMAND --help' for a command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help_text: str, *, db: bool = True, session: bool = True,
+            json: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if db:
+            p.add_argument("db", metavar="DB", help="recording file (SQLite)")
+        if session:
+            p.add_argument("--session", "-s", metavar="S",
+                           help="session id or name (may be omitted when the file has one)")
+        if json:
+            p.add_argument("--json", action="store_true", help="print JSON instead of text")
+        return p
+
+    p = add("open", "open a recording in the interactive debugger", json=False)
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="attach to a recording being written and keep up with it")
+    add("demo", "open the bundled demo recording", db=False, session=False, json=False)
+    add("sessions", "list the sessions of a recording", session=False)
+    p = add("show", "the operation at a position and the object state there")
+    p.add_argument("--at", required=True, type=_position, metavar="N", help="position")
+    p.add_argument("--resource", "-r", metavar="KIND/NAMESPACE/NAME",
+                   help="show this object's state instead of the op's own object")
+    p = add("diff", "what changed between two positions (one object, or the whole state)")
+    p.add_argument("--from", dest="from_", required=True, type=_position, metavar="N")
+    p.add_argument("--to", required=True, type=_position, metavar="M")
+    p.add_argument("--resource", "-r", metavar="KIND/NAMESPACE/NAME", help="diff only this object")
+    p.add_argument("--all-fields", action="store_true",
+                   help="also show noise fields (managedFields, resourceVersion, ...)")
+    p.add_argument("--ignore", action="append", default=[], metavar="PATH",
+                   help="another field path to leave out (repeatable), e.g. .status.lastProbeTime")
+    add("stats", "statistics: counts by verb/kind/status, latency percentiles, error rate, top objects")
+    p = add("analyze", "analysis: hot loops, slow operations, error patterns, access patterns")
+    p.add_argument("--slow-ms", type=float, default=1000.0, help="slow-operation threshold (default 1000)")
+    p.add_argument("--window", type=float, default=60.0, metavar="SECONDS",
+                   help="window for hot loops and conflict storms (default 60)")
+    p.add_argument("--hot-min", type=int, default=10,
+                   help="writes within a window that make a hot loop (default 10)")
+    import importlib  # INTEGRATION-TODO: plain imports once recorder.cli and importers exist
+    for mod in ("recorder.cli", "recorder.importers.cli"):
+        try:
+            importlib.import_module(mod).register(sub)
+        except ModuleNotFoundError as exc:
+            if exc.name not in (mod, mod.rpartition(".")[0]):
+                raise
+    return parser
+
+
+def _normalise_argv(argv: Sequence[str]) -> list[str]:
+    """``replay-tui rec.db ...`` means ``replay-tui open rec.db ...``."""
+    argv = list(argv)
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        return ["open", *argv]
+    return argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = _normalise_argv(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not args_list:
+        parser.print_help()
+        return 2
+    args = parser.parse_args(args_list)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None) or HANDLERS.get(
+        args.command)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except RecordingError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout.close()
+        except Exception:  # noqa: BLE001
+            pass
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+        if os.environ.get("REPLAY_TUI_DEBUG"):
+            raise
+        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} "
+              "(set REPLAY_TUI_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 70
+
+
+def _run(coro: Awaitable[int]) -> int:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+# --- handlers -------------------------------------------------------------------
+
+def _cmd_sessions(args: argparse.Namespace) -> int:
+    from tui import commands
+    return _run(commands.sessions(args.db, as_json=args.json))
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from tui import commands
+    return _run(commands.show(args.db, args.session, args.at, args.resource, as_json=args.json))
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from tui import commands
+    return _run(commands.diff(args.db, args.session, args.from_, args.to, args.resource,
+                              all_fields=args.all_fields, extra_ignore=args.ignore, as_json=args.json))
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from tui import commands
+    return _run(commands.stats(args.db, args.session, as_json=args.json))
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from tui import commands
+    return _run(commands.analyze(args.db, args.session, slow_ms=args.slow_ms, window_s=args.window,
+                                 hot_min=args.hot_min, as_json=args.json))
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    from tui import commands
+    return commands.open_interactive(args.db, args.session, follow=args.follow)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tui import commands
+    return commands.open_interactive(str(commands.ensure_demo(DEMO_DB)), None, follow=False)
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "sessions": _cmd_sessions, "show": _cmd_show, "diff": _cmd_diff, "stats": _cmd_stats,
+    "analyze": _cmd_analyze, "open": _cmd_open, "demo": _cmd_demo,
+}
+
+
+def run() -> None:  # pragma: no cover - the console script
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

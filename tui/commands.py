@@ -1,0 +1,376 @@
+"""The non-interactive commands: open a recording, read through the engine, print text or JSON."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable
+
+import msgspec
+import yaml
+
+from engine import diff as diffmod
+from engine import state
+from engine.cursor import resolve_position
+from engine.format import VERB_ORDER, Operation
+from engine.schema import RecordingError
+from engine.store import Recording, Session
+from engine.units import fmt_duration, fmt_elapsed, fmt_ts
+
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def to_yaml(value: Any, indent: int = 2) -> str:
+    text = yaml.dump(value, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=100)
+    pad = " " * indent
+    return "".join(pad + line for line in text.splitlines(keepends=True))
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(msgspec.json.encode(msgspec.to_builtins(value)).decode() + "\n")
+
+
+@asynccontextmanager
+async def opened(db: str, session: str | None = None) -> AsyncIterator[Session]:
+    rec = await Recording.open(db)
+    try:
+        ses = await rec.session(session)
+        await ses.refresh()
+        yield ses
+    finally:
+        await rec.close()
+
+
+def _session_json(info: Any) -> dict[str, Any]:
+    out = msgspec.to_builtins(info)
+    out["live"] = info.live
+    return out
+
+
+# --- sessions ------------------------------------------------------------------
+
+async def sessions(db: str, *, as_json: bool) -> int:
+    rec = await Recording.open(db)
+    try:
+        infos = await rec.sessions()
+    finally:
+        await rec.close()
+    if as_json:
+        emit_json([_session_json(i) for i in infos])
+        return 0
+    if not infos:
+        print(f"{db}: no sessions")
+        return 0
+    rows = [("ID", "NAME", "SOURCE", "OPS", "STARTED (UTC)", "DURATION", "STATE")]
+    for i in infos:
+        duration = fmt_duration(i.ended_ns - i.started_ns) if i.ended_ns and i.started_ns else "-"
+        rows.append((str(i.id), i.name, i.source, f"{i.operations:,}", fmt_ts(i.started_ns)[:19],
+                     duration, "recording" if i.live else "closed"))
+    print(_table(rows))
+    return 0
+
+
+def _table(rows: list[tuple[str, ...]], right: Iterable[int] = (3,)) -> str:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    right = set(right)
+    lines = []
+    for r in rows:
+        cells = [r[c].rjust(widths[c]) if c in right else r[c].ljust(widths[c]) for c in range(len(r))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+# --- show ----------------------------------------------------------------------
+
+def _op_json(op: Operation) -> dict[str, Any]:
+    out = msgspec.to_builtins(op)
+    out["error"] = op.error
+    out["target"] = str(op.key) if op.key else None
+    return out
+
+
+def _body_summary(body: Any) -> str | None:
+    if isinstance(body, dict) and isinstance(body.get("items"), list):
+        return f"{body.get('kind') or 'List'} with {len(body['items'])} items"
+    return None
+
+
+async def show(db: str, session: str | None, at: str, resource: str | None, *, as_json: bool) -> int:
+    async with opened(db, session) as ses:
+        seq = await resolve_position(ses, at)
+        op = await ses.op(seq)
+        if resource:
+            obj_id, key = await ses.resolve_object(resource)
+        else:
+            obj_id = await ses.op_object(seq)
+            key = (await ses.object_keys([obj_id]))[obj_id] if obj_id is not None else None
+        version = await state.version_at(ses, obj_id, seq) if obj_id is not None else None
+        obj = await state.object_at(ses, obj_id, seq) if obj_id is not None else None
+        span = await ses.reconcile(op.reconcile) if op.reconcile is not None else None
+        start, _ = await ses.time_range()
+        if as_json:
+            emit_json({
+                "session": {"id": ses.id, "name": ses.info.name},
+                "seq": seq, "operations": ses.last, "op": _op_json(op),
+                "reconcile": msgspec.to_builtins(span) if span else None,
+                "resource": str(key) if key else None,
+                "version_seq": version.seq if version else None,
+                "exists": obj is not None, "object": obj,
+            })
+            return 0
+        out = [f"session {ses.info.name} ({ses.info.source}) - op {seq:,} of {ses.last:,}",
+               f"  time       {fmt_ts(op.ts_ns)} ({fmt_elapsed(op.ts_ns - start)})",
+               f"  verb       {op.verb} {op.key or op.kind or '-'}"
+               + (f"/{op.subresource}" if op.subresource else "")
+               + (f" ({op.resource})" if op.resource else ""),
+               f"  status     {op.status or '-'}" + (f" {op.reason}" if op.reason else "")
+               + (f": {op.message}" if op.message else "") + ("  [error]" if op.error else ""),
+               f"  latency    {fmt_duration(op.duration_ns)}"]
+        if span:
+            out.append(f"  reconcile  #{span.id} {span.reconciler or '-'} "
+                       f"{'/'.join(p for p in (span.kind, span.namespace, span.name) if p)} "
+                       f"(ops {span.start_seq}..{span.end_seq if span.end_seq is not None else '?'})"
+                       + (" [inferred]" if span.inferred else ""))
+        if op.actor:
+            out.append(f"  actor      {op.actor}")
+        if op.uid or op.resource_version:
+            out.append(f"  object     uid={op.uid or '-'} resourceVersion={op.resource_version or '-'}"
+                       + (f" generation={op.generation}" if op.generation is not None else ""))
+        if op.query:
+            out.append("  query      " + " ".join(f"{k}={v}" for k, v in op.query.items()))
+        if op.request is not None:
+            out.append("  request" + (f" ({op.patch_type})" if op.patch_type else "") + ":")
+            out.append(to_yaml(op.request, 4).rstrip())
+        if op.response is not None:
+            summary = _body_summary(op.response)
+            if summary:
+                out.append(f"  response:  {summary}")
+            elif obj is not None and op.response == obj:
+                out.append("  response:  the object below (this op produced that version)")
+            else:
+                out.append("  response:")
+                out.append(to_yaml(op.response, 4).rstrip())
+        if key is not None:
+            out.append("")
+            if obj is None:
+                out.append(f"{key} does not exist at op {seq}"
+                           + (f" (deleted at op {version.seq})" if version and version.deleted else ""))
+            else:
+                out.append(f"{key} at op {seq} (version from op {version.seq if version else '?'}):")
+                out.append(to_yaml(obj, 2).rstrip())
+        print("\n".join(out))
+        return 0
+
+
+# --- diff ----------------------------------------------------------------------
+
+def _ignore(all_fields: bool, extra: list[str]) -> tuple[str, ...]:
+    for path in extra:
+        try:
+            diffmod.parse_path(path)
+        except diffmod.PathError as exc:
+            raise RecordingError(str(exc)) from None
+    return tuple(extra) if all_fields else diffmod.DEFAULT_IGNORE + tuple(extra)
+
+
+def _fmt_value(value: Any) -> str:
+    if value is diffmod.MISSING:
+        return "(absent)"
+    text = msgspec.json.encode(value).decode()
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _change_lines(changes: list[diffmod.Change], indent: str = "  ") -> list[str]:
+    lines = []
+    for ch in changes:
+        sign = {"added": "+", "removed": "-", "changed": "~"}[ch.kind]
+        if ch.kind == "added":
+            lines.append(f"{indent}{sign} {ch.path or '.'}: {_fmt_value(ch.new)}")
+        elif ch.kind == "removed":
+            lines.append(f"{indent}{sign} {ch.path or '.'}: {_fmt_value(ch.old)}")
+        else:
+            lines.append(f"{indent}{sign} {ch.path or '.'}: {_fmt_value(ch.old)} -> {_fmt_value(ch.new)}")
+    return lines
+
+
+async def diff(db: str, session: str | None, from_: str, to: str, resource: str | None, *,
+               all_fields: bool, extra_ignore: list[str], as_json: bool) -> int:
+    ignore = _ignore(all_fields, extra_ignore)
+    async with opened(db, session) as ses:
+        a = await resolve_position(ses, from_, allow_zero=True)
+        b = await resolve_position(ses, to, allow_zero=True)
+        if resource:
+            obj_id, key = await ses.resolve_object(resource)
+            changes = await diffmod.object_diff(ses, obj_id, a, b, ignore=ignore)
+            if as_json:
+                emit_json({"from": a, "to": b, "resource": str(key),
+                           "changes": [c.to_json() for c in changes]})
+                return 0
+            print(f"{key}: op {a} -> op {b}: {len(changes)} field(s) changed")
+            print("\n".join(_change_lines(changes)) if changes else "  (no changes)")
+            return 0
+        sd = await diffmod.state_diff(ses, a, b, ignore=ignore)
+        keys = await ses.object_keys([*sd.added, *sd.removed, *sd.changed])
+        if as_json:
+            emit_json({"from": a, "to": b,
+                       "added": sorted(str(keys[i]) for i in sd.added),
+                       "removed": sorted(str(keys[i]) for i in sd.removed),
+                       "changed": {str(keys[i]): [c.to_json() for c in ch] for i, ch in sd.changed.items()}})
+            return 0
+        print(f"op {a} -> op {b}: {len(sd.added)} created, {len(sd.removed)} deleted, "
+              f"{len(sd.changed)} changed")
+        for i in sd.added:
+            print(f"+ {keys[i]}")
+        for i in sd.removed:
+            print(f"- {keys[i]}")
+        for i, ch in sd.changed.items():
+            print(f"~ {keys[i]}")
+            print("\n".join(_change_lines(ch, "    ")))
+        return 0
+
+
+# --- stats and analysis ------------------------------------------------------------
+
+def _ms(v: Any) -> str:
+    return "-" if v is None else f"{v:,.1f}"
+
+
+async def stats(db: str, session: str | None, *, as_json: bool) -> int:
+    from engine import stats as statsmod
+
+    async with opened(db, session) as ses:
+        result = await statsmod.compute(ses)
+        data = msgspec.to_builtins(result)
+    if as_json:
+        emit_json(data)
+        return 0
+    print("\n".join(render_stats(ses.info.name, data)))
+    return 0
+
+
+def render_stats(name: str, s: dict[str, Any]) -> list[str]:
+    lat = s.get("latency_ms") or {}
+    out = [f"session {name}: {s['operations']:,} operations over {s.get('duration_s', 0):,.1f}s"
+           f" ({s.get('ops_per_s', 0):,.1f}/s, peak {s.get('peak_ops_per_s', 0):,.0f}/s)",
+           f"  errors     {s['errors']:,} ({s.get('error_rate', 0) * 100:.2f}%)",
+           f"  reconciles {s['reconciles']:,}    watch events {s.get('watch_events', 0):,}",
+           f"  latency    p50 {_ms(lat.get('p50'))} ms  p95 {_ms(lat.get('p95'))} ms  "
+           f"p99 {_ms(lat.get('p99'))} ms  max {_ms(lat.get('max'))} ms", ""]
+    by_verb = s.get("by_verb") or {}
+    lat_verb = s.get("latency_by_verb") or {}
+    rows = [("VERB", "COUNT", "P50 ms", "P95 ms", "P99 ms")]
+    for verb in [v for v in VERB_ORDER if by_verb.get(v)] + sorted(set(by_verb) - set(VERB_ORDER)):
+        lv = lat_verb.get(verb) or {}
+        rows.append((verb, f"{by_verb[verb]:,}", _ms(lv.get("p50")), _ms(lv.get("p95")), _ms(lv.get("p99"))))
+    out.append(_table(rows, right=(1, 2, 3, 4)))
+    by_kind = s.get("by_kind") or {}
+    if by_kind:
+        out.append("")
+        rows = [("KIND", "COUNT")] + [(k or "-", f"{n:,}") for k, n in
+                                      sorted(by_kind.items(), key=lambda kv: -kv[1])[:15]]
+        out.append(_table(rows, right=(1,)))
+    by_status = s.get("by_status") or {}
+    if by_status:
+        out.append("")
+        out.append("  status     " + "  ".join(f"{k}:{v:,}" for k, v in sorted(by_status.items())))
+    top = s.get("top_objects") or {}
+    for label in ("by_writes", "by_reads"):
+        items = top.get(label) or []
+        if items:
+            out.append("")
+            out.append(f"  top objects {label.replace('_', ' ')}:")
+            for item in items[:5]:
+                out.append(f"    {item.get('key')}  reads {item.get('reads', 0):,}  writes {item.get('writes', 0):,}")
+    return out
+
+
+async def analyze(db: str, session: str | None, *, slow_ms: float, window_s: float, hot_min: int,
+                  as_json: bool) -> int:
+    from engine import analysis
+
+    async with opened(db, session) as ses:
+        result = await analysis.analyze(ses, slow_ms=slow_ms, window_s=window_s, hot_min=hot_min)
+        data = msgspec.to_builtins(result)
+    if as_json:
+        emit_json(data)
+        return 0
+    print("\n".join(render_analysis(ses.info.name, data)))
+    return 0
+
+
+def _brief(value: Any, limit: int = 160) -> str:
+    if isinstance(value, dict):
+        text = ", ".join(f"{k}={_brief(v, 40)}" for k, v in value.items()
+                         if not isinstance(v, (list, dict)) or k in ("seqs", "examples", "example_seqs"))
+    elif isinstance(value, list):
+        text = ",".join(_brief(v, 20) for v in value[:6]) + ("..." if len(value) > 6 else "")
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def render_analysis(name: str, a: dict[str, Any]) -> list[str]:
+    """Each section's entries, one line each; the JSON has every field."""
+    out = [f"session {name}: analysis"]
+    for section in ("hot_loops", "slow_operations", "error_patterns", "access_patterns"):
+        value = a.get(section)
+        out.append("")
+        out.append(section.replace("_", " ").upper())
+        if not value:
+            out.append("  none found")
+            continue
+        if isinstance(value, list):
+            for item in value[:10]:
+                out.append("  " + _brief(item))
+            if len(value) > 10:
+                out.append(f"  ... {len(value) - 10} more (see --json)")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, list):
+                    out.append(f"  {k}: {len(v)}")
+                    for item in v[:5]:
+                        out.append("    " + _brief(item))
+                else:
+                    out.append(f"  {k}: {_brief(v)}")
+    return out
+
+
+# --- interactive ---------------------------------------------------------------------
+
+def ensure_demo(path: Path) -> Path:
+    """The demo recording, generated on first use when it is not bundled yet."""
+    if path.exists():
+        return path
+    from engine import synth
+    from engine.writer import RecordingWriter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        leftover.unlink(missing_ok=True)
+    print(f"generating the demo recording at {path} ...", file=sys.stderr)
+    with RecordingWriter(tmp) as writer:
+        synth.write_session(writer, 20_000, name="demo", seed=7)
+    tmp.rename(path)
+    return path
+
+
+def open_interactive(db: str, session: str | None, *, follow: bool) -> int:
+    """The TUI when it is installed; until then a summary of the session."""
+    import asyncio
+
+    async def summary() -> int:
+        from engine import stats as statsmod
+
+        async with opened(db, session) as ses:
+            data = msgspec.to_builtins(await statsmod.compute(ses))
+        print("\n".join(render_stats(ses.info.name, data)))
+        return 0
+
+    try:
+        from tui.app import run_app  # type: ignore[import-not-found]
+    except ImportError:
+        return asyncio.run(summary())
+    return int(run_app(db, session, follow=follow))
