@@ -8,10 +8,11 @@ raw: there the frame overhead eats the gain.
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
+import threading
+from typing import Any, Sequence
 
 import msgspec
+import xxhash
 import zstandard
 
 RAW, ZSTD = 0, 1
@@ -19,8 +20,17 @@ MIN_COMPRESS = 256
 
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
-_compressor = zstandard.ZstdCompressor(level=1)
-_decompressor = zstandard.ZstdDecompressor()
+# zstd (de)compressor objects are not thread-safe (two threads sharing one crash the
+# process), and bodies are decoded on the event loop, aiosqlite threads and workers:
+# each thread gets its own.
+_local = threading.local()
+
+
+def _zstd() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+    pair = getattr(_local, "zstd", None)
+    if pair is None:
+        pair = _local.zstd = (zstandard.ZstdCompressor(level=1), zstandard.ZstdDecompressor())
+    return pair
 
 
 class BodyError(ValueError):
@@ -39,22 +49,55 @@ def to_json(value: Any) -> bytes:
 def from_json(data: bytes) -> Any:
     try:
         return _json_decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
         raise BodyError(f"malformed body: {exc}") from None
 
 
-def digest(data: bytes) -> bytes:
-    """Content address of a body, for de-duplication."""
-    return hashlib.blake2b(data, digest_size=16).digest()
+#: Content address of a body, for de-duplication: 128-bit XXH3, ~20x faster than
+#: BLAKE2b on 2-10 KB bodies (0.5 us vs 11 us).  The writer's bodies are not
+#: adversarial; a 128-bit collision among a session's bodies is not a practical risk.
+digest = xxhash.xxh3_128_digest
 
 
 def pack(data: bytes) -> tuple[int, bytes]:
     """(codec, stored bytes) for a JSON body."""
     if len(data) >= MIN_COMPRESS:
-        packed = _compressor.compress(data)
+        packed = _zstd()[0].compress(data)
         if len(packed) < len(data):
             return ZSTD, packed
     return RAW, data
+
+
+def new_compressor() -> zstandard.ZstdCompressor:
+    """A compressor with the settings ``pack`` uses, for another thread (they are not thread-safe)."""
+    return zstandard.ZstdCompressor(level=1)
+
+
+def compress_many(datas: Sequence[bytes], compressor: zstandard.ZstdCompressor) -> list[bytes]:
+    """Compress bodies in one call that holds no GIL: twice as fast as a loop of
+    ``compress`` on small bodies, and it runs beside Python code on another thread.
+    The frames are the ones ``compress`` makes."""
+    if not datas:
+        return []
+    multi = getattr(compressor, "multi_compress_to_buffer", None)
+    if multi is None:  # the cffi backend lacks it
+        return [compressor.compress(d) for d in datas]
+    out = multi(list(datas), threads=1)
+    return [out[i].tobytes() for i in range(len(out))]
+
+
+def pack_many(datas: Sequence[bytes], compressed: Sequence[bytes]) -> list[tuple[int, bytes]]:
+    """``pack``'s choice for each body, given ``compressed`` = compress_many(the bodies of
+    at least MIN_COMPRESS bytes), in order."""
+    out: list[tuple[int, bytes]] = []
+    it = iter(compressed)
+    for d in datas:
+        if len(d) >= MIN_COMPRESS:
+            packed = next(it)
+            out.append((ZSTD, packed) if len(packed) < len(d) else (RAW, d))
+        else:
+            out.append((RAW, d))
+    return out
 
 
 def unpack(codec: int, data: bytes) -> bytes:
@@ -62,7 +105,7 @@ def unpack(codec: int, data: bytes) -> bytes:
         return bytes(data)
     if codec == ZSTD:
         try:
-            return _decompressor.decompress(data)
+            return _zstd()[1].decompress(data)
         except zstandard.ZstdError as exc:
             raise BodyError(f"corrupted body: {exc}") from None
     raise BodyError(f"unknown body codec {codec}")
@@ -73,11 +116,11 @@ def decode(codec: int, data: bytes) -> Any:
 
 
 def encode_msgpack(value: Any) -> bytes:
-    return _compressor.compress(msgspec.msgpack.encode(value))
+    return _zstd()[0].compress(msgspec.msgpack.encode(value))
 
 
 def decode_msgpack(data: bytes) -> Any:
     try:
-        return msgspec.msgpack.decode(_decompressor.decompress(data))
+        return msgspec.msgpack.decode(_zstd()[1].decompress(data))
     except (zstandard.ZstdError, msgspec.DecodeError) as exc:
         raise BodyError(f"corrupted keyframe: {exc}") from None

@@ -15,6 +15,8 @@ from engine.format import Operation, Reconcile
 from engine.store import PositionError, Session
 
 _ELAPSED = re.compile(r"\+(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?!s))?(?:(?P<s>\d+(?:\.\d+)?)s)?\Z")
+_ISO_FRACTION = re.compile(
+    r"(?P<base>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})\.(?P<frac>\d+)(?P<zone>.*)\Z")
 _TIME_OF_DAY = re.compile(r"(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}(?:\.\d+)?))?\Z")
 
 
@@ -109,33 +111,48 @@ async def resolve_position(session: Session, text: str, *, allow_zero: bool = Fa
     m = _ELAPSED.match(raw)
     if m and raw != "+":
         seconds = int(m.group("h") or 0) * 3600 + int(m.group("m") or 0) * 60 + float(m.group("s") or 0)
-        return await session.seq_at_time(start + int(seconds * 1e9))
+        try:
+            offset = int(seconds * 1e9)
+        except OverflowError:  # "+1e999s"-sized: past any end
+            offset = 2**63
+        return await session.seq_at_time(start + offset)
     m = _TIME_OF_DAY.match(raw)
     if m:
         day = dt.datetime.fromtimestamp(start / 1e9, tz=dt.timezone.utc)
-        seconds = float(m.group("s") or 0)
+        whole, _, fraction = (m.group("s") or "0").partition(".")
         try:
-            when = day.replace(hour=int(m.group("h")), minute=int(m.group("m")), second=int(seconds),
-                               microsecond=int(round((seconds % 1) * 1e6)))
+            when = day.replace(hour=int(m.group("h")), minute=int(m.group("m")), second=int(whole),
+                               microsecond=0)
         except ValueError:
             raise PositionError(f"bad time of day {raw!r}") from None
         if when < day.replace(microsecond=0) - dt.timedelta(hours=12):
             when += dt.timedelta(days=1)  # a session that crosses midnight
-        return await session.seq_at_time(_ns(when))
+        return await session.seq_at_time(_ns(when) + _fraction_ns(fraction))
     if re.match(r"\d{4}-\d{2}-\d{2}", raw):
+        # Times are recorded to the nanosecond; datetime keeps microseconds, so the
+        # fraction of a second is read separately.
+        fm = _ISO_FRACTION.match(raw)
+        base, fraction = (fm.group("base") + fm.group("zone"), fm.group("frac")) if fm else (raw, "")
         try:
-            when = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            when = dt.datetime.fromisoformat(base.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             raise PositionError(f"bad timestamp {raw!r}") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.timezone.utc)
-        return await session.seq_at_time(_ns(when))
+        return await session.seq_at_time(_ns(when) + _fraction_ns(fraction))
     for mark in await session.marks():
         if mark.name == raw:
-            return session.check_position(mark.seq)
+            # A mark set before the first op sits at 0: land on the first op unless 0 is allowed.
+            seq = mark.seq if mark.seq > 0 or allow_zero else min(1, session.last)
+            return session.check_position(seq, allow_zero=allow_zero)
     raise PositionError(
         f"cannot jump to {raw!r}: expected a seq (1234), a percentage (50%), a time (12:03:04 UTC),"
         " an offset (+90s) or a mark name")
+
+
+def _fraction_ns(digits: str) -> int:
+    """'5' -> 500000000, '000000001' -> 1: a decimal fraction of a second, in ns."""
+    return int(digits[:9].ljust(9, "0")) if digits else 0
 
 
 def _ns(when: dt.datetime) -> int:

@@ -45,6 +45,7 @@ DEFAULT_IGNORE: tuple[str, ...] = (
 LIST_KEYS = ("name", "type", "containerPort", "key", "mountPath", "devicePath", "ip", "uid")
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+_encode = msgspec.json.Encoder().encode
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -116,7 +117,8 @@ def _diff(old: Any, new: Any, path: str, ignore: frozenset[str], out: list[Chang
                 _diff(MISSING, v, path + key_segment(k), ignore, out)
         return
     if isinstance(old, list) and isinstance(new, list):
-        if old == new:
+        # ``==`` alone is too lax (1 == 1.0 == True); equal encodings are the same JSON.
+        if old == new and _encode(old) == _encode(new):
             return
         k = list_key(old) if old else None
         if k is not None and new and list_key(new) == k:

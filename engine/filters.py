@@ -8,6 +8,11 @@ Terms are separated by spaces and all must hold.  ``field:value`` is the same as
 (status, latency, reconcile, generation).  A comma lists alternatives.  ``*`` in
 a value is a wildcard.  A bare word matches kind, namespace, name, reason or
 message, case-insensitively.  Errors say which token is wrong and where.
+
+``changed=PATH`` (``changed=.status.phase``, ``changed=.spec.replicas,.metadata.labels``)
+keeps ops that gave some object a new value at PATH; it reads bodies, so
+``Filter.sql`` only narrows it down: ``find`` and ``count`` (and
+``engine.query``) apply it exactly.
 """
 
 from __future__ import annotations
@@ -53,10 +58,18 @@ class Filter(msgspec.Struct, frozen=True):
     text: str
     sql: str
     params: tuple[Any, ...]
+    # changed=PATH terms: each a tuple of alternative paths.  Checked against bodies
+    # (engine.query), not in SQL: ``sql`` alone then matches a superset.
+    changed: tuple[tuple[str, ...], ...] = ()
 
     @property
     def empty(self) -> bool:
         return not self.text.strip()
+
+    @property
+    def exact(self) -> bool:
+        """True when ``sql`` alone decides a match (no changed= term)."""
+        return not self.changed
 
 
 def _like(value: str) -> str:
@@ -72,20 +85,43 @@ def _number(column: str, raw: str, expr: str, col: int) -> list[tuple[str, list[
         m = _DURATION.match(raw)
         if not m:
             raise FilterError(f"bad latency {raw!r} (use e.g. 200ms, 1.5s, 800us)", expr, col)
-        return int(float(m.group("n")) * _UNITS[m.group("unit") or "ms"])
-    if not re.fullmatch(r"-?\d+", raw):
+        n = int(float(m.group("n")) * _UNITS[m.group("unit") or "ms"])
+    elif not re.fullmatch(r"-?\d+", raw):
         raise FilterError(f"{raw!r} is not a number", expr, col)
-    return int(raw)
+    else:
+        n = int(raw)
+    if not -2**63 <= n < 2**63:  # SQLite integers are 64-bit
+        raise FilterError(f"{raw!r} is out of range", expr, col)
+    return n
+
+
+def _alternatives(value: str, col: int) -> list[tuple[str, int]]:
+    """The comma-separated alternatives of a value, each with its 1-based column."""
+    out = []
+    for part in value.split(","):
+        out.append((part, col))
+        col += len(part) + 1
+    return out
+
+
+def _glob(value: str) -> str:
+    """A case-sensitive wildcard pattern: only ``*`` is special."""
+    return value.replace("[", "[[]").replace("?", "[?]")
 
 
 def parse(expression: str) -> Filter:
     """Compile a filter expression; raises FilterError pointing at the bad token."""
     clauses: list[str] = []
+    changed: list[tuple[str, ...]] = []
     params: list[Any] = []
     for m in re.finditer(r"\S+", expression):
         token, col = m.group(), m.start() + 1
         tm = _TERM.match(token)
         if tm is None:
+            if token[0] in "=!<>:":
+                raise FilterError(f"{token!r} has no field before its operator"
+                                  " (write field<op>value without spaces, e.g. status>=400)",
+                                  expression, col)
             low = token.lower()
             if low in ("error", "errors", "failed"):
                 clauses.append("error = 1")
@@ -101,9 +137,15 @@ def parse(expression: str) -> Filter:
             params.extend([pattern] * 5)
             continue
         field, op, value = tm.group("field").lower(), tm.group("op"), tm.group("value")
+        op_col = col + len(field)
+        value_col = op_col + len(op)
+        if field == "changed":
+            changed.append(_changed(value, op, expression, op_col, value_col))
+            clauses.append(_CHANGED_SQL)
+            continue
         column = _FIELDS.get(field)
         if column is None:
-            raise FilterError(f"unknown field {field!r} (fields: {', '.join(sorted(set(_FIELDS)))})",
+            raise FilterError(f"unknown field {field!r} (fields: {', '.join(sorted(set(_FIELDS) | {'changed'}))})",
                               expression, col)
         if value == "":
             raise FilterError(f"{field}{op} needs a value", expression, col)
@@ -111,15 +153,17 @@ def parse(expression: str) -> Filter:
         if column == "error":
             truth = value.lower() in ("1", "true", "yes", "y")
             if not truth and value.lower() not in ("0", "false", "no", "n"):
-                raise FilterError(f"error takes true or false, not {value!r}", expression, col)
+                raise FilterError(f"error takes true or false, not {value!r}", expression, value_col)
+            if op not in ("=", "!="):
+                raise FilterError(f"error takes = or !=, not {op}", expression, op_col)
             clauses.append("error = ?" if op == "=" else "error != ?")
             params.append(int(truth))
             continue
         if column in _NUMERIC:
             if op in ("=", "!="):
                 alts: list[str] = []
-                for raw in value.split(","):
-                    n = _number(column, raw, expression, col + len(field) + len(op))
+                for raw, raw_col in _alternatives(value, value_col):
+                    n = _number(column, raw, expression, raw_col)
                     if isinstance(n, list):
                         alts.append(n[0][0])
                         params.extend(n[0][1])
@@ -127,36 +171,68 @@ def parse(expression: str) -> Filter:
                         alts.append(f"{column} = ?")
                         params.append(n)
                 cond = "(" + " OR ".join(alts) + ")"
-                clauses.append(cond if op == "=" else f"NOT {cond}")
+                # != also keeps ops where the field is absent (NULL reconcile/generation).
+                clauses.append(cond if op == "=" else f"NOT COALESCE({cond}, 0)")
             else:
-                n = _number(column, value, expression, col + len(field) + len(op))
+                n = _number(column, value, expression, value_col)
                 if isinstance(n, list):
-                    raise FilterError(f"{op} takes a number, not a range", expression, col)
+                    raise FilterError(f"{op} takes a number, not a range", expression, value_col)
                 clauses.append(f"{column} {op} ?")
                 params.append(n)
             continue
         if op not in ("=", "!="):
-            raise FilterError(f"{field} is text: use = or !=, not {op}", expression, col)
+            raise FilterError(f"{field} is text: use = or !=, not {op}", expression, op_col)
         alts = []
-        for raw in value.split(","):
+        for raw, raw_col in _alternatives(value, value_col):
             if column == "verb" and raw.lower() not in VERBS:
-                raise FilterError(f"unknown verb {raw!r}", expression, col)
+                raise FilterError(f"unknown verb {raw!r}", expression, raw_col)
             if column in _CASELESS:
                 alts.append(f"lower({column}) LIKE ? ESCAPE '\\'")
                 params.append(_like(raw.lower()))
             elif "*" in raw:
-                alts.append(f"{column} LIKE ? ESCAPE '\\'")
-                params.append(_like(raw))
+                alts.append(f"{column} GLOB ?")
+                params.append(_glob(raw))
             else:
                 alts.append(f"{column} = ?")
                 params.append(raw)
         cond = "(" + " OR ".join(alts) + ")"
         clauses.append(cond if op == "=" else f"NOT {cond}")
-    return Filter(text=expression.strip(), sql=" AND ".join(clauses) or "1", params=tuple(params))
+    return Filter(text=expression.strip(), sql=" AND ".join(clauses) or "1", params=tuple(params),
+                  changed=tuple(changed))
+
+
+# Ops that can give an object a new version: the SQL side of changed=PATH.
+_CHANGED_SQL = "verb IN ('get', 'list', 'create', 'update', 'patch', 'delete', 'added', 'modified', 'deleted')"
+
+
+def _changed(value: str, op: str, expression: str, op_col: int, value_col: int) -> tuple[str, ...]:
+    """The field paths of a changed= term, each checked (errors point into the path)."""
+    from engine.diff import PathError, parse_path
+
+    if op not in ("=", ":"):
+        raise FilterError(f"changed takes =, not {op}", expression, op_col)
+    if not value:
+        raise FilterError(f"changed{op} needs a value", expression, op_col - len("changed"))
+    paths = []
+    for raw, raw_col in _alternatives(value, value_col):
+        if not raw or raw[0] not in ".[":
+            raise FilterError(f"changed= takes a field path such as .status.phase, not {raw!r}",
+                              expression, raw_col)
+        try:
+            parse_path(raw)
+        except PathError as exc:
+            m = re.search(r"at column (\d+)", str(exc))
+            raise FilterError(f"bad field path {raw!r}", expression,
+                              raw_col + int(m.group(1)) - 1 if m else raw_col) from None
+        paths.append(raw)
+    return tuple(paths)
 
 
 async def find(session: Session, seq: int, flt: Filter, forward: bool = True) -> int | None:
     """The next (or previous) op after ``seq`` matching the filter, scanning window by window."""
+    if flt.changed:
+        from engine import query
+        return await query.find(session, seq, flt, forward)
     last = session.last
     if forward:
         lo = seq
@@ -182,6 +258,9 @@ async def find(session: Session, seq: int, flt: Filter, forward: bool = True) ->
 
 
 async def count(session: Session, flt: Filter) -> int:
+    if flt.changed:
+        from engine import query
+        return await query.count(session, flt)
     row = await session.rec.fetchone(
         f"SELECT COUNT(*) FROM operations WHERE session_id = ? AND ({flt.sql})",
         (session.id, *flt.params))

@@ -85,9 +85,10 @@ async def _keyframe(session: Session, seq: int) -> tuple[int, dict[int, tuple[in
         "SELECT data FROM keyframes WHERE session_id = ? AND seq = ?", (session.id, kf_seq))
     try:
         entries = codec.decode_msgpack(data[0])  # type: ignore[index]
-    except codec.BodyError as exc:
-        raise RecordingError(f"{session.path}: {exc}") from None
-    mapping = {int(e[0]): (int(e[1]), int(e[2])) for e in entries}
+        mapping = {int(e[0]): (int(e[1]), int(e[2])) for e in entries}
+    except (ValueError, TypeError, IndexError, KeyError) as exc:  # BodyError, or not [[id, blob, seq]...]
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise RecordingError(f"{session.path}: the recording is corrupted (keyframe at {kf_seq}: {text})") from None
     session.keyframes[kf_seq] = mapping
     if len(session.keyframes) > KEYFRAME_CACHE:
         session.keyframes.popitem(last=False)
@@ -114,8 +115,10 @@ async def snapshot(session: Session, seq: int) -> Snapshot:
 async def version_at(session: Session, obj_id: int, seq: int) -> Version | None:
     """The version of one object current at ``seq`` (None: never seen by then)."""
     row = await session.rec.fetchone(
-        "SELECT seq, blob_id FROM states WHERE session_id = ? AND obj_id = ? AND seq <= ?"
-        " ORDER BY seq DESC LIMIT 1", (session.id, obj_id, seq))
+        # Without INDEXED BY, SQLite prefers the (covering) primary key and scans back
+        # through every object's versions: 1 ms at 100k ops, tens of ms at 1M.
+        "SELECT seq, blob_id FROM states INDEXED BY states_object WHERE session_id = ? AND obj_id = ?"
+        " AND seq <= ? ORDER BY seq DESC LIMIT 1", (session.id, obj_id, seq))
     return Version(seq=row[0], blob_id=row[1]) if row else None
 
 
@@ -131,7 +134,7 @@ async def history(session: Session, obj_id: int, *, limit: int | None = None,
     """Every version of one object, oldest first, with the op that produced each."""
     rows = await session.rec.fetchall(
         "SELECT s.seq, s.blob_id, o.verb, o.actor, o.reconcile, o.ts_ns FROM states s"
-        " JOIN operations o ON o.session_id = s.session_id AND o.seq = s.seq"
+        " INDEXED BY states_object JOIN operations o ON o.session_id = s.session_id AND o.seq = s.seq"
         " WHERE s.session_id = ? AND s.obj_id = ? ORDER BY s.seq LIMIT ? OFFSET ?",
         (session.id, obj_id, -1 if limit is None else limit, offset))
     return [Version(*r) for r in rows]

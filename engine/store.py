@@ -26,6 +26,7 @@ from engine.format import Mark, ObjectKey, Operation, OpRow, Reconcile, SessionI
 from engine.schema import SQLITE_MAGIC, RecordingError, check_meta, describe_sqlite_error
 
 BODY_CACHE = 512
+_INT64_MAX = 2**63 - 1
 OPROW_COLUMNS = "seq, ts_ns, duration_ns, verb, kind, namespace, name, subresource, status, reason, reconcile"
 _OP_COLUMNS = (
     "seq, ts_ns, duration_ns, verb, api_version, resource, kind, namespace, name, subresource, uid,"
@@ -50,6 +51,8 @@ def check_file(path: str) -> None:
         raise RecordingError(f"{path}: no such file")
     if os.path.isdir(path):
         raise RecordingError(f"{path}: is a directory, not a recording")
+    if not os.path.isfile(path):  # a FIFO or device: reading its head could block forever
+        raise RecordingError(f"{path}: not a regular file, not a recording")
     try:
         with open(path, "rb") as fh:
             head = fh.read(len(SQLITE_MAGIC))
@@ -59,6 +62,16 @@ def check_file(path: str) -> None:
         raise RecordingError(f"{path}: empty file, not a recording")
     if head != SQLITE_MAGIC:
         raise RecordingError(f"{path}: not an SQLite database (not a replay-tui recording)")
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's text on one line (decoders may quote the bad bytes, newlines included)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _cannot_write_side_files(exc: RecordingError) -> bool:
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or "unable to open" in text
 
 
 def _reconcile(row: Sequence[Any]) -> Reconcile:
@@ -73,23 +86,24 @@ class Recording:
     def __init__(self, path: str, db: aiosqlite.Connection):
         self.path = path
         self.db = db
-        self._bodies: OrderedDict[int, Any] = OrderedDict()
+        self._bodies: OrderedDict[int, bytes] = OrderedDict()  # blob id -> its JSON
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> Recording:
         path = os.fspath(path)
         check_file(path)
-        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        # A WAL recording needs its -shm/-wal files; in a directory we cannot write
+        # (a read-only mount, someone else's files) they cannot be created.  When no
+        # writer has the file open (no -wal), read it as immutable instead.
+        no_writer = not os.path.exists(path + "-wal")
+        immutable = no_writer and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
         try:
-            db = await aiosqlite.connect(uri, uri=True)
-        except sqlite3.Error as exc:
-            raise RecordingError(describe_sqlite_error(exc, path)) from None
-        rec = cls(path, db)
+            rec, tables = await cls._connect(path, immutable)
+        except RecordingError as exc:
+            if immutable or not no_writer or not _cannot_write_side_files(exc):
+                raise
+            rec, tables = await cls._connect(path, True)
         try:
-            await rec.execute("PRAGMA query_only = 1")
-            await rec.execute("PRAGMA busy_timeout = 5000")
-            tables = {r[0] for r in await rec.fetchall(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
             if "meta" not in tables:
                 raise RecordingError(f"{path}: an SQLite database but not a replay-tui recording")
             try:
@@ -100,9 +114,30 @@ class Recording:
             if missing:
                 raise RecordingError(f"{path}: incomplete recording (missing {', '.join(sorted(missing))})")
         except BaseException:
-            await db.close()
+            await rec.db.close()
             raise
         return rec
+
+    @classmethod
+    async def _connect(cls, path: str, immutable: bool) -> tuple[Recording, set[str]]:
+        """A read-only connection and the file's table names."""
+        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        if immutable:
+            uri += "&immutable=1"
+        try:
+            db = await aiosqlite.connect(uri, uri=True)
+        except sqlite3.Error as exc:
+            raise RecordingError(describe_sqlite_error(exc, path)) from None
+        rec = cls(path, db)
+        try:
+            await rec.execute("PRAGMA query_only = 1")
+            await rec.execute("PRAGMA busy_timeout = 5000")
+            tables = {r[0] for r in await rec.fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except BaseException:
+            await db.close()
+            raise
+        return rec, tables
 
     async def clone(self) -> Recording:
         """Another read-only connection to the same file, for heavy work beside interactive reads."""
@@ -132,6 +167,8 @@ class Recording:
             raise RecordingError(describe_sqlite_error(exc, self.path)) from None
         except ValueError as exc:  # aiosqlite: connection closed
             raise RecordingError(f"{self.path}: {exc}") from None
+        except OverflowError:  # a parameter beyond SQLite's 64-bit integers
+            raise RecordingError(f"{self.path}: a number in the query is out of range") from None
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         async def go() -> None:
@@ -161,24 +198,37 @@ class Recording:
             await cur.close()
 
     async def body(self, blob_id: int | None) -> Any:
-        """A stored body, decoded (cached: the same version is read again and again)."""
+        """A stored body, decoded: a fresh object on every call, so callers may change it.
+
+        The JSON (decompressed) is cached, not the decoded object: the same version is
+        read again and again, and a shared mutable object would let one caller's edit
+        show up in every later read.
+        """
         if blob_id is None:
             return None
-        hit = self._bodies.get(blob_id)
-        if hit is not None:
+        data = self._bodies.get(blob_id)
+        if data is not None:
             self._bodies.move_to_end(blob_id)
-            return hit
-        row = await self.fetchone("SELECT codec, data FROM blobs WHERE id = ?", (blob_id,))
-        if row is None:
-            raise RecordingError(f"{self.path}: body {blob_id} is missing (corrupted recording)")
+        else:
+            row = await self.fetchone("SELECT codec, data FROM blobs WHERE id = ?", (blob_id,))
+            if row is None:
+                raise RecordingError(f"{self.path}: body {blob_id} is missing (corrupted recording)")
+            try:
+                data = codec.unpack(row[0], row[1])
+            except (ValueError, TypeError) as exc:  # BodyError, or a value that is not a blob
+                raise self._corrupted_body(blob_id, exc) from None
         try:
-            value = codec.decode(row[0], row[1])
-        except codec.BodyError as exc:
-            raise RecordingError(f"{self.path}: {exc}") from None
-        self._bodies[blob_id] = value
+            value = codec.from_json(data)
+        except (ValueError, TypeError) as exc:  # BodyError, bad UTF-8
+            raise self._corrupted_body(blob_id, exc) from None
+        self._bodies[blob_id] = data
         if len(self._bodies) > BODY_CACHE:
             self._bodies.popitem(last=False)
         return value
+
+    def _corrupted_body(self, blob_id: int, exc: BaseException) -> RecordingError:
+        detail = _one_line(exc).removeprefix("corrupted body: ").removeprefix("malformed body: ")
+        return RecordingError(f"{self.path}: the recording is corrupted (body {blob_id}: {detail})")
 
     # --- sessions -------------------------------------------------------------
 
@@ -192,7 +242,7 @@ class Recording:
     def _info(self, r: Sequence[Any]) -> SessionInfo:
         try:
             attributes = msgspec.json.decode(r[7]) if r[7] else {}
-        except msgspec.DecodeError:
+        except (ValueError, TypeError):
             attributes = {}
         return SessionInfo(id=r[0], name=r[1], source=r[2], started_ns=r[3], ended_ns=r[4],
                            actor=r[5], cluster=r[6], attributes=attributes,
@@ -250,6 +300,8 @@ class Session:
 
     def check_position(self, seq: int, *, allow_zero: bool = False) -> int:
         low = 0 if allow_zero else 1
+        if allow_zero and seq == 0:
+            return 0  # "before the first op" exists even in a session with no ops yet
         if self.last == 0:
             raise PositionError(f"session {self.info.name!r} has no operations")
         if not low <= seq <= self.last:
@@ -267,7 +319,7 @@ class Session:
         if row[17]:
             try:
                 query = msgspec.json.decode(row[17])
-            except msgspec.DecodeError:
+            except (ValueError, TypeError):
                 query = None
         return Operation(
             seq=row[0], ts_ns=row[1], duration_ns=row[2], verb=row[3], api_version=row[4],
@@ -292,6 +344,7 @@ class Session:
 
     async def seq_at_time(self, ts_ns: int) -> int:
         """The first op starting at or after ``ts_ns`` (the last op when none does)."""
+        ts_ns = max(min(ts_ns, _INT64_MAX), -_INT64_MAX - 1)  # year 9999 still means "the end"
         row = await self.rec.fetchone(
             "SELECT seq FROM operations WHERE session_id = ? AND ts_ns >= ? ORDER BY ts_ns, seq LIMIT 1",
             (self.id, ts_ns))
@@ -370,18 +423,26 @@ class Session:
         if not kind or not name:
             raise RecordingError(f"bad resource {spec!r}: expected KIND/NAMESPACE/NAME or KIND/NAME")
         kind, _, group = kind.partition(".")
-        sql = ("SELECT o.id, o.api_group, o.kind, o.namespace, o.name FROM objects o WHERE o.name = ?"
-               " AND (lower(o.kind) = lower(?) OR o.kind IN (SELECT kind FROM operations WHERE"
-               " session_id = ? AND lower(resource) = lower(?) LIMIT 1))"
-               " AND EXISTS (SELECT 1 FROM states s WHERE s.session_id = ? AND s.obj_id = o.id)")
-        params: list[Any] = [name, kind, self.id, kind, self.id]
-        if namespace is not None:
-            sql += " AND o.namespace = ?"
-            params.append(namespace)
-        if group:
-            sql += " AND o.api_group = ?"
-            params.append(group)
-        rows = await self.rec.fetchall(sql, params)
+        # By kind first; by plural resource only when no kind matches: that lookup scans
+        # the session's operations (resource is not indexed).
+        rows: list[tuple[Any, ...]] = []
+        for kind_cond, kind_params in (
+                ("lower(o.kind) = lower(?)", [kind]),
+                ("o.kind IN (SELECT kind FROM operations WHERE session_id = ? AND lower(resource) = lower(?)"
+                 " LIMIT 1)", [self.id, kind])):
+            sql = ("SELECT o.id, o.api_group, o.kind, o.namespace, o.name FROM objects o WHERE o.name = ?"
+                   f" AND {kind_cond}"
+                   " AND EXISTS (SELECT 1 FROM states s WHERE s.session_id = ? AND s.obj_id = o.id)")
+            params: list[Any] = [name, *kind_params, self.id]
+            if namespace is not None:
+                sql += " AND o.namespace = ?"
+                params.append(namespace)
+            if group:
+                sql += " AND o.api_group = ?"
+                params.append(group)
+            rows = await self.rec.fetchall(sql, params)
+            if rows:
+                break
         if not rows:
             raise RecordingError(f"no object {spec!r} in session {self.info.name!r}")
         if len(rows) > 1:

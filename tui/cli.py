@@ -7,6 +7,9 @@
     replay-tui diff DB --from N --to M [--resource R]
     replay-tui stats DB                        counts, latency percentiles, error rate
     replay-tui analyze DB                      hot loops, slow calls, error patterns, access patterns
+    replay-tui when DB --field K/NS/N:PATH     when a field changed [--before N | --after N] [--all]
+    replay-tui why DB --at N [--resource R]    which write, reconcile and event produced a version
+    replay-tui query DB EXPR                   the ops matching a filter expression, streamed
     replay-tui import {sieve,audit,kubestep} SRC --db DB
     replay-tui record --db DB -- COMMAND ...  record an operator through the recording proxy
 
@@ -28,7 +31,8 @@ from typing import Any, Awaitable, Callable, Sequence
 from engine.schema import RecordingError
 
 PROG = "replay-tui"
-COMMANDS = ("sessions", "show", "diff", "stats", "analyze", "demo", "import", "record", "open")
+COMMANDS = ("sessions", "show", "diff", "stats", "analyze", "when", "why", "query", "demo", "import",
+            "record", "open")
 DEMO_DB = Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db"
 
 
@@ -88,13 +92,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="window for hot loops and conflict storms (default 60)")
     p.add_argument("--hot-min", type=int, default=10,
                    help="writes within a window that make a hot loop (default 10)")
-    import importlib  # INTEGRATION-TODO: plain imports once recorder.cli and importers exist
-    for mod in ("recorder.cli", "recorder.importers.cli"):
-        try:
-            importlib.import_module(mod).register(sub)
-        except ModuleNotFoundError as exc:
-            if exc.name not in (mod, mod.rpartition(".")[0]):
-                raise
+    p = add("when", "when did a field change, and who changed it (a watchpoint over the recording)")
+    p.add_argument("--field", "-f", required=True, metavar="KIND/NAMESPACE/NAME:PATH",
+                   help="the field, e.g. 'Deployment/default/web:.spec.replicas' or "
+                        "'Pod/default/api-0:.status.conditions[type=Ready].status'")
+    side = p.add_mutually_exclusive_group()
+    side.add_argument("--before", type=_position, metavar="N",
+                      help="the last change at or before position N (the one that set the value seen there)")
+    side.add_argument("--after", type=_position, metavar="N", help="the first change after position N")
+    p.add_argument("--all", dest="all_changes", action="store_true",
+                   help="every change on that side of N (every change in the session without --before/--after)")
+    p = add("why", "provenance: which write, reconcile and watch event produced an object's version at N")
+    p.add_argument("--at", required=True, type=_position, metavar="N", help="position")
+    p.add_argument("--resource", "-r", metavar="KIND/NAMESPACE/NAME",
+                   help="the object (default: the one op N addressed)")
+    p.add_argument("--field", "-f", metavar="PATH", help="explain one field's value, e.g. .spec.replicas")
+    p.add_argument("--max-links", type=int, default=32, metavar="N", help="stop the chain after N links")
+    p = add("query", "the ops matching a filter expression, printed as they are found")
+    p.add_argument("expression", nargs="+", metavar="EXPR",
+                   help="e.g. 'verb=update kind=Pod ns=default status>=400 latency>200ms changed=.status.phase'")
+    p.add_argument("--limit", "-n", type=int, metavar="N", help="stop after N matches")
+    from recorder.cli import register as register_record
+    from recorder.importers.cli import register as register_import
+
+    register_record(sub)
+    register_import(sub)
     return parser
 
 
@@ -182,9 +204,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return commands.open_interactive(str(commands.ensure_demo(DEMO_DB)), None, follow=False)
 
 
+def _cmd_when(args: argparse.Namespace) -> int:
+    from tui import timetravel
+    return _run(timetravel.when(args.db, args.session, args.field, before=args.before, after=args.after,
+                                all_changes=args.all_changes, as_json=args.json))
+
+
+def _cmd_why(args: argparse.Namespace) -> int:
+    from tui import timetravel
+    return _run(timetravel.why(args.db, args.session, args.at, args.resource, args.field,
+                               max_links=args.max_links, as_json=args.json))
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from tui import timetravel
+    return _run(timetravel.run_query(args.db, args.session, " ".join(args.expression), limit=args.limit,
+                                     as_json=args.json))
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sessions": _cmd_sessions, "show": _cmd_show, "diff": _cmd_diff, "stats": _cmd_stats,
     "analyze": _cmd_analyze, "open": _cmd_open, "demo": _cmd_demo,
+    "when": _cmd_when, "why": _cmd_why, "query": _cmd_query,
 }
 
 

@@ -288,11 +288,13 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
 
 async def analyze(db: str, session: str | None, *, slow_ms: float, window_s: float, hot_min: int,
                   as_json: bool) -> int:
-    from engine import analysis
+    from engine import analysis, causality
 
     async with opened(db, session) as ses:
         result = await analysis.analyze(ses, slow_ms=slow_ms, window_s=window_s, hot_min=hot_min)
         data = msgspec.to_builtins(result)
+        # Causality cycles: controllers re-triggering themselves or each other (engine.causality).
+        data["cycles"] = msgspec.to_builtins(await causality.cycles(ses))
     if as_json:
         emit_json(data)
         return 0
@@ -314,12 +316,17 @@ def _brief(value: Any, limit: int = 160) -> str:
 def render_analysis(name: str, a: dict[str, Any]) -> list[str]:
     """Each section's entries, one line each; the JSON has every field."""
     out = [f"session {name}: analysis"]
-    for section in ("hot_loops", "slow_operations", "error_patterns", "access_patterns"):
+    for section in ("hot_loops", "cycles", "slow_operations", "error_patterns", "access_patterns"):
         value = a.get(section)
         out.append("")
         out.append(section.replace("_", " ").upper())
         if not value:
             out.append("  none found")
+            continue
+        if section == "cycles":  # engine.causality.Cycle: one explanation each, and where to look
+            for item in value[:10]:
+                out.append(f"  {item['explanation']}")
+                out.append(f"    first rounds at ops {_brief(item['seqs'])}")
             continue
         if isinstance(value, list):
             for item in value[:10]:

@@ -1,0 +1,667 @@
+"""Analysis of a session: hot loops, slow operations, error patterns, access patterns.
+
+Each finding names the objects and the seqs to jump to.  Counting is done by
+SQL aggregates; what needs order (sliding windows, runs of conflicts, spec
+changes between writes) streams rows in seq order and keeps one small record
+per object, never per op.
+
+A *spec change* is read from ``generation``, which the API server bumps only when
+an object's spec changes.  For objects without a generation (ConfigMaps,
+Secrets...) a write counts as a change when it produced a new version (a body
+different from the last one seen) and did not go to the ``status`` subresource.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+from collections import deque
+from itertools import islice
+from typing import Any, AsyncIterator
+
+import msgspec
+
+from engine import diff as diffmod
+from engine.format import (
+    ADDED, CREATE, DELETE, DELETED, EVENT_VERBS, GET, LIST, MODIFIED, PATCH, UPDATE, VERB_ORDER,
+    WATCH, WRITE_VERBS,
+)
+from engine.schema import RecordingError
+from engine.stats import (
+    LATENCY_VERBS, Group, gather_all, groups, id_range, known_kinds, object_label,
+)
+from engine.store import Session
+
+EXAMPLES = 5  # example seqs per finding
+TOP = 20  # entries per ranked list
+SLOWEST = 20
+STORM_MIN = 3  # conflicts on one object, each within the window of the previous, to call it a storm
+MAX_HOT = 50
+DIFF_HOT = 10  # hot loops whose changing fields are read (two bodies each)
+MAX_FIELDS = 20
+MAX_SQL_LIST = 50_000  # candidate objects written into the SQL text as an IN list
+
+_OBJECT_WRITES = (CREATE, UPDATE, PATCH)
+_SPEC_VERBS = (GET, CREATE, UPDATE, PATCH, DELETE, ADDED, MODIFIED, DELETED)
+
+
+# --- results ------------------------------------------------------------------------
+
+class HotLoop(msgspec.Struct):
+    """An object written or reconciled over and over without its spec changing."""
+
+    key: str
+    obj_id: int
+    writes: int  # successful create/update/patch, status subresource included
+    writes_without_spec_change: int
+    status_writes: int
+    reconciles: int
+    reconciles_without_spec_change: int
+    self_triggered_reconciles: int  # triggered by the watch echo of a write to the object itself
+    longest_self_trigger_chain: int  # consecutive such reconciles: the loop feeding itself
+    max_in_window: int  # writes without spec change within the densest window
+    max_reconciles_in_window: int
+    window_s: float
+    window_first_seq: int  # the densest window (of writes, or of reconciles when those dominate)
+    window_last_seq: int
+    writes_per_min: float  # over the object's active span (first to last write/reconcile)
+    reconciles_per_min: float
+    first_seq: int
+    last_seq: int
+    example_seqs: list[int]
+    changed_fields: list[str] = msgspec.field(default_factory=list)  # between two such writes
+
+
+class SlowOp(msgspec.Struct):
+    seq: int
+    verb: str
+    target: str
+    ms: float
+    status: int
+
+
+class SlowOperations(msgspec.Struct):
+    """Requests over the threshold (watch streams and watch events are not requests with a latency)."""
+
+    threshold_ms: float = 0.0
+    count: int = 0
+    slowest: list[SlowOp] = msgspec.field(default_factory=list)
+    slowest_by_verb: dict[str, SlowOp] = msgspec.field(default_factory=dict)
+    count_by_verb: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class ErrorGroup(msgspec.Struct):
+    status: int
+    reason: str
+    count: int
+    example_seqs: list[int]
+
+
+class ObjectErrors(msgspec.Struct):
+    key: str
+    obj_id: int | None
+    count: int
+    example_seqs: list[int]
+
+
+class VerbErrors(msgspec.Struct):
+    verb: str
+    count: int
+    example_seqs: list[int]
+
+
+class ConflictStorm(msgspec.Struct):
+    """409 Conflicts on one object, each within ``window_s`` of the previous: a retry storm."""
+
+    key: str
+    obj_id: int | None
+    count: int
+    first_seq: int
+    last_seq: int
+    duration_s: float
+    example_seqs: list[int]
+
+
+class ErrorPatterns(msgspec.Struct):
+    total: int = 0
+    by_status_reason: list[ErrorGroup] = msgspec.field(default_factory=list)
+    by_object: list[ObjectErrors] = msgspec.field(default_factory=list)
+    by_verb: list[VerbErrors] = msgspec.field(default_factory=list)
+    conflict_storms: list[ConflictStorm] = msgspec.field(default_factory=list)
+
+
+class KindAccess(msgspec.Struct):
+    kind: str
+    gets: int
+    lists: int
+    watches: int
+    writes: int
+    watch_events: int
+    read_write_ratio: float | None  # (gets + lists) / writes; None without writes
+    lists_per_min: float
+
+
+class ObjectReads(msgspec.Struct):
+    """GETs of one object, and how many of them returned a version already read."""
+
+    key: str
+    obj_id: int
+    gets: int
+    versions_read: int
+    max_reads_of_one_version: int
+    redundant_gets: int  # gets - versions_read: answers the operator's cache already had
+    most_read_version_seq: int  # the op that produced the most re-read version (0: before the session)
+
+
+class AccessPatterns(msgspec.Struct):
+    by_kind: list[KindAccess] = msgspec.field(default_factory=list)
+    rereads: list[ObjectReads] = msgspec.field(default_factory=list)  # an unchanged version read >= hot_min times
+    most_read: list[ObjectReads] = msgspec.field(default_factory=list)
+
+
+class Analysis(msgspec.Struct):
+    hot_loops: list[HotLoop] = msgspec.field(default_factory=list)
+    slow_operations: SlowOperations = msgspec.field(default_factory=SlowOperations)
+    error_patterns: ErrorPatterns = msgspec.field(default_factory=ErrorPatterns)
+    access_patterns: AccessPatterns = msgspec.field(default_factory=AccessPatterns)
+
+
+# --- entry point ----------------------------------------------------------------------
+
+async def analyze(session: Session, *, slow_ms: float = 1000.0, window_s: float = 60.0,
+                  hot_min: int = 10) -> Analysis:
+    """All four analyses of one session."""
+    if not (math.isfinite(slow_ms) and slow_ms >= 0 and math.isfinite(window_s) and window_s > 0
+            and hot_min >= 1):
+        raise RecordingError(f"analysis needs slow_ms >= 0, window_s > 0 and hot_min >= 1"
+                             f" (got {slow_ms}, {window_s}, {hot_min})")
+    window_ns = int(window_s * 1e9)
+    # Hot loops (SQL streams folded in Python) run on a second connection while the
+    # grouped scans run on this one: SQLite releases the GIL, so both cores work.
+    other = await session.rec.clone()
+    try:
+        mirror = Session(other, session.info)
+
+        async def rest() -> tuple[SlowOperations, ErrorPatterns, AccessPatterns]:
+            grouped = await _grouped(session, slow_ms)
+            return (await _slow(session, slow_ms, grouped),
+                    await error_patterns(session, window_ns=window_ns),
+                    await _access(session, grouped, hot_min))
+
+        loops, (slow, errors, access) = await gather_all(
+            hot_loops(mirror, window_ns=window_ns, hot_min=hot_min), rest())
+    finally:
+        await other.close()
+    return Analysis(hot_loops=loops, slow_operations=slow, error_patterns=errors, access_patterns=access)
+
+
+def _target(kind: str, namespace: str, name: str, subresource: str) -> str:
+    text = "/".join(p for p in (kind, namespace, name) if p)
+    return f"{text}/{subresource}" if subresource else text
+
+
+# --- hot loops ------------------------------------------------------------------------
+
+class _Window:
+    """The most events within any ``width`` ns, and where that densest window lies."""
+
+    __slots__ = ("width", "events", "best", "first", "last", "examples")
+
+    def __init__(self, width: int):
+        self.width = width
+        self.events: deque[tuple[int, int]] = deque()
+        self.best = 0
+        self.first = self.last = 0
+        self.examples: list[int] = []
+
+    def push(self, ts: int, seq: int) -> None:
+        ev = self.events
+        ev.append((ts, seq))
+        low = ts - self.width
+        while ev[0][0] < low:
+            ev.popleft()
+        n = len(ev)
+        if n > self.best:
+            self.best = n
+            head = ev[0][1]
+            self.first, self.last = head, seq
+            if n <= EXAMPLES or self.examples[0] != head:
+                self.examples = [s for _, s in islice(ev, EXAMPLES)]
+
+
+class _ObjectLoop:
+    """Folds one object's writes, new versions and reconcile starts, in seq order."""
+
+    __slots__ = ("obj_id", "writes", "nochange", "status_writes", "reconciles", "rec_nochange",
+                 "self_triggered", "chain", "longest_chain", "epoch", "rec_epoch", "last_gen",
+                 "prev_blob", "pair", "first_seq", "last_seq", "first_ts", "last_ts",
+                 "write_window", "rec_window", "echoes")
+
+    def __init__(self, obj_id: int):
+        self.obj_id = obj_id
+        self.writes = self.nochange = self.status_writes = 0
+        self.reconciles = self.rec_nochange = 0
+        self.self_triggered = self.chain = self.longest_chain = 0
+        self.epoch = 0  # spec changes seen so far
+        self.rec_epoch: int | None = None
+        self.last_gen: int | None = None
+        self.prev_blob: int | None = None
+        self.pair: tuple[int, int] | None = None  # (version before, version after) a no-change write
+        self.first_seq = self.last_seq = 0
+        self.first_ts = self.last_ts = 0
+        self.write_window: _Window | None = None  # made on first use: most objects never need one
+        self.rec_window: _Window | None = None
+        self.echoes: deque[int] = deque(maxlen=8)  # recent watch events that only echoed a version
+
+    def _touch(self, seq: int, ts: int) -> None:
+        if not self.first_seq:
+            self.first_seq, self.first_ts = seq, ts
+        self.last_seq, self.last_ts = seq, ts
+
+    def reconcile(self, seq: int, ts: int, trigger: int | None, window_ns: int) -> None:
+        """A reconcile of this object started, triggered by op ``trigger`` (None: unknown).
+
+        It is self-triggered when the trigger was a watch event on this object that
+        brought no new version: the echo of what the object already was, i.e. our own write.
+        """
+        self.reconciles += 1
+        if trigger is not None and trigger in self.echoes:
+            self.self_triggered += 1
+            self.chain += 1
+            self.longest_chain = max(self.longest_chain, self.chain)
+        else:
+            self.chain = 0
+        if self.rec_epoch is not None and self.rec_epoch == self.epoch:
+            self.rec_nochange += 1
+            if self.rec_window is None:
+                self.rec_window = _Window(window_ns)
+            self.rec_window.push(ts, seq)
+        self.rec_epoch = self.epoch
+        self._touch(seq, ts)
+
+    def op(self, seq: int, ts: int, verb: str, subresource: str, generation: int | None,
+           versioned: int, blob: int | None, window_ns: int) -> None:
+        """A successful write, a watch event, or a read that brought a new version."""
+        if not versioned and (verb == ADDED or verb == MODIFIED):
+            self.echoes.append(seq)
+            return
+        if verb == DELETE or verb == DELETED:
+            if versioned and blob is None:  # really gone: a re-creation starts afresh
+                self.epoch += 1
+                self.last_gen = None
+                self.prev_blob = None
+            return
+        changed = verb == CREATE
+        if generation is not None:
+            changed = changed or (self.last_gen is not None and generation != self.last_gen)
+            self.last_gen = generation
+        elif self.last_gen is None:
+            changed = changed or bool(versioned and subresource != "status")
+        if changed:
+            self.epoch += 1
+        if verb in _OBJECT_WRITES:
+            self.writes += 1
+            if subresource == "status":
+                self.status_writes += 1
+            if not changed:
+                self.nochange += 1
+                window = self.write_window
+                if window is None:
+                    window = self.write_window = _Window(window_ns)
+                best = window.best
+                window.push(ts, seq)
+                # The fields such a write changes, taken where the loop is densest.
+                if versioned and blob is not None and self.prev_blob is not None \
+                        and (self.pair is None or window.best > best):
+                    self.pair = (self.prev_blob, blob)
+            self._touch(seq, ts)
+        if versioned and blob is not None:
+            self.prev_blob = blob
+
+    @property
+    def max_writes(self) -> int:
+        return self.write_window.best if self.write_window else 0
+
+    @property
+    def max_reconciles(self) -> int:
+        return self.rec_window.best if self.rec_window else 0
+
+    def result(self, key: str, window_ns: int) -> HotLoop:
+        span_min = max(self.last_ts - self.first_ts, 1_000_000_000) / 60e9
+        w = self.write_window if self.max_writes >= self.max_reconciles else self.rec_window
+        return HotLoop(
+            key=key, obj_id=self.obj_id, writes=self.writes, writes_without_spec_change=self.nochange,
+            status_writes=self.status_writes, reconciles=self.reconciles,
+            reconciles_without_spec_change=self.rec_nochange,
+            self_triggered_reconciles=self.self_triggered, longest_self_trigger_chain=self.longest_chain,
+            max_in_window=self.max_writes, max_reconciles_in_window=self.max_reconciles,
+            window_s=window_ns / 1e9, window_first_seq=w.first if w else 0,
+            window_last_seq=w.last if w else 0,
+            writes_per_min=self.writes / span_min, reconciles_per_min=self.reconciles / span_min,
+            first_seq=self.first_seq, last_seq=self.last_seq, example_seqs=list(w.examples) if w else [])
+
+
+async def _prefetched(stream: Any) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """Chunks of a stream, the next one already being read while this one is processed."""
+    it = aiter(stream)
+    pending = asyncio.ensure_future(anext(it, None))
+    try:
+        while True:
+            rows = await pending
+            if rows is None:
+                return
+            pending = asyncio.ensure_future(anext(it, None))
+            yield rows
+    finally:
+        if not pending.done():
+            pending.cancel()
+            try:
+                await pending
+            except (asyncio.CancelledError, StopAsyncIteration):
+                pass
+        await it.aclose()
+
+
+async def _candidates(session: Session, id_lo: int, id_hi: int, window_ns: int, hot_min: int,
+                      by_name: dict[tuple[str, str, str], list[int]]) -> set[int]:
+    """Objects that can reach ``hot_min`` writes or reconciles in a sliding window.
+
+    A sliding window lies within two adjacent fixed windows of its width, so an
+    object that reaches hot_min in one has at least that many in some pair of
+    adjacent fixed windows: counting per fixed window is a cheap, exact-enough filter.
+    """
+    writes = ",".join(f"'{v}'" for v in _OBJECT_WRITES)
+    dense = ("SELECT DISTINCT o FROM (SELECT o, b, n, LEAD(b) OVER w AS b2, LEAD(n) OVER w AS n2"
+             " FROM ({counts}) WINDOW w AS (PARTITION BY o ORDER BY b))"
+             " WHERE n >= :min OR (b2 = b + 1 AND n + n2 >= :min)")
+    rows = await session.rec.fetchall(dense.format(counts=(
+        "SELECT obj_id AS o, ts_ns / :w AS b, COUNT(*) AS n FROM operations WHERE id BETWEEN :lo AND :hi"
+        f" AND +session_id = :s AND error = 0 AND obj_id IS NOT NULL AND verb IN ({writes})"
+        " GROUP BY o, b")), {"w": window_ns, "lo": id_lo, "hi": id_hi, "s": session.id, "min": hot_min})
+    found = {r[0] for r in rows}
+    rows = await session.rec.fetchall(dense.format(counts=(
+        "SELECT kind || '/' || namespace || '/' || name AS o, kind, namespace, name, start_ns / :w AS b,"
+        " COUNT(*) AS n FROM reconciles WHERE session_id = :s AND name != '' GROUP BY o, b")).replace(
+            "SELECT DISTINCT o FROM (SELECT o, b,", "SELECT DISTINCT kind, namespace, name FROM (SELECT o,"
+            " kind, namespace, name, b,"), {"w": window_ns, "s": session.id, "min": hot_min})
+    for kind, ns, name in rows:
+        found.update(by_name.get((kind, ns, name), ()))
+    return found
+
+
+async def hot_loops(session: Session, *, window_ns: int, hot_min: int) -> list[HotLoop]:
+    """Objects with >= hot_min writes (or reconciles) without a spec change inside one window.
+
+    Candidates first (a cheap count per fixed window), then two streams in seq order,
+    merged here: the candidates' successful writes, watch events and reads that
+    brought a new version (the rest cannot change the verdict), and reconcile starts.
+    Both come in index order, so SQLite sorts nothing; the state kept is one small
+    record per candidate object.
+    """
+    sid = session.id
+    window_ns = max(window_ns, 1)
+    bounds = await id_range(session)
+    if bounds is None:
+        return []
+    id_lo, id_hi = bounds
+    # Reconciles name kind/namespace/name but no API group: map them by those three.
+    by_name: dict[tuple[str, str, str], list[int]] = {}
+    async for rows in session.rec.stream("SELECT id, kind, namespace, name FROM objects"):
+        for oid, kind, ns, name in rows:
+            by_name.setdefault((kind, ns, name), []).append(oid)
+    candidates = await _candidates(session, id_lo, id_hi, window_ns, hot_min, by_name)
+    if not candidates:
+        return []
+
+    writes = ",".join(f"'{v}'" for v in _OBJECT_WRITES)
+    verbs = ",".join(f"'{v}'" for v in _SPEC_VERBS)
+    events = f"'{ADDED}','{MODIFIED}'"
+    # Object ids are integers from this file: inlined, they need no SQL variables (of
+    # which an SQLite build may allow only 999).  Past MAX_SQL_LIST they are filtered here.
+    only = ""
+    if len(candidates) <= MAX_SQL_LIST:
+        only = f" AND o.obj_id IN ({','.join(str(int(c)) for c in sorted(candidates))})"
+    # Rowids grow with seq within a session: a rowid range reads the table in seq order
+    # without going through the session index row by row.
+    ops_sql = (
+        "SELECT o.seq, o.ts_ns, o.obj_id, o.verb, o.subresource, o.generation, s.seq IS NOT NULL,"
+        " s.blob_id FROM operations o LEFT JOIN states s"
+        " ON s.session_id = o.session_id AND s.seq = o.seq AND s.obj_id = o.obj_id"
+        " WHERE o.id BETWEEN ? AND ? AND +o.session_id = ? AND o.error = 0 AND o.obj_id IS NOT NULL"
+        f"{only} AND o.verb IN ({verbs}) AND (o.verb IN ({writes},{events}) OR s.seq IS NOT NULL)"
+        " ORDER BY o.id")
+    rec_sql = ("SELECT start_seq, start_ns, kind, namespace, name, trigger_seq FROM reconciles"
+               " WHERE session_id = ? AND name != '' ORDER BY start_seq")
+
+    loops = {oid: _ObjectLoop(oid) for oid in candidates}
+    op_it = _prefetched(session.rec.stream(ops_sql, (id_lo, id_hi, sid), size=10000))
+    rec_it = _prefetched(session.rec.stream(rec_sql, (sid,), size=10000))
+    ops: list[tuple[Any, ...]] = await anext(op_it, [])
+    recs: list[tuple[Any, ...]] = await anext(rec_it, [])
+    i = j = 0
+    try:
+        while ops or recs:
+            # Reconcile starts up to the next op (a reconcile starting at seq N precedes op N).
+            limit = ops[i][0] if ops else None
+            while recs and (limit is None or recs[j][0] <= limit):
+                seq, ts, kind, ns, name, trigger = recs[j]
+                for oid in by_name.get((kind, ns, name), ()):
+                    loop = loops.get(oid)
+                    if loop is not None:
+                        loop.reconcile(seq, ts, trigger, window_ns)
+                j += 1
+                if j == len(recs):
+                    recs, j = await anext(rec_it, []), 0
+            # Ops up to the next reconcile start.
+            limit = recs[j][0] if recs else None
+            while ops and (limit is None or ops[i][0] < limit):
+                seq, ts, oid, verb, sub, gen, versioned, blob = ops[i]
+                loop = loops.get(oid)
+                if loop is not None:
+                    loop.op(seq, ts, verb, sub, gen, versioned, blob, window_ns)
+                i += 1
+                if i == len(ops):
+                    ops, i = await anext(op_it, []), 0
+    finally:
+        await op_it.aclose()
+        await rec_it.aclose()
+
+    found = [o for o in loops.values() if o.max_writes >= hot_min or o.max_reconciles >= hot_min]
+    found.sort(key=lambda o: (-o.longest_chain, -max(o.max_writes, o.max_reconciles), o.obj_id))
+    found = found[:MAX_HOT]
+    keys = await session.object_keys([o.obj_id for o in found])
+    out = [o.result(object_label(keys.get(o.obj_id), o.obj_id), window_ns) for o in found]
+    for loop_result, obj in zip(out[:DIFF_HOT], found[:DIFF_HOT]):
+        if obj.pair is not None:
+            loop_result.changed_fields = await _changed_fields(session, *obj.pair)
+    return out
+
+
+async def _changed_fields(session: Session, blob_a: int, blob_b: int) -> list[str]:
+    """Paths that differ between two versions (what a no-spec-change write keeps changing)."""
+    old = await session.rec.body(blob_a)
+    new = await session.rec.body(blob_b)
+    paths = [ch.path for ch in diffmod.diff(old, new)]
+    return paths[:MAX_FIELDS]
+
+
+# --- slow operations ------------------------------------------------------------------
+
+async def _grouped(session: Session, slow_ms: float) -> list[Group]:
+    """The grouped scan of ``engine.stats`` (verb, kind, status, latency bucket), with the
+    count over the threshold and the slowest op of each group: one scan serves both the
+    slow-operation summary and the access patterns."""
+    bounds = await id_range(session)
+    if bounds is None:
+        return []
+    return await groups(session.rec, session.id, *bounds, await known_kinds(session.rec),
+                        over_ns=int(slow_ms * 1e6))
+
+
+async def _op_rows(session: Session, seqs: list[int]) -> dict[int, tuple[Any, ...]]:
+    rows = await session.rec.fetchall(
+        "SELECT seq, verb, kind, namespace, name, subresource, status, duration_ns FROM operations"
+        f" WHERE session_id = ? AND seq IN ({','.join('?' * len(seqs))})", (session.id, *seqs))
+    return {r[0]: r for r in rows}
+
+
+def _slow_op(r: tuple[Any, ...]) -> SlowOp:
+    seq, verb, kind, ns, name, sub, status, dur = r
+    return SlowOp(seq=seq, verb=verb, target=_target(kind, ns, name, sub), ms=dur / 1e6, status=status)
+
+
+async def _slow(session: Session, slow_ms: float, grouped: list[Group]) -> SlowOperations:
+    slowest: dict[str, tuple[int, int]] = {}  # verb -> (duration, seq)
+    count_by_verb: dict[str, int] = {}
+    for g in grouped:
+        verb, over, mx, seq = g.verb, g.over, g.max_ns, g.max_seq
+        if verb not in LATENCY_VERBS:
+            continue
+        if over:
+            count_by_verb[verb] = count_by_verb.get(verb, 0) + over
+        best = slowest.get(verb)
+        if best is None or (mx, -seq) > (best[0], -best[1]):
+            slowest[verb] = (mx, seq)
+    verbs = ",".join(f"'{v}'" for v in sorted(LATENCY_VERBS))
+    id_lo, id_hi = await id_range(session) or (0, -1)
+    top = await session.rec.fetchall(
+        "SELECT seq, verb, kind, namespace, name, subresource, status, duration_ns FROM operations"
+        f" WHERE id BETWEEN ? AND ? AND +session_id = ? AND verb IN ({verbs})"
+        " ORDER BY duration_ns DESC, seq LIMIT ?", (id_lo, id_hi, session.id, SLOWEST))
+    details = await _op_rows(session, [seq for _, seq in slowest.values()]) if slowest else {}
+    order = [v for v in VERB_ORDER if v in slowest]
+    return SlowOperations(
+        threshold_ms=slow_ms, count=sum(count_by_verb.values()),
+        slowest=[_slow_op(r) for r in top],
+        slowest_by_verb={v: _slow_op(details[slowest[v][1]]) for v in order if slowest[v][1] in details},
+        count_by_verb={v: count_by_verb[v] for v in VERB_ORDER if v in count_by_verb})
+
+
+# --- error patterns -------------------------------------------------------------------
+
+class _Tally:
+    __slots__ = ("count", "examples")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.examples: list[int] = []
+
+    def add(self, seq: int) -> None:
+        self.count += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(seq)
+
+
+class _Run:
+    __slots__ = ("count", "first_seq", "last_seq", "first_ts", "last_ts", "examples")
+
+    def __init__(self, seq: int, ts: int):
+        self.count = 1
+        self.first_seq = self.last_seq = seq
+        self.first_ts = self.last_ts = ts
+        self.examples = [seq]
+
+
+async def error_patterns(session: Session, *, window_ns: int) -> ErrorPatterns:
+    """Failed ops grouped by (status, reason), object and verb; runs of 409 Conflicts per object."""
+    by_reason: dict[tuple[int, str], _Tally] = {}
+    by_object: dict[int | str, _Tally] = {}
+    by_verb: dict[str, _Tally] = {}
+    runs: dict[int | str, _Run] = {}
+    storms: list[tuple[int | str, _Run]] = []
+    labels: dict[int | str, str] = {}
+    total = 0
+    async for rows in session.rec.stream(
+            "SELECT seq, ts_ns, verb, kind, namespace, name, subresource, status, reason, obj_id"
+            " FROM operations WHERE session_id = ? AND error = 1 ORDER BY seq", (session.id,)):
+        for seq, ts, verb, kind, ns, name, sub, status, reason, obj_id in rows:
+            total += 1
+            by_reason.setdefault((status, reason), _Tally()).add(seq)
+            by_verb.setdefault(verb, _Tally()).add(seq)
+            ident: int | str = obj_id if obj_id is not None else _target(kind, ns, name, "")
+            if ident == "":
+                ident = "(no object)"
+            by_object.setdefault(ident, _Tally()).add(seq)
+            if status == 409:
+                run = runs.get(ident)
+                if run is not None and ts - run.last_ts <= window_ns:
+                    run.count += 1
+                    run.last_seq, run.last_ts = seq, ts
+                    if len(run.examples) < EXAMPLES:
+                        run.examples.append(seq)
+                else:
+                    if run is not None and run.count >= STORM_MIN:
+                        storms.append((ident, run))
+                    runs[ident] = _Run(seq, ts)
+    storms.extend((ident, run) for ident, run in runs.items() if run.count >= STORM_MIN)
+    storms.sort(key=lambda s: (-s[1].count, s[1].first_seq))
+    top_objects = heapq.nsmallest(TOP, by_object.items(), key=lambda kv: (-kv[1].count, kv[1].examples[0]))
+    ids = [i for i, _ in top_objects if isinstance(i, int)] + [i for i, _ in storms if isinstance(i, int)]
+    keys = await session.object_keys(ids)
+    for ident in [i for i, _ in top_objects] + [i for i, _ in storms]:
+        labels[ident] = object_label(keys.get(ident), ident) if isinstance(ident, int) else ident
+
+    def oid(ident: int | str) -> int | None:
+        return ident if isinstance(ident, int) else None
+
+    return ErrorPatterns(
+        total=total,
+        by_status_reason=[ErrorGroup(status=s, reason=r, count=t.count, example_seqs=t.examples)
+                          for (s, r), t in sorted(by_reason.items(), key=lambda kv: (-kv[1].count, kv[0]))],
+        by_object=[ObjectErrors(key=labels[i], obj_id=oid(i), count=t.count, example_seqs=t.examples)
+                   for i, t in top_objects],
+        by_verb=[VerbErrors(verb=v, count=t.count, example_seqs=t.examples)
+                 for v, t in sorted(by_verb.items(), key=lambda kv: (-kv[1].count, kv[0]))],
+        conflict_storms=[ConflictStorm(key=labels[i], obj_id=oid(i), count=r.count, first_seq=r.first_seq,
+                                       last_seq=r.last_seq, duration_s=(r.last_ts - r.first_ts) / 1e9,
+                                       example_seqs=r.examples) for i, r in storms[:TOP]])
+
+
+# --- access patterns ------------------------------------------------------------------
+
+async def _access(session: Session, grouped: list[Group], hot_min: int) -> AccessPatterns:
+    row = await session.rec.fetchone(
+        "SELECT (SELECT MIN(ts_ns) FROM operations WHERE session_id = ?1),"
+        " (SELECT MAX(ts_ns) FROM operations WHERE session_id = ?1)", (session.id,))
+    first, last = (row[0] or 0, row[1] or 0) if row else (0, 0)
+    minutes = max(last - first, 1_000_000_000) / 60e9
+    kinds: dict[str, dict[str, int]] = {}
+    for g in grouped:
+        kind, verb, n = g.kind, g.verb, g.count
+        if kind:
+            verbs = kinds.setdefault(kind, {})
+            verbs[verb] = verbs.get(verb, 0) + n
+    by_kind = []
+    for kind, verbs in kinds.items():
+        gets, lists = verbs.get(GET, 0), verbs.get(LIST, 0)
+        writes = sum(n for v, n in verbs.items() if v in WRITE_VERBS)
+        by_kind.append(KindAccess(
+            kind=kind, gets=gets, lists=lists, watches=verbs.get(WATCH, 0), writes=writes,
+            watch_events=sum(n for v, n in verbs.items() if v in EVENT_VERBS),
+            read_write_ratio=(gets + lists) / writes if writes else None,
+            lists_per_min=lists / minutes))
+    by_kind.sort(key=lambda k: (-(k.gets + k.lists + k.writes + k.watch_events), k.kind))
+
+    # The version each successful GET returned is the object's latest version at that
+    # seq (a GET that returned something new produced a version itself).
+    id_lo, id_hi = await id_range(session) or (0, -1)
+    rows = await session.rec.fetchall(
+        # (LIMIT -1 keeps SQLite from flattening the inner query and looking v up twice.)
+        "SELECT obj_id, SUM(n), COUNT(*), MAX(n), v FROM (SELECT obj_id, v, COUNT(*) AS n FROM ("
+        " SELECT o.obj_id AS obj_id, (SELECT MAX(s.seq) FROM states s WHERE s.session_id = ?1"
+        " AND s.obj_id = o.obj_id AND s.seq <= o.seq) AS v FROM operations o"
+        " WHERE o.id BETWEEN ?3 AND ?4 AND +o.session_id = ?1 AND o.verb = ?2 AND o.error = 0"
+        " AND o.obj_id IS NOT NULL LIMIT -1) GROUP BY obj_id, v) GROUP BY obj_id",
+        (session.id, GET, id_lo, id_hi))
+    reads = [(r[0], r[1], r[2], r[3], r[4] or 0) for r in rows]
+    rereads = heapq.nsmallest(TOP, (r for r in reads if r[3] >= hot_min), key=lambda r: (-(r[1] - r[2]), r[0]))
+    most = heapq.nsmallest(TOP, reads, key=lambda r: (-r[1], r[0]))
+    keys = await session.object_keys([r[0] for r in (*rereads, *most)])
+
+    def item(r: tuple[int, int, int, int, int]) -> ObjectReads:
+        return ObjectReads(key=object_label(keys.get(r[0]), r[0]), obj_id=r[0], gets=r[1], versions_read=r[2],
+                           max_reads_of_one_version=r[3], redundant_gets=r[1] - r[2], most_read_version_seq=r[4])
+
+    return AccessPatterns(by_kind=by_kind, rereads=[item(r) for r in rereads], most_read=[item(r) for r in most])
+

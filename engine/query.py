@@ -1,0 +1,223 @@
+"""Trace queries: the filter language (engine.filters) over a whole session, streamed.
+
+``stream`` yields matches window by window, so the first ones print while the
+rest of the session is still being scanned: windows start small (a selective
+query answers quickly near the start) and double up to ``filters.SCAN_WINDOW``.
+
+``changed=PATH`` terms are decided against bodies: for every version an op
+produced (``states`` rows, list items included) the field is read from the new
+version and from the object's previous one; the op matches when some object's
+value differs, for every changed= term (alternatives of one term: any of them).
+Only the field is decoded (engine.watch's extractor), on a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Any, AsyncIterator, Iterator
+
+import msgspec
+
+from engine import codec
+from engine.diff import MISSING
+from engine.filters import SCAN_WINDOW, Filter
+from engine.format import OpRow
+from engine.schema import RecordingError
+from engine.store import OPROW_COLUMNS, Session
+from engine.watch import FieldReader, jsonable, same
+
+FIRST_WINDOW = 4096
+BODY_FIRST = 256  # first window when bodies are read (changed=): the first match comes fast
+BODY_WINDOW = 4096  # largest window when bodies are read
+VALUE_CACHE = 32768
+
+
+class FieldMatch(msgspec.Struct, kw_only=True):
+    """A field an op changed (for changed= terms)."""
+
+    obj_id: int
+    path: str
+    old: Any
+    new: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"obj_id": self.obj_id, "path": self.path, "old": jsonable(self.old),
+                "new": jsonable(self.new), "op": "added" if self.old is MISSING else
+                "removed" if self.new is MISSING else "changed"}
+
+
+class Match(msgspec.Struct, kw_only=True):
+    """One matching op, with the fields it changed when the query asked (changed=)."""
+
+    row: OpRow
+    fields: list[FieldMatch] = msgspec.field(default_factory=list)
+
+
+class _Values:
+    """Field values of stored bodies, by (path, blob id): read in batches, decoded off-loop."""
+
+    def __init__(self, session: Session, paths: set[str]):
+        self.session = session
+        self.fields = {p: FieldReader(p) for p in paths}
+        self.cache: OrderedDict[tuple[str, int], Any] = OrderedDict()
+
+    async def load(self, blob_ids: set[int]) -> None:
+        missing = sorted({b for b in blob_ids
+                          if any((p, b) not in self.cache for p in self.fields)})
+        for start in range(0, len(missing), 500):
+            part = missing[start:start + 500]
+            rows = await self.session.rec.fetchall(
+                f"SELECT id, codec, data FROM blobs WHERE id IN ({','.join('?' * len(part))})", part)
+            if len(rows) != len(part):
+                raise RecordingError(f"{self.session.path}: a body is missing (corrupted recording)")
+            try:
+                values = await asyncio.to_thread(self._extract, rows)
+            except ValueError as exc:  # codec.BodyError
+                raise RecordingError(f"{self.session.path}: the recording is corrupted ({exc})") from None
+            for key, value in values:
+                self.cache[key] = value
+            while len(self.cache) > VALUE_CACHE:
+                self.cache.popitem(last=False)
+
+    def _extract(self, rows: list[tuple[Any, ...]]) -> list[tuple[tuple[str, int], Any]]:
+        out = []
+        for blob_id, kind, data in rows:
+            raw = codec.unpack(kind, data)
+            for path, field in self.fields.items():
+                out.append(((path, blob_id), field.value(raw)))
+        return out
+
+    def get(self, path: str, blob_id: int | None) -> Any:
+        return MISSING if blob_id is None else self.cache.get((path, blob_id), MISSING)
+
+
+async def _changed_in(session: Session, flt: Filter, lo: int, hi: int,
+                      values: _Values) -> dict[int, list[FieldMatch]]:
+    """Ops in (lo, hi] passing the SQL part whose versions change every changed= term."""
+    rows = await session.rec.fetchall(
+        "SELECT s.seq, s.obj_id, s.blob_id,"
+        " (SELECT p.blob_id FROM states p INDEXED BY states_object"
+        "  WHERE p.session_id = s.session_id AND p.obj_id = s.obj_id"
+        "  AND p.seq < s.seq ORDER BY p.seq DESC LIMIT 1)"
+        " FROM states s WHERE s.session_id = ? AND s.seq > ? AND s.seq <= ? AND s.seq IN"
+        f" (SELECT seq FROM operations WHERE session_id = ? AND seq > ? AND seq <= ? AND ({flt.sql}))"
+        " ORDER BY s.seq", (session.id, lo, hi, session.id, lo, hi, *flt.params))
+    if not rows:
+        return {}
+    await values.load({b for r in rows for b in (r[2], r[3]) if b is not None})
+    by_seq: dict[int, list[FieldMatch]] = {}
+    for seq, obj_id, blob_id, prev in rows:
+        if blob_id == prev:
+            continue
+        for path in values.fields:
+            old, new = values.get(path, prev), values.get(path, blob_id)
+            if not same(old, new):
+                by_seq.setdefault(seq, []).append(FieldMatch(obj_id=obj_id, path=path, old=old, new=new))
+    out = {}
+    for seq, found in by_seq.items():
+        paths = {f.path for f in found}
+        if all(any(p in paths for p in term) for term in flt.changed):
+            out[seq] = found
+    return out
+
+
+def _windows(start: int, end: int, forward: bool, largest: int,
+             first: int = FIRST_WINDOW) -> Iterator[tuple[int, int]]:
+    """(lo, hi] ranges from ``start`` towards ``end``, growing from ``first`` to ``largest``."""
+    size = min(first, largest)
+    if forward:
+        lo = start
+        while lo < end:
+            hi = min(lo + size, end)
+            yield lo, hi
+            lo = hi
+            size = min(size * 2, largest)
+    else:
+        hi = end
+        while hi > start:
+            lo = max(hi - size, start)
+            yield lo, hi
+            hi = lo
+            size = min(size * 2, largest)
+
+
+async def stream(session: Session, flt: Filter, *, after: int = 0, upto: int | None = None,
+                 limit: int | None = None) -> AsyncIterator[list[Match]]:
+    """Matches in (after, upto], oldest first, a window at a time (only non-empty windows)."""
+    end = session.last if upto is None else min(upto, session.last)
+    values = _Values(session, {p for term in flt.changed for p in term}) if flt.changed else None
+    largest = BODY_WINDOW if values is not None else SCAN_WINDOW
+    found = 0
+    for lo, hi in _windows(after, end, True, largest, BODY_FIRST if values is not None else FIRST_WINDOW):
+        fields: dict[int, list[FieldMatch]] = {}
+        if values is not None:
+            fields = await _changed_in(session, flt, lo, hi, values)
+            if not fields:
+                continue
+            seqs = sorted(fields)
+            if limit is not None:
+                seqs = seqs[: limit - found]
+            rows = await _rows(session, seqs)
+        else:
+            rows = [OpRow(*r) for r in await session.rec.fetchall(
+                f"SELECT {OPROW_COLUMNS} FROM operations WHERE session_id = ? AND seq > ? AND seq <= ?"
+                f" AND ({flt.sql}) ORDER BY seq" + ("" if limit is None else f" LIMIT {int(limit - found)}"),
+                (session.id, lo, hi, *flt.params))]
+        if not rows:
+            continue
+        found += len(rows)
+        yield [Match(row=r, fields=fields.get(r.seq, [])) for r in rows]
+        if limit is not None and found >= limit:
+            return
+
+
+async def _rows(session: Session, seqs: list[int]) -> list[OpRow]:
+    out: list[OpRow] = []
+    for start in range(0, len(seqs), 500):
+        part = seqs[start:start + 500]
+        out.extend(OpRow(*r) for r in await session.rec.fetchall(
+            f"SELECT {OPROW_COLUMNS} FROM operations WHERE session_id = ? AND seq IN"
+            f" ({','.join('?' * len(part))}) ORDER BY seq", (session.id, *part)))
+    return out
+
+
+async def scan(session: Session, flt: Filter, after: int, upto: int) -> list[int]:
+    """Matching seqs in (after, upto] (what a filtered timeline needs), exact for changed= too."""
+    if not flt.changed:
+        rows = await session.rec.fetchall(
+            f"SELECT seq FROM operations WHERE session_id = ? AND seq > ? AND seq <= ?"
+            f" AND ({flt.sql}) ORDER BY seq", (session.id, after, upto, *flt.params))
+        return [r[0] for r in rows]
+    out: list[int] = []
+    async for matches in stream(session, flt, after=after, upto=upto):
+        out.extend(m.row.seq for m in matches)
+    return out
+
+
+async def find(session: Session, seq: int, flt: Filter, forward: bool = True) -> int | None:
+    """The next (previous) matching op after (before) ``seq``; exact for changed= terms."""
+    if not flt.changed:
+        from engine.filters import find as sql_find
+        return await sql_find(session, seq, flt, forward)
+    values = _Values(session, {p for term in flt.changed for p in term})
+    if forward:
+        windows = _windows(seq, session.last, True, BODY_WINDOW, BODY_FIRST)
+    else:
+        windows = _windows(0, min(seq - 1, session.last), False, BODY_WINDOW, BODY_FIRST)
+    for lo, hi in windows:
+        found = await _changed_in(session, flt, lo, hi, values)
+        if found:
+            return min(found) if forward else max(found)
+    return None
+
+
+async def count(session: Session, flt: Filter) -> int:
+    """How many ops match (reads bodies for changed= terms: a scan of the session)."""
+    if not flt.changed:
+        from engine.filters import count as sql_count
+        return await sql_count(session, flt)
+    n = 0
+    async for matches in stream(session, flt):
+        n += len(matches)
+    return n

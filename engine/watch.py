@@ -1,0 +1,473 @@
+"""Field watchpoints: when did a field of an object change, forward or backward.
+
+A watch is ``KIND/NAMESPACE/NAME:PATH`` (``Deployment/default/web:.spec.replicas``,
+``Pod/default/api-0:.status.conditions[type=Ready].status``).  Its *change index*
+is built once per (session, object, path) by walking the object's versions
+(rows of ``states``) in one streamed query, extracting the field from each, and
+keeping the versions at which it differs from the one before.  After that,
+continue / reverse-continue / last are bisections over a sorted array, so
+stepping through changes costs microseconds however long the session is.
+
+Only the field is decoded: a msgspec type shaped like the path skips the rest
+of each body, which makes the build several times faster than a full decode.
+A session that is still growing extends its indexes on the next access.
+
+Positions follow the engine's convention: position N is the state just after
+op N.  ``last(N)`` is the change that gave the field its value at N (seq <= N);
+``next(N)`` the first change after it (seq > N); ``prev(N)`` the last change
+strictly before op N (seq < N), which is what a reverse-continue from a cursor
+that sits on a change needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import weakref
+from array import array
+from collections import OrderedDict
+from typing import Any
+
+import msgspec
+
+from engine import codec
+from engine.diff import MISSING, PathError, get_path, key_segment, list_key, parse_path
+from engine.format import ObjectKey
+from engine.schema import RecordingError
+from engine.store import Session
+
+INDEX_CACHE = 64  # change indexes kept per session
+FETCH = 2048  # versions per fetch while building
+
+
+class FieldSpecError(RecordingError):
+    """A watch expression that does not parse; ``column`` is 1-based (0 when unknown)."""
+
+    def __init__(self, message: str, expression: str = "", column: int = 0):
+        super().__init__(message)
+        self.expression = expression
+        self.column = column
+        self.short = message
+
+
+class FieldRef(msgspec.Struct, frozen=True):
+    """What a watch names: an object (as typed) and a field path ('' = the whole object)."""
+
+    resource: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.resource}:{self.path}"
+
+
+def parse_field(text: str) -> FieldRef:
+    """``KIND/NAMESPACE/NAME:PATH`` (or ``KIND/NAME:PATH``) -> FieldRef; PATH is checked here."""
+    raw = text.strip()
+    resource, sep, path = raw.partition(":")
+    if not sep or not resource:
+        raise FieldSpecError(
+            f"bad field {text!r}: expected KIND/NAMESPACE/NAME:PATH (e.g. Deployment/default/web:.spec.replicas)",
+            raw, 1)
+    if resource.count("/") not in (1, 2) or any(not p for p in resource.split("/")):
+        raise FieldSpecError(f"bad resource {resource!r} in {text!r}: expected KIND/NAMESPACE/NAME or KIND/NAME",
+                             raw, 1)
+    path = path.strip()
+    if path == ".":
+        path = ""
+    check_path(path, raw, len(resource) + 2)
+    return FieldRef(resource, path)
+
+
+def check_path(path: str, expression: str = "", offset: int = 1) -> list[tuple[str, Any]]:
+    """Parse a field path; FieldSpecError (with the column in ``expression``) when it is bad."""
+    if path and path[0] not in ".[":
+        raise FieldSpecError(f"bad field path {path!r}: it starts with '.' or '[' (e.g. .spec.replicas)",
+                             expression or path, offset)
+    try:
+        return parse_path(path)
+    except PathError as exc:
+        column = offset
+        text = str(exc)
+        marker = " at column "
+        if marker in text:
+            try:
+                column = offset + int(text.split(marker, 1)[1].split(":", 1)[0]) - 1
+            except ValueError:
+                pass
+        raise FieldSpecError(text, expression or path, column) from None
+
+
+def path_for(document: Any, parts: list[str | int]) -> str:
+    """The watch path of a node reached by keys and list indexes (what a state pane knows).
+
+    List items are named by their key field when the list has one, the way diffs
+    name them (``[type=Ready]``, ``[name=web]``), so the watch follows the item
+    when the list is reordered; otherwise by index.
+    """
+    path = ""
+    node = document
+    for part in parts:
+        if isinstance(node, list) and isinstance(part, int):
+            key = list_key(node)
+            if key is not None and 0 <= part < len(node):
+                value = node[part][key]
+                path += f"[{key}={value if isinstance(value, str) else msgspec.json.encode(value).decode()}]"
+            else:
+                path += f"[{part}]"
+            node = node[part] if 0 <= part < len(node) else None
+        elif isinstance(node, dict) and isinstance(part, str):
+            path += key_segment(part)
+            node = node.get(part)
+        else:
+            raise FieldSpecError(f"no field {part!r} under {path or '.'}")
+    return path
+
+
+# --- values ---------------------------------------------------------------------------
+
+def same(a: Any, b: Any) -> bool:
+    """JSON equality: types matter (1 != 1.0 != true), dict key order does not."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def jsonable(value: Any) -> Any:
+    """MISSING as None, for JSON output (a change's ``op`` says whether it was absent)."""
+    return None if value is MISSING else value
+
+
+class FieldChange(msgspec.Struct, kw_only=True):
+    """One op at which a watched field took a new value (MISSING: absent, or object deleted)."""
+
+    seq: int
+    old: Any
+    new: Any
+    verb: str = ""
+    actor: str = ""
+    reconcile: int | None = None
+    ts_ns: int = 0
+    deleted: bool = False  # the op deleted the object
+
+    @property
+    def kind(self) -> str:
+        if self.old is MISSING:
+            return "added"
+        if self.new is MISSING:
+            return "removed"
+        return "changed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "op": self.kind, "old": jsonable(self.old), "new": jsonable(self.new),
+                "verb": self.verb, "actor": self.actor, "reconcile": self.reconcile,
+                "ts_ns": self.ts_ns, "object_deleted": self.deleted}
+
+
+# --- extracting one field cheaply -----------------------------------------------------
+
+_UNSET = msgspec.UNSET
+_decode_any = msgspec.json.Decoder().decode
+
+
+def _extractor(segments: list[tuple[str, Any]]) -> tuple[Any, list[tuple[str, Any]]]:
+    """A decoder that keeps only the keys of the path's leading ``.key`` segments, and the rest.
+
+    ``.status.conditions[type=Ready].status`` decodes {status: {conditions: list}}
+    and leaves ``[type=Ready].status`` to ``get_path``.
+    """
+    lead = 0
+    while lead < len(segments) and segments[lead][0] == "key":
+        lead += 1
+    if lead == 0:
+        return None, segments
+    rest = segments[lead:]
+    typ: Any = object if not rest else (list[Any] if rest[0][0] != "key" else object)
+    for depth in range(lead - 1, -1, -1):
+        key = segments[depth][1]
+        typ = msgspec.defstruct(
+            f"_Watch{depth}", [("f", typ, msgspec.field(name=key, default=_UNSET))],
+            gc=False)
+    return msgspec.json.Decoder(typ).decode, rest
+
+
+class FieldReader:
+    """Reads one path out of stored bodies."""
+
+    def __init__(self, path: str):
+        self.segments = parse_path(path)
+        self.decode, self.rest = _extractor(self.segments)
+        self.lead = len(self.segments) - len(self.rest)
+
+    def value(self, data: bytes) -> Any:
+        if self.decode is None:
+            return get_path(codec.from_json(data), self.rest)
+        try:
+            node = self.decode(data)
+        except msgspec.ValidationError:  # a field of another shape (null, a string...): the slow way
+            return get_path(codec.from_json(data), self.segments)
+        except msgspec.DecodeError as exc:
+            raise codec.BodyError(f"malformed body: {exc}") from None
+        for _ in range(self.lead):
+            node = node.f
+            if node is _UNSET:
+                return MISSING
+        return get_path(node, self.rest) if self.rest else node
+
+
+
+
+# --- the change index ------------------------------------------------------------------
+
+class ChangeIndex:
+    """The ops at which one field of one object changed, sorted by seq."""
+
+    def __init__(self, session: Session, obj_id: int, key: ObjectKey | None, path: str):
+        self.session = session
+        self.obj_id = obj_id
+        self.key = key
+        self.path = path
+        self._field = FieldReader(path)
+        self.seqs = array("q")
+        self._new: list[Any] = []
+        self._info: list[tuple[str, str, int | None, int, bool]] = []  # verb, actor, reconcile, ts, deleted
+        self.upto = 0  # versions up to this seq have been read
+        self.versions = 0  # how many versions were read
+        self._current: Any = MISSING
+        self._interned: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def label(self) -> str:
+        return f"{self.key if self.key is not None else self.obj_id}:{self.path or '.'}"
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    # --- building --------------------------------------------------------------------
+
+    async def update(self) -> ChangeIndex:
+        """Read the versions recorded since the last build (all of them the first time).
+
+        ``INDEXED BY``: without statistics SQLite prefers walking the primary key
+        (session, seq) for the ORDER BY, which reads every version of every object.
+
+        Three stages overlap: SQLite reads the next batch (on the connection's
+        thread) while a worker thread decompresses and extracts the field from
+        this one; the event loop only folds values into the index, so a TUI
+        stays responsive while a large index builds.
+        """
+        async with self._lock:  # two callers must not fold the same versions twice
+            last = self.session.last
+            if last <= self.upto:
+                return self
+            mark = (len(self.seqs), self.versions, self._current)
+            try:
+                await self._read(last)
+            except BaseException:  # cancelled or failed: forget the half-read range
+                n, self.versions, self._current = mark
+                del self.seqs[n:], self._new[n:], self._info[n:]
+                raise
+            self.upto = last
+        return self
+
+    async def _read(self, last: int) -> None:
+        rec = self.session.rec
+        stream = rec.stream(
+            "SELECT s.seq, s.blob_id, b.codec, b.data, o.verb, o.actor, o.reconcile, o.ts_ns"
+            " FROM states s INDEXED BY states_object LEFT JOIN blobs b ON b.id = s.blob_id"
+            " LEFT JOIN operations o ON o.session_id = s.session_id AND o.seq = s.seq"
+            " WHERE s.session_id = ? AND s.obj_id = ? AND s.seq > ? AND s.seq <= ?"
+            " ORDER BY s.seq", (self.session.id, self.obj_id, self.upto, last), size=FETCH)
+        cache: dict[int, Any] = {}
+        pending: list[asyncio.Future[Any]] = []  # [fetch of the next batch, extraction of this one]
+        try:
+            fetch: asyncio.Future[Any] = asyncio.ensure_future(anext(stream, None))
+            pending.append(fetch)
+            work: asyncio.Future[Any] | None = None
+            while True:
+                rows = await fetch
+                pending.remove(fetch)
+                following = None
+                if rows is not None:
+                    fetch = asyncio.ensure_future(anext(stream, None))
+                    following = asyncio.ensure_future(asyncio.to_thread(self._extract, rows, cache))
+                    pending += [fetch, following]
+                if work is not None:
+                    self._fold(await work)
+                    pending.remove(work)
+                work = following
+                if rows is None:
+                    break
+        except codec.BodyError as exc:
+            raise RecordingError(f"{rec.path}: the recording is corrupted ({exc})") from None
+        finally:
+            for future in pending:
+                if not future.done():
+                    future.cancel()
+                try:
+                    await future
+                except BaseException:  # noqa: BLE001 - already failing or cancelled
+                    pass
+            await stream.aclose()
+
+    def _extract(self, rows: list[tuple[Any, ...]], cache: dict[int, Any]) -> list[tuple[Any, ...]]:
+        """(seq, blob id, value, verb, actor, reconcile, ts) per version: runs on a worker thread."""
+        field = self._field
+        out = []
+        for seq, blob_id, kind, data, verb, actor, reconcile, ts_ns in rows:
+            if blob_id is None:
+                value = MISSING
+            else:
+                value = cache.get(blob_id, _UNSET)
+                if value is _UNSET:
+                    if data is None:
+                        raise codec.BodyError(f"body {blob_id} is missing")
+                    value = field.value(codec.unpack(kind, data))
+                    if len(cache) < 4096:
+                        cache[blob_id] = value
+            out.append((seq, blob_id, value, verb, actor, reconcile, ts_ns))
+        return out
+
+    def _fold(self, versions: list[tuple[Any, ...]]) -> None:
+        """Keep the versions at which the value differs from the one before."""
+        current = self._current
+        interned = self._interned
+        for seq, blob_id, value, verb, actor, reconcile, ts_ns in versions:
+            self.versions += 1
+            if same(value, current):
+                continue
+            current = value
+            self.seqs.append(seq)
+            self._new.append(value)
+            verb = interned.setdefault(verb or "", verb or "")
+            actor = interned.setdefault(actor or "", actor or "")
+            self._info.append((verb, actor, reconcile, ts_ns or 0, blob_id is None))
+        self._current = current
+
+    # --- answers ---------------------------------------------------------------------
+
+    def change(self, i: int) -> FieldChange:
+        verb, actor, reconcile, ts_ns, deleted = self._info[i]
+        return FieldChange(seq=self.seqs[i], old=self._new[i - 1] if i > 0 else MISSING,
+                           new=self._new[i], verb=verb, actor=actor, reconcile=reconcile,
+                           ts_ns=ts_ns, deleted=deleted)
+
+    def changes(self, after: int = 0, upto: int | None = None) -> list[FieldChange]:
+        """Every change with ``after < seq <= upto`` (all of them by default), oldest first."""
+        lo = bisect.bisect_right(self.seqs, after)
+        hi = len(self.seqs) if upto is None else bisect.bisect_right(self.seqs, upto)
+        return [self.change(i) for i in range(lo, hi)]
+
+    def next(self, seq: int) -> FieldChange | None:
+        """Continue: the first change after position ``seq``."""
+        i = bisect.bisect_right(self.seqs, seq)
+        return self.change(i) if i < len(self.seqs) else None
+
+    def prev(self, seq: int) -> FieldChange | None:
+        """Reverse-continue: the last change strictly before op ``seq``."""
+        i = bisect.bisect_left(self.seqs, seq)
+        return self.change(i - 1) if i > 0 else None
+
+    def last(self, seq: int) -> FieldChange | None:
+        """The change that gave the field its value at position ``seq`` (the op that last changed it)."""
+        i = bisect.bisect_right(self.seqs, seq)
+        return self.change(i - 1) if i > 0 else None
+
+    def value_at(self, seq: int) -> Any:
+        """The field's value at position ``seq`` (MISSING: absent, or no such object then)."""
+        i = bisect.bisect_right(self.seqs, seq)
+        return self._new[i - 1] if i > 0 else MISSING
+
+    def step(self, seq: int, forward: bool = True) -> FieldChange | None:
+        """``next`` or ``prev``: what a debugger's continue / reverse-continue does."""
+        return self.next(seq) if forward else self.prev(seq)
+
+
+_indexes: weakref.WeakKeyDictionary[Session, OrderedDict[tuple[int, str], ChangeIndex]] = \
+    weakref.WeakKeyDictionary()
+
+
+async def change_index(session: Session, obj_id: int, path: str, *,
+                       key: ObjectKey | None = None) -> ChangeIndex:
+    """The (cached) change index of one field of one object, brought up to the session's end."""
+    check_path(path)
+    cache = _indexes.setdefault(session, OrderedDict())
+    index = cache.get((obj_id, path))
+    if index is None:
+        if key is None:
+            key = (await session.object_keys([obj_id])).get(obj_id)
+        index = ChangeIndex(session, obj_id, key, path)
+        cache[(obj_id, path)] = index
+        if len(cache) > INDEX_CACHE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end((obj_id, path))
+    return await index.update()
+
+
+def forget(session: Session) -> None:
+    """Drop the session's cached indexes (they are rebuilt on demand)."""
+    _indexes.pop(session, None)
+
+
+async def watch(session: Session, spec: str | FieldRef) -> ChangeIndex:
+    """``KIND/NAMESPACE/NAME:PATH`` -> the change index of that field."""
+    ref = parse_field(spec) if isinstance(spec, str) else spec
+    obj_id, key = await session.resolve_object(ref.resource)
+    return await change_index(session, obj_id, ref.path, key=key)
+
+
+class WatchSet:
+    """The fields a user watches in one session (the TUI's panel): add, remove, continue over all."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.watches: list[ChangeIndex] = []
+
+    def __len__(self) -> int:
+        return len(self.watches)
+
+    async def add(self, obj_id: int, path: str, *, key: ObjectKey | None = None) -> ChangeIndex:
+        for w in self.watches:
+            if w.obj_id == obj_id and w.path == path:
+                return w
+        index = await change_index(self.session, obj_id, path, key=key)
+        self.watches.append(index)
+        return index
+
+    async def add_spec(self, spec: str) -> ChangeIndex:
+        ref = parse_field(spec)
+        obj_id, key = await self.session.resolve_object(ref.resource)
+        return await self.add(obj_id, ref.path, key=key)
+
+    def remove(self, obj_id: int, path: str) -> bool:
+        before = len(self.watches)
+        self.watches = [w for w in self.watches if not (w.obj_id == obj_id and w.path == path)]
+        return len(self.watches) != before
+
+    async def refresh(self) -> None:
+        """Catch up with a growing session."""
+        for w in self.watches:
+            await w.update()
+
+    def step(self, seq: int, forward: bool = True) -> tuple[ChangeIndex, FieldChange] | None:
+        """The nearest change of any watched field after (before) position ``seq``."""
+        best: tuple[ChangeIndex, FieldChange] | None = None
+        for w in self.watches:
+            ch = w.step(seq, forward)
+            if ch is None:
+                continue
+            if best is None or (ch.seq < best[1].seq if forward else ch.seq > best[1].seq):
+                best = (w, ch)
+        return best
+
+    def values_at(self, seq: int) -> list[tuple[ChangeIndex, Any, FieldChange | None]]:
+        """Each watch with its value at ``seq`` and the change that set it."""
+        return [(w, w.value_at(seq), w.last(seq)) for w in self.watches]
+

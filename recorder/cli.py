@@ -1,0 +1,305 @@
+"""``replay-tui record``: run an operator behind the recording proxy.
+
+    replay-tui record --db DB [--session NAME] [--kubeconfig F] [--context C]
+                      [--listen 127.0.0.1:PORT] [--no-redact] [--metrics ADDR] -- COMMAND ARGS...
+
+Loads the cluster from the kubeconfig, checks it answers, starts the proxy,
+writes a kubeconfig pointing at it and runs COMMAND with ``KUBECONFIG`` set
+to it.  Ctrl-C or SIGTERM is passed on to COMMAND; when it has exited (or
+after ``--grace`` seconds, then it is killed) the recording is flushed and
+closed, and COMMAND's exit status is ours.  With no COMMAND the proxy records
+until Ctrl-C, for an operator started by hand with the printed kubeconfig.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.schema import RecordingError
+
+if TYPE_CHECKING:  # the heavy modules (aiohttp, kubernetes) load only when ``record`` runs
+    from recorder.kubeconfig import Upstream
+    from recorder.queue import CaptureQueue
+
+PROG = "replay-tui"
+PROBE_TIMEOUT_S = 10.0
+DEFAULT_QUEUE_SIZE = 10_000  # recorder.queue.DEFAULT_MAXSIZE, without importing it
+
+
+class ListenError(RecordingError):
+    """A --listen or --metrics address that cannot be used."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``record`` command to the ``replay-tui`` parser."""
+    text = "record an operator's API traffic through the recording proxy"
+    p = subparsers.add_parser(
+        "record", help=text, description=text + ". Everything after -- is the operator's command line.",
+        epilog="Example: replay-tui record --db rec.db -- kopf run --standalone -A op.py")
+    p.add_argument("--db", required=True, metavar="DB", help="recording file (created 0600 when new)")
+    p.add_argument("--session", "-s", metavar="NAME",
+                   help="session name (default: the command's name; made unique in the file)")
+    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig of the cluster (default: $KUBECONFIG "
+                   "or ~/.kube/config, or the in-cluster service account)")
+    p.add_argument("--context", metavar="C", help="kubeconfig context (default: the current one)")
+    p.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                   help="where the proxy listens (default 127.0.0.1 on a free port; a non-loopback "
+                        "address is allowed, with a warning)")
+    p.add_argument("--no-redact", action="store_true",
+                   help="store Secret values as they are (default: replaced by a keyed-hash marker)")
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus counters on http://HOST:PORT/metrics")
+    p.add_argument("--kubeconfig-out", metavar="FILE",
+                   help="where to write the kubeconfig for the operator (default: a private temporary file)")
+    p.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, metavar="N",
+                   help=f"captures waiting for the writer before new ones are dropped (default {DEFAULT_QUEUE_SIZE})")
+    p.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
+                   help="how long COMMAND may take to exit after Ctrl-C/SIGTERM before it is killed (default 10)")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
+                   help="the operator to run (omit it to record until Ctrl-C)")
+    p.set_defaults(func=run_record)
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` into (host, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ListenError(f"{option} {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8001")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ListenError(f"{option} {text!r}: the port must be a number") from None
+    if not 0 <= port <= 65535:
+        raise ListenError(f"{option} {text!r}: the port must be between 0 and 65535")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int, option: str = "--listen") -> socket.socket:
+    """A listening socket, bound now so a bad address fails before anything is recorded."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ListenError(f"{option} {host}:{port}: unknown host ({exc.strerror})") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"{option} {host}:{port}: cannot listen there ({exc.strerror or exc})") from None
+    sock.setblocking(False)
+    return sock
+
+
+def find_command(name: str) -> tuple[str | None, int, str]:
+    """(path, 0, "") or (None, exit status, message) like a shell: 127 not found, 126 not executable."""
+    if os.sep in name:
+        if not os.path.exists(name):
+            return None, 127, f"command not found: {name}"
+        if os.path.isdir(name) or not os.access(name, os.X_OK):
+            return None, 126, f"command not executable: {name}"
+        return name, 0, ""
+    found = shutil.which(name)
+    if found is None:
+        return None, 127, f"command not found: {name}"
+    return found, 0, ""
+
+
+async def probe(upstream: Upstream) -> None:
+    """Fail early, in one line, when the cluster cannot be reached (any HTTP answer will do)."""
+    import aiohttp
+
+    from recorder.proxy import describe
+
+    headers = {"Authorization": upstream.authorization} if upstream.authorization else {}
+    connector = aiohttp.TCPConnector(ssl=upstream.ssl_context if upstream.ssl_context else False)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.get(upstream.url + "/version", headers=headers, allow_redirects=False,
+                                   timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S),
+                                   server_hostname=upstream.server_hostname, proxy=upstream.proxy):
+                pass
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        raise RecordingError(f"cannot reach the cluster at {upstream.url}: {describe(exc)}") from None
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+# --- the command ---------------------------------------------------------------------------
+
+def run_record(args: argparse.Namespace) -> int:
+    command = list(args.command or [])
+    if command and command[0] == "--":
+        command = command[1:]
+    listen = parse_listen(args.listen)
+    metrics = parse_listen(args.metrics, "--metrics") if args.metrics else None
+    if args.queue_size < 1:
+        raise RecordingError("--queue-size must be at least 1")
+    if command:
+        _, status, message = find_command(command[0])
+        if status:
+            print(f"{PROG}: error: {message}", file=sys.stderr)
+            return status
+    from recorder.kubeconfig import load_upstream
+
+    upstream = load_upstream(args.kubeconfig, args.context)
+    asyncio.run(probe(upstream))
+    sock = bind(*listen)
+    msock = None
+    try:
+        if metrics is not None:
+            msock = bind(*metrics, option="--metrics")
+        if not is_loopback(listen[0]):
+            _warn(f"warning: the proxy listens on {args.listen}, beyond loopback: whoever can reach it "
+                  "and read the kubeconfig it writes uses your cluster credentials")
+        return _record(args, command, upstream, sock, msock)
+    finally:
+        sock.close()
+        if msock is not None:
+            msock.close()
+
+
+def _record(args: argparse.Namespace, command: list[str], upstream: Upstream, sock: socket.socket,
+            msock: socket.socket | None) -> int:
+    from engine.writer import RecordingWriter
+    from recorder.capture import Converter
+    from recorder.queue import CaptureQueue
+    from recorder.redact import Redactor
+
+    name = args.session or (Path(command[0]).name if command else "proxy")
+    writer = RecordingWriter(args.db)
+    try:
+        session = writer.session(name, "proxy", actor=Path(command[0]).name if command else "",
+                                 cluster=upstream.url, attributes={
+                                     "recorder": "proxy", "context": upstream.context,
+                                     "redacted": not args.no_redact, "protobuf": "json-negotiated",
+                                     "reconciles": "inferred"})
+        queue = CaptureQueue(session, Converter(None if args.no_redact else Redactor()), infer_spans=True,
+                             maxsize=args.queue_size).start()
+        status = 1
+        try:
+            status = asyncio.run(_serve(args, command, upstream, queue, sock, msock))
+        finally:
+            close_error: RecordingError | None = None
+            try:
+                counters = queue.close(exit_status=status)
+            except RecordingError as exc:
+                close_error = exc
+        if close_error is not None:
+            _warn(f"error: closing the recording failed: {close_error}")
+            return status or 1
+        lost = sum(counters.errors.values())
+        _warn(f"recorded {counters.recorded:,} operations to {args.db} (session {session.name!r}); "
+              f"{counters.dropped:,} dropped, {lost:,} lost to errors")
+        return status
+    finally:
+        writer.close()
+
+
+async def _serve(args: argparse.Namespace, command: list[str], upstream: Upstream, queue: CaptureQueue,
+                 sock: socket.socket, msock: socket.socket | None) -> int:
+    from recorder.kubeconfig import new_token, write_proxy_kubeconfig
+    from recorder.proxy import MetricsServer, RecordingProxy
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[int] = []
+    child: asyncio.subprocess.Process | None = None
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        stop.set()
+        if child is not None and child.returncode is None:
+            _signal_child(child, signum if len(received) == 1 else signal.SIGKILL)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, on_signal, signum)
+    token = new_token()
+    proxy = RecordingProxy(upstream, queue, token=token)
+    metrics = MetricsServer(proxy, queue) if msock is not None else None
+    tmpdir = None
+    try:
+        host, port = await proxy.start(sock)
+        if metrics is not None and msock is not None:
+            await metrics.start(msock)
+            mhost, mport = msock.getsockname()[:2]
+            _warn(f"metrics on http://{mhost}:{mport}/metrics")
+        connect = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+        url = f"http://[{connect}]:{port}" if ":" in connect else f"http://{connect}:{port}"
+        if args.kubeconfig_out:
+            kubeconfig = Path(args.kubeconfig_out)
+        else:
+            tmpdir = tempfile.mkdtemp(prefix="replay-tui-")
+            kubeconfig = Path(tmpdir) / "kubeconfig"
+        try:
+            write_proxy_kubeconfig(kubeconfig, url, token, namespace=upstream.namespace)
+        except OSError as exc:
+            raise RecordingError(f"--kubeconfig-out {kubeconfig}: cannot write it ({exc.strerror})") from None
+        if not command:
+            _warn(f"recording {upstream.url} through {url}; run the operator with "
+                  f"KUBECONFIG={kubeconfig} (Ctrl-C to stop)")
+            await stop.wait()
+            return 0
+        env = dict(os.environ, KUBECONFIG=str(kubeconfig))
+        try:
+            child = await asyncio.create_subprocess_exec(*command, env=env, process_group=0)
+        except OSError as exc:
+            _warn(f"error: cannot run {command[0]}: {exc.strerror or exc}")
+            return 127 if isinstance(exc, FileNotFoundError) else 126
+        waiter = asyncio.ensure_future(child.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), args.grace)
+            except asyncio.TimeoutError:
+                _warn(f"{command[0]} did not exit within {args.grace:g}s; killing it")
+                _signal_child(child, signal.SIGKILL)
+                await waiter
+        stopper.cancel()
+        rc = child.returncode if child.returncode is not None else 1
+        return 128 - rc if rc < 0 else rc
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        await proxy.close()
+        if metrics is not None:
+            await metrics.close()
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _signal_child(child: asyncio.subprocess.Process, signum: int) -> None:
+    """Signal the operator's process group (it may be a shell running the real operator)."""
+    try:
+        os.killpg(child.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,289 @@
+"""The recording proxy: forwards an operator's API traffic to the cluster and captures it.
+
+An aiohttp server on loopback (aiohttp: one library for both the server and
+the client side, asyncio-native, streams response bodies chunk by chunk).
+Per request it reads the request body, forwards the request with the real
+credentials, answers the operator, then hands a :class:`Capture` to the
+bounded queue: a few microseconds of copying; parsing and writing happen on
+the writer thread.  Watch responses are relayed chunk by chunk as they
+arrive, unbuffered, the same bytes the server sent; the writer splits them
+into events.
+
+Protobuf: the proxy asks the server for JSON (it rewrites ``Accept``), which
+every Kubernetes client can decode, so every recorded response is readable.
+A request body sent as protobuf (rare: some built-in controllers) is
+forwarded untouched and recorded as an opaque marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import socket
+import time
+import aiohttp
+import aiohttp.web
+import msgspec
+from multidict import CIMultiDict
+
+from recorder.capture import Capture
+from recorder.kubeconfig import Upstream
+from recorder.queue import CaptureQueue
+
+# Never forwarded (hop-by-hop, or replaced by the proxy).
+_REQUEST_DROP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                           "te", "trailer", "trailers", "transfer-encoding", "upgrade", "host",
+                           "content-length", "authorization"})
+_RESPONSE_DROP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
+                            "content-encoding", "trailer", "upgrade"})
+_AUTH_REFRESH_S = 60.0
+_HANGUP_POLL_S = 1.0
+
+
+def status_body(code: int, reason: str, message: str) -> bytes:
+    return msgspec.json.encode({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                "status": "Failure", "message": message, "reason": reason, "code": code})
+
+
+def json_accept(accept: str) -> str:
+    """``Accept`` without protobuf: the server then answers JSON (Table and other JSON variants kept)."""
+    if "protobuf" not in accept:
+        return accept
+    kept = [part.strip() for part in accept.split(",") if "protobuf" not in part]
+    return ", ".join(kept) if kept else "application/json"
+
+
+def is_watch_request(request: aiohttp.web.BaseRequest) -> bool:
+    return request.query.get("watch", "").lower() in ("true", "1", "t") or "/watch/" in request.path
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        text = f"TLS certificate not accepted ({exc.certificate_error})"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        err = exc.os_error
+        text = os.strerror(err.errno).lower() if err is not None and err.errno else str(err or exc)
+    elif isinstance(exc, asyncio.TimeoutError):
+        text = "timed out"
+    return " ".join(text.split())
+
+
+class RecordingProxy:
+    """Forwards to ``upstream``, captures into ``queue``; requires ``token`` from its clients."""
+
+    def __init__(self, upstream: Upstream, queue: CaptureQueue, *, token: str | None):
+        self.upstream = upstream
+        self.queue = queue
+        self._expected = f"Bearer {token}" if token else None
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: aiohttp.web.ServerRunner | None = None
+        self._streams: set[aiohttp.ClientResponse] = set()
+        self._refresher: asyncio.Task[None] | None = None
+        self.requests = 0
+        self.upstream_errors = 0
+        self.open_watches = 0
+        self.address = ("", 0)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self, sock: socket.socket) -> tuple[str, int]:
+        """Serve on an already bound socket (bound early, so a bad --listen fails before recording)."""
+        connector = aiohttp.TCPConnector(ssl=self.upstream.ssl_context if self.upstream.ssl_context else False,
+                                         limit=0, ttl_dns_cache=300, enable_cleanup_closed=False)
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=15),
+            skip_auto_headers=("User-Agent",))
+        server = aiohttp.web.Server(self._handle, access_log=None)
+        self._runner = aiohttp.web.ServerRunner(server, handle_signals=False, access_log=None,
+                                                shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = aiohttp.web.SockSite(self._runner, sock)
+        await site.start()
+        self.address = sock.getsockname()[:2]
+        if self.upstream.authorization is not None:
+            self._refresher = asyncio.create_task(self._refresh_auth())
+        return self.address
+
+    async def close(self) -> None:
+        """Stop serving: end open watch streams, then the server and the client session."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+        for resp in list(self._streams):
+            resp.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _refresh_auth(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_AUTH_REFRESH_S)
+            await loop.run_in_executor(None, self._refresh_quietly)
+
+    def _refresh_quietly(self) -> None:
+        """Re-read expiring credentials (exec plugins, token files) in a worker thread."""
+        try:
+            self.upstream.refresh_auth()
+        except Exception:  # noqa: BLE001 - keep the last good token; the server will say 401
+            pass
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def _response_headers(self, resp: aiohttp.ClientResponse) -> CIMultiDict[str]:
+        return CIMultiDict((k, v) for k, v in resp.headers.items() if k.lower() not in _RESPONSE_DROP)
+
+    async def _handle(self, request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        ts_ns = time.time_ns()
+        t0 = time.perf_counter_ns()
+        if self._expected is not None and not hmac.compare_digest(
+                request.headers.get("Authorization", ""), self._expected):
+            return aiohttp.web.Response(status=401, content_type="application/json", body=status_body(
+                401, "Unauthorized", "replay-tui record: use the kubeconfig the recorder wrote"))
+        self.requests += 1
+        body = await request.read()
+        path, query = request.path, request.query_string
+        method = request.method
+        req_type = request.headers.get("Content-Type", "")
+        if request.headers.get("Upgrade"):
+            message = "replay-tui record: connection upgrades (exec, attach, port-forward) are not proxied"
+            self.queue.request(Capture(method, path, query, 501, ts_ns, time.perf_counter_ns() - t0,
+                                       body or None, req_type, error=message))
+            return aiohttp.web.Response(status=501, content_type="application/json",
+                                        body=status_body(501, "NotImplemented", message))
+        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _REQUEST_DROP)
+        if "Accept" in headers:
+            headers["Accept"] = json_accept(headers["Accept"])
+        if self.upstream.authorization:
+            headers["Authorization"] = self.upstream.authorization
+        assert self._session is not None
+        try:
+            resp = await self._session.request(
+                method, self.upstream.url + request.raw_path, headers=headers, data=body or None,
+                allow_redirects=False, server_hostname=self.upstream.server_hostname,
+                proxy=self.upstream.proxy)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            self.upstream_errors += 1
+            message = f"replay-tui record: cannot reach the cluster at {self.upstream.url}: {describe(exc)}"
+            self.queue.request(Capture(method, path, query, 502, ts_ns, time.perf_counter_ns() - t0,
+                                       body or None, req_type, error=message))
+            return aiohttp.web.Response(status=502, content_type="application/json",
+                                        body=status_body(502, "BadGateway", message))
+        if resp.status == 401 and self.upstream.authorization is not None:
+            asyncio.get_running_loop().run_in_executor(None, self._refresh_quietly)
+        if resp.status == 200 and is_watch_request(request):
+            return await self._relay_watch(request, resp, ts_ns, t0, body, req_type)
+        try:
+            data = await resp.read()
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            resp.release()
+            self.upstream_errors += 1
+            message = f"replay-tui record: the cluster's response broke off: {describe(exc)}"
+            self.queue.request(Capture(method, path, query, 502, ts_ns, time.perf_counter_ns() - t0,
+                                       body or None, req_type, error=message))
+            return aiohttp.web.Response(status=502, content_type="application/json",
+                                        body=status_body(502, "BadGateway", message))
+        resp.release()
+        out = aiohttp.web.Response(status=resp.status, body=data, headers=self._response_headers(resp))
+        self.queue.request(Capture(method, path, query, resp.status, ts_ns, time.perf_counter_ns() - t0,
+                                   body or None, req_type, data, resp.headers.get("Content-Type", "")))
+        return out
+
+    async def _relay_watch(self, request: aiohttp.web.BaseRequest, resp: aiohttp.ClientResponse,
+                           ts_ns: int, t0: int, body: bytes, req_type: str) -> aiohttp.web.StreamResponse:
+        out = aiohttp.web.StreamResponse(status=resp.status, headers=self._response_headers(resp))
+        self._streams.add(resp)
+        self.open_watches += 1
+        sid = self.queue.watch_open(Capture(request.method, request.path, request.query_string, resp.status,
+                                            ts_ns, time.perf_counter_ns() - t0, body or None, req_type))
+        monitor = asyncio.ensure_future(self._close_when_client_leaves(request, resp))
+        try:
+            await out.prepare(request)
+            async for chunk in resp.content.iter_any():
+                now = time.time_ns()
+                await out.write(chunk)  # the operator first, the recording second
+                self.queue.watch_chunk(sid, now, chunk)
+            await out.write_eof()
+        except (ConnectionError, aiohttp.ClientError, asyncio.TimeoutError):
+            pass  # either side hung up: the stream is over
+        finally:
+            monitor.cancel()
+            self._streams.discard(resp)
+            self.open_watches -= 1
+            resp.close()
+            self.queue.watch_close(sid, time.time_ns())
+        return out
+
+
+    @staticmethod
+    async def _close_when_client_leaves(request: aiohttp.web.BaseRequest, resp: aiohttp.ClientResponse) -> None:
+        """A quiet watch notices no hang-up until it writes: poll, so the cluster's stream is not leaked."""
+        while True:
+            await asyncio.sleep(_HANGUP_POLL_S)
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                resp.close()
+                return
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+def metrics_text(proxy: RecordingProxy, queue: CaptureQueue) -> str:
+    """Prometheus text exposition of the recorder's counters."""
+    snap = queue.snapshot()
+    lines = [
+        "# HELP replay_tui_recorded_operations_total Operations committed to the recording.",
+        "# TYPE replay_tui_recorded_operations_total counter",
+        f"replay_tui_recorded_operations_total {snap['recorded']}",
+        "# HELP replay_tui_dropped_operations_total Operations dropped because the capture queue was full.",
+        "# TYPE replay_tui_dropped_operations_total counter",
+        f"replay_tui_dropped_operations_total {snap['dropped']}",
+        "# HELP replay_tui_lost_operations_total Operations lost to writer errors, by category.",
+        "# TYPE replay_tui_lost_operations_total counter",
+    ]
+    lines += [f'replay_tui_lost_operations_total{{category="{k}"}} {v}' for k, v in sorted(snap["errors"].items())]
+    lines += [
+        "# HELP replay_tui_queue_depth Captures waiting for the writer.",
+        "# TYPE replay_tui_queue_depth gauge",
+        f"replay_tui_queue_depth {snap['queue_depth']}",
+        "# HELP replay_tui_queue_bytes Bytes of captures waiting for the writer.",
+        "# TYPE replay_tui_queue_bytes gauge",
+        f"replay_tui_queue_bytes {snap['queue_bytes']}",
+        "# HELP replay_tui_proxy_requests_total Requests forwarded by the proxy.",
+        "# TYPE replay_tui_proxy_requests_total counter",
+        f"replay_tui_proxy_requests_total {proxy.requests}",
+        "# HELP replay_tui_proxy_upstream_errors_total Requests the proxy could not forward.",
+        "# TYPE replay_tui_proxy_upstream_errors_total counter",
+        f"replay_tui_proxy_upstream_errors_total {proxy.upstream_errors}",
+        "# HELP replay_tui_proxy_open_watches Watch streams being relayed.",
+        "# TYPE replay_tui_proxy_open_watches gauge",
+        f"replay_tui_proxy_open_watches {proxy.open_watches}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class MetricsServer:
+    """``GET /metrics`` on its own address (the proxy's own paths all belong to the cluster)."""
+
+    def __init__(self, proxy: RecordingProxy, queue: CaptureQueue):
+        self.proxy, self.queue = proxy, queue
+        self._runner: aiohttp.web.ServerRunner | None = None
+
+    async def start(self, sock: socket.socket) -> None:
+        async def handle(request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+            if request.path != "/metrics":
+                return aiohttp.web.Response(status=404, text="not found: try /metrics\n")
+            return aiohttp.web.Response(text=metrics_text(self.proxy, self.queue),
+                                        content_type="text/plain", charset="utf-8")
+
+        self._runner = aiohttp.web.ServerRunner(aiohttp.web.Server(handle), handle_signals=False,
+                                                shutdown_timeout=0.5)
+        await self._runner.setup()
+        await aiohttp.web.SockSite(self._runner, sock).start()
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

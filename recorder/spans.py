@@ -1,0 +1,159 @@
+"""Reconcile spans inferred from proxy traffic.
+
+The proxy sees HTTP, not the operator's code, so it cannot know where a
+reconcile starts and ends.  It guesses, and says so (``inferred=True``):
+
+* a watch event ADDED/MODIFIED/DELETED for an object is a *trigger*;
+* the requests the operator makes after it (not watches, not discovery) form
+  a span for that object, with the event as its ``trigger_seq``;
+* a request on an object that has a recent trigger of its own (kopf
+  patching the object it handles, a status write) belongs to that object's
+  span, even when events of other objects came in between; any other
+  request (creating a child, reading a Secret) joins the running span;
+* a span ends when the next trigger's requests start, or when the operator
+  has been quiet for ``quiet`` seconds; a trigger that no request follows
+  makes no span.
+
+This is exact for operators that handle one event at a time and close for
+operators that reconcile several objects at once (kopf, controller-runtime
+with several workers): then requests on child objects go to the most recent
+span.  Spans marked by the source (the client hook's ``rec.reconcile(obj)``,
+Sieve traces) are exact and never inferred.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from engine.format import ADDED, DELETED, MODIFIED, WATCH, Operation, api_group
+from engine.writer import SessionWriter
+
+TRIGGERS = frozenset({ADDED, MODIFIED, DELETED})
+DEFAULT_QUIET_S = 2.0
+MAX_TRIGGERS = 4096  # objects remembered with their latest trigger
+
+
+class _Meta(msgspec.Struct):
+    name: str = ""
+    namespace: str = ""
+
+
+class _Head(msgspec.Struct):
+    kind: str = ""
+    metadata: _Meta | None = None
+
+
+_head = msgspec.json.Decoder(_Head).decode
+Key = tuple[str, str, str]  # kind, namespace, name
+
+
+def identity(body: Any) -> tuple[str, str, str]:
+    """(kind, namespace, name) of an object body, raw JSON or decoded."""
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            head = _head(body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return "", "", ""
+        meta = head.metadata or _Meta()
+        return head.kind, meta.namespace, meta.name
+    if isinstance(body, dict):
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        return str(body.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    return "", "", ""
+
+
+class _Trigger(msgspec.Struct):
+    seq: int
+    reconciler: str
+    last_ns: int  # the event's time, then the end of the latest request attributed to it
+
+
+class _Span(msgspec.Struct):
+    rid: int
+    key: Key
+    last_ns: int
+
+
+class SpanInferrer:
+    """Feeds inferred reconcile spans to a session writer, op by op, in append order."""
+
+    def __init__(self, writer: SessionWriter, quiet_s: float = DEFAULT_QUIET_S):
+        self.writer = writer
+        self.quiet_ns = int(quiet_s * 1e9)
+        self.spans = 0
+        self._triggers: dict[Key, _Trigger] = {}
+        self._latest: Key | None = None  # the object of the most recent trigger, until a span uses it
+        self._span: _Span | None = None
+
+    def before_event(self, op: Operation) -> None:
+        """Called before a watch event is appended (nothing to do: spans end when requests say so)."""
+
+    def after_event(self, op: Operation, seq: int) -> None:
+        """Called after a watch event was appended with ``seq``: a trigger for its object."""
+        if op.verb not in TRIGGERS:
+            return
+        kind, namespace, name = identity(op.response)
+        kind, namespace, name = op.kind or kind, namespace or op.namespace, name or op.name
+        op.kind = kind  # the writer would fill it too; the span needs it now
+        if not name:
+            return
+        group = api_group(op.api_version)
+        key = (kind, namespace, name)
+        self._triggers.pop(key, None)  # re-insert: the dict stays ordered oldest first
+        self._triggers[key] = _Trigger(seq, f"{op.resource}.{group}" if group else op.resource, op.ts_ns)
+        if len(self._triggers) > MAX_TRIGGERS:
+            del self._triggers[next(iter(self._triggers))]
+        self._latest = key
+        if self._span is not None and self._span.key == key:
+            self._close()  # a new event for the same object: its next requests are a new reconcile
+
+    def before_call(self, op: Operation) -> None:
+        """Called before a request is appended: it joins, opens or leaves a span."""
+        if op.verb == WATCH or op.resource.startswith("/"):
+            return  # (re)starting a watch or discovery: the operator's plumbing, not a reconcile
+        now = op.ts_ns
+        span = self._span
+        if span is not None and now - span.last_ns > self.quiet_ns:
+            self._close()
+            span = None
+        target = (op.kind, op.namespace, op.name) if op.name else None
+        own = self._triggers.get(target) if target is not None else None
+        if own is not None and now - own.last_ns <= self.quiet_ns:
+            if span is None or span.key != target:
+                self._close()
+                span = self._open(target, own, now)  # type: ignore[arg-type]
+        elif span is None or self._latest is not None:
+            # A request on no triggered object: it belongs to the latest event not yet answered,
+            # or else to the running span.
+            latest = self._triggers.get(self._latest) if self._latest is not None else None
+            if latest is not None and now - latest.last_ns <= self.quiet_ns:
+                self._close()
+                span = self._open(self._latest, latest, now)  # type: ignore[arg-type]
+            elif span is None:
+                return
+        op.reconcile = span.rid
+        end = now + max(op.duration_ns, 0)
+        span.last_ns = max(span.last_ns, end)
+        trigger = self._triggers.get(span.key)
+        if trigger is not None:
+            trigger.last_ns = max(trigger.last_ns, end)
+
+    def finish(self) -> None:
+        self._close()
+
+    def _open(self, key: Key, trigger: _Trigger, now: int) -> _Span:
+        kind, namespace, name = key
+        rid = self.writer.begin_reconcile(trigger.reconciler, kind=kind, namespace=namespace, name=name,
+                                          trigger_seq=trigger.seq, inferred=True, ts_ns=now)
+        self.spans += 1
+        if self._latest == key:
+            self._latest = None  # used: requests after a quiet gap do not reopen it
+        self._span = _Span(rid, key, now)
+        return self._span
+
+    def _close(self) -> None:
+        if self._span is not None:
+            self.writer.end_reconcile(self._span.rid, ts_ns=self._span.last_ns or None)
+            self._span = None

@@ -1,0 +1,1 @@
+"""Test support for the recorder: a Kubernetes API emulator (needs the ``test`` extra: kmock)."""

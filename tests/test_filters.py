@@ -1,0 +1,183 @@
+"""The filter language: each field, operators, ranges, units, wildcards, bare words,
+verbs, errors that point at the bad token, and window-by-window search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine import filters
+from engine.filters import FilterError, count, find, parse
+from engine.format import Operation
+from engine.schema import RecordingError
+from engine.store import Session
+
+MS = 1_000_000
+
+
+def _op(verb: str, kind: str, ns: str, name: str, status: int, duration_ns: int, **kw: Any) -> Operation:
+    api_version = "apps/v1" if kind == "Deployment" else "v1"
+    resource = {"ConfigMap": "configmaps", "Pod": "pods", "Deployment": "deployments",
+                "Secret": "secrets"}.get(kind, "")
+    return Operation(verb=verb, kind=kind, api_version=api_version, resource=resource, namespace=ns,
+                     name=name, status=status, duration_ns=duration_ns, **kw)
+
+
+OPS = [
+    _op("get", "ConfigMap", "default", "web-1", 200, 50_000, actor="kopf"),                       # 1
+    _op("list", "Pod", "default", "", 200, 5 * MS, actor="kopf"),                                 # 2
+    _op("update", "Deployment", "prod", "web-2", 409, 250 * MS, actor="kopf", reconcile=1,        # 3
+        generation=3, reason="Conflict", message="the object has been modified"),
+    _op("patch", "Deployment", "prod", "web-2", 200, 2000 * MS, reconcile=1, generation=3,        # 4
+        subresource="status"),
+    _op("create", "Pod", "default", "api-0", 201, 800_000, actor="controller-manager",            # 5
+        reconcile=2, uid="u-5"),
+    _op("get", "Pod", "default", "api-0", 404, 1 * MS, reconcile=2, reason="NotFound"),           # 6
+    _op("added", "Pod", "default", "api-0", 0, 0),                                                # 7
+    _op("delete", "Pod", "default", "api-0", 500, 30_000 * MS, reason="InternalError",            # 8
+        message="etcd request timeout"),
+    _op("error", "", "", "", 0, 0, reason="Expired", message="too old resource version"),         # 9
+    _op("get", "Secret", "kube-system", "Web_Token", 200, 1_500_000),                             # 10
+    _op("update", "ConfigMap", "default", "web-1", 422, 100 * MS, reason="Invalid"),              # 11
+]
+ALL = list(range(1, len(OPS) + 1))
+
+
+@pytest.fixture
+async def session(session_of: Any) -> Session:
+    return await session_of([_copy(op) for op in OPS])
+
+
+def _copy(op: Operation) -> Operation:
+    """The writer fills in seq and ts: give it a fresh Operation each time."""
+    import copy
+    return copy.copy(op)
+
+
+async def matching(session: Session, expression: str) -> list[int]:
+    flt = parse(expression)
+    rows = await session.rec.fetchall(
+        f"SELECT seq FROM operations WHERE session_id = ? AND ({flt.sql}) ORDER BY seq",
+        (session.id, *flt.params))
+    got = [r[0] for r in rows]
+    assert await count(session, flt) == len(got)
+    return got
+
+
+CASES = [
+    # verbs
+    ("verb=update", [3, 11]), ("verb=update,patch", [3, 4, 11]), ("verb=UPDATE", [3, 11]),
+    ("verb!=get", [2, 3, 4, 5, 7, 8, 9, 11]), ("patch", [4]), ("added", [7]), ("verb:list", [2]),
+    # kind, namespace, name
+    ("kind=pod", [2, 5, 6, 7, 8]), ("kind=dep*", [3, 4]), ("kind!=Pod", [1, 3, 4, 9, 10, 11]),
+    ("ns=prod", [3, 4]), ("namespace=prod,kube-system", [3, 4, 10]), ("ns!=default", [3, 4, 9, 10]),
+    ("name=web-*", [1, 3, 4, 11]), ("name=Web*", [10]), ("name=web-1", [1, 11]), ("name=WEB-1", []),
+    ("name=web-?", []), ("name=*-[12]", []),  # only * is a wildcard
+    # status
+    ("status=404", [6]), ("status:404", [6]), ("code=201", [5]), ("status=4xx", [3, 6, 11]),
+    ("status=4xx,500", [3, 6, 8, 11]), ("status>=400", [3, 6, 8, 11]), ("status<200", [7, 9]),
+    ("status!=2xx", [3, 6, 7, 8, 9, 11]), ("status>404", [3, 8, 11]), ("status<=201", [1, 2, 4, 5, 7, 9, 10]),
+    # latency
+    ("latency>200ms", [3, 4, 8]), ("latency>=2s", [4, 8]), ("latency<1ms", [1, 5, 7, 9]),
+    ("latency>1.5", [2, 3, 4, 8, 11]), ("latency<=800us", [1, 5, 7, 9]), ("latency<800µs", [1, 7, 9]),
+    ("latency>=0.5m", [8]), ("latency=100ms", [11]), ("duration>=1s", [4, 8]),
+    ("latency>49999ns", [1, 2, 3, 4, 5, 6, 8, 10, 11]),
+    # reason, actor, message, uid, subresource, resource, seq
+    ("reason=conflict", [3]), ("reason=Not*", [6]), ("reason!=Conflict", [1, 2, 4, 5, 6, 7, 8, 9, 10, 11]),
+    ("actor=kopf", [1, 2, 3]), ("actor=KOPF", []), ("actor=controller-*", [5]),
+    ("message=*timeout*", [8]), ("message=*Timeout*", []), ("uid=u-5", [5]),
+    ("subresource=status", [4]), ("resource=PODS", [2, 5, 6, 7, 8]), ("seq>=10", [10, 11]),
+    ("seq=1,2", [1, 2]),
+    # errors
+    ("error", [3, 6, 8, 9, 11]), ("errors", [3, 6, 8, 9, 11]), ("failed", [3, 6, 8, 9, 11]),
+    ("error=true", [3, 6, 8, 9, 11]), ("error:yes", [3, 6, 8, 9, 11]),
+    ("error=false", [1, 2, 4, 5, 7, 10]), ("error!=true", [1, 2, 4, 5, 7, 10]),
+    # reconcile and generation: != keeps ops where the field is absent
+    ("reconcile=1", [3, 4]), ("reconcile!=1", [1, 2, 5, 6, 7, 8, 9, 10, 11]), ("reconcile>1", [5, 6]),
+    ("generation>=3", [3, 4]), ("generation!=3", [1, 2, 5, 6, 7, 8, 9, 10, 11]),
+    # bare words: kind, namespace, name, reason or message, case-insensitively
+    ("timeout", [8]), ("TIMEOUT", [8]), ("web", [1, 3, 4, 10, 11]), ("web_", [10]),
+    ("100%", []), ("kube", [10]), ("expired", [9]), ("deployment", [3, 4]),
+    # combinations: all terms must hold
+    ("kind=Pod error", [6, 8]), ("verb=update status=409 ns=prod", [3]), ("web error", [3, 11]),
+    ("", ALL), ("   ", ALL),
+]
+
+
+@pytest.mark.parametrize("expression, expected", CASES)
+async def test_filter_matches(session: Session, expression: str, expected: list[int]) -> None:
+    assert await matching(session, expression) == expected
+
+
+def test_empty_filter() -> None:
+    assert parse("").empty and parse("  ").empty and not parse("kind=Pod").empty
+    assert parse("  kind=Pod ").text == "kind=Pod"
+
+
+@pytest.mark.parametrize("expression, bad, message", [
+    ("foo=bar", "foo", "unknown field 'foo'"),
+    ("kind=Pod stauts=404", "stauts", "unknown field 'stauts'"),
+    ("status=abc", "abc", "'abc' is not a number"),
+    ("status=404,abc", "abc", "'abc' is not a number"),
+    ("reconcile=x", "x", "'x' is not a number"),
+    ("seq>1.5", "1.5", "'1.5' is not a number"),
+    ("latency>fast", "fast", "bad latency 'fast'"),
+    ("latency>5h", "5h", "bad latency '5h'"),
+    ("status>4xx", "4xx", "> takes a number, not a range"),
+    ("kind>Pod", ">", "kind is text: use = or !=, not >"),
+    ("name<=a", "<=", "name is text"),
+    ("name=", "name=", "name= needs a value"),
+    ("error=maybe", "maybe", "error takes true or false, not 'maybe'"),
+    ("error>1", ">", "error takes = or !=, not >"),
+    ("verb=update,frob", "frob", "unknown verb 'frob'"),
+    ("verb=frob", "frob", "unknown verb 'frob'"),
+    ("status >= 400", ">=", "'>=' has no field before its operator"),
+    ("status=99999999999999999999", "9999", "is out of range"),
+    ("latency>99999999999999999999s", "9999", "is out of range"),
+    ("seq>-99999999999999999999", "-9999", "is out of range"),
+    ("kind=Pod =web", "=web", "no field before its operator"),
+])
+def test_bad_expressions_point_at_the_bad_token(expression: str, bad: str, message: str) -> None:
+    with pytest.raises(FilterError) as info:
+        parse(expression)
+    exc = info.value
+    assert isinstance(exc, RecordingError)
+    assert exc.column == expression.index(bad) + 1, (exc.column, str(exc))
+    assert message in exc.short
+    assert f"(column {exc.column}: {expression!r})" in str(exc)
+    assert "\n" not in str(exc)
+
+
+# --- find --------------------------------------------------------------------------------
+
+FIND_EXPRESSIONS = ["error", "kind=Pod", "name=web-*", "status=2xx", "reconcile!=1", "kind=Nothing", ""]
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 65536])
+async def test_find_is_the_next_and_previous_match_whatever_the_window(
+        session: Session, window: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filters, "SCAN_WINDOW", window)
+    for expression in FIND_EXPRESSIONS:
+        flt = parse(expression)
+        hits = await matching(session, expression)
+        for seq in range(0, len(OPS) + 2):
+            nxt = min((h for h in hits if h > seq), default=None)
+            prev = max((h for h in hits if h < seq), default=None)
+            assert await find(session, seq, flt) == nxt, (expression, seq, "forward")
+            assert await find(session, seq, flt, forward=False) == prev, (expression, seq, "backward")
+
+
+async def test_find_stays_within_the_session(tmp_path: Any, open_recording: Any) -> None:
+    """Two sessions in one file: a search never crosses into the other one."""
+    from tests.conftest import write_session
+
+    path = tmp_path / "two.db"
+    write_session(path, [_copy(op) for op in OPS], name="one")
+    write_session(path, [_copy(op) for op in OPS[:5]], name="two")
+    rec = await open_recording(path)
+    one, two = await rec.session("one"), await rec.session("two")
+    assert await find(one, 0, parse("kind=Secret")) == 10
+    assert await find(two, 0, parse("kind=Secret")) is None
+    assert await find(two, 5, parse("kind=Pod")) is None
+    assert await count(two, parse("")) == 5

@@ -1,0 +1,187 @@
+"""The capture queue never blocks the operator, and accounts for every operation it is given."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.schema import RecordingError
+from engine.writer import RecordingWriter, SessionWriter
+from recorder.capture import Capture, Converter
+from recorder.queue import CaptureQueue
+
+CM = b'{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c","namespace":"a","resourceVersion":"1"}}'
+
+
+class SlowWriter:
+    """A session writer that takes its time: what a slow disk looks like to the queue."""
+
+    def __init__(self, inner: SessionWriter, delay: float):
+        self.inner, self.delay = inner, delay
+
+    def append(self, op: Any) -> int:
+        time.sleep(self.delay)
+        return self.inner.append(op)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class FailingWriter:
+    """A session writer whose commits fail with a given error a given number of times."""
+
+    def __init__(self, inner: SessionWriter, message: str, times: int):
+        self.inner, self.message, self.times = inner, message, times
+
+    def flush(self) -> None:
+        if self.times:
+            self.times -= 1
+            self.inner._buffer.clear()  # what the real writer does on a failed batch
+            raise RecordingError(self.message)
+        self.inner.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _get(i: int) -> Capture:
+    return Capture("GET", f"/api/v1/namespaces/a/configmaps/c{i}", "", 200, time.time_ns(), 1000,
+                   response=CM.replace(b'"c"', f'"c{i}"'.encode()), response_type="application/json")
+
+
+def _session_attrs(db: Path) -> dict[str, Any]:
+    with sqlite3.connect(db) as conn:
+        return json.loads(conn.execute("SELECT attributes FROM sessions").fetchone()[0])
+
+
+def _ops(db: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT seq, verb, name FROM operations ORDER BY seq").fetchall()
+
+
+def test_a_slow_writer_makes_captures_drop_and_be_counted_never_block(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    with RecordingWriter(db) as w:
+        queue = CaptureQueue(SlowWriter(w.session("slow", "proxy"), 0.02), Converter(None),  # type: ignore[arg-type]
+                             maxsize=5).start()
+        slowest = 0.0
+        accepted = 0
+        for i in range(200):
+            start = time.perf_counter()
+            accepted += queue.request(_get(i))
+            slowest = max(slowest, time.perf_counter() - start)
+        counters = queue.close()
+    assert slowest < 0.005, "put() must never wait for the writer"
+    assert counters.dropped > 100
+    assert counters.recorded == accepted == 200 - counters.dropped
+    assert len(_ops(db)) == counters.recorded
+    attrs = _session_attrs(db)
+    assert (attrs["recorded"], attrs["dropped"]) == (counters.recorded, counters.dropped)
+    assert attrs["errors"] == {"disk": 0, "encode": 0, "locked": 0}
+
+
+def test_operations_are_committed_while_recording(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    with RecordingWriter(db) as w:
+        queue = CaptureQueue(w.session("live", "proxy"), Converter(None), flush_interval=0.05).start()
+        for i in range(10):
+            queue.request(_get(i))
+        deadline = time.monotonic() + 5
+        while len(_ops(db)) < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(_ops(db)) == 10  # a reader (replay-tui --follow) sees them before the end
+        queue.close()
+
+
+def test_watch_chunks_split_anywhere_become_one_event_per_line_in_order(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    lines = [json.dumps({"type": "MODIFIED", "object": {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {
+        "name": "c", "namespace": "a", "resourceVersion": str(10 + i)}}}).encode() + b"\n" for i in range(50)]
+    stream = b"".join(lines)
+    with RecordingWriter(db) as w:
+        queue = CaptureQueue(w.session("watch", "proxy"), Converter(None)).start()
+        sid = queue.watch_open(Capture("GET", "/api/v1/namespaces/a/configmaps", "watch=true", 200))
+        for start in range(0, len(stream), 37):  # chunk boundaries fall mid-line
+            queue.watch_chunk(sid, time.time_ns(), stream[start:start + 37])
+        queue.watch_close(sid, time.time_ns())
+        queue.close()
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT verb, resource_version FROM operations ORDER BY seq").fetchall()
+    assert rows[0] == ("watch", "")
+    assert rows[1:] == [("modified", str(10 + i)) for i in range(50)]
+
+
+def test_dropped_watch_chunks_lose_whole_events_and_count_them(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    lines = [json.dumps({"type": "MODIFIED", "object": {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {
+        "name": "c", "namespace": "a", "resourceVersion": str(100 + i)}}}).encode() + b"\n" for i in range(40)]
+    stream = b"".join(lines)
+    chunks = [stream[i:i + 50] for i in range(0, len(stream), 50)]
+    with RecordingWriter(db) as w:
+        queue = CaptureQueue(w.session("lossy", "proxy"), Converter(None), maxsize=6)  # not started yet
+        sid = queue.watch_open(Capture("GET", "/api/v1/namespaces/a/configmaps", "watch=true", 200))
+        kept = [queue.watch_chunk(sid, time.time_ns(), c) for c in chunks[:12]]
+        assert kept.count(False) == 7  # the queue filled up
+        queue.start()
+        while queue.depth:
+            time.sleep(0.01)
+        for c in chunks[12:]:
+            while queue.depth >= 5:  # no more drops from here on
+                time.sleep(0.001)
+            assert queue.watch_chunk(sid, time.time_ns(), c)
+        queue.watch_close(sid, time.time_ns())
+        counters = queue.close()
+    with sqlite3.connect(db) as conn:
+        rvs = [int(r[0]) for r in conn.execute(
+            "SELECT resource_version FROM operations WHERE verb = 'modified' ORDER BY seq")]
+        malformed = conn.execute("SELECT COUNT(*) FROM operations WHERE verb = 'error'").fetchone()[0]
+    assert malformed == 0, "a resync never glues two halves of different events together"
+    assert rvs == sorted(rvs) and len(set(rvs)) == len(rvs)
+    assert counters.dropped > 0 and len(rvs) + counters.dropped == 40
+    assert rvs[-1] == 139
+
+
+@pytest.mark.parametrize("message, category", [
+    ("r.db: the recording is locked by another process (try again)", "locked"),
+    ("r.db: I/O error reading the recording (was it removed or truncated?)", "disk"),
+    ("r.db: database or disk is full", "disk"),
+])
+def test_writer_errors_are_counted_by_category_and_recording_goes_on(tmp_path: Path, message: str,
+                                                                     category: str) -> None:
+    db = tmp_path / "r.db"
+    with RecordingWriter(db) as w:
+        queue = CaptureQueue(FailingWriter(w.session("err", "proxy"), message, 1), Converter(None),  # type: ignore[arg-type]
+                             flush_interval=10).start()
+        for i in range(5):
+            queue.request(_get(i))
+        while queue.depth:
+            time.sleep(0.01)
+        queue._flush()  # noqa: SLF001 - the first commit fails ...
+        for i in range(5, 8):
+            queue.request(_get(i))
+        counters = queue.close()  # ... the next ones succeed
+    assert counters.errors[category] == 5
+    assert counters.recorded == 3
+    assert _session_attrs(db)["errors"][category] == 5
+
+
+def test_a_capture_that_cannot_be_converted_counts_as_an_encode_error(tmp_path: Path) -> None:
+    class Broken(Converter):
+        def operation(self, cap: Capture) -> Any:
+            if cap.path.endswith("c1"):
+                raise ValueError("boom")
+            return super().operation(cap)
+
+    db = tmp_path / "r.db"
+    with RecordingWriter(db) as w:
+        queue = CaptureQueue(w.session("enc", "proxy"), Broken(None)).start()
+        for i in range(3):
+            queue.request(_get(i))
+        counters = queue.close()
+    assert counters.errors["encode"] == 1 and counters.recorded == 2
+    assert [r[2] for r in _ops(db)] == ["c0", "c2"]

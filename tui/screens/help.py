@@ -1,0 +1,61 @@
+"""The help screen: every key, the jump forms and the filter language."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+JUMP_HELP = """\
+1234            op number                 50%             a percentage of the session
+12:03:04        a time of day (UTC)       +90s  +2m  +1h  an offset from the start
+2024-05-01T10:03:04Z   an ISO time        a              a mark name (yours or the recording's)"""
+
+FILTER_HELP = """\
+verb:update,patch   kind:Pod   ns:shop   name:web-*   status:409   status:4xx   status>=500
+latency>200ms   reason:Conflict   actor:kopf   reconcile:12   error   free text (matches
+kind, namespace, name, reason or message).  Terms are ANDed; ',' lists alternatives;
+'*' is a wildcard; != negates.  Esc clears the filter."""
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys come from the app's bindings, so this never drifts from what the keys do."""
+
+    BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; background: $background 50%; }
+    HelpScreen > VerticalScroll {
+        width: 110; max-width: 96%; height: 90%;
+        border: round $accent; background: $panel; padding: 0 1;
+    }
+    """
+
+    def __init__(self, bindings: list[tuple[str, str]]):
+        super().__init__()
+        self.bindings = bindings
+
+    def compose(self) -> ComposeResult:
+        table = Table(show_header=True, header_style="bold #8fbcbb", box=None, expand=False, padding=(0, 2))
+        table.add_column("key", style="bold #ebcb8b", no_wrap=True, width=22)
+        table.add_column("what it does")
+        for keys, description in self.bindings:
+            table.add_row(keys, description)
+        with VerticalScroll():
+            yield Static(Text("replay-tui: keys (ctrl+p finds any action by name)", "bold #88c0d0"))
+            yield Static(table)
+            yield Static(Text("\njump (:) accepts", "bold #88c0d0"))
+            yield Static(Text(JUMP_HELP))
+            yield Static(Text("\nfilter (/) language", "bold #88c0d0"))
+            yield Static(Text(FILTER_HELP))
+            yield Static(Text("\ntimeline: ◆ mark, ┌│└ a reconcile span (one colour each), red rows failed, "
+                              "yellow/red latency slow (>=250ms / >=1s), cyan italics watch events.\n"
+                              "Marks you set are kept beside your state, never written into the recording.",
+                              "#8a96a3"))
+            yield Static(Text("\nEsc, q, ? or F1 closes this screen", "#8a96a3"))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

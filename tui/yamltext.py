@@ -1,0 +1,170 @@
+"""Objects as YAML-looking Rich text, each line knowing its field path, so changed fields can be lit.
+
+Paths are spelt as ``engine.diff`` spells them (``.spec.replicas``,
+``.metadata.labels["app.kubernetes.io/name"]``, ``.status.conditions[type=Ready].status``,
+``.spec.args[2]``); a line is highlighted when its path, or one of its
+parents, is among the changed paths.  Lists of keyed objects are matched both
+by key and by index, as the diff may use either.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+import msgspec
+from rich.text import Text
+
+from engine.diff import key_segment, list_key
+
+KEY = "bold #81a1c1"
+STRING = "#a3be8c"
+NUMBER = "#88c0d0"
+CONST = "#b48ead"
+DIM = "#6c7a89"
+CHANGED = "on #3b3a1a"
+ADDED = "on #1d3b24"
+REMOVED = "#bf616a strike"
+MARK_CHANGED = "bold #ebcb8b"
+MARK_ADDED = "bold #a3be8c"
+MARK_REMOVED = "bold #bf616a"
+MAX_LINES = 4000
+
+_PLAIN = re.compile(r"[A-Za-z0-9_./@][A-Za-z0-9_./@ :-]*\Z")
+_RESERVED = {"true", "false", "null", "yes", "no", "on", "off", "~", ""}
+_NUMBERLIKE = re.compile(r"[-+]?(\d[\d_]*)?(\.\d*)?([eE][-+]?\d+)?\Z")
+
+
+def scalar(value: Any) -> tuple[str, str]:
+    """A scalar as YAML shows it, and its colour."""
+    if value is None:
+        return "null", CONST
+    if isinstance(value, bool):
+        return ("true" if value else "false"), CONST
+    if isinstance(value, (int, float)):
+        return str(value), NUMBER
+    if isinstance(value, str):
+        if (_PLAIN.match(value) and value.lower() not in _RESERVED and not _NUMBERLIKE.match(value)
+                and ": " not in value and not value.endswith(":") and not value.endswith(" ")):
+            return value, STRING
+        return msgspec.json.encode(value).decode(), STRING
+    return msgspec.json.encode(value).decode(), STRING
+
+
+def _selector(value: Any) -> str:
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+class _Renderer:
+    def __init__(self, changed: dict[str, str], hidden: Iterable[str], max_lines: int):
+        self.changed = changed  # path -> "changed" | "added"
+        self.hidden = set(hidden)
+        self.lines: list[Text] = []
+        self.max_lines = max_lines
+        self.truncated = 0
+        self.lit = 0
+
+    def mark_of(self, paths: tuple[str, ...], inherited: str | None) -> str | None:
+        if inherited:
+            return inherited
+        for p in paths:
+            kind = self.changed.get(p)
+            if kind:
+                return kind
+        return None
+
+    def emit(self, indent: int, head: Text | None, rest: Text | None, mark: str | None) -> None:
+        if len(self.lines) >= self.max_lines:
+            self.truncated += 1
+            return
+        line = Text()
+        if mark == "added":
+            line.append("+ ", MARK_ADDED)
+        elif mark == "changed":
+            line.append("~ ", MARK_CHANGED)
+        else:
+            line.append("  ")
+        line.append("  " * indent)
+        if head is not None:
+            line.append_text(head)
+        if rest is not None:
+            line.append_text(rest)
+        if mark:
+            self.lit += 1
+            line.stylize(ADDED if mark == "added" else CHANGED, 2)
+        self.lines.append(line)
+
+    def node(self, value: Any, paths: tuple[str, ...], indent: int, head: Text | None, *,
+             dash: bool = False, inherited: str | None = None, child_indent: int | None = None) -> None:
+        """One value under ``head`` ("key:" or a list dash); nested lines go at ``child_indent``."""
+        mark = self.mark_of(paths, inherited)
+        inner = indent + 1 if child_indent is None else child_indent
+        if any(p in self.hidden for p in paths):
+            size = len(value) if isinstance(value, (list, dict)) else len(str(value))
+            what = "entries" if isinstance(value, (list, dict)) else "characters"
+            self.emit(indent, head, Text(f" ({size:,} {what} hidden: z shows them)", DIM + " italic"), mark)
+            return
+        if isinstance(value, dict) and value:
+            if dash:
+                self.mapping(value, paths, indent, mark, item=True)
+                return
+            if head is not None:
+                self.emit(indent, head, None, mark)
+                indent = inner
+            self.mapping(value, paths, indent, mark, item=False)
+            return
+        if isinstance(value, list) and value:
+            if head is not None:
+                self.emit(indent, head, None, mark)
+                indent = inner
+            k = list_key(value)
+            for i, item in enumerate(value):
+                sub = tuple(p + f"[{i}]" for p in paths)
+                if k is not None:
+                    sub = (sub + tuple(p + f"[{k}={_selector(item[k])}]" for p in paths))[:8]
+                self.node(item, sub, indent, Text("- ", DIM), dash=True, inherited=mark)
+            return
+        if isinstance(value, dict):
+            text, style = "{}", DIM
+        elif isinstance(value, list):
+            text, style = "[]", DIM
+        else:
+            text, style = scalar(value)
+        if isinstance(value, str) and "\n" in value.rstrip("\n"):
+            block = "|" if value.endswith("\n") else "|-"
+            self.emit(indent, head, Text((" " if head is not None and not dash else "") + block, DIM), mark)
+            for part in value.splitlines():
+                self.emit(inner, None, Text(part, STRING), mark)
+            return
+        gap = " " if head is not None and not dash else ""
+        self.emit(indent, head, Text(gap + text, style), mark)
+
+    def mapping(self, value: dict[str, Any], paths: tuple[str, ...], indent: int, mark: str | None,
+                *, item: bool) -> None:
+        """A mapping's keys; as a list item, the first key shares the dash's line."""
+        for n, (k, v) in enumerate(value.items()):
+            head = Text()
+            if item:
+                head.append("- " if n == 0 else "  ", DIM)
+            head.append(str(k), KEY)
+            head.append(":")
+            sub = tuple(p + key_segment(str(k)) for p in paths)
+            self.node(v, sub, indent, head, inherited=mark,
+                      child_indent=indent + 2 if item else indent + 1)
+
+
+def render_lines(obj: Any, changed: dict[str, str] | None = None, *, hidden: Iterable[str] = (),
+                 max_lines: int = MAX_LINES) -> tuple[list[Text], int]:
+    """The object as YAML, one Text per line; returns (lines, number of highlighted lines)."""
+    r = _Renderer(changed or {}, hidden, max_lines)
+    r.node(obj, ("",), 0, None)
+    if r.truncated:
+        r.lines.append(Text(f"  ... {r.truncated:,} more lines", DIM))
+    return r.lines, r.lit
+
+
+def render(obj: Any, changed: dict[str, str] | None = None, *, hidden: Iterable[str] = (),
+           max_lines: int = MAX_LINES) -> tuple[Text, int]:
+    """The object as one YAML text; returns (text, number of highlighted lines)."""
+    lines, lit = render_lines(obj, changed, hidden=hidden, max_lines=max_lines)
+    return Text("\n").join(lines), lit
