@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OPS    ?= 1000000
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,15 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/replay-tui demo
 
+# One synthetic session (kept in bench-$(OPS).db, reused by later runs) read by every benchmark;
+# each prints one JSON object.
+BENCH_DB ?= bench-$(OPS).db
+
 bench: $(STAMP)
-	$(PY) -m benchmarks --ops $(OPS) --json
+	$(PY) -m benchmarks --ops $(OPS) --db $(BENCH_DB) --json
+	$(PY) -m benchmarks.timetravel --ops $(OPS) --db $(BENCH_DB) --json
+	$(PY) -m benchmarks.tui --ops $(OPS) --db $(BENCH_DB) --json
+	$(PY) -m benchmarks.proxy --json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info bench-*.db*

@@ -365,26 +365,22 @@ async def _prefetched(stream: Any) -> AsyncIterator[list[tuple[Any, ...]]]:
 
 async def _candidates(session: Session, id_lo: int, id_hi: int, window_ns: int, hot_min: int,
                       by_name: dict[tuple[str, str, str], list[int]]) -> set[int]:
-    """Objects that can reach ``hot_min`` writes or reconciles in a sliding window.
+    """Objects that may reach ``hot_min`` writes or reconciles in a sliding window.
 
-    A sliding window lies within two adjacent fixed windows of its width, so an
-    object that reaches hot_min in one has at least that many in some pair of
-    adjacent fixed windows: counting per fixed window is a cheap, exact-enough filter.
+    A sliding window overlaps at most two fixed windows of its width, so one of
+    those holds at least half of it: a count per fixed window is a cheap, safe filter.
     """
+    half = (hot_min + 1) // 2
     writes = ",".join(f"'{v}'" for v in _OBJECT_WRITES)
-    dense = ("SELECT DISTINCT o FROM (SELECT o, b, n, LEAD(b) OVER w AS b2, LEAD(n) OVER w AS n2"
-             " FROM ({counts}) WINDOW w AS (PARTITION BY o ORDER BY b))"
-             " WHERE n >= :min OR (b2 = b + 1 AND n + n2 >= :min)")
-    rows = await session.rec.fetchall(dense.format(counts=(
-        "SELECT obj_id AS o, ts_ns / :w AS b, COUNT(*) AS n FROM operations WHERE id BETWEEN :lo AND :hi"
-        f" AND +session_id = :s AND error = 0 AND obj_id IS NOT NULL AND verb IN ({writes})"
-        " GROUP BY o, b")), {"w": window_ns, "lo": id_lo, "hi": id_hi, "s": session.id, "min": hot_min})
+    rows = await session.rec.fetchall(
+        "SELECT DISTINCT obj_id FROM (SELECT obj_id FROM operations WHERE id BETWEEN ? AND ?"
+        f" AND +session_id = ? AND error = 0 AND obj_id IS NOT NULL AND verb IN ({writes})"
+        " GROUP BY obj_id, ts_ns / ? HAVING COUNT(*) >= ?)", (id_lo, id_hi, session.id, window_ns, half))
     found = {r[0] for r in rows}
-    rows = await session.rec.fetchall(dense.format(counts=(
-        "SELECT kind || '/' || namespace || '/' || name AS o, kind, namespace, name, start_ns / :w AS b,"
-        " COUNT(*) AS n FROM reconciles WHERE session_id = :s AND name != '' GROUP BY o, b")).replace(
-            "SELECT DISTINCT o FROM (SELECT o, b,", "SELECT DISTINCT kind, namespace, name FROM (SELECT o,"
-            " kind, namespace, name, b,"), {"w": window_ns, "s": session.id, "min": hot_min})
+    rows = await session.rec.fetchall(
+        "SELECT DISTINCT kind, namespace, name FROM (SELECT kind, namespace, name FROM reconciles"
+        " WHERE session_id = ? AND name != '' GROUP BY kind, namespace, name, start_ns / ?"
+        " HAVING COUNT(*) >= ?)", (session.id, window_ns, half))
     for kind, ns, name in rows:
         found.update(by_name.get((kind, ns, name), ()))
     return found

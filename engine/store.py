@@ -87,6 +87,7 @@ class Recording:
         self.path = path
         self.db = db
         self._bodies: OrderedDict[int, bytes] = OrderedDict()  # blob id -> its JSON
+        self._inflight = 0  # calls awaiting this connection
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> Recording:
@@ -155,13 +156,17 @@ class Recording:
     # --- queries --------------------------------------------------------------
 
     async def _run(self, coro: Any) -> Any:
+        self._inflight += 1
         try:
             return await coro
         except asyncio.CancelledError:
-            try:
-                await self.db.interrupt()
-            except Exception:  # noqa: BLE001 - the connection may be gone already
-                pass
+            # sqlite3's interrupt stops whatever runs on the connection: only when this
+            # call is the one outstanding can that be ours, not another task's query.
+            if self._inflight == 1:
+                try:
+                    await self.db.interrupt()
+                except Exception:  # noqa: BLE001 - the connection may be gone already
+                    pass
             raise
         except sqlite3.Error as exc:
             raise RecordingError(describe_sqlite_error(exc, self.path)) from None
@@ -169,6 +174,8 @@ class Recording:
             raise RecordingError(f"{self.path}: {exc}") from None
         except OverflowError:  # a parameter beyond SQLite's 64-bit integers
             raise RecordingError(f"{self.path}: a number in the query is out of range") from None
+        finally:
+            self._inflight -= 1
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         async def go() -> None:
@@ -356,8 +363,10 @@ class Session:
 
     async def time_range(self) -> tuple[int, int]:
         """(first op's start, last op's start), in ns."""
+        # Two subqueries: MIN and MAX in one SELECT defeat SQLite's index lookups (a full scan).
         row = await self.rec.fetchone(
-            "SELECT MIN(ts_ns), MAX(ts_ns) FROM operations WHERE session_id = ?", (self.id,))
+            "SELECT (SELECT MIN(ts_ns) FROM operations WHERE session_id = ?),"
+            " (SELECT MAX(ts_ns) FROM operations WHERE session_id = ?)", (self.id, self.id))
         return (row[0] or 0, row[1] or 0) if row else (0, 0)
 
     async def next_error(self, seq: int, forward: bool = True) -> int | None:

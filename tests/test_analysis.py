@@ -362,3 +362,12 @@ async def test_the_synthetic_hot_loop_tops_the_list(tmp_path: Path) -> None:
     assert top.key == f"WebApp.example.com/{synth.HOT[0]}/{synth.HOT[1]}"
     assert top.longest_self_trigger_chain >= 10
     assert all(h.longest_self_trigger_chain < top.longest_self_trigger_chain / 5 for h in result.hot_loops[1:])
+
+
+async def test_many_candidates_filtered_in_python_give_the_same_loops(
+        known: tuple[Session, Known], monkeypatch: pytest.MonkeyPatch) -> None:
+    session, _ = known
+    in_sql = msgspec.to_builtins((await analysis.analyze(session, hot_min=3)).hot_loops)
+    monkeypatch.setattr(analysis, "MAX_SQL_LIST", 0)  # as if there were too many to list in SQL
+    assert msgspec.to_builtins((await analysis.analyze(session, hot_min=3)).hot_loops) == in_sql
+    assert len(in_sql) >= 2

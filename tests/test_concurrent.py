@@ -215,3 +215,23 @@ async def test_a_flush_that_meets_a_lock_loses_nothing(tmp_path: Path) -> None:
         rows = await session.rows(1, session.last)
         assert [r.seq for r in rows] == list(range(1, session.last + 1)), "a gap in the seqs"
         assert [r.name for r in rows] == ["cm-0", "cm-1", "cm-2", "cm-3"]
+
+
+async def test_cancelling_one_query_does_not_interrupt_another_tasks_query(tmp_path: Path) -> None:
+    """Two tasks share a connection; cancelling the queued one leaves the running one intact."""
+    import asyncio
+
+    from tests.conftest import simple_ops, write_session
+
+    path = tmp_path / "two.db"
+    write_session(path, simple_ops(50))
+    async with await Recording.open(path) as rec:
+        slow_sql = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000)"
+                    " SELECT COUNT(*) FROM n")
+        running = asyncio.create_task(rec.fetchone(slow_sql))
+        await asyncio.sleep(0.05)
+        queued = asyncio.create_task(rec.fetchone("SELECT COUNT(*) FROM operations"))
+        await asyncio.sleep(0.05)
+        queued.cancel()
+        assert (await running) == (3000000,)
+        assert (await rec.fetchone("SELECT COUNT(*) FROM operations")) == (50,)

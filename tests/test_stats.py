@@ -141,6 +141,8 @@ async def test_timeline_buckets_hold_every_op_where_it_happened(known: Session) 
     assert [i for i, e in enumerate(tl.errors) if e] == [21, 22, 30, 39]
     assert close(tl.p95_ms[24], 2500 * MS)
     assert tl.p95_ms[19] == 0.0
+    assert tl.counts[31] == 1 and tl.p95_ms[31] == 0.0  # the 10-minute watch is not a latency
+    assert tl.counts[30] == 1 and close(tl.p95_ms[30], 7 * MS)
     coarse = (await stats.compute(known, buckets=4)).timeline
     assert coarse.counts == [10, 2, 5, 7]  # 0-10 s, 10-20 s, 20-30 s, 30-40 s
 

@@ -335,6 +335,23 @@ async def test_filter_language(fixture_db: Path, text: str, expected: list[int])
         await ready(pilot, app, expected[0])
 
 
+async def test_changed_filter_lists_exactly_the_ops_that_changed_the_field(fixture_db: Path) -> None:
+    app = ReplayApp(str(fixture_db))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+        app.apply_filter("changed=.spec.replicas")
+        await until(pilot, lambda: app.source is not None and not app.source.scanning and not app._snap_pending)
+        assert app.source is not None
+        matches = list(app.source.matches)
+        assert SCALE_SEQ in matches and CONFLICT_SEQ not in matches
+        tl = app.query_one(Timeline)
+        await until(pilot, lambda: all(tl.row_at(i) is not None for i in range(len(matches))))
+        assert [tl.row_at(i).seq for i in range(len(matches))] == matches  # type: ignore[union-attr]
+        lines = [line for line in rows(app)[1:] if line.strip()]
+        assert len(lines) == len(matches)  # the rows are those ops, not the SQL superset
+        assert all(f" {seq} " in line for seq, line in zip(matches, lines))
+
+
 async def test_bad_filter_keeps_the_prompt_open_and_points_at_the_token(fixture_db: Path) -> None:
     app = ReplayApp(str(fixture_db))
     async with app.run_test(size=SIZE) as pilot:

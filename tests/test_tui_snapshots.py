@@ -145,7 +145,7 @@ async def test_analysis_tab(fixture_db: Path) -> None:
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
-        await until(pilot, lambda: app.analysis_data is not None)
+        await until(pilot, lambda: app.analysis_data is not None and app.cycles_data is not None)
         await pilot.press("4")
         await snapshot(pilot, app, "analysis")
 

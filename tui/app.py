@@ -34,7 +34,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 
 from engine import diff as diffmod
+from engine import provenance as provmod
 from engine import state as statemod
+from engine import watch as watchmod
 from engine.cursor import resolve_position
 from engine.filters import FilterError, parse
 from engine.follow import follow as follow_session
@@ -43,8 +45,8 @@ from engine.schema import RecordingError
 from engine.store import Recording, Session
 from tui.marks import MarkStore
 from tui.messages import (
-    AnalysisReady, Detail, DetailLoaded, FollowTick, MatchesFound, MoveResolved, Notice,
-    ObjectsReady, SessionOpened, StateDiffReady, StatsReady,
+    AnalysisReady, CyclesReady, Detail, DetailLoaded, FollowTick, MatchesFound, MoveResolved, Notice,
+    ObjectsReady, ProvenanceReady, SessionOpened, StateDiffReady, StatsReady, WatchAdded,
 )
 from tui.screens.help import HelpScreen
 from tui.screens.pickers import FOLLOW_OP, MarkPicker, ObjectPicker, SessionPicker
@@ -53,9 +55,10 @@ from tui.source import SCAN_WINDOW, TimelineSource, retrying
 from tui.widgets.diffpane import DiffPane
 from tui.widgets.oppane import OpPane
 from tui.widgets.position import Position, PositionBar
-from tui.widgets.statepane import StatePane
+from tui.widgets.statepane import StatePane, short_value
 from tui.widgets.statspanel import AnalysisPanel, StatsPanel
 from tui.widgets.timeline import Timeline
+from tui.widgets.watchpanel import WatchPanel
 
 STATS_DELAY_S = 1.0  # after the first paint: statistics of 1M ops keep both cores busy for seconds
 STATS_EVERY_S = 2.0  # while following: recompute statistics at most this often
@@ -63,7 +66,8 @@ ANALYSIS_EVERY_S = 10.0
 STATE_DIFF_DEBOUNCE_S = 0.15
 FOLLOW_POLL_S = 0.05  # one index lookup per poll; half of engine.follow's default, for the 500 ms budget
 
-TABS = {"state": "tab-state", "diff": "tab-diff", "stats": "tab-stats", "analysis": "tab-analysis"}
+TABS = {"state": "tab-state", "diff": "tab-diff", "stats": "tab-stats", "analysis": "tab-analysis",
+        "watches": "tab-watches"}
 
 
 def _while_shown(handler: Callable[..., None]) -> Callable[..., None]:
@@ -113,10 +117,15 @@ class ReplayApp(App[int]):
         Binding("f", "toggle_follow", "Follow"),
         Binding("o", "pick_object", "Pick object", show=False),  # the footer is full at 160 columns
         Binding("z", "toggle_noise", "Show/hide noise fields", show=False),
+        Binding("w", "watch_field", "Watch a field", show=False),
+        Binding("c", "continue_watch(1)", "Next change of a watched field", show=False),
+        Binding("C", "continue_watch(-1)", "Previous change of a watched field", show=False),
+        Binding("p", "provenance", "Provenance: who made this version", show=False),
         Binding("1", "show_tab('state')", "State tab", show=False),
         Binding("2", "show_tab('diff')", "Diff tab", show=False),
         Binding("3", "show_tab('stats')", "Stats tab", show=False),
         Binding("4", "show_tab('analysis')", "Analysis tab", show=False),
+        Binding("5", "show_tab('watches')", "Watches tab", show=False),
         Binding("S", "pick_session", "Switch session", show=False),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding("ctrl+p", "command_palette", "Commands", show=False),
@@ -166,6 +175,11 @@ class ReplayApp(App[int]):
         self._stats_running = False
         self._analysis_running = False
         self.notices: deque[tuple[str, str]] = deque(maxlen=50)  # (severity, text): what the user was told
+        self.watches: watchmod.WatchSet | None = None  # the fields watched (w), over the heavy connection
+        self._watch_gen = 0  # bumped per session: a watch built for the previous one is dropped
+        self.provenance: dict[str, Any] | None = None  # the chain p walks: {"chain", "i", "at"}
+        self.cycles_data: list[dict[str, Any]] | None = None
+        self._cycles_running = False
 
     # --- layout -------------------------------------------------------------------
 
@@ -184,6 +198,8 @@ class ReplayApp(App[int]):
                     yield StatsPanel(id="stats")
                 with TabPane("Analysis [4]", id="tab-analysis"):
                     yield AnalysisPanel(id="analysis")
+                with TabPane("Watches [5]", id="tab-watches"):
+                    yield WatchPanel(id="watches")
         yield Footer()
 
     @property
@@ -198,6 +214,7 @@ class ReplayApp(App[int]):
         self.query_one(OpPane).show_empty("opening the recording...")
         self.query_one(AnalysisPanel).show_analysis(None)
         self.query_one(StatsPanel).show_stats(None, None)
+        self.query_one(WatchPanel).show_watches([], 0)
         infos = self.session_infos
         if self.session_ref in (None, "") and infos is not None and len(infos) > 1:
             live = [i for i in infos if i.live]
@@ -244,9 +261,16 @@ class ReplayApp(App[int]):
     @_while_shown
     def on_session_opened(self, message: SessionOpened) -> None:
         assert self.session is not None
-        for group in ("follow", "scan", "detail", "move", "statediff", "stats", "analysis", "objects"):
+        for group in ("follow", "scan", "detail", "move", "statediff", "stats", "analysis", "objects",
+                      "watch", "provenance", "cycles"):
             self.workers.cancel_group(self, group)  # whatever ran for the previous session
-        self._stats_running = self._analysis_running = self._scan_running = False
+        self._stats_running = self._analysis_running = self._scan_running = self._cycles_running = False
+        assert self.hses is not None
+        self.watches = watchmod.WatchSet(self.hses)
+        self._watch_gen += 1
+        self.provenance = None
+        self.cycles_data = None
+        self._show_watches()
         if self.following:
             self.follow_on_open = True  # keep following, now this session
         self.start_ns = message.start_ns
@@ -299,9 +323,13 @@ class ReplayApp(App[int]):
             return
         seq = max(1, min(seq, self.last))
         self.seq = seq
+        if self.provenance is not None and seq != self.provenance["at"]:
+            self.provenance = None  # moved elsewhere: the next p explains the new position
         index, exact = self.source.index_of(seq)
         self.timeline.select(index, exact, center=center)
         self.update_bar()
+        if self._tab() == "watches":
+            self._show_watches()
         self.load_detail(seq, self.pinned, self._diff_mark_obj())
         if self.diff_mark is not None:
             self.load_state_diff()
@@ -384,6 +412,9 @@ class ReplayApp(App[int]):
     def on_timeline_row_clicked(self, message: Timeline.RowClicked) -> None:
         if self.source is not None:
             self._goto(self.source.seq_at(message.index))
+
+    def on_watch_panel_jump_to(self, message: WatchPanel.JumpTo) -> None:
+        self.on_analysis_panel_jump_to(message)  # type: ignore[arg-type]
 
     def on_analysis_panel_jump_to(self, message: AnalysisPanel.JumpTo) -> None:
         if 1 <= message.seq <= self.last:
@@ -490,8 +521,8 @@ class ReplayApp(App[int]):
         self.push_screen(PromptScreen(
             "Filter the timeline", value=current,
             placeholder="verb:update kind:Pod ns:shop name:web-* status:409 latency>1s error, or free text",
-            hint="fields: verb kind ns name status reason actor latency reconcile error · ',' alternatives · "
-                 "'*' wildcard · != negates · empty clears · Esc cancels",
+            hint="fields: verb kind ns name status reason actor latency reconcile error changed=.status.phase"
+                 " · ',' alternatives · '*' wildcard · != negates · empty clears · Esc cancels",
             validate=check, prompt_id="filter-prompt"), self._filter_entered)
 
     def _filter_entered(self, text: str | None) -> None:
@@ -684,6 +715,8 @@ class ReplayApp(App[int]):
 
     def action_show_tab(self, name: str) -> None:
         self.query_one(TabbedContent).active = TABS[name]
+        if name == "watches":
+            self._show_watches()
         if name == "stats":
             self.query_one(StatsPanel).show_stats(self.stats_data, self._cursor_ts())
         self._show_tab_content(keep_scroll=True)
@@ -691,6 +724,8 @@ class ReplayApp(App[int]):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == TABS["stats"]:
             self.query_one(StatsPanel).show_stats(self.stats_data, self._cursor_ts())
+        if event.pane.id == TABS["watches"]:
+            self._show_watches()
         if (event.pane.id == TABS["analysis"] and self.analysis_data is None and not self._analysis_running
                 and not self._stats_running and self.sses is not None):
             self.load_analysis()
@@ -734,6 +769,9 @@ class ReplayApp(App[int]):
             if binding.action == "command_palette":
                 continue
             yield SystemCommand(description, f"key: {keys}", partial(self.run_action, binding.action))
+        for index in list(self.watches.watches if self.watches is not None else []):
+            yield SystemCommand(f"Stop watching {index.label}", "remove the watch (x in the Watches tab)",
+                                partial(self.remove_watch, index.obj_id, index.path))
         yield SystemCommand("Clear marks set here", "forget the marks you set (the recording's stay)",
                             self._clear_own_marks)
         yield from super().get_system_commands(screen)
@@ -906,11 +944,219 @@ class ReplayApp(App[int]):
     @_while_shown
     def on_analysis_ready(self, message: AnalysisReady) -> None:
         self.analysis_data = message.data
+        self._show_analysis()
+        if not self._cycles_running:
+            self.load_cycles()  # after the other analysis: seconds at 1M ops, on the same connection
+
+    def _show_analysis(self) -> None:
+        if self.analysis_data is None:
+            return
         panel = self.query_one(AnalysisPanel)
         highlighted = panel.highlighted
-        panel.show_analysis(message.data)
+        panel.show_analysis(dict(self.analysis_data, causality_cycles=self.cycles_data))
         if highlighted is not None and highlighted < panel.option_count:
             panel.highlighted = highlighted
+
+    @work(exclusive=True, group="cycles", exit_on_error=False)
+    async def load_cycles(self) -> None:
+        ses = self.sses
+        if ses is None:
+            return
+        self._cycles_running = True
+        try:
+            from engine import causality
+            found = await causality.cycles(ses)
+            data = msgspec.to_builtins(found)
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(Notice(f"causality: {_error_text(exc)}"))
+            return
+        finally:
+            self._cycles_running = False
+        self.post_message(CyclesReady(data, ses.last))
+
+    @_while_shown
+    def on_cycles_ready(self, message: CyclesReady) -> None:
+        self.cycles_data = message.cycles
+        self._show_analysis()
+
+    # --- time travel: watched fields, provenance ------------------------------------------------
+
+    def _show_watches(self) -> None:
+        """Refill the Watches tab from the change indexes (in memory: no query)."""
+        ws = self.watches
+        self.query_one(WatchPanel).show_watches(ws.values_at(self.seq) if ws is not None else [], self.seq)
+
+    def action_watch_field(self) -> None:
+        d = self.detail
+        if self.watches is None or d is None or d.obj_id is None or d.key is None:
+            self.notify("no object at the cursor to watch: move to an op on one, or o picks one",
+                        severity="warning")
+            return
+        lit = [c.path for c in d.changes if c.kind != "removed"]
+        # the field this op changed (what the state pane highlights), bookkeeping under .metadata last
+        suggestion = next((p for p in lit if not p.startswith(".metadata")), lit[0] if lit else "")
+
+        def check(text: str) -> tuple[str, int] | None:
+            if not text.strip():
+                return "type a field path, e.g. .spec.replicas or .status.conditions[type=Ready].status", 0
+            try:
+                watchmod.check_path(text.strip())
+            except watchmod.FieldSpecError as exc:
+                return (f"column {exc.column}: {exc.short}" if exc.column else exc.short), exc.column
+            return None
+
+        obj_id, key = d.obj_id, d.key
+        self.push_screen(PromptScreen(
+            f"Watch a field of {key}", value=suggestion, placeholder=".spec.replicas",
+            hint="a path: .metadata.labels.app · .status.conditions[type=Ready].status · .spec.containers[0].image"
+                 " · c / C then continue to its next / previous change · 5 shows the Watches tab",
+            validate=check, prompt_id="watch-prompt"),
+            lambda text: self._watch_entered(obj_id, key, text))
+
+    def _watch_entered(self, obj_id: int, key: Any, text: str | None) -> None:
+        if text is None or not text.strip():
+            return
+        self.add_watch(obj_id, text.strip(), key)
+
+    @work(group="watch", exit_on_error=False)
+    async def add_watch(self, obj_id: int, path: str, key: Any = None) -> None:
+        """Build the field's change index (one streamed pass over the object's versions)."""
+        ws, generation = self.watches, self._watch_gen
+        if ws is None:
+            return
+        try:
+            index = await retrying(lambda: ws.add(obj_id, path, key=key))
+        except (watchmod.FieldSpecError, diffmod.PathError) as exc:
+            column = getattr(exc, "column", 0)
+            where = f" at column {column}" if column else ""
+            self.post_message(Notice(f"bad field path {path!r}{where}: {getattr(exc, 'short', exc)}"))
+            return
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(Notice(f"watch: {_error_text(exc)}"))
+            return
+        self.post_message(WatchAdded(index, generation))
+
+    @_while_shown
+    def on_watch_added(self, message: WatchAdded) -> None:
+        if message.generation != self._watch_gen:
+            return
+        self._show_watches()
+        index = message.index
+        if index is None:
+            return  # a refresh while following
+        n = len(index)
+        self.notify(f"watching {index.label}: {n:,} change{'s' if n != 1 else ''} in the session"
+                    " · c / C: next / previous change · 5: Watches tab", timeout=4)
+
+    def remove_watch(self, obj_id: int, path: str) -> None:
+        if self.watches is None:
+            return
+        label = next((w.label for w in self.watches.watches if w.obj_id == obj_id and w.path == path), path)
+        if self.watches.remove(obj_id, path):
+            self.notify(f"stopped watching {label}", timeout=2)
+        self._show_watches()
+
+    def on_watch_panel_remove(self, message: WatchPanel.Remove) -> None:
+        self.remove_watch(message.obj_id, message.path)
+
+    def action_continue_watch(self, direction: int) -> None:
+        if self.watches is None or not len(self.watches):
+            self.notify("no watched fields: press w to watch a field of the object in the state pane",
+                        severity="warning")
+            return
+        if self.last:
+            self._continue(direction > 0)
+
+    @work(exclusive=True, group="move", exit_on_error=False)
+    async def _continue(self, forward: bool) -> None:
+        """Continue (reverse-continue) to the nearest change of any watched field."""
+        ws, ses, start = self.watches, self.hses, self.seq
+        if ws is None or ses is None:
+            return
+        try:
+            if any(w.upto < ses.last for w in ws.watches):
+                await retrying(ws.refresh)  # the followed session grew
+            found = ws.step(start, forward)
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(Notice(f"watch: {_error_text(exc)}"))
+            return
+        if found is None:
+            self.post_message(Notice(f"no change of a watched field {'after' if forward else 'before'} op {start:,}",
+                                     "information"))
+            return
+        index, change = found
+        self.post_message(MoveResolved(change.seq, f"{index.label}: {short_value(change.old, 40)} -> "
+                                                   f"{short_value(change.new, 40)} at op {change.seq:,}"
+                                                   f" ({change.verb})"))
+
+    @work(exclusive=True, group="watchrefresh", exit_on_error=False)
+    async def _refresh_watches(self) -> None:
+        ws, generation = self.watches, self._watch_gen
+        if ws is None or not len(ws):
+            return
+        try:
+            await retrying(ws.refresh)
+        except Exception:  # noqa: BLE001 - c / C refresh again and report
+            return
+        self.post_message(WatchAdded(None, generation))
+
+    def action_provenance(self) -> None:
+        """The first p explains the object at the cursor; each further p walks one link back."""
+        if self.hses is None or not self.seq:
+            return
+        prov = self.provenance
+        if prov is not None and prov["at"] == self.seq:
+            self._provenance_step()
+            return
+        self._explain(self.seq, self.pinned)
+
+    @work(exclusive=True, group="provenance", exit_on_error=False)
+    async def _explain(self, seq: int, pinned: int | None) -> None:
+        ses = self.hses
+        if ses is None:
+            return
+        try:
+            obj_id = pinned if pinned is not None else await retrying(lambda: ses.op_object(seq))
+            if obj_id is None:
+                self.post_message(Notice(f"op {seq:,} addresses no single object: nothing to explain"
+                                         " (o picks an object)", "warning"))
+                return
+            chain = await retrying(lambda: provmod.explain(ses, obj_id, seq))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(Notice(f"provenance: {_error_text(exc)}"))
+            return
+        self.post_message(ProvenanceReady(chain, obj_id, seq))
+
+    @_while_shown
+    def on_provenance_ready(self, message: ProvenanceReady) -> None:
+        if message.seq != self.seq:
+            return  # the cursor moved on meanwhile
+        chain = message.chain
+        if not chain.links:
+            self.notify(f"no provenance for {chain.object} at op {message.seq:,}", severity="warning")
+            return
+        self.provenance = {"chain": chain, "i": -1, "at": self.seq}
+        lines = [f"{n + 1}. {link.text}" for n, link in enumerate(chain.links)]
+        self.notify(f"provenance of {chain.object} at op {message.seq:,} (p walks back):\n" + "\n".join(lines),
+                    timeout=10)
+        self._provenance_step()
+
+    def _provenance_step(self) -> None:
+        prov = self.provenance
+        assert prov is not None
+        links = prov["chain"].links
+        i = prov["i"] + 1
+        if i >= len(links):
+            self.notify(f"end of the chain ({prov['chain'].end}): {links[-1].text}", severity="warning",
+                        timeout=4)
+            return
+        prov["i"] = i
+        link = links[i]
+        where = "" if link.seq is None else f" → op {link.seq:,}"
+        self.notify(f"provenance {i + 1}/{len(links)} [{link.kind}]{where}: {link.text}", timeout=5)
+        if link.seq is not None and 1 <= link.seq <= self.last:
+            prov["at"] = link.seq
+            self._goto(link.seq, center=True)
 
     # --- follow -----------------------------------------------------------------------------------
 
@@ -988,6 +1234,8 @@ class ReplayApp(App[int]):
         # recompute as the recording grows, but never spend more than a fifth of the time on it
         if not self._stats_running and now - self._stats_at >= max(STATS_EVERY_S, 5 * self._stats_cost):
             self.load_stats()
+        if self.watches is not None and len(self.watches):
+            self._refresh_watches()
         if not self._analysis_running and now - self._analysis_at >= max(ANALYSIS_EVERY_S,
                                                                          5 * self._analysis_cost):
             self.load_analysis()

@@ -303,6 +303,8 @@ async def analyze(db: str, session: str | None, *, slow_ms: float, window_s: flo
 
 
 def _brief(value: Any, limit: int = 160) -> str:
+    if value in ({}, []):
+        return "none"
     if isinstance(value, dict):
         text = ", ".join(f"{k}={_brief(v, 40)}" for k, v in value.items()
                          if not isinstance(v, (list, dict)) or k in ("seqs", "examples", "example_seqs"))
@@ -339,6 +341,10 @@ def render_analysis(name: str, a: dict[str, Any]) -> list[str]:
                     out.append(f"  {k}: {len(v)}")
                     for item in v[:5]:
                         out.append("    " + _brief(item))
+                elif isinstance(v, dict) and any(isinstance(x, dict) for x in v.values()):
+                    out.append(f"  {k}:")
+                    for name, item in list(v.items())[:10]:
+                        out.append(f"    {name}: {_brief(item)}")
                 else:
                     out.append(f"  {k}: {_brief(v)}")
     return out

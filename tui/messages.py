@@ -129,3 +129,31 @@ class ObjectsReady(Message):
         super().__init__()
         self.seq = seq
         self.keys = keys
+
+
+class WatchAdded(Message):
+    """A field watch is built (its change index is ready); ``index`` is an engine.watch.ChangeIndex."""
+
+    def __init__(self, index: Any, generation: int):
+        super().__init__()
+        self.index = index
+        self.generation = generation
+
+
+class ProvenanceReady(Message):
+    """The provenance chain of the object at ``seq`` (an engine.provenance.Provenance)."""
+
+    def __init__(self, chain: Any, obj_id: int, seq: int):
+        super().__init__()
+        self.chain = chain
+        self.obj_id = obj_id
+        self.seq = seq
+
+
+class CyclesReady(Message):
+    """The session's causality cycles (hot loops), as builtins, for the analysis tab."""
+
+    def __init__(self, cycles: list[dict[str, Any]], last: int):
+        super().__init__()
+        self.cycles = cycles
+        self.last = last

@@ -13,6 +13,7 @@ from array import array
 from bisect import bisect_left
 from typing import Awaitable, Callable, TypeVar
 
+from engine import query
 from engine.filters import Filter
 from engine.format import OpRow, Reconcile
 from engine.schema import RecordingError
@@ -95,13 +96,13 @@ class TimelineSource:
         if self.filter is None:
             rows = await retrying(lambda: ses.rows(start + 1, PAGE))
         else:
-            seqs = self.matches[start:start + PAGE]
+            seqs = list(self.matches[start:start + PAGE])
             if not seqs:
                 return []
-            flt = self.filter
+            # by seq, not by re-running the filter: a changed= term is decided on bodies, not in SQL
             rows = [OpRow(*r) for r in await retrying(lambda: ses.rec.fetchall(
-                f"SELECT {OPROW_COLUMNS} FROM operations WHERE session_id = ? AND seq >= ? AND seq <= ?"
-                f" AND ({flt.sql}) ORDER BY seq", (ses.id, seqs[0], seqs[-1], *flt.params)))]
+                f"SELECT {OPROW_COLUMNS} FROM operations WHERE session_id = ? AND seq IN"
+                f" ({','.join('?' * len(seqs))}) ORDER BY seq", (ses.id, *seqs)))]
         await self._load_spans(rows)
         return rows
 
@@ -127,12 +128,8 @@ class TimelineSource:
                     inferred=bool(r[11]), source_id=r[12])
 
     async def scan(self, flt: Filter, after: int, upto: int) -> list[int]:
-        """Matching seqs in (after, upto]."""
-        ses = self.session
-        rows = await retrying(lambda: ses.rec.fetchall(
-            f"SELECT seq FROM operations WHERE session_id = ? AND seq > ? AND seq <= ?"
-            f" AND ({flt.sql}) ORDER BY seq", (ses.id, after, upto, *flt.params)))
-        return [r[0] for r in rows]
+        """Matching seqs in (after, upto] (exact for changed= terms too)."""
+        return await retrying(lambda: query.scan(self.session, flt, after, upto))
 
     def add_matches(self, seqs: list[int], scanned_to: int) -> None:
         if seqs and self.matches and seqs[0] <= self.matches[-1]:

@@ -338,7 +338,29 @@ def analysis_sections(data: dict[str, Any]) -> list[tuple[str, list[Finding]]]:
             target = r.get("most_read_version_seq")
             access.append((t, target if target else None))
         out.append(("access patterns", access))
+    if "causality_cycles" in data:
+        out.append(cycle_section(data["causality_cycles"]))
     return out
+
+
+def cycle_section(cycles: list[dict[str, Any]] | None) -> tuple[str, list[Finding]]:
+    """Causality cycles (engine.causality): the loop, its rounds and flip-flopping fields; None = computing."""
+    if cycles is None:
+        return "causality cycles (computing...)", []
+    found: list[Finding] = []
+    for c in cycles:
+        if not isinstance(c, dict):
+            continue
+        t = Text()
+        t.append(" -> ".join(c.get("controllers") or []) or "?", "bold #ebcb8b")
+        t.append(f"  {c.get('rounds', 0):,} rounds in {c.get('runs', 0):,} run(s),"
+                 f" longest {c.get('longest_run', 0):,}", "#d8dee9")
+        fields = [f"{f.get('path')} ({f.get('pattern')})" for f in c.get("fields") or [] if isinstance(f, dict)]
+        t.append(f"  fields: {', '.join(fields[:3]) if fields else 'none change (no-op writes)'}", "#b48ead")
+        t.append("\n" + " " * 14 + str(c.get("explanation", "")), LABEL)
+        seqs = c.get("seqs") or []
+        found.append((t, c.get("first_seq") or (seqs[0] if seqs else None)))
+    return "causality cycles", found
 
 
 class AnalysisPanel(OptionList):
