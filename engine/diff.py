@@ -57,11 +57,7 @@ class Change(msgspec.Struct, frozen=True):
 
     @property
     def kind(self) -> str:
-        if self.old is MISSING:
-            return "added"
-        if self.new is MISSING:
-            return "removed"
-        return "changed"
+        return change_kind(self.old, self.new)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "op": self.kind}
@@ -70,6 +66,15 @@ class Change(msgspec.Struct, frozen=True):
         if self.new is not MISSING:
             out["new"] = self.new
         return out
+
+
+def change_kind(old: Any, new: Any) -> str:
+    """'added', 'removed' or 'changed': how a value went from old to new (MISSING: absent)."""
+    if old is MISSING:
+        return "added"
+    if new is MISSING:
+        return "removed"
+    return "changed"
 
 
 def key_segment(key: str) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 import msgspec
 
 from engine import codec
-from engine.diff import MISSING, PathError, get_path, key_segment, list_key, parse_path
+from engine.diff import MISSING, PathError, change_kind, get_path, key_segment, list_key, parse_path
 from engine.format import ObjectKey
 from engine.schema import RecordingError
 from engine.store import Session
@@ -157,11 +157,7 @@ class FieldChange(msgspec.Struct, kw_only=True):
 
     @property
     def kind(self) -> str:
-        if self.old is MISSING:
-            return "added"
-        if self.new is MISSING:
-            return "removed"
-        return "changed"
+        return change_kind(self.old, self.new)
 
     def to_json(self) -> dict[str, Any]:
         return {"seq": self.seq, "op": self.kind, "old": jsonable(self.old), "new": jsonable(self.new),

@@ -237,13 +237,43 @@ async def test_the_analysis_tab_lists_a_causality_cycle_and_jumps_to_it(tmp_path
 async def test_the_keys_are_bindings_in_help_and_palette(replicas_db: Path) -> None:
     app = ReplayApp(str(replicas_db), persist_marks=False)
     keys = dict(app.help_bindings())
-    assert keys["w"] == "Watch a field"
-    assert keys["c"] == "Next change of a watched field"
-    assert keys["C"] == "Previous change of a watched field"
+    assert keys["w"] == "Watch field"
+    assert keys["c"] == "Next watched change"
+    assert keys["C"] == "Previous watched change"
     assert keys["p"].startswith("Provenance")
     assert keys["5"] == "Watches tab"
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
         await watch_replicas(pilot, app)
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        assert "Watch a field" in titles and "Stop watching Deployment.apps/default/web:.spec.replicas" in titles
+        assert "Watch field" in titles and "Stop watching Deployment.apps/default/web:.spec.replicas" in titles
+
+
+async def test_c_finds_a_change_recorded_after_the_watch_while_following(tmp_path: Path) -> None:
+    path = tmp_path / "live.db"
+    with RecordingWriter(path) as writer:
+        sw = writer.session("live", "synthetic")
+        for i, replicas in enumerate((1, 2, 2), start=1):
+            body = dep(i, replicas)
+            sw.append(op_for("create" if i == 1 else "update", body, request=body, response=body, ts_ns=T0 + i))
+        sw.flush()
+        app = ReplayApp(str(path), follow=True, persist_marks=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot, app, 3)
+            await watch_replicas(pilot, app)
+            await pilot.press("5", "h")  # looking back: new ops arrive without moving the cursor
+            await ready(pilot, app, 2)
+            for i, replicas in enumerate((2, 4), start=4):
+                body = dep(i, replicas)
+                sw.append(op_for("update", body, request=body, response=body, ts_ns=T0 + i))
+            sw.flush()
+            await until(pilot, lambda: app.last == 5, what="growth")
+            assert app.seq == 2
+            await pilot.press("c")
+            await ready(pilot, app, 5)  # ops 3 and 4 left replicas at 2; op 5 set it to 4
+            assert "web:.spec.replicas: 2 -> 4 at op 5" in notices(app)
+            panel = app.query_one(WatchPanel)
+            assert "= 4  changed HERE" in str(panel.get_option_at_index(1).prompt)
+            await pilot.press("C")
+            await ready(pilot, app, 2)
+        sw.close()

@@ -117,10 +117,10 @@ class ReplayApp(App[int]):
         Binding("f", "toggle_follow", "Follow"),
         Binding("o", "pick_object", "Pick object", show=False),  # the footer is full at 160 columns
         Binding("z", "toggle_noise", "Show/hide noise fields", show=False),
-        Binding("w", "watch_field", "Watch a field", show=False),
-        Binding("c", "continue_watch(1)", "Next change of a watched field", show=False),
-        Binding("C", "continue_watch(-1)", "Previous change of a watched field", show=False),
-        Binding("p", "provenance", "Provenance: who made this version", show=False),
+        Binding("w", "watch_field", "Watch field"),
+        Binding("c", "continue_watch(1)", "Next watched change"),
+        Binding("C", "continue_watch(-1)", "Previous watched change", show=False),
+        Binding("p", "provenance", "Provenance (who made this version)", show=False),
         Binding("1", "show_tab('state')", "State tab", show=False),
         Binding("2", "show_tab('diff')", "Diff tab", show=False),
         Binding("3", "show_tab('stats')", "Stats tab", show=False),
@@ -726,6 +726,8 @@ class ReplayApp(App[int]):
             self.query_one(StatsPanel).show_stats(self.stats_data, self._cursor_ts())
         if event.pane.id == TABS["watches"]:
             self._show_watches()
+            if self.watches is not None and any(w.upto < self.last for w in self.watches.watches):
+                self._refresh_watches()  # the followed session grew while the tab was hidden
         if (event.pane.id == TABS["analysis"] and self.analysis_data is None and not self._analysis_running
                 and not self._stats_running and self.sses is not None):
             self.load_analysis()
@@ -1234,8 +1236,8 @@ class ReplayApp(App[int]):
         # recompute as the recording grows, but never spend more than a fifth of the time on it
         if not self._stats_running and now - self._stats_at >= max(STATS_EVERY_S, 5 * self._stats_cost):
             self.load_stats()
-        if self.watches is not None and len(self.watches):
-            self._refresh_watches()
+        if self._tab() == "watches":
+            self._refresh_watches()  # c / C catch up by themselves; the shown values need it now
         if not self._analysis_running and now - self._analysis_at >= max(ANALYSIS_EVERY_S,
                                                                          5 * self._analysis_cost):
             self.load_analysis()

@@ -268,6 +268,8 @@ def analysis_sections(data: dict[str, Any]) -> list[tuple[str, list[Finding]]]:
             t.append(f"  only {', '.join(fields[:2])}{' ...' if len(fields) > 2 else ''}", "#b48ead")
         loops.append((t, h.get("window_first_seq") or h.get("first_seq") or jump_target(h)))
     out.append(("hot loops", loops))
+    if "causality_cycles" in data:  # what explains a hot loop: which reconcile re-triggers which
+        out.append(cycle_section(data["causality_cycles"]))
     slow: list[Finding] = []
     so = data.get("slow_operations")
     if isinstance(so, dict):
@@ -338,8 +340,6 @@ def analysis_sections(data: dict[str, Any]) -> list[tuple[str, list[Finding]]]:
             target = r.get("most_read_version_seq")
             access.append((t, target if target else None))
         out.append(("access patterns", access))
-    if "causality_cycles" in data:
-        out.append(cycle_section(data["causality_cycles"]))
     return out
 
 
