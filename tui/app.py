@@ -33,9 +33,11 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 
+from engine import analysis
 from engine import diff as diffmod
 from engine import provenance as provmod
 from engine import state as statemod
+from engine import stats as statsmod
 from engine import watch as watchmod
 from engine.cursor import resolve_position
 from engine.filters import FilterError, parse
@@ -896,12 +898,6 @@ class ReplayApp(App[int]):
         self._stats_running = True
         self._stats_at = time.monotonic()
         try:
-            from engine import stats as statsmod
-        except ImportError:
-            self.post_message(Notice("statistics are not available (engine.stats is missing)", "warning"))
-            self._stats_running = False
-            return
-        try:
             result = await statsmod.compute(ses)
             data = msgspec.to_builtins(result)
         except Exception as exc:  # noqa: BLE001
@@ -926,12 +922,6 @@ class ReplayApp(App[int]):
             return
         self._analysis_running = True
         self._analysis_at = time.monotonic()
-        try:
-            from engine import analysis
-        except ImportError:
-            self._analysis_running = False
-            self.post_message(Notice("analysis is not available (engine.analysis is missing)", "warning"))
-            return
         try:
             result = await analysis.analyze(ses)
             data = msgspec.to_builtins(result)

@@ -353,37 +353,15 @@ def render_analysis(name: str, a: dict[str, Any]) -> list[str]:
 # --- interactive ---------------------------------------------------------------------
 
 def ensure_demo(path: Path) -> Path:
-    """The demo recording, generated on first use when it is not bundled yet."""
-    if path.exists():
-        return path
-    from engine import synth
-    from engine.writer import RecordingWriter
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-        leftover.unlink(missing_ok=True)
-    print(f"generating the demo recording at {path} ...", file=sys.stderr)
-    with RecordingWriter(tmp) as writer:
-        synth.write_session(writer, 20_000, name="demo", seed=7)
-    tmp.rename(path)
+    """The bundled demo recording (real kopf operators recorded through the proxy)."""
+    if not path.exists():
+        raise RecordingError(f"{path}: the demo recording is missing; regenerate it with "
+                             "'python fixtures/make_demo.py'")
     return path
 
 
 def open_interactive(db: str, session: str | None, *, follow: bool) -> int:
-    """The TUI when it is installed; until then a summary of the session."""
-    import asyncio
+    """The debugger: bad input fails in one line before any screen opens (see run_app)."""
+    from tui.app import run_app
 
-    async def summary() -> int:
-        from engine import stats as statsmod
-
-        async with opened(db, session) as ses:
-            data = msgspec.to_builtins(await statsmod.compute(ses))
-        print("\n".join(render_stats(ses.info.name, data)))
-        return 0
-
-    try:
-        from tui.app import run_app  # type: ignore[import-not-found]
-    except ImportError:
-        return asyncio.run(summary())
     return int(run_app(db, session, follow=follow))

@@ -46,7 +46,7 @@ import msgspec
 from engine.format import READ_VERBS, WRITE_VERBS, Operation
 from recorder.importers.common import (
     NOT_OBJECT_KINDS, ImportFormatError, ImportResult, LineReader, Malformed, Progress, Tally, Target,
-    check_input, default_session_name, join_api_version, kind_from_plural, parse_rfc3339_ns,
+    check_input, default_session_name, feed_lines, join_api_version, kind_from_plural, parse_rfc3339_ns,
 )
 
 SOURCE = "audit"
@@ -381,16 +381,7 @@ def import_audit(path: str, db: str, *, session: str | None = None, user: str | 
     bar.label = f"importing {os.path.basename(path)}"
     with Target(db) as target, target.session(name, SOURCE, attributes) as sw:
         importer = AuditImporter(sw, kinds, malformed, user=user, user_agent=user_agent)
-        try:
-            with LineReader(path) as reader:
-                for lineno, line in reader:
-                    importer.line(lineno, line)
-                    if bar.enabled:
-                        bar.update(reader.position, importer.tally.ops)
-            importer.finish()
-            bar.update(size, importer.tally.ops, force=True)
-        finally:
-            bar.done()
+        feed_lines(path, size, importer, bar)
         if importer.tally.ops == 0:
             if importer.audit_events == 0:
                 if not importer.looks_like_audit:

@@ -238,6 +238,24 @@ NOT_OBJECT_KINDS = frozenset({"Status", "DeleteOptions", "WatchEvent", "Scale", 
                               "APIResourceList", "APIGroupList", "APIVersions", "APIGroup"})
 
 
+def feed_lines(path: str, size: int, importer: Any, bar: Progress) -> None:
+    """Every line of ``path`` to ``importer.line(lineno, line)``, then ``importer.finish()``.
+
+    The progress line follows the bytes read and the ops the importer has counted
+    (``importer.tally.ops``), and is cleared however the import ends.
+    """
+    try:
+        with LineReader(path) as reader:
+            for lineno, line in reader:
+                importer.line(lineno, line)
+                if bar.enabled:
+                    bar.update(reader.position, importer.tally.ops)
+        importer.finish()
+        bar.update(size, importer.tally.ops, force=True)
+    finally:
+        bar.done()
+
+
 def pluralise(lower_kind: str) -> str:
     """A resource name for a kind, as Kubernetes guesses it for CRDs without a declared plural."""
     core = CORE_BY_LOWER_KIND.get(lower_kind)

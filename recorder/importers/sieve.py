@@ -63,7 +63,7 @@ from engine.format import (
 )
 from recorder.importers.common import (
     CORE_BY_LOWER_KIND, ImportFormatError, ImportResult, LineReader, Malformed, Progress, Tally,
-    Target, check_input, code_for_reason, default_session_name, pluralise, status_body,
+    Target, check_input, code_for_reason, default_session_name, feed_lines, pluralise, status_body,
 )
 
 SOURCE = "sieve"
@@ -557,16 +557,7 @@ def import_sieve(path: str, db: str, *, session: str | None = None,
     bar.label = f"importing {os.path.basename(path)}"
     with Target(db) as target, target.session(name, SOURCE, attributes) as sw:
         importer = SieveImporter(sw, types, malformed)
-        try:
-            with LineReader(path) as reader:
-                for lineno, line in reader:
-                    importer.line(lineno, line)
-                    if bar.enabled:
-                        bar.update(reader.position, importer.tally.ops)
-            importer.finish()
-            bar.update(size, importer.tally.ops, force=True)
-        finally:
-            bar.done()
+        feed_lines(path, size, importer, bar)
         if importer.tally.ops == 0 and importer.reconciles == 0:
             if importer.tagged == 0:
                 raise ImportFormatError(f"{path}: {NOT_SIEVE}")
