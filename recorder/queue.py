@@ -312,7 +312,7 @@ class CaptureQueue:
     def _append(self, op: Operation) -> int:
         try:
             seq = self.writer.append(op)
-        except RecordingError as exc:  # a full batch was flushed and failed: it is lost
+        except RecordingError as exc:  # flushing a full batch failed (the writer keeps it to retry)
             self._unflushed += 1
             self._fail(exc)
             return 0

@@ -74,6 +74,7 @@ class _Span(msgspec.Struct):
     rid: int
     key: Key
     last_ns: int
+    last_seq: int = 0  # the span's own last request (watch events may follow it)
 
 
 class SpanInferrer:
@@ -134,6 +135,7 @@ class SpanInferrer:
             elif span is None:
                 return
         op.reconcile = span.rid
+        span.last_seq = self.writer.seq + 1  # the seq this request is about to be appended with
         end = now + max(op.duration_ns, 0)
         span.last_ns = max(span.last_ns, end)
         trigger = self._triggers.get(span.key)
@@ -155,5 +157,6 @@ class SpanInferrer:
 
     def _close(self) -> None:
         if self._span is not None:
-            self.writer.end_reconcile(self._span.rid, ts_ns=self._span.last_ns or None)
+            self.writer.end_reconcile(self._span.rid, ts_ns=self._span.last_ns or None,
+                                      end_seq=self._span.last_seq or None)
             self._span = None

@@ -212,3 +212,17 @@ def test_concurrent_reconciles_keep_requests_on_their_own_objects(tmp_path) -> N
     ])
     assert [(name, trigger) for _, name, _, trigger, _ in spans] == [("daily", 1), ("weekly", 2), ("daily", 5)]
     assert tagged == {1: None, 2: None, 3: 1, 4: 2, 5: None, 6: 3}
+
+
+def test_a_span_ends_at_its_own_last_request_not_at_the_events_after_it(tmp_path) -> None:
+    _span_session(tmp_path, [
+        ("event", ADDED, "one", 1 * S),            # 1
+        ("own", PATCH, "one", 1 * S + 10),         # 2  span 1
+        ("event", MODIFIED, "one", 1 * S + 20),    # 3  the echo of its own patch closes span 1
+        ("event", MODIFIED, "two", 1 * S + 30),    # 4
+        ("child", GET, "two-cm", 1 * S + 40),      # 5  span 2
+        ("event", MODIFIED, "x", 1 * S + 50),      # 6
+    ])
+    conn = sqlite3.connect(tmp_path / "r.db")
+    ends = conn.execute("SELECT name, start_seq, end_seq FROM reconciles ORDER BY id").fetchall()
+    assert ends == [("one", 2, 2), ("two", 5, 5)]
