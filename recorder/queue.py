@@ -232,6 +232,9 @@ class CaptureQueue:
             self.inferrer.finish()
             self.counters.spans = self.inferrer.spans
         self._flush()
+        # close() writes whatever is still pending (a retried batch) or fails as a whole.
+        self.counters.recorded += self._unflushed
+        self._unflushed = 0
         with self._cond:
             self._closed = True
         try:
@@ -315,7 +318,7 @@ class CaptureQueue:
         except RecordingError as exc:  # flushing a full batch failed (the writer keeps it to retry)
             self._unflushed += 1
             self._fail(exc)
-            return 0
+            return self.writer.seq  # the op is buffered with that seq
         self._unflushed += 1
         return seq
 
@@ -329,9 +332,10 @@ class CaptureQueue:
         self._unflushed = 0
 
     def _fail(self, exc: RecordingError) -> None:
+        """A write attempt failed: count it.  The writer keeps the batch and retries it on
+        its next flush, so the ops stay pending (counted as recorded once committed)."""
         category = error_category(exc)
-        self.counters.errors[category] += self._unflushed
-        self._unflushed = 0
+        self.counters.errors[category] += 1
         if str(exc) != self.counters.last_error:
             print(f"replay-tui: recording error ({category}): {exc}", file=sys.stderr)
         self.counters.last_error = str(exc)

@@ -41,8 +41,7 @@ class FailingWriter:
     def flush(self) -> None:
         if self.times:
             self.times -= 1
-            self.inner._buffer.clear()  # what the real writer does on a failed batch
-            raise RecordingError(self.message)
+            raise RecordingError(self.message)  # the real writer keeps the batch for the next flush
         self.inner.flush()
 
     def __getattr__(self, name: str) -> Any:
@@ -165,9 +164,11 @@ def test_writer_errors_are_counted_by_category_and_recording_goes_on(tmp_path: P
         for i in range(5, 8):
             queue.request(_get(i))
         counters = queue.close()  # ... the next ones succeed
-    assert counters.errors[category] == 5
-    assert counters.recorded == 3
-    assert _session_attrs(db)["errors"][category] == 5
+    assert counters.errors[category] == 1  # one failed commit ...
+    assert counters.recorded == 8  # ... and nothing lost: the batch was retried
+    assert _session_attrs(db)["errors"][category] == 1
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT seq FROM operations ORDER BY seq")] == list(range(1, 9))
 
 
 def test_a_capture_that_cannot_be_converted_counts_as_an_encode_error(tmp_path: Path) -> None:
