@@ -184,6 +184,16 @@ def run_record(args: argparse.Namespace) -> int:
             msock.close()
 
 
+def _version() -> str:
+    """This replay-tui's version, for the recording's attributes (reports show it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("replay-tui")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _record(args: argparse.Namespace, command: list[str], upstream: Upstream, sock: socket.socket,
             msock: socket.socket | None) -> int:
     from engine.writer import RecordingWriter
@@ -198,7 +208,8 @@ def _record(args: argparse.Namespace, command: list[str], upstream: Upstream, so
                                  cluster=upstream.url, attributes={
                                      "recorder": "proxy", "context": upstream.context,
                                      "redacted": not args.no_redact, "protobuf": "json-negotiated",
-                                     "reconciles": "inferred"})
+                                     "reconciles": "inferred", "recorder_version": _version(),
+                                     "listen": "{}:{}".format(*sock.getsockname()[:2])})
         queue = CaptureQueue(session, Converter(None if args.no_redact else Redactor()), infer_spans=True,
                              maxsize=args.queue_size).start()
         status = 1

@@ -62,6 +62,7 @@ def test_the_session_is_a_closed_proxy_recording_with_nothing_lost(healthy: Run)
     assert session["ended_ns"] is not None and session["op_count"] == attrs["recorded"] > 20
     assert attrs["exit_status"] == 0 and attrs["dropped"] == 0 and sum(attrs["errors"].values()) == 0
     assert attrs["reconciles"] == "inferred"
+    assert attrs["listen"].startswith("127.0.0.1:") and attrs["recorder_version"] == "0.1.0"
 
 
 def test_the_operators_work_is_recorded_call_by_call(healthy: Run) -> None:

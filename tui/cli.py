@@ -10,6 +10,7 @@
     replay-tui when DB --field K/NS/N:PATH     when a field changed [--before N | --after N] [--all]
     replay-tui why DB --at N [--resource R]    which write, reconcile and event produced a version
     replay-tui query DB EXPR                   the ops matching a filter expression, streamed
+    replay-tui report DB [--format md|json|html] [--out FILE]   a session report to share
     replay-tui import {sieve,audit,kubestep} SRC --db DB
     replay-tui record --db DB -- COMMAND ...  record an operator through the recording proxy
 
@@ -32,7 +33,7 @@ from engine.schema import RecordingError
 
 PROG = "replay-tui"
 COMMANDS = ("sessions", "show", "diff", "stats", "analyze", "when", "why", "query", "demo", "import",
-            "record", "open")
+            "record", "open", "report")
 DEMO_DB = Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db"
 
 
@@ -112,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("expression", nargs="+", metavar="EXPR",
                    help="e.g. 'verb=update kind=Pod ns=default status>=400 latency>200ms changed=.status.phase'")
     p.add_argument("--limit", "-n", type=int, metavar="N", help="stop after N matches")
+    p = add("report", "a self-contained session report (Markdown, JSON or one offline HTML file)",
+            json=False)
+    p.add_argument("--format", dest="format", choices=("md", "json", "html"), default="md",
+                   help="md (default), json, or html (one file, no network needed)")
+    p.add_argument("--out", "-o", metavar="FILE", help="write the report there instead of stdout")
+    p.add_argument("--slow-ms", type=float, default=1000.0,
+                   help="endpoints with a p95 latency at or over this are flagged (default 1000)")
     from recorder.cli import register as register_record
     from recorder.importers.cli import register as register_import
 
@@ -222,10 +230,16 @@ def _cmd_query(args: argparse.Namespace) -> int:
                                      as_json=args.json))
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from tui import report
+    return _run(report.report(args.db, args.session, fmt=args.format, out=args.out,
+                              slow_ms=args.slow_ms))
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sessions": _cmd_sessions, "show": _cmd_show, "diff": _cmd_diff, "stats": _cmd_stats,
     "analyze": _cmd_analyze, "open": _cmd_open, "demo": _cmd_demo,
-    "when": _cmd_when, "why": _cmd_why, "query": _cmd_query,
+    "when": _cmd_when, "why": _cmd_why, "query": _cmd_query, "report": _cmd_report,
 }
 
 

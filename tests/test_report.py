@@ -1,0 +1,181 @@
+"""``replay-tui report``: the session report a team shares, on real recordings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from engine import report as reportmod
+from engine.store import Recording
+from recorder.importers.sieve import import_sieve
+
+ROOT = Path(__file__).resolve().parent.parent
+SIEVE = ROOT / "tests" / "data" / "cassandra-operator-recreate.sieve-server.log"
+DEMO = ROOT / "fixtures" / "demo" / "demo.db"
+EXE = Path(sys.executable).parent / "replay-tui"
+VOID = {"meta", "br", "hr", "img", "input", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "tui.cli"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60)
+
+
+def build(db: Path, session: str | None = None, **kw: float) -> reportmod.Report:
+    async def go() -> reportmod.Report:
+        async with await Recording.open(db) as rec:
+            return await reportmod.build(await rec.session(session), **kw)
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def sieve(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    db = tmp_path_factory.mktemp("report") / "sieve.db"
+    result = import_sieve(str(SIEVE), str(db), progress=False)
+    return db, dict(result.verbs)
+
+
+def test_sieve_endpoint_table_counts_every_op_of_the_trace(sieve: tuple[Path, dict[str, int]]) -> None:
+    db, verbs = sieve
+    r = build(db)
+    assert sum(e.count for e in r.endpoints) == 175 == r.summary.operations
+    per_verb: dict[str, int] = {}
+    for e in r.endpoints:
+        per_verb[e.verb] = per_verb.get(e.verb, 0) + e.count
+    assert per_verb == verbs
+    assert {"LIST pods", "GET configmaps", "UPDATE services"} <= {e.endpoint for e in r.endpoints}
+    assert sum(e.errors for e in r.endpoints) == r.summary.errors == 15
+    assert r.reconcilers and r.reconcilers[0].reconciles == 16
+
+
+def test_buggy_operator_flags_its_hot_loop_and_409_storm() -> None:
+    proc = run("report", str(DEMO), "--session", "buggy-operator", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert {"metadata", "summary", "endpoints", "reconcilers", "findings", "security", "graph",
+            "timeline"} <= set(data)
+    loops = [f for f in data["findings"] if f["kind"] == "hot loop"]
+    storms = [f for f in data["findings"] if f["kind"] == "409 storm"]
+    assert loops and all(f["target"].startswith("Report") for f in loops)
+    assert all(f["seq"] >= 1 for f in loops + storms)
+    assert {f["target"] for f in storms} == {"ConfigMap/default/daily-summary", "ConfigMap/default/weekly-summary"}
+    assert data["security"]["redaction"] is True
+    assert data["metadata"]["namespaces"] == ["default"]
+    # the reconciler profile: its slowest op is the slowest op inside its reconciles
+    prof = data["reconcilers"][0]
+    assert prof["reconciler"] == "reports.example.com"
+    with sqlite3.connect(DEMO) as conn:
+        slowest = conn.execute(
+            "SELECT MAX(o.duration_ns) FROM operations o JOIN sessions s ON s.id = o.session_id"
+            " JOIN reconciles r ON r.session_id = o.session_id AND r.id = o.reconcile"
+            " WHERE s.name = 'buggy-operator' AND r.reconciler = 'reports.example.com'").fetchone()[0]
+        at = conn.execute(
+            "SELECT o.duration_ns FROM operations o JOIN sessions s ON s.id = o.session_id"
+            " WHERE s.name = 'buggy-operator' AND o.seq = ?", (prof["slowest_op"]["seq"],)).fetchone()[0]
+    assert at == slowest
+    assert abs(sum(prof["time_by_verb"].values()) - 1) < 1e-9 and prof["bottleneck"] == "patch"
+
+
+def test_healthy_operator_has_no_findings() -> None:
+    assert build(DEMO, "healthy-operator").findings == []
+
+
+def test_slow_endpoints_are_flagged_against_the_threshold() -> None:
+    requests = [e for e in build(DEMO, "buggy-operator").endpoints
+                if e.verb not in ("modified", "added", "deleted", "bookmark", "error", "watch")]
+    # a threshold between the fastest and the slowest endpoint's p95
+    p95s = sorted(e.p95_ms for e in requests)
+    threshold = (p95s[0] + p95s[-1]) / 2
+    r = build(DEMO, "buggy-operator", slow_ms=threshold)
+    slow = {e.endpoint for e in r.endpoints if e.slow}
+    expected = {e.endpoint for e in requests if e.p95_ms >= threshold}
+    assert slow == expected and 0 < len(slow) < len(requests)
+    assert not any(e.slow for e in r.endpoints if e.verb in ("modified", "added", "watch"))
+    assert not any(e.slow for e in build(DEMO, "buggy-operator").endpoints)  # 1 s: nothing is slow
+
+
+def test_markdown_to_stdout_has_tables_and_a_mermaid_graph() -> None:
+    proc = run("report", str(DEMO), "-s", "buggy-operator")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    patch = next(e for e in build(DEMO, "buggy-operator").endpoints if e.endpoint == "PATCH reports/status")
+    assert f"| PATCH reports/status | {patch.count} |" in out
+    assert "```mermaid\ngraph LR" in out
+    # ownerReferences from the latest state: each Report owns its summary ConfigMap
+    graph = build(DEMO, "buggy-operator").graph
+    owns = {(e.source, e.target) for e in graph.edges if e.label == "owns"}
+    assert ("Report.example.com/default/daily", "ConfigMap/default/daily-summary") in owns
+    with sqlite3.connect(DEMO) as conn:
+        writes = dict(conn.execute(
+            "SELECT o.kind, COUNT(*) FROM operations o JOIN sessions s ON s.id = o.session_id"
+            " JOIN reconciles r ON r.session_id = o.session_id AND r.id = o.reconcile"
+            " WHERE s.name = 'buggy-operator' AND r.reconciler = 'reports.example.com'"
+            " AND o.verb IN ('create', 'update', 'patch', 'delete') GROUP BY o.kind").fetchall())
+    assert graph.writes_by_kind["reports.example.com"] == writes
+
+
+class _Checker(HTMLParser):
+    """Collects tags and URLs in attributes; fails on unbalanced markup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.tags: set[str] = set()
+        self.urls: list[str] = []
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.urls += [v for _, v in attrs if v and ("http:" in v or "https:" in v or "//" in v)]
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+
+
+def test_html_is_one_offline_file_with_a_chart(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    proc = run("report", str(DEMO), "-s", "buggy-operator", "--format", "html", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and str(out) in proc.stderr
+    text = out.read_text()
+    checker = _Checker()
+    checker.feed(text)
+    checker.close()
+    assert checker.problems == [] and checker.stack == []
+    assert checker.urls == []  # the cluster URL appears only as text
+    assert not {"link", "script", "img", "iframe"} & checker.tags
+    assert {"style", "svg", "rect", "polyline", "table"} <= checker.tags
+    assert "PATCH reports/status" in text and "graph LR" in text
+
+
+def test_out_writes_json_and_md_files(tmp_path: Path) -> None:
+    for fmt in ("json", "md"):
+        out = tmp_path / f"r.{fmt}"
+        proc = run("report", str(DEMO), "-s", "healthy-operator", "--format", fmt, "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == ""
+        assert out.stat().st_size > 0
+    assert json.loads((tmp_path / "r.json").read_text())["metadata"]["session"] == "healthy-operator"
+
+
+def test_bad_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    for args in (("report", str(DEMO), "--session", "nope"),
+                 ("report", str(tmp_path / "missing.db")),
+                 ("report", str(DEMO), "-s", "buggy-operator", "--out", str(tmp_path / "no" / "dir" / "r.md"))):
+        proc = run(*args)
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert proc.stdout == ""
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("replay-tui: error:"), proc.stderr

@@ -1,0 +1,248 @@
+"""``replay-tui report``: the session report as Markdown, JSON or one self-contained HTML file.
+
+The data comes from ``engine.report.build``; this module only lays it out.  The
+HTML has inline CSS and an inline SVG chart and references nothing outside the
+file (no CDN, no fonts, no scripts), so it opens in a browser with no network.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import sys
+from typing import Any
+
+import msgspec
+
+from engine import report as reportmod
+from engine.schema import RecordingError
+from engine.stats import LATENCY_VERBS
+from engine.units import fmt_duration, fmt_ts
+from tui.commands import opened
+
+FORMATS = ("md", "json", "html")
+
+
+def _ms(value: float) -> str:
+    return fmt_duration(value * 1e6)
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _sections(r: reportmod.Report) -> dict[str, Any]:
+    """Each table as (header, rows) of plain strings, shared by Markdown and HTML."""
+    m, s, sec = r.metadata, r.summary, r.security
+    meta = [
+        ("Session", f"{m.session} (id {m.session_id})"), ("Source", m.source), ("Recorder", m.recorder),
+        ("Recorder version", m.recorder_version or "not recorded"), ("Operator (actor)", m.actor or "-"),
+        ("Cluster", m.cluster or "-"), ("Namespaces touched", ", ".join(m.namespaces) or "-"),
+        ("Start", fmt_ts(m.started_ns or m.first_ns)), ("End", fmt_ts(m.ended_ns or m.last_ns)),
+        ("Duration", fmt_duration(m.duration_s * 1e9)),
+    ]
+    lat = s.latency_ms
+    summary = [
+        ("Operations", f"{s.operations:,}"), ("Requests", f"{s.requests:,}"),
+        ("Watch events", f"{s.watch_events:,}"), ("Reconciles", f"{s.reconciles:,}"),
+        ("Errors", f"{s.errors:,} ({_pct(s.error_rate)})"),
+        ("Latency avg / max", f"{_ms(lat.mean)} / {_ms(lat.max)}"),
+        ("Latency p50 / p95 / p99", f"{_ms(lat.p50)} / {_ms(lat.p95)} / {_ms(lat.p99)}"),
+        ("Ops/s (avg / peak)", f"{s.ops_per_s:.1f} / {s.peak_ops_per_s:.0f}"),
+    ]
+    # Watch events have no duration and a watch lasts as long as its stream: no latency shown.
+    endpoints = [(e.endpoint, f"{e.count:,}", _ms(e.avg_ms) if e.verb in LATENCY_VERBS else "-",
+                  _ms(e.p95_ms) if e.verb in LATENCY_VERBS else "-", f"{e.errors:,}",
+                  f"SLOW (p95 >= {r.slow_ms:g} ms, see seq {e.max_seq})" if e.slow else "")
+                 for e in r.endpoints]
+    profiles = [(p.reconciler, f"{p.reconciles:,}", f"{p.failed:,}",
+                 f"{_ms(p.cycle_ms.p50)} / {_ms(p.cycle_ms.p95)} / {_ms(p.cycle_ms.p99)}",
+                 (f"{p.slowest_op.verb} {p.slowest_op.target} {_ms(p.slowest_op.ms)} (seq {p.slowest_op.seq})"
+                  if p.slowest_op else "-"),
+                 ", ".join(f"{v} {_pct(x)}" for v, x in p.time_by_verb.items()) or "-",
+                 p.bottleneck or "-") for p in r.reconcilers]
+    findings = [(f.kind, f.target, f.detail, str(f.seq)) for f in r.findings]
+    redaction = {True: "on", False: "OFF", None: "not recorded"}[sec.redaction]
+    security = [
+        ("Redaction of Secret values", redaction),
+        ("Secret values redacted (latest state)",
+         "-" if sec.redacted_values is None else f"{sec.redacted_values:,}"),
+        ("Operations on Secrets", f"{sec.secret_ops:,}"),
+        ("Namespaces seen", ", ".join(sec.namespaces) or "-"),
+        ("Proxy listen address", sec.listen or "not recorded"),
+        ("Loopback only", {True: "yes", False: "NO", None: "unknown"}[sec.loopback_only]),
+    ]
+    writes = [(name, kind, f"{n:,}") for name, kinds in r.graph.writes_by_kind.items() for kind, n in kinds.items()]
+    return {
+        "Metadata": (("Field", "Value"), meta),
+        "Summary": (("Measure", "Value"), summary),
+        "Endpoints": (("Endpoint", "Count", "Avg", "p95", "Errors", "Flag"), endpoints),
+        "Reconcilers": (("Reconciler", "Reconciles", "Failed", "Cycle p50 / p95 / p99", "Slowest op",
+                         "Time per verb", "Bottleneck"), profiles),
+        "Findings": (("Kind", "Where", "What", "Jump to seq"), findings),
+        "Security": (("Check", "Value"), security),
+        "Writes": (("Reconciler", "Kind", "Writes"), writes),
+    }
+
+
+TITLES = {
+    "Metadata": "Session", "Summary": "Summary", "Endpoints": "Endpoints",
+    "Reconcilers": "Reconciler cycle profile", "Findings": "Hot loops, 409 storms and cycles",
+    "Security": "Security notes", "Writes": "Which reconciler writes which kind",
+}
+
+
+# --- Markdown ------------------------------------------------------------------------
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    if not rows:
+        return ["_none_"]
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def render_markdown(r: reportmod.Report) -> str:
+    lines = [f"# replay-tui report: {r.metadata.session}", ""]
+    for name, (header, rows) in _sections(r).items():
+        lines += [f"## {TITLES[name]}", ""]
+        if name == "Endpoints":
+            lines += [f"Slow threshold: {r.slow_ms:g} ms (p95).", ""]
+        lines += _md_table(header, rows) + [""]
+        if name == "Writes":
+            lines += ["## Object graph", ""]
+            if r.graph.truncated:
+                lines += [f"(the {reportmod.GRAPH_NODES} most written objects)", ""]
+            lines += ["```mermaid", r.graph.mermaid, "```", ""]
+    return "\n".join(lines)
+
+
+# --- HTML ----------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem;color:#1b1f24;
+background:#fff;max-width:80rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #d0d7de}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa}tr.slow td{background:#fff1e5}td.flag{color:#bc4c00;font-weight:600}
+pre{background:#f6f8fa;padding:.75rem;overflow:auto;font-size:.8rem}
+svg{border:1px solid #d0d7de;background:#fcfcfd}.muted{color:#57606a}
+"""
+
+
+def _html_table(header: tuple[str, ...], rows: list[tuple[str, ...]], slow_col: int | None = None) -> str:
+    if not rows:
+        return "<p class=\"muted\">none</p>"
+    esc = html.escape
+    out = ["<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead><tbody>"]
+    for row in rows:
+        slow = slow_col is not None and bool(row[slow_col])
+        cells = "".join(f"<td class=\"flag\">{esc(c)}</td>" if slow and i == slow_col else f"<td>{esc(c)}</td>"
+                        for i, c in enumerate(row))
+        out.append(f"<tr class=\"slow\">{cells}</tr>" if slow else f"<tr>{cells}</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def latency_svg(r: reportmod.Report, width: int = 720, height: int = 200) -> str:
+    """Ops per time bucket as bars and the p95 latency as a line, drawn from the stats timeline."""
+    t = r.timeline
+    n = max(1, len(t.counts))
+    left, right, top, bottom = 48, 48, 12, 28
+    w, h = width - left - right, height - top - bottom
+    max_count = max(t.counts, default=0) or 1
+    max_p95 = max(t.p95_ms, default=0.0) or 1.0
+    bar = w / n
+    # Inline SVG in HTML needs no xmlns: the file names no URL at all outside its text.
+    parts = [f'<svg width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="operations and p95 latency over time">',
+             f'<line x1="{left}" y1="{top + h}" x2="{left + w}" y2="{top + h}" stroke="#8c959f"/>']
+    for i, c in enumerate(t.counts):
+        bh = h * c / max_count
+        err = t.errors[i] if i < len(t.errors) else 0
+        eh = h * err / max_count
+        x = left + i * bar
+        parts.append(f'<rect x="{x:.1f}" y="{top + h - bh:.1f}" width="{max(bar - 1, 1):.1f}" '
+                     f'height="{bh:.1f}" fill="#54aeff"><title>{c} ops, {err} errors</title></rect>')
+        if eh:
+            parts.append(f'<rect x="{x:.1f}" y="{top + h - eh:.1f}" width="{max(bar - 1, 1):.1f}" '
+                         f'height="{eh:.1f}" fill="#cf222e"/>')
+    points = " ".join(f"{left + (i + 0.5) * bar:.1f},{top + h - h * p / max_p95:.1f}"
+                      for i, p in enumerate(t.p95_ms))
+    if points:
+        parts.append(f'<polyline points="{points}" fill="none" stroke="#bc4c00" stroke-width="2"/>')
+    parts += [
+        f'<text x="4" y="{top + 10}" font-size="11" fill="#0969da">{max_count} ops</text>',
+        f'<text x="{left + w + 4}" y="{top + 10}" font-size="11" fill="#bc4c00">{html.escape(_ms(max_p95))}</text>',
+        f'<text x="{left}" y="{height - 8}" font-size="11" fill="#57606a">'
+        f'{html.escape(fmt_ts(t.start_ns))}</text>',
+        f'<text x="{left + w}" y="{height - 8}" font-size="11" fill="#57606a" text-anchor="end">'
+        f'+{html.escape(fmt_duration(t.width_ns * n))}</text>',
+        "</svg>",
+    ]
+    return "".join(parts)
+
+
+def render_html(r: reportmod.Report) -> str:
+    esc = html.escape
+    body = [f"<h1>replay-tui report: {esc(r.metadata.session)}</h1>"]
+    for name, (header, rows) in _sections(r).items():
+        body.append(f"<h2>{esc(TITLES[name])}</h2>")
+        if name == "Summary":
+            body.append(_html_table(header, rows))
+            body.append("<p class=\"muted\">Bars: operations per interval (errors in red); "
+                        "line: p95 request latency.</p>")
+            body.append(latency_svg(r))
+            continue
+        if name == "Endpoints":
+            body.append(f"<p class=\"muted\">Slow threshold: {r.slow_ms:g} ms (p95).</p>")
+            body.append(_html_table(header, rows, slow_col=5))
+            continue
+        body.append(_html_table(header, rows))
+    body.append("<h2>Object graph (Mermaid source)</h2>")
+    if r.graph.truncated:
+        body.append(f"<p class=\"muted\">The {reportmod.GRAPH_NODES} most written objects.</p>")
+    body.append(f"<pre class=\"mermaid\">{esc(r.graph.mermaid)}</pre>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>replay-tui report: {esc(r.metadata.session)}</title>"
+            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+# --- the command ---------------------------------------------------------------------
+
+def render(r: reportmod.Report, fmt: str) -> str:
+    if fmt == "json":
+        return msgspec.json.encode(msgspec.to_builtins(r)).decode() + "\n"
+    if fmt == "html":
+        return render_html(r)
+    return render_markdown(r) + "\n"
+
+
+async def report(db: str, session: str | None, *, fmt: str = "md", out: str | None = None,
+                 slow_ms: float = 1000.0) -> int:
+    """Build the report and print it, or write it to ``out`` (saying where on stderr)."""
+    if fmt not in FORMATS:
+        raise RecordingError(f"unknown format {fmt!r} (use md, json or html)")
+    reportmod.check_slow_ms(slow_ms)
+    if out is not None:
+        parent = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(parent):
+            raise RecordingError(f"{out}: no such directory {parent}")
+    async with opened(db, session) as ses:
+        data = await reportmod.build(ses, slow_ms=slow_ms)
+    text = render(data, fmt)
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise RecordingError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    print(f"wrote {fmt} report of session {data.metadata.session!r} to {out}", file=sys.stderr)
+    return 0
