@@ -41,6 +41,39 @@ def api_group(api_version: str) -> str:
     return api_version.rpartition("/")[0] if "/" in api_version else ""
 
 
+class ObjectMeta(msgspec.Struct):
+    """The metadata fields the engine reads from a body (the rest is skipped unparsed)."""
+
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    resourceVersion: str = ""
+    generation: int | None = None
+    deletionTimestamp: str | None = None
+    finalizers: list[str] | None = None
+
+
+class ObjectHead(msgspec.Struct):
+    """What identifies a body: kind, apiVersion, metadata."""
+
+    kind: str = ""
+    apiVersion: str = ""
+    metadata: ObjectMeta | None = None
+
+
+class ListHead(msgspec.Struct):
+    """A list response, its items left as raw JSON."""
+
+    kind: str = ""
+    apiVersion: str = ""
+    items: list[msgspec.Raw] | None = None
+
+
+#: Raw JSON -> ObjectHead / ListHead; raise msgspec.DecodeError or ValidationError.
+decode_head = msgspec.json.Decoder(ObjectHead).decode
+decode_list = msgspec.json.Decoder(ListHead).decode
+
+
 class ObjectKey(msgspec.Struct, frozen=True, order=True):
     """Identity of a Kubernetes object inside a recording: API group, kind, namespace, name."""
 

@@ -28,7 +28,7 @@ import zstandard
 from engine import codec
 from engine.format import (
     ADDED, CREATE, DELETE, DELETED, EVENT_ERROR, GET, LIST, MODIFIED, PATCH, UPDATE,
-    Mark, Operation, Reconcile, api_group,
+    Mark, ObjectHead, ObjectMeta, Operation, Reconcile, api_group, decode_head, decode_list,
 )
 from engine.schema import OP_COLUMNS, RecordingError, create, describe_sqlite_error
 
@@ -57,35 +57,9 @@ def bucket_value_ns(bucket: int) -> float:
     return 2 ** ((bucket + 0.5) / BUCKETS_PER_OCTAVE)
 
 
-class _Meta(msgspec.Struct):
-    name: str = ""
-    namespace: str = ""
-    uid: str = ""
-    resourceVersion: str = ""
-    generation: int | None = None
-    deletionTimestamp: str | None = None
-    finalizers: list[str] | None = None
-
-
-class _Head(msgspec.Struct):
-    kind: str = ""
-    apiVersion: str = ""
-    metadata: _Meta | None = None
-
-
-class _ListBody(msgspec.Struct):
-    kind: str = ""
-    apiVersion: str = ""
-    items: list[msgspec.Raw] | None = None
-
-
-_head = msgspec.json.Decoder(_Head).decode
-_list_body = msgspec.json.Decoder(_ListBody).decode
-
-
-def _parse_head(data: bytes) -> _Head | None:
+def _parse_head(data: bytes) -> ObjectHead | None:
     try:
-        head = _head(data)
+        head = decode_head(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     return head
@@ -546,8 +520,8 @@ class SessionWriter:
             version(self._object_id(key), h, bid, seq)
 
     @staticmethod
-    def _fill_identity(op: Operation, head: _Head | None, has_request: bool,
-                       request_head: _Head | None) -> None:
+    def _fill_identity(op: Operation, head: ObjectHead | None, has_request: bool,
+                       request_head: ObjectHead | None) -> None:
         """Take kind, namespace, name, uid, resourceVersion from the body where the op lacks them.
 
         ``request_head`` is the parsed request body, needed only when the response does not
@@ -562,7 +536,7 @@ class SessionWriter:
                 head = None  # DeleteOptions, ListOptions: parameters, not the object
         if head is None or head.kind in ("", "Status"):
             return
-        meta = head.metadata or _Meta()
+        meta = head.metadata or ObjectMeta()
         if not op.kind:
             op.kind = head.kind[: -len("List")] if head.kind.endswith("List") else head.kind
         if not op.api_version:
@@ -583,7 +557,7 @@ class SessionWriter:
         listed: a repeated item costs a hash and a lookup, not a JSON parse.
         """
         try:
-            body = _list_body(data)
+            body = decode_list(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return
         if not body.items or not body.kind.endswith("List"):

@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from engine.format import ADDED, DELETED, MODIFIED, WATCH, Operation, api_group
+from engine.format import ADDED, DELETED, MODIFIED, WATCH, ObjectMeta, Operation, api_group, decode_head
 from engine.writer import SessionWriter
 
 TRIGGERS = frozenset({ADDED, MODIFIED, DELETED})
@@ -35,17 +35,6 @@ DEFAULT_QUIET_S = 2.0
 MAX_TRIGGERS = 4096  # objects remembered with their latest trigger
 
 
-class _Meta(msgspec.Struct):
-    name: str = ""
-    namespace: str = ""
-
-
-class _Head(msgspec.Struct):
-    kind: str = ""
-    metadata: _Meta | None = None
-
-
-_head = msgspec.json.Decoder(_Head).decode
 Key = tuple[str, str, str]  # kind, namespace, name
 
 
@@ -53,10 +42,10 @@ def identity(body: Any) -> tuple[str, str, str]:
     """(kind, namespace, name) of an object body, raw JSON or decoded."""
     if isinstance(body, (bytes, bytearray)):
         try:
-            head = _head(body)
+            head = decode_head(body)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return "", "", ""
-        meta = head.metadata or _Meta()
+        meta = head.metadata or ObjectMeta()
         return head.kind, meta.namespace, meta.name
     if isinstance(body, dict):
         meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}

@@ -59,7 +59,7 @@ import msgspec
 
 from engine.format import (
     ADDED, CREATE, DELETE, DELETECOLLECTION, DELETED, GET, LIST, MODIFIED, PATCH, UPDATE,
-    Operation,
+    ObjectMeta, Operation, decode_head, decode_list,
 )
 from recorder.importers.common import (
     CORE_BY_LOWER_KIND, ImportFormatError, ImportResult, LineReader, Malformed, Progress, Tally,
@@ -88,25 +88,6 @@ _ITEM_KIND = re.compile(
 _SELF_LINK = re.compile(rb'"selfLink"\s*:\s*"(/apis?/[^"]+)"')
 
 
-class _Meta(msgspec.Struct):
-    name: str = ""
-    namespace: str = ""
-
-
-class _Head(msgspec.Struct):
-    kind: str = ""
-    apiVersion: str = ""
-    metadata: _Meta | None = None
-
-
-class _ListHead(msgspec.Struct):
-    kind: str = ""
-    apiVersion: str = ""
-    items: list[msgspec.Raw] | None = None
-
-
-_decode_head = msgspec.json.Decoder(_Head).decode
-_decode_list = msgspec.json.Decoder(_ListHead).decode
 
 
 class _TypeInfo(msgspec.Struct):
@@ -308,11 +289,11 @@ class SieveImporter:
 
     # --- objects -----------------------------------------------------------------------
 
-    def _object(self, raw: str, info: Any) -> tuple[bytes, _Meta]:
+    def _object(self, raw: str, info: Any) -> tuple[bytes, ObjectMeta]:
         """The object JSON with kind/apiVersion put back when Sieve dropped them."""
         data = raw.encode("utf-8")
         try:
-            head = _decode_head(data)
+            head = decode_head(data)
         except msgspec.DecodeError as exc:
             raise _Record(f"object is not valid JSON ({exc})") from None
         except msgspec.ValidationError as exc:
@@ -326,12 +307,12 @@ class SieveImporter:
             if not obj.get("apiVersion"):
                 obj["apiVersion"] = info.api_version
             data = msgspec.json.encode(obj)
-        return data, head.metadata or _Meta()
+        return data, head.metadata or ObjectMeta()
 
     def _list(self, raw: str, info: _TypeInfo) -> bytes:
         data = raw.encode("utf-8")
         try:
-            head = _decode_list(data)
+            head = decode_list(data)
         except msgspec.DecodeError as exc:
             raise _Record(f"list is not valid JSON ({exc})") from None
         except msgspec.ValidationError as exc:
