@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.timetravel --ops $(OPS) --db $(BENCH_DB) --json
 	$(PY) -m benchmarks.tui --ops $(OPS) --db $(BENCH_DB) --json
 	$(PY) -m benchmarks.proxy --json
+	$(PY) -m benchmarks.proxy --observe --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info bench-*.db*

@@ -11,6 +11,7 @@ time the upstream wrote them; the client reads the same stream directly and
 through the proxy, and the added latency per event is again a difference.
 
     python -m benchmarks.proxy --json
+    python -m benchmarks.proxy --observe --json   # with --metrics and --log-format json on
 """
 
 from __future__ import annotations
@@ -113,7 +114,10 @@ def _wait_file(path: Path, proc: subprocess.Popen[bytes], what: str) -> str:
     raise RuntimeError(f"{what} did not start")
 
 
-def run(requests: int, events: int, interval_ms: float) -> dict[str, Any]:
+OBSERVE_ARGS = ["--metrics", "127.0.0.1:0", "--log-format", "json"]
+
+
+def run(requests: int, events: int, interval_ms: float, observe: bool = False) -> dict[str, Any]:
     import yaml
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
@@ -132,7 +136,8 @@ def run(requests: int, events: int, interval_ms: float) -> dict[str, Any]:
         db = tmp / "bench.db"
         proxy_kc = tmp / "proxy.kubeconfig"
         recorder = subprocess.Popen([sys.executable, "-m", "tui.cli", "record", "--db", str(db), "--kubeconfig", str(kc),
-                                           "--kubeconfig-out", str(proxy_kc), "--session", "bench"],
+                                           "--kubeconfig-out", str(proxy_kc), "--session", "bench",
+                                     *(OBSERVE_ARGS if observe else [])],
                                     stderr=subprocess.DEVNULL)
         config = yaml.safe_load(_wait_file(proxy_kc, recorder, "the recorder"))
         url = config["clusters"][0]["cluster"]["server"]
@@ -158,6 +163,7 @@ def run(requests: int, events: int, interval_ms: float) -> dict[str, Any]:
             ops = conn.execute("SELECT COUNT(*) FROM operations").fetchone()[0]
         result: dict[str, Any] = {
             "requests": requests, "events": events, "event_interval_ms": interval_ms,
+            "recorder_args": OBSERVE_ARGS if observe else [],
             "request_us": {"direct_p50": _pct(d_times, 50), "proxy_p50": _pct(p_times, 50),
                            "direct_p95": _pct(d_times, 95), "proxy_p95": _pct(p_times, 95),
                            "direct_p99": _pct(d_times, 99), "proxy_p99": _pct(p_times, 99)},
@@ -186,13 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--interval-ms", type=float, default=2.0, help="pause between watch events upstream")
+    parser.add_argument("--observe", action="store_true",
+                        help="record with the latency histogram and a JSON log line per request")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve-upstream", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_upstream:
         asyncio.run(_serve_upstream(args.serve_upstream, args.events, args.interval_ms))
         return 0
-    result = run(args.requests, args.events, args.interval_ms)
+    result = run(args.requests, args.events, args.interval_ms, args.observe)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -175,6 +175,15 @@ class SessionInfo(msgspec.Struct, kw_only=True):
         """Still being written: the recorder has not closed it."""
         return self.ended_ns is None
 
+    @property
+    def sample_rate(self) -> float:
+        """Fraction of non-watch requests recorded (``record --sample``); 1.0 when all were
+        (or when the stored value is not a fraction from 0 to 1)."""
+        rate = (self.attributes or {}).get("sample_rate")
+        if isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0.0 <= rate <= 1.0:
+            return float(rate)
+        return 1.0
+
 
 class OpRow(msgspec.Struct, array_like=True):
     """A light view of an operation, without bodies: what a timeline row or a scan needs."""

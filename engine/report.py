@@ -19,7 +19,7 @@ import msgspec
 from engine import analysis, causality, state
 from engine.format import WRITE_VERBS
 from engine.schema import RecordingError
-from engine.stats import LATENCY_VERBS, Histogram, Latency, Stats, Timeline, compute
+from engine.stats import LATENCY_VERBS, Histogram, Latency, Stats, Timeline, compute, request_scale
 from engine.store import Session
 from engine.writer import duration_bucket
 
@@ -58,6 +58,9 @@ class Summary(msgspec.Struct):
     latency_ms: Latency
     ops_per_s: float
     peak_ops_per_s: float
+    sample_rate: float = 1.0  # < 1: request counts are estimates (recorded / rate)
+    recorded_operations: int = 0
+    sampled_out: int | None = None  # requests the recorder counted but left out (None: not stored)
 
 
 class Endpoint(msgspec.Struct):
@@ -67,13 +70,14 @@ class Endpoint(msgspec.Struct):
     verb: str
     resource: str
     subresource: str
-    count: int
+    count: int  # an estimate in a sampled session (recorded / rate)
     errors: int
     avg_ms: float
     p95_ms: float
     max_ms: float
     max_seq: int  # the slowest op of the endpoint
     slow: bool  # p95 over the threshold (requests only: a watch lasts as long as its stream)
+    recorded: int = 0  # ops of this endpoint in the recording
 
 
 class SlowestOp(msgspec.Struct):
@@ -152,7 +156,9 @@ async def build(session: Session, *, slow_ms: float = 1000.0, window_s: float = 
         summary=Summary(operations=stats.operations, requests=stats.requests,
                         watch_events=stats.watch_events, reconciles=stats.reconciles, errors=stats.errors,
                         error_rate=stats.error_rate, latency_ms=stats.latency_ms, ops_per_s=stats.ops_per_s,
-                        peak_ops_per_s=stats.peak_ops_per_s),
+                        peak_ops_per_s=stats.peak_ops_per_s, sample_rate=stats.sample_rate,
+                        recorded_operations=stats.recorded_operations,
+                        sampled_out=_int_attr(session, "sampled_out")),
         slow_ms=slow_ms,
         endpoints=await endpoints(session, slow_ms=slow_ms),
         reconcilers=await reconcilers(session),
@@ -172,6 +178,11 @@ def _metadata(session: Session, stats: Stats, namespaces: list[str]) -> Metadata
                     ended_ns=info.ended_ns, first_ns=stats.first_ns, last_ns=stats.last_ns,
                     duration_s=stats.duration_s or _span_s(info.started_ns, info.ended_ns), recorder=str(attrs.get("recorder") or info.source),
                     recorder_version=str(version), attributes=attrs)
+
+
+def _int_attr(session: Session, name: str) -> int | None:
+    value = (session.info.attributes or {}).get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _span_s(started_ns: int | None, ended_ns: int | None) -> float:
@@ -199,15 +210,17 @@ async def endpoints(session: Session, *, slow_ms: float) -> list[Endpoint]:
         errors[key] = errors.get(key, 0) + (errs or 0)
         if (mx or 0) >= max_seq.get(key, (-1, 0))[0]:
             max_seq[key] = (mx or 0, seq)
+    scale = request_scale(session.info.sample_rate)
     out = []
     for key, hist in hists.items():
         verb, resource, sub = key
         lat = hist.latency()
         request = verb in LATENCY_VERBS
+        w = scale if request else 1.0
         out.append(Endpoint(endpoint=endpoint_label(verb, resource, sub), verb=verb, resource=resource,
-                            subresource=sub, count=hist.count, errors=errors[key],
+                            subresource=sub, count=round(hist.count * w), errors=round(errors[key] * w),
                             avg_ms=lat.mean, p95_ms=lat.p95, max_ms=lat.max, max_seq=max_seq[key][1],
-                            slow=request and lat.p95 >= slow_ms))
+                            slow=request and lat.p95 >= slow_ms, recorded=hist.count))
     out.sort(key=lambda e: (-e.count, e.endpoint))
     return out
 

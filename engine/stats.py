@@ -12,6 +12,13 @@ status, bucket) as text columns, so verb, kind, status and latency bucket are
 folded into one integer.  Three grouped scans (that key; time bucket x latency
 bucket; object) plus a per-second count over the timestamp index run on two
 connections, each over half of the session, in parallel.
+
+Sampled sessions (``record --sample RATE`` keeps that fraction of non-watch
+requests): request counts are scaled by 1/RATE, so totals, per-verb/kind/status
+counts, the timeline, error counts and the peak estimate what the operator
+really sent; ``sample_rate`` < 1 marks them as estimates.  Latency percentiles
+and means need no scaling (a uniform sample has the same distribution), so they
+and ``Latency.count`` stay as recorded.
 """
 
 from __future__ import annotations
@@ -114,6 +121,13 @@ class Stats(msgspec.Struct):
     duration_s: float = 0.0
     ops_per_s: float = 0.0
     peak_ops_per_s: float = 0.0
+    sample_rate: float = 1.0  # < 1: request counts above are estimates (recorded / rate)
+    recorded_operations: int = 0  # operations actually in the recording
+
+
+def request_scale(rate: float) -> float:
+    """What one recorded non-watch request stands for in a session sampled at ``rate``."""
+    return 1.0 / rate if 0.0 < rate < 1.0 else 1.0
 
 
 # --- histograms ---------------------------------------------------------------------
@@ -263,7 +277,7 @@ async def groups(rec: Recording, session_id: int, id_lo: int, id_hi: int, kinds:
 
 
 async def _scan(rec: Recording, session_id: int, id_lo: int, id_hi: int, ts_lo: int, ts_hi: int,
-                kinds: Sequence[str], first_ns: int, width_ns: int) -> _Part:
+                kinds: Sequence[str], first_ns: int, width_ns: int, scale: float) -> _Part:
     """Aggregate ops with rowid in [id_lo, id_hi] (and, for the peak, ts in [ts_lo, ts_hi))."""
     span = (id_lo, id_hi, session_id)
     main = await groups(rec, session_id, id_lo, id_hi, kinds)
@@ -275,12 +289,14 @@ async def _scan(rec: Recording, session_id: int, id_lo: int, id_hi: int, ts_lo: 
     objects = await rec.fetchall(
         f"SELECT obj_id * {_VERB_SPAN} + ({VERB_CODE_SQL}) AS k, COUNT(*) FROM operations WHERE {_RANGE}"
         f" AND obj_id IS NOT NULL AND ({VERB_CODE_SQL}) < {_REQUEST_CODES} GROUP BY k", span)
-    # Per-second counts from the timestamp index alone (no table reads).
+    # Per-second counts from the timestamp index alone (no table reads), unless sampled
+    # requests must be weighed (then the verb is read too).
+    weight = "COUNT(*)" if scale == 1.0 else f"SUM(1 + ({_IS_REQUEST_SQL}) * {scale - 1.0!r})"
     row = await rec.fetchone(
-        "SELECT COUNT(*) AS n FROM operations WHERE session_id = ? AND ts_ns >= ? AND ts_ns < ?"
+        f"SELECT {weight} AS n FROM operations WHERE session_id = ? AND ts_ns >= ? AND ts_ns < ?"
         f" GROUP BY (ts_ns - ?) / {SECOND_NS} ORDER BY n DESC LIMIT 1",
         (session_id, ts_lo, ts_hi, first_ns))
-    return _Part(main, timeline, objects, int(row[0]) if row else 0)
+    return _Part(main, timeline, objects, round(row[0]) if row else 0)
 
 
 async def compute(session: Session, *, buckets: int = 60) -> Stats:
@@ -296,12 +312,13 @@ async def compute(session: Session, *, buckets: int = 60) -> Stats:
         " (SELECT COUNT(*) FROM reconciles WHERE session_id = ?1)", (sid,))
     assert row is not None
     id_lo, id_hi, last_seq, first_ns, last_ns, reconciles = row
+    rate = session.info.sample_rate
     if id_lo is None:
-        return Stats(reconciles=reconciles or 0, timeline=Timeline(
+        return Stats(reconciles=reconciles or 0, sample_rate=rate, timeline=Timeline(
             counts=[0] * buckets, errors=[0] * buckets, p95_ms=[0.0] * buckets))
     width_ns = max(1, -(-(last_ns - first_ns) // buckets))  # the last op joins the last bucket
     kinds = await known_kinds(rec)
-    args = (kinds, first_ns, width_ns)
+    args = (kinds, first_ns, width_ns, request_scale(rate))
     if last_seq >= PARALLEL_MIN and id_hi > id_lo:
         id_mid = (id_lo + id_hi) // 2
         ts_mid = first_ns + (last_ns - first_ns) // 2 // SECOND_NS * SECOND_NS
@@ -314,52 +331,62 @@ async def compute(session: Session, *, buckets: int = 60) -> Stats:
             await other.close()
     else:
         parts = [await _scan(rec, sid, id_lo, id_hi, first_ns, last_ns + 1, *args)]
-    return await _assemble(session, parts, first_ns, last_ns, width_ns, buckets, reconciles)
+    return await _assemble(session, parts, first_ns, last_ns, width_ns, buckets, reconciles, rate)
+
+
+def _rounded(counts: dict[str, float]) -> dict[str, int]:
+    return {k: round(v) for k, v in counts.items()}
 
 
 async def _assemble(session: Session, parts: Sequence[_Part], first_ns: int, last_ns: int,
-                    width_ns: int, buckets: int, reconciles: int) -> Stats:
-    by_verb: dict[str, int] = {}
-    by_kind: dict[str, int] = {}
-    by_status: dict[str, int] = {}
+                    width_ns: int, buckets: int, reconciles: int, rate: float) -> Stats:
+    scale = request_scale(rate)
+    by_verb: dict[str, float] = {}
+    by_kind: dict[str, float] = {}
+    by_status: dict[str, float] = {}
     overall = Histogram()
     per_verb: dict[str, Histogram] = {}
     per_kind: dict[str, Histogram] = {}
-    errors = 0
+    errors = 0.0
+    recorded = 0
     for verb, kind, status, bucket, n, total, mx, _, _ in (g for part in parts for g in part.groups):
-        by_verb[verb] = by_verb.get(verb, 0) + n
-        by_kind[kind] = by_kind.get(kind, 0) + n
-        by_status[str(status)] = by_status.get(str(status), 0) + n
+        recorded += n
+        w = n * scale if verb in LATENCY_VERBS else n
+        by_verb[verb] = by_verb.get(verb, 0) + w
+        by_kind[kind] = by_kind.get(kind, 0) + w
+        by_status[str(status)] = by_status.get(str(status), 0) + w
         if status >= 400 or verb == EVENT_ERROR:
-            errors += n
+            errors += w
         per_verb.setdefault(verb, Histogram()).add(bucket, n, total, mx)
         if verb in LATENCY_VERBS:
             overall.add(bucket, n, total, mx)
             per_kind.setdefault(kind, Histogram()).add(bucket, n, total, mx)
 
-    operations = sum(by_verb.values())
-    watch_events = sum(n for v, n in by_verb.items() if v in EVENT_VERBS)
+    operations = round(sum(by_verb.values()))
+    watch_events = sum(round(n) for v, n in by_verb.items() if v in EVENT_VERBS)
     duration_s = (last_ns - first_ns) / 1e9
     return Stats(
         operations=operations,
         requests=operations - watch_events,
-        by_verb=_ordered_verbs(by_verb),
-        by_kind=dict(sorted(by_kind.items(), key=lambda kv: (-kv[1], kv[0]))),
-        by_status=dict(sorted(by_status.items(), key=lambda kv: int(kv[0]))),
-        errors=errors,
+        by_verb=_ordered_verbs(_rounded(by_verb)),
+        by_kind=dict(sorted(_rounded(by_kind).items(), key=lambda kv: (-kv[1], kv[0]))),
+        by_status=dict(sorted(_rounded(by_status).items(), key=lambda kv: int(kv[0]))),
+        errors=round(errors),
         error_rate=errors / operations if operations else 0.0,
         reconciles=reconciles,
         watch_events=watch_events,
         latency_ms=overall.latency(),
         latency_by_verb={v: per_verb[v].latency() for v in _ordered_verbs(per_verb)},
         latency_by_kind={k: per_kind[k].latency() for k in sorted(per_kind)},
-        timeline=_timeline(parts, first_ns, width_ns, buckets),
-        top_objects=await _top_objects(session, parts),
+        timeline=_timeline(parts, first_ns, width_ns, buckets, scale),
+        top_objects=await _top_objects(session, parts, scale),
         first_ns=first_ns,
         last_ns=last_ns,
         duration_s=duration_s,
         ops_per_s=operations / duration_s if duration_s > 0 else float(operations),
         peak_ops_per_s=float(max(p.peak for p in parts)),
+        sample_rate=rate,
+        recorded_operations=recorded,
     )
 
 
@@ -368,30 +395,33 @@ def _ordered_verbs(counts: dict[str, Any]) -> dict[str, Any]:
     return {v: counts[v] for v in order}
 
 
-def _timeline(parts: Iterable[_Part], first_ns: int, width_ns: int, buckets: int) -> Timeline:
-    counts = [0] * buckets
-    errors = [0] * buckets
+def _timeline(parts: Iterable[_Part], first_ns: int, width_ns: int, buckets: int,
+              scale: float = 1.0) -> Timeline:
+    counts = [0.0] * buckets
+    errors = [0.0] * buckets
     hists: list[dict[int, int]] = [{} for _ in range(buckets)]
     for part in parts:
         for key, n, errs in part.timeline:
             t, bucket = divmod(key >> 1, _DUR_SPAN)
             t = min(max(t, 0), buckets - 1)
-            counts[t] += n
-            errors[t] += errs or 0
+            w = scale if key & 1 else 1.0
+            counts[t] += n * w
+            errors[t] += (errs or 0) * w
             if key & 1:
                 hists[t][bucket] = hists[t].get(bucket, 0) + n
-    return Timeline(start_ns=first_ns, width_ns=width_ns, counts=counts, errors=errors,
-                    p95_ms=[percentile_ns(h, 0.95) / 1e6 for h in hists])
+    return Timeline(start_ns=first_ns, width_ns=width_ns, counts=[round(c) for c in counts],
+                    errors=[round(e) for e in errors], p95_ms=[percentile_ns(h, 0.95) / 1e6 for h in hists])
 
 
-async def _top_objects(session: Session, parts: Iterable[_Part]) -> TopObjects:
+async def _top_objects(session: Session, parts: Iterable[_Part], scale: float = 1.0) -> TopObjects:
     reads: dict[int, int] = {}
     writes: dict[int, int] = {}
     for part in parts:
         for key, n in part.objects:
             obj_id, code = divmod(key, _VERB_SPAN)
-            target = writes if VERB_ORDER[code] in WRITE_VERBS else reads
-            target[obj_id] = target.get(obj_id, 0) + n
+            verb = VERB_ORDER[code]
+            target = writes if verb in WRITE_VERBS else reads
+            target[obj_id] = target.get(obj_id, 0) + (round(n * scale) if verb in LATENCY_VERBS else n)
     top_r = heapq.nsmallest(TOP_OBJECTS, reads, key=lambda o: (-reads[o], o))
     top_w = heapq.nsmallest(TOP_OBJECTS, writes, key=lambda o: (-writes[o], o))
     keys = await session.object_keys(list({*top_r, *top_w}))

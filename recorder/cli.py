@@ -1,7 +1,8 @@
 """``replay-tui record``: run an operator behind the recording proxy.
 
     replay-tui record --db DB [--session NAME] [--kubeconfig F] [--context C]
-                      [--listen 127.0.0.1:PORT] [--no-redact] [--metrics ADDR] -- COMMAND ARGS...
+                      [--listen 127.0.0.1:PORT] [--no-redact] [--metrics ADDR]
+                      [--sample RATE] [--log-format text|json] [--log-requests] -- COMMAND ARGS...
 
 Loads the cluster from the kubeconfig, checks it answers, starts the proxy,
 writes a kubeconfig pointing at it and runs COMMAND with ``KUBECONFIG`` set
@@ -20,18 +21,18 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.schema import RecordingError
+from recorder.logs import FORMATS as LOG_FORMATS
+from recorder.logs import Log
 
 if TYPE_CHECKING:  # the heavy modules (aiohttp, kubernetes) load only when ``record`` runs
     from recorder.kubeconfig import Upstream
     from recorder.queue import CaptureQueue
 
-PROG = "replay-tui"
 PROBE_TIMEOUT_S = 10.0
 DEFAULT_QUEUE_SIZE = 10_000  # recorder.queue.DEFAULT_MAXSIZE, without importing it
 
@@ -57,7 +58,16 @@ def register(subparsers: Any) -> None:
                         "address is allowed, with a warning)")
     p.add_argument("--no-redact", action="store_true",
                    help="store Secret values as they are (default: replaced by a keyed-hash marker)")
-    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus counters on http://HOST:PORT/metrics")
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics on http://HOST:PORT/metrics")
+    p.add_argument("--sample", type=_rate, default=1.0, metavar="RATE",
+                   help="record only this fraction (0 to 1) of non-watch requests, chosen at random; every "
+                        "request is still forwarded and counted, watches are always recorded, and the rate "
+                        "is stored so statistics are scaled (default 1: everything)")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                   help="text, or json: one JSON object per line on stderr, a line per request included "
+                        "(time, level, message, request_id, verb, path template, status, duration_ms)")
+    p.add_argument("--log-requests", action="store_true",
+                   help="log every request in text format too (json always does)")
     p.add_argument("--kubeconfig-out", metavar="FILE",
                    help="where to write the kubeconfig for the operator (default: a private temporary file)")
     p.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, metavar="N",
@@ -70,6 +80,17 @@ def register(subparsers: Any) -> None:
 
 
 # --- checks ---------------------------------------------------------------------------------
+
+def _rate(text: str) -> float:
+    """``--sample``: a fraction from 0 to 1 (argparse turns the ValueError into a usage error)."""
+    try:
+        rate = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (expected a fraction from 0 to 1)") from None
+    if not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside 0 to 1")
+    return rate
+
 
 def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT`` or ``[V6]:PORT`` into (host, port)."""
@@ -146,13 +167,20 @@ async def probe(upstream: Upstream) -> None:
         raise RecordingError(f"cannot reach the cluster at {upstream.url}: {describe(exc)}") from None
 
 
-def _warn(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
-
-
 # --- the command ---------------------------------------------------------------------------
 
 def run_record(args: argparse.Namespace) -> int:
+    log = Log(args.log_format, requests=args.log_format == "json" or args.log_requests)
+    if not log.json:
+        return _run(args, log)
+    try:  # a log pipeline gets the failure as a JSON line too
+        return _run(args, log)
+    except RecordingError as exc:
+        log.error(str(exc))
+        return 1
+
+
+def _run(args: argparse.Namespace, log: Log) -> int:
     command = list(args.command or [])
     if command and command[0] == "--":
         command = command[1:]
@@ -163,7 +191,7 @@ def run_record(args: argparse.Namespace) -> int:
     if command:
         _, status, message = find_command(command[0])
         if status:
-            print(f"{PROG}: error: {message}", file=sys.stderr)
+            log.error(message)
             return status
     from recorder.kubeconfig import load_upstream
 
@@ -175,9 +203,9 @@ def run_record(args: argparse.Namespace) -> int:
         if metrics is not None:
             msock = bind(*metrics, option="--metrics")
         if not is_loopback(listen[0]):
-            _warn(f"warning: the proxy listens on {args.listen}, beyond loopback: whoever can reach it "
-                  "and read the kubeconfig it writes uses your cluster credentials")
-        return _record(args, command, upstream, sock, msock)
+            log.warning(f"the proxy listens on {args.listen}, beyond loopback: whoever can reach it "
+                        "and read the kubeconfig it writes uses your cluster credentials")
+        return _record(args, log, command, upstream, sock, msock)
     finally:
         sock.close()
         if msock is not None:
@@ -194,8 +222,8 @@ def _version() -> str:
         return "unknown"
 
 
-def _record(args: argparse.Namespace, command: list[str], upstream: Upstream, sock: socket.socket,
-            msock: socket.socket | None) -> int:
+def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
+            sock: socket.socket, msock: socket.socket | None) -> int:
     from engine.writer import RecordingWriter
     from recorder.capture import Converter
     from recorder.queue import CaptureQueue
@@ -209,12 +237,13 @@ def _record(args: argparse.Namespace, command: list[str], upstream: Upstream, so
                                      "recorder": "proxy", "context": upstream.context,
                                      "redacted": not args.no_redact, "protobuf": "json-negotiated",
                                      "reconciles": "inferred", "recorder_version": _version(),
-                                     "listen": "{}:{}".format(*sock.getsockname()[:2])})
+                                     "listen": "{}:{}".format(*sock.getsockname()[:2]),
+                                     **({"sample_rate": args.sample} if args.sample < 1 else {})})
         queue = CaptureQueue(session, Converter(None if args.no_redact else Redactor()), infer_spans=True,
-                             maxsize=args.queue_size).start()
+                             maxsize=args.queue_size, sample=args.sample, log=log).start()
         status = 1
         try:
-            status = asyncio.run(_serve(args, command, upstream, queue, sock, msock))
+            status = asyncio.run(_serve(args, log, command, upstream, queue, sock, msock))
         finally:
             close_error: RecordingError | None = None
             try:
@@ -222,20 +251,24 @@ def _record(args: argparse.Namespace, command: list[str], upstream: Upstream, so
             except RecordingError as exc:
                 close_error = exc
         if close_error is not None:
-            _warn(f"error: closing the recording failed: {close_error}")
+            log.error(f"closing the recording failed: {close_error}")
             return status or 1
         lost = sum(counters.errors.values())
-        _warn(f"recorded {counters.recorded:,} operations to {args.db} (session {session.name!r}); "
-              f"{counters.dropped:,} dropped, {lost:,} lost to errors")
+        sampled = f", {counters.sampled_out:,} sampled out (--sample {args.sample:g})" if args.sample < 1 else ""
+        log.info(f"recorded {counters.recorded:,} operations to {args.db} (session {session.name!r}); "
+                 f"{counters.dropped:,} dropped, {lost:,} lost to errors{sampled}",
+                 **({"recorded": counters.recorded, "dropped": counters.dropped, "errors": lost,
+                     "sampled_out": counters.sampled_out, "exit_status": status} if log.json else {}))
         return status
     finally:
         writer.close()
 
 
-async def _serve(args: argparse.Namespace, command: list[str], upstream: Upstream, queue: CaptureQueue,
-                 sock: socket.socket, msock: socket.socket | None) -> int:
+async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
+                 queue: CaptureQueue, sock: socket.socket, msock: socket.socket | None) -> int:
     from recorder.kubeconfig import new_token, write_proxy_kubeconfig
-    from recorder.proxy import MetricsServer, RecordingProxy
+    from recorder.metrics import MetricsServer
+    from recorder.proxy import RecordingProxy
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -251,7 +284,7 @@ async def _serve(args: argparse.Namespace, command: list[str], upstream: Upstrea
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, on_signal, signum)
     token = new_token()
-    proxy = RecordingProxy(upstream, queue, token=token)
+    proxy = RecordingProxy(upstream, queue, token=token, log=log, observe=msock is not None)
     metrics = MetricsServer(proxy, queue) if msock is not None else None
     tmpdir = None
     try:
@@ -259,7 +292,7 @@ async def _serve(args: argparse.Namespace, command: list[str], upstream: Upstrea
         if metrics is not None and msock is not None:
             await metrics.start(msock)
             mhost, mport = msock.getsockname()[:2]
-            _warn(f"metrics on http://{mhost}:{mport}/metrics")
+            log.info(f"metrics on http://{mhost}:{mport}/metrics")
         connect = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
         url = f"http://[{connect}]:{port}" if ":" in connect else f"http://{connect}:{port}"
         if args.kubeconfig_out:
@@ -272,15 +305,16 @@ async def _serve(args: argparse.Namespace, command: list[str], upstream: Upstrea
         except OSError as exc:
             raise RecordingError(f"--kubeconfig-out {kubeconfig}: cannot write it ({exc.strerror})") from None
         if not command:
-            _warn(f"recording {upstream.url} through {url}; run the operator with "
-                  f"KUBECONFIG={kubeconfig} (Ctrl-C to stop)")
+            log.info(f"recording {upstream.url} through {url}; run the operator with "
+                     f"KUBECONFIG={kubeconfig} (Ctrl-C to stop)",
+                     **({"cluster": upstream.url, "proxy": url, "kubeconfig": str(kubeconfig)} if log.json else {}))
             await stop.wait()
             return 0
         env = dict(os.environ, KUBECONFIG=str(kubeconfig))
         try:
             child = await asyncio.create_subprocess_exec(*command, env=env, process_group=0)
         except OSError as exc:
-            _warn(f"error: cannot run {command[0]}: {exc.strerror or exc}")
+            log.error(f"cannot run {command[0]}: {exc.strerror or exc}")
             return 127 if isinstance(exc, FileNotFoundError) else 126
         waiter = asyncio.ensure_future(child.wait())
         stopper = asyncio.ensure_future(stop.wait())
@@ -289,7 +323,7 @@ async def _serve(args: argparse.Namespace, command: list[str], upstream: Upstrea
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), args.grace)
             except asyncio.TimeoutError:
-                _warn(f"{command[0]} did not exit within {args.grace:g}s; killing it")
+                log.warning(f"{command[0]} did not exit within {args.grace:g}s; killing it")
                 _signal_child(child, signal.SIGKILL)
                 await waiter
         stopper.cancel()

@@ -132,18 +132,20 @@ class ClientRecording:
     """An active in-process recording; see :func:`recording`."""
 
     def __init__(self, db: str, session: str, *, redact: bool = True, queue_size: int = DEFAULT_MAXSIZE,
-                 attributes: dict[str, Any] | None = None):
+                 sample: float = 1.0, attributes: dict[str, Any] | None = None):
+        if not 0.0 <= sample <= 1.0:
+            raise RecordingError(f"sample rate {sample:g}: expected a fraction from 0 to 1")
         self.db = db
         self._writer = RecordingWriter(db)
         try:
             self.session = self._writer.session(session, "client", attributes={
                 "recorder": "client-hook", "redacted": redact, "reconciles": "marked",
-                **(attributes or {})})
+                **({"sample_rate": sample} if sample < 1 else {}), **(attributes or {})})
         except BaseException:
             self._writer.close()
             raise
         self.queue = CaptureQueue(self.session, Converter(Redactor() if redact else None),
-                                  maxsize=queue_size)
+                                  maxsize=queue_size, sample=sample)
         self.counters: Counters | None = None
 
     # --- lifecycle --------------------------------------------------------------------
@@ -225,6 +227,9 @@ class ClientRecording:
         body = _encode_body(bound.get("body"))
         req_type = _header(headers, "Content-Type")
         token = _span.get()
+        api = parse_path(parts.path)
+        q = parse_query(query)
+        streaming = q.get("watch", "").lower() in ("true", "1") or api.legacy_watch
         ts_ns, t0 = time.time_ns(), time.perf_counter_ns()
         try:
             resp = _original(client, method, url, *args, **kwargs)
@@ -235,12 +240,10 @@ class ClientRecording:
             self.queue.request(Capture(
                 method.upper(), parts.path, query, status, ts_ns, time.perf_counter_ns() - t0, body,
                 req_type, failed if isinstance(failed, bytes) and status else None, "application/json",
-                error="" if status else f"{type(exc).__name__}: {exc}"[:500], reconcile=token))
+                error="" if status else f"{type(exc).__name__}: {exc}"[:500], reconcile=token),
+                sampled=not streaming)
             raise
         status = int(getattr(resp, "status", 0) or 0)
-        api = parse_path(parts.path)
-        q = parse_query(query)
-        streaming = q.get("watch", "").lower() in ("true", "1") or api.legacy_watch
         following = q.get("follow", "").lower() in ("true", "1")
         raw = getattr(resp, "response", None)  # kubernetes >= 33: a RESTResponse around urllib3's
         preload = bound.get("_preload_content", True)
@@ -265,7 +268,7 @@ class ClientRecording:
         self.queue.request(Capture(method.upper(), parts.path, query, status, ts_ns,
                                    time.perf_counter_ns() - t0, body, req_type,
                                    data if isinstance(data, bytes) else None,
-                                   _header(headers_out, "Content-Type"), reconcile=token))
+                                   _header(headers_out, "Content-Type"), reconcile=token), sampled=not streaming)
         return resp
 
 
@@ -283,6 +286,9 @@ def _identity(obj: Any) -> tuple[str, str, str]:
 
 
 def recording(db: str, session: str = "client", *, redact: bool = True, queue_size: int = DEFAULT_MAXSIZE,
-              attributes: dict[str, Any] | None = None) -> ClientRecording:
-    """Record every call of the official ``kubernetes`` client into ``db`` while the context is active."""
-    return ClientRecording(db, session, redact=redact, queue_size=queue_size, attributes=attributes)
+              sample: float = 1.0, attributes: dict[str, Any] | None = None) -> ClientRecording:
+    """Record every call of the official ``kubernetes`` client into ``db`` while the context is active.
+
+    ``sample`` < 1 records only that fraction of non-watch calls (see ``replay-tui record --sample``)."""
+    return ClientRecording(db, session, redact=redact, queue_size=queue_size, sample=sample,
+                           attributes=attributes)

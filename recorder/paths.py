@@ -94,3 +94,33 @@ def verb_for(method: str, api: ApiPath, query: dict[str, str]) -> str:
 def kept_query(query: dict[str, str]) -> dict[str, str] | None:
     kept = {k: query[k] for k in KEPT_QUERY if k in query}
     return kept or None
+
+
+# Non-resource paths kept as they are in a template (discovery and health); any other
+# non-resource path is cut after its first segment, so templates stay a bounded set.
+_PLAIN_PATHS = ("/api", "/apis", "/version", "/healthz", "/livez", "/readyz", "/metrics", "/openapi")
+
+
+def template(api: ApiPath) -> str:
+    """The path with names replaced, for logs and metrics whose label values must stay few:
+    ``/api/v1/namespaces/{ns}/pods/{name}/status``."""
+    if not api.version:
+        path = "/" + api.path.split("?", 1)[0].strip("/")
+        top = "/" + path.split("/")[1]
+        if top not in _PLAIN_PATHS:
+            return "/" if path == "/" else "/..."
+        return path if path.count("/") <= 3 else top + "/..."
+    parts = ["/api/" + api.version if not api.group else f"/apis/{api.group}/{api.version}"]
+    if api.legacy_watch:
+        parts.append("watch")
+    if not api.resource:
+        return "/".join(parts)
+    if api.namespace:
+        parts.append("namespaces/{ns}")
+    parts.append(api.resource)
+    if api.name:
+        parts.append("{name}")
+    if api.subresource:  # pods/proxy/ANY/PATH: the rest is the caller's
+        sub = api.subresource.split("/", 1)
+        parts.append(sub[0] + ("/..." if len(sub) > 1 else ""))
+    return "/".join(parts)

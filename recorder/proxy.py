@@ -27,8 +27,12 @@ import aiohttp.web
 import msgspec
 from multidict import CIMultiDict
 
+from engine.format import WATCH
 from recorder.capture import Capture
 from recorder.kubeconfig import Upstream
+from recorder.logs import Log
+from recorder.metrics import DurationHistogram
+from recorder.paths import parse_path, template, verb_for
 from recorder.queue import CaptureQueue
 
 # Never forwarded (hop-by-hop, or replaced by the proxy).
@@ -71,11 +75,19 @@ def describe(exc: BaseException) -> str:
 
 
 class RecordingProxy:
-    """Forwards to ``upstream``, captures into ``queue``; requires ``token`` from its clients."""
+    """Forwards to ``upstream``, captures into ``queue``; requires ``token`` from its clients.
 
-    def __init__(self, upstream: Upstream, queue: CaptureQueue, *, token: str | None):
+    With ``observe`` each request's verb and path template are worked out (a few
+    microseconds) for the latency histogram and, when ``log.requests``, a log line.
+    """
+
+    def __init__(self, upstream: Upstream, queue: CaptureQueue, *, token: str | None,
+                 log: Log | None = None, observe: bool = False):
         self.upstream = upstream
         self.queue = queue
+        self.log = log or Log()
+        self.observe = observe or self.log.requests
+        self.durations = DurationHistogram()
         self._expected = f"Bearer {token}" if token else None
         self._session: aiohttp.ClientSession | None = None
         self._runner: aiohttp.web.ServerRunner | None = None
@@ -144,12 +156,14 @@ class RecordingProxy:
             return aiohttp.web.Response(status=401, content_type="application/json", body=status_body(
                 401, "Unauthorized", "replay-tui record: use the kubeconfig the recorder wrote"))
         self.requests += 1
+        rid = self.requests
         body = await request.read()
         path, query = request.path, request.query_string
         method = request.method
         req_type = request.headers.get("Content-Type", "")
         if request.headers.get("Upgrade"):
             message = "replay-tui record: connection upgrades (exec, attach, port-forward) are not proxied"
+            self._done(rid, method, path, False, 501, time.perf_counter_ns() - t0)
             self.queue.request(Capture(method, path, query, 501, ts_ns, time.perf_counter_ns() - t0,
                                        body or None, req_type, error=message))
             return aiohttp.web.Response(status=501, content_type="application/json",
@@ -160,6 +174,7 @@ class RecordingProxy:
         if self.upstream.authorization:
             headers["Authorization"] = self.upstream.authorization
         assert self._session is not None
+        watch = is_watch_request(request)
         try:
             resp = await self._session.request(
                 method, self.upstream.url + request.raw_path, headers=headers, data=body or None,
@@ -168,37 +183,55 @@ class RecordingProxy:
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             self.upstream_errors += 1
             message = f"replay-tui record: cannot reach the cluster at {self.upstream.url}: {describe(exc)}"
+            self._done(rid, method, path, watch, 502, time.perf_counter_ns() - t0)
             self.queue.request(Capture(method, path, query, 502, ts_ns, time.perf_counter_ns() - t0,
-                                       body or None, req_type, error=message))
+                                       body or None, req_type, error=message), sampled=not watch)
             return aiohttp.web.Response(status=502, content_type="application/json",
                                         body=status_body(502, "BadGateway", message))
         if resp.status == 401 and self.upstream.authorization is not None:
             asyncio.get_running_loop().run_in_executor(None, self._refresh_quietly)
-        if resp.status == 200 and is_watch_request(request):
-            return await self._relay_watch(request, resp, ts_ns, t0, body, req_type)
+        if resp.status == 200 and watch:
+            return await self._relay_watch(request, resp, rid, ts_ns, t0, body, req_type)
         try:
             data = await resp.read()
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             resp.release()
             self.upstream_errors += 1
             message = f"replay-tui record: the cluster's response broke off: {describe(exc)}"
+            self._done(rid, method, path, watch, 502, time.perf_counter_ns() - t0)
             self.queue.request(Capture(method, path, query, 502, ts_ns, time.perf_counter_ns() - t0,
-                                       body or None, req_type, error=message))
+                                       body or None, req_type, error=message), sampled=not watch)
             return aiohttp.web.Response(status=502, content_type="application/json",
                                         body=status_body(502, "BadGateway", message))
         resp.release()
         out = aiohttp.web.Response(status=resp.status, body=data, headers=self._response_headers(resp))
-        self.queue.request(Capture(method, path, query, resp.status, ts_ns, time.perf_counter_ns() - t0,
-                                   body or None, req_type, data, resp.headers.get("Content-Type", "")))
+        duration_ns = time.perf_counter_ns() - t0
+        self.queue.request(Capture(method, path, query, resp.status, ts_ns, duration_ns, body or None,
+                                   req_type, data, resp.headers.get("Content-Type", "")), sampled=not watch)
+        self._done(rid, method, path, watch, resp.status, duration_ns)
         return out
 
-    async def _relay_watch(self, request: aiohttp.web.BaseRequest, resp: aiohttp.ClientResponse,
+    def _done(self, rid: int, method: str, path: str, watch: bool, status: int, duration_ns: int) -> None:
+        """Latency histogram and request log line of a request that got its whole answer."""
+        if self.observe:
+            api = parse_path(path)
+            verb = WATCH if watch else verb_for(method, api, {})
+            self.durations.observe(verb, duration_ns / 1e9)
+            self.log.request(rid, verb, template(api), status, duration_ns)
+
+    async def _relay_watch(self, request: aiohttp.web.BaseRequest, resp: aiohttp.ClientResponse, rid: int,
                            ts_ns: int, t0: int, body: bytes, req_type: str) -> aiohttp.web.StreamResponse:
         out = aiohttp.web.StreamResponse(status=resp.status, headers=self._response_headers(resp))
         self._streams.add(resp)
         self.open_watches += 1
+        opened_ns = time.perf_counter_ns() - t0
         sid = self.queue.watch_open(Capture(request.method, request.path, request.query_string, resp.status,
-                                            ts_ns, time.perf_counter_ns() - t0, body or None, req_type))
+                                            ts_ns, opened_ns, body or None, req_type))
+        api = parse_path(request.path) if self.observe else None
+        if api is not None:
+            self.durations.observe(WATCH, opened_ns / 1e9)
+        counting = self.log.requests
+        events = 0
         monitor = asyncio.ensure_future(self._close_when_client_leaves(request, resp))
         try:
             await out.prepare(request)
@@ -206,6 +239,8 @@ class RecordingProxy:
                 now = time.time_ns()
                 await out.write(chunk)  # the operator first, the recording second
                 self.queue.watch_chunk(sid, now, chunk)
+                if counting:
+                    events += chunk.count(b"\n")
             await out.write_eof()
         except (ConnectionError, aiohttp.ClientError, asyncio.TimeoutError):
             pass  # either side hung up: the stream is over
@@ -215,6 +250,9 @@ class RecordingProxy:
             self.open_watches -= 1
             resp.close()
             self.queue.watch_close(sid, time.time_ns())
+            if api is not None:
+                self.log.request(rid, WATCH, template(api), resp.status, time.perf_counter_ns() - t0,
+                                 events=events)
         return out
 
 
@@ -227,63 +265,3 @@ class RecordingProxy:
             if transport is None or transport.is_closing():
                 resp.close()
                 return
-
-
-# --- metrics --------------------------------------------------------------------------------
-
-def metrics_text(proxy: RecordingProxy, queue: CaptureQueue) -> str:
-    """Prometheus text exposition of the recorder's counters."""
-    snap = queue.snapshot()
-    lines = [
-        "# HELP replay_tui_recorded_operations_total Operations committed to the recording.",
-        "# TYPE replay_tui_recorded_operations_total counter",
-        f"replay_tui_recorded_operations_total {snap['recorded']}",
-        "# HELP replay_tui_dropped_operations_total Operations dropped because the capture queue was full.",
-        "# TYPE replay_tui_dropped_operations_total counter",
-        f"replay_tui_dropped_operations_total {snap['dropped']}",
-        "# HELP replay_tui_lost_operations_total Operations lost to writer errors, by category.",
-        "# TYPE replay_tui_lost_operations_total counter",
-    ]
-    lines += [f'replay_tui_lost_operations_total{{category="{k}"}} {v}' for k, v in sorted(snap["errors"].items())]
-    lines += [
-        "# HELP replay_tui_queue_depth Captures waiting for the writer.",
-        "# TYPE replay_tui_queue_depth gauge",
-        f"replay_tui_queue_depth {snap['queue_depth']}",
-        "# HELP replay_tui_queue_bytes Bytes of captures waiting for the writer.",
-        "# TYPE replay_tui_queue_bytes gauge",
-        f"replay_tui_queue_bytes {snap['queue_bytes']}",
-        "# HELP replay_tui_proxy_requests_total Requests forwarded by the proxy.",
-        "# TYPE replay_tui_proxy_requests_total counter",
-        f"replay_tui_proxy_requests_total {proxy.requests}",
-        "# HELP replay_tui_proxy_upstream_errors_total Requests the proxy could not forward.",
-        "# TYPE replay_tui_proxy_upstream_errors_total counter",
-        f"replay_tui_proxy_upstream_errors_total {proxy.upstream_errors}",
-        "# HELP replay_tui_proxy_open_watches Watch streams being relayed.",
-        "# TYPE replay_tui_proxy_open_watches gauge",
-        f"replay_tui_proxy_open_watches {proxy.open_watches}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-class MetricsServer:
-    """``GET /metrics`` on its own address (the proxy's own paths all belong to the cluster)."""
-
-    def __init__(self, proxy: RecordingProxy, queue: CaptureQueue):
-        self.proxy, self.queue = proxy, queue
-        self._runner: aiohttp.web.ServerRunner | None = None
-
-    async def start(self, sock: socket.socket) -> None:
-        async def handle(request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-            if request.path != "/metrics":
-                return aiohttp.web.Response(status=404, text="not found: try /metrics\n")
-            return aiohttp.web.Response(text=metrics_text(self.proxy, self.queue),
-                                        content_type="text/plain", charset="utf-8")
-
-        self._runner = aiohttp.web.ServerRunner(aiohttp.web.Server(handle), handle_signals=False,
-                                                shutdown_timeout=0.5)
-        await self._runner.setup()
-        await aiohttp.web.SockSite(self._runner, sock).start()
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()

@@ -12,12 +12,17 @@ Counters (``recorded``, ``dropped``, ``errors`` by category: ``disk``,
 ``encode``, ``locked``) count operations: each captured operation ends up
 recorded, dropped or lost to an error.  They are stored in the session's
 attributes when it is closed.
+
+Sampling (``sample`` < 1) keeps that fraction of non-watch requests, chosen at
+random, and counts the others in ``sampled_out``; watch streams and their
+events are always kept (object state is rebuilt from them).  Readers scale
+request counts by the ``sample_rate`` attribute the recorder stores.
 """
 
 from __future__ import annotations
 
 import itertools
-import sys
+import random
 import threading
 import time
 from collections import deque
@@ -29,6 +34,7 @@ from engine.format import WATCH, Operation
 from engine.schema import RecordingError
 from engine.writer import SessionWriter
 from recorder.capture import Capture, Converter, WatchContext, split_lines
+from recorder.logs import Log
 from recorder.spans import DEFAULT_QUIET_S, SpanInferrer
 
 DEFAULT_MAXSIZE = 10_000
@@ -47,6 +53,7 @@ class Counters(msgspec.Struct):
 
     recorded: int = 0
     dropped: int = 0
+    sampled_out: int = 0
     errors: dict[str, int] = msgspec.field(default_factory=lambda: {"disk": 0, "encode": 0, "locked": 0})
     spans: int = 0
     last_error: str = ""
@@ -54,6 +61,8 @@ class Counters(msgspec.Struct):
     def attributes(self) -> dict[str, Any]:
         out: dict[str, Any] = {"recorded": self.recorded, "dropped": self.dropped,
                                "errors": dict(self.errors)}
+        if self.sampled_out:
+            out["sampled_out"] = self.sampled_out
         if self.last_error:
             out["last_error"] = self.last_error
         return out
@@ -75,8 +84,14 @@ class CaptureQueue:
 
     def __init__(self, writer: SessionWriter, converter: Converter, *, infer_spans: bool = False,
                  maxsize: int = DEFAULT_MAXSIZE, max_bytes: int = DEFAULT_MAX_BYTES,
-                 flush_interval: float = DEFAULT_FLUSH_INTERVAL, quiet_s: float | None = None):
+                 flush_interval: float = DEFAULT_FLUSH_INTERVAL, quiet_s: float | None = None,
+                 sample: float = 1.0, seed: int | None = None, log: Log | None = None):
+        if not 0.0 <= sample <= 1.0:
+            raise RecordingError(f"sample rate {sample:g}: expected a fraction from 0 to 1")
         self.writer = writer
+        self.sample = sample
+        self._rng = random.Random(seed)
+        self.log = log or Log()
         self.converter = converter
         self.maxsize = maxsize
         self.max_bytes = max_bytes
@@ -125,8 +140,14 @@ class CaptureQueue:
         with self._drop_lock:
             self.counters.dropped += n
 
-    def request(self, cap: Capture) -> bool:
-        """A complete request/response exchange; False (and counted) when dropped."""
+    def request(self, cap: Capture, sampled: bool = True) -> bool:
+        """A complete request/response exchange; False (and counted) when dropped.
+
+        ``sampled``: subject to the sample rate (False for a failed watch request)."""
+        if sampled and self.sample < 1.0 and self._rng.random() >= self.sample:
+            with self._drop_lock:
+                self.counters.sampled_out += 1
+            return True
         size = len(cap.request or b"") + len(cap.response or b"")
         if self._put((_REQ, cap), size):
             return True
@@ -337,11 +358,12 @@ class CaptureQueue:
         category = error_category(exc)
         self.counters.errors[category] += 1
         if str(exc) != self.counters.last_error:
-            print(f"replay-tui: recording error ({category}): {exc}", file=sys.stderr)
+            self.log.error(f"recording error ({category}): {exc}", category=category)
         self.counters.last_error = str(exc)
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for the metrics endpoint (read from another thread: approximate)."""
         c = self.counters
-        return {"recorded": c.recorded, "dropped": c.dropped, "errors": dict(c.errors),
+        return {"recorded": c.recorded, "dropped": c.dropped, "sampled_out": c.sampled_out,
+                "errors": dict(c.errors),
                 "queue_depth": len(self._items), "queue_bytes": self._bytes, "spans": c.spans}

@@ -131,3 +131,26 @@ def test_a_bad_recording_file_is_one_clear_error(tmp_path: Path) -> None:
     bad.write_text("hello")
     with pytest.raises(RecordingError, match="not an SQLite database"):
         recorder.recording(str(bad))
+
+
+def test_a_sampled_hook_keeps_watches_and_counts_what_it_left_out(core: client.CoreV1Api, tmp_path: Path) -> None:
+    db = tmp_path / "sampled.db"
+    core.create_namespace({"metadata": {"name": "sampled"}})
+    core.create_namespaced_config_map("sampled", {"metadata": {"name": "cm"}})
+    with recorder.recording(str(db), session="sampled", sample=0.0) as rec:
+        for _ in range(20):
+            core.read_namespaced_config_map("cm", "sampled")
+        with pytest.raises(client.ApiException):
+            core.read_namespaced_config_map("gone", "sampled")
+        events = list(watch.Watch().stream(core.list_namespaced_config_map, "sampled", timeout_seconds=1))
+    assert len(events) == 1
+    assert rec.counters is not None and rec.counters.sampled_out == 21
+    assert [r["verb"] for r in _rows(db, "SELECT verb FROM operations ORDER BY seq")] == ["watch", "added"]
+    attrs = json.loads(_rows(db, "SELECT attributes FROM sessions")[0]["attributes"])
+    assert attrs["sample_rate"] == 0.0 and attrs["sampled_out"] == 21
+
+
+def test_a_sample_rate_outside_0_to_1_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RecordingError, match="expected a fraction from 0 to 1"):
+        recorder.recording(str(tmp_path / "x.db"), sample=1.5)
+    assert not (tmp_path / "x.db").exists()

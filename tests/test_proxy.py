@@ -246,8 +246,8 @@ def test_metrics_are_served_on_their_own_address(env: Env) -> None:
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
-    assert re.search(r"^replay_tui_recorded_operations_total [1-9]", text, re.M), text
-    assert 'replay_tui_lost_operations_total{category="locked"} 0' in text
+    assert re.search(r"^replay_recorded_total [1-9]", text, re.M), text
+    assert 'replay_errors_total{category="locked"} 0' in text
 
 
 # --- in process: a slow disk must not slow the operator --------------------------------------

@@ -179,3 +179,63 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
         assert proc.stdout == ""
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("replay-tui: error:"), proc.stderr
+
+
+def test_out_without_format_takes_it_from_the_extension(tmp_path: Path) -> None:
+    for name, starts in (("r.html", "<!DOCTYPE html>"), ("r.json", "{"), ("r.txt", "# replay-tui report")):
+        proc = run("report", str(DEMO), "-s", "healthy-operator", "-o", str(tmp_path / name))
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / name).read_text().startswith(starts), name
+
+
+def test_the_latency_line_breaks_where_no_request_ran() -> None:
+    import re
+    from types import SimpleNamespace
+
+    from engine.stats import Timeline
+    from tui.report import latency_svg
+
+    timeline = Timeline(start_ns=0, width_ns=10**9, counts=[3, 4, 2, 0, 5, 1, 0], errors=[0] * 7,
+                        p95_ms=[1.0, 2.0, 0.0, 0.0, 3.0, 4.0, 0.0])
+    svg = latency_svg(SimpleNamespace(timeline=timeline), width=720, height=200)  # type: ignore[arg-type]
+    lines = re.findall(r'<polyline points="([^"]*)"', svg)
+    assert len(lines) == 2  # buckets 0-1 and 4-5; none through the empty ones
+    baseline = 12 + (200 - 12 - 28)
+    ys = [float(p.split(",")[1]) for line in lines for p in line.split()]
+    assert len(ys) == 4 and all(y < baseline for y in ys)
+
+
+def _boxes(svg: str) -> dict[str, tuple[float, float, float, float]]:
+    import re
+
+    return {title: (float(x), float(y), float(x) + float(w), float(y) + float(h)) for title, x, y, w, h in
+            re.findall(r'<title>([^<]*)</title><rect x="([\d.]+)" y="([\d.]+)" width="(\d+)" height="(\d+)"', svg)}
+
+
+def test_the_html_object_graph_draws_every_edge_and_no_edge_crosses_a_box() -> None:
+    import html
+    import re
+
+    from tui.report import graph_svg
+
+    r = build(DEMO, "buggy-operator")
+    svg = graph_svg(r.graph)
+    boxes = _boxes(svg)
+    assert set(boxes) == {html.escape(n) for n in r.graph.nodes}
+    paths = re.findall(r'<path d="([^"]*)"', svg)
+    assert len(paths) == len(r.graph.edges) == 6
+    for e in r.graph.edges:
+        assert f">{e.label}</text>" in svg
+    for d in paths:
+        # Routed edges are straight segments (M, then H/V moves): none may pass through a box.
+        if " C" in d:
+            continue
+        x, y = map(float, d[1:].split(" ")[0].split(","))
+        for move in d.split(" ")[1:]:
+            nx, ny = (float(move[1:]), y) if move[0] == "H" else (x, float(move[1:]))
+            for x0, y0, x1, y1 in boxes.values():
+                inside_x = max(min(x, nx), x0 + 1) < min(max(x, nx), x1 - 1)
+                inside_y = max(min(y, ny), y0 + 1) < min(max(y, ny), y1 - 1)
+                crosses = (inside_x and y0 < y < y1) if y == ny else (inside_y and x0 < x < x1)
+                assert not crosses, (d, move, (x0, y0, x1, y1))
+            x, y = nx, ny

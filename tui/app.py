@@ -9,7 +9,9 @@ worker that posts a message back, on one of four read-only connections:
 * ``main``   timeline pages, moves that search (errors, reconciles, jumps), filter scans, follow;
 * ``detail`` what the panes show at the cursor (op, object, before/after);
 * ``heavy``  whole-state diffs against a mark, the objects for the picker;
-* ``stats``  statistics and analysis.
+* ``stats``  statistics and analysis;
+
+and the session report (``R``) opens a fifth for as long as it is being built.
 
 Holding a step key queues nothing: each press moves the cursor, repaints the
 timeline row and the bar at once, and replaces (cancels) the detail worker of
@@ -19,6 +21,8 @@ the previous press.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import time
 from collections import deque
 from functools import partial, wraps
@@ -30,12 +34,14 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.notifications import Notification, Notify
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 
 from engine import analysis
 from engine import diff as diffmod
 from engine import provenance as provmod
+from engine import report as reportmod
 from engine import state as statemod
 from engine import stats as statsmod
 from engine import watch as watchmod
@@ -45,10 +51,12 @@ from engine.follow import follow as follow_session
 from engine.format import Mark, SessionInfo
 from engine.schema import RecordingError
 from engine.store import Recording, Session
+from tui import report as reportfile
+from tui.commands import opened
 from tui.marks import MarkStore
 from tui.messages import (
     AnalysisReady, CyclesReady, Detail, DetailLoaded, FollowTick, MatchesFound, MoveResolved, Notice,
-    ObjectsReady, ProvenanceReady, SessionOpened, StateDiffReady, StatsReady, WatchAdded,
+    ObjectsReady, ProvenanceReady, ReportWritten, SessionOpened, StateDiffReady, StatsReady, WatchAdded,
 )
 from tui.screens.help import HelpScreen
 from tui.screens.pickers import FOLLOW_OP, MarkPicker, ObjectPicker, SessionPicker
@@ -129,6 +137,7 @@ class ReplayApp(App[int]):
         Binding("4", "show_tab('analysis')", "Analysis tab", show=False),
         Binding("5", "show_tab('watches')", "Watches tab", show=False),
         Binding("S", "pick_session", "Switch session", show=False),
+        Binding("R", "write_report", "Write report (HTML/Markdown/JSON)", show=False),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding("ctrl+p", "command_palette", "Commands", show=False),
         Binding("q", "quit", "Quit"),
@@ -182,6 +191,8 @@ class ReplayApp(App[int]):
         self.provenance: dict[str, Any] | None = None  # the chain p walks: {"chain", "i", "at"}
         self.cycles_data: list[dict[str, Any]] | None = None
         self._cycles_running = False
+        self.report_writing: str | None = None  # the path of the report being written (R), if any
+        self._report_note: Notification | None = None
 
     # --- layout -------------------------------------------------------------------
 
@@ -1244,6 +1255,102 @@ class ReplayApp(App[int]):
         if rows:
             self.start_ns = rows[0].ts_ns
             self.update_bar()
+
+    # --- session report (R) ------------------------------------------------------------------------
+
+    def default_report_path(self) -> str:
+        """``<db stem>-<session>-report.html`` in the current directory: a name that says what it holds."""
+        stem = os.path.splitext(os.path.basename(self.db))[0]
+        name = self.session.info.name if self.session is not None else "session"
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{stem}-{name}").strip("-.") or "session"
+        return f"{safe}-report.html"
+
+    def _check_report_path(self, text: str) -> str:
+        """The absolute path to write, or RecordingError saying what is wrong with ``text``."""
+        if not text.strip():
+            raise RecordingError(f"type a file name ending in {reportfile.EXTENSION_LIST}")
+        reportfile.format_for(text.strip())
+        return reportfile.check_out(text.strip(), self.db)
+
+    def action_write_report(self) -> None:
+        """Ask where (prefilled), then write; a bad name is caught in the prompt, before any work."""
+        if self.session is None:
+            return
+        if self.report_writing is not None:
+            self.notify(f"a report is already being written to {self.report_writing}", severity="warning")
+            return
+
+        def check(text: str) -> tuple[str, int] | None:
+            try:
+                self._check_report_path(text)
+            except RecordingError as exc:
+                return str(exc), 0
+            return None
+
+        try:
+            here = os.getcwd()
+        except OSError:  # the directory the app started in was removed
+            here = "the current directory"
+        self.push_screen(PromptScreen(
+            f"Write the report of session {self.session.info.name!r} to", value=self.default_report_path(),
+            placeholder="report.html", validate=check, prompt_id="report-prompt",
+            hint=f"the format follows the extension: {reportfile.EXTENSION_LIST}; "
+                 f"a relative path is from {here}.  Enter writes, Esc cancels."),
+            self._report_entered)
+
+    def _report_entered(self, text: str | None) -> None:
+        if text is not None and text.strip():
+            self.write_report(text.strip())
+
+    def write_report(self, out: str) -> None:
+        """Write the open session's report to ``out`` in a worker; what went wrong is a notification."""
+        ses = self.session
+        if ses is None:
+            return
+        if self.report_writing is not None:
+            self.notify(f"a report is already being written to {self.report_writing}", severity="warning")
+            return
+        try:
+            path = self._check_report_path(out)
+            fmt = reportfile.format_for(path)
+        except RecordingError as exc:
+            self.notify(f"report: {exc}", severity="error", timeout=6)
+            return
+        self.report_writing = path
+        text = f"writing the report of session {ses.info.name!r} to {path}..."
+        self.notices.append(("information", text))
+        # kept up until the report is written (withdrawn then), however long the build takes
+        self._report_note = Notification(text, severity="information", timeout=600, markup=False)
+        self.post_message(Notify(self._report_note))
+        self._write_report(path, fmt, ses.info.name)
+
+    @work(exclusive=True, group="report", exit_on_error=False)
+    async def _write_report(self, path: str, fmt: str, session: str) -> None:
+        """On its own read-only connection, so the panes keep answering while it builds."""
+        started = time.monotonic()
+        try:
+            async with opened(self.db, session) as ses:
+                data = await reportmod.build(ses)
+            # rendering and writing are plain Python: off the event loop, the screen stays live
+            size = await asyncio.to_thread(lambda: reportfile.write_text(path, reportfile.render(data, fmt)))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(ReportWritten(path, error=f"report: {_error_text(exc)}"))
+            return
+        self.post_message(ReportWritten(path, size=size, seconds=time.monotonic() - started))
+
+    def on_report_written(self, message: ReportWritten) -> None:
+        self.report_writing = None
+        note, self._report_note = self._report_note, None
+        if note is not None:
+            try:
+                self._unnotify(note)  # Textual has no public call to withdraw one toast
+            except (AttributeError, KeyError):
+                pass
+        if message.error:
+            self.notify(message.error, severity="error", timeout=8)
+        else:
+            self.notify(f"Report written to {message.path} ({message.size / 1024:,.1f} KiB, "
+                        f"{message.seconds:.1f} s)", timeout=8)
 
     # --- notices ------------------------------------------------------------------------------------
 

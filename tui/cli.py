@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", "-n", type=int, metavar="N", help="stop after N matches")
     p = add("report", "a self-contained session report (Markdown, JSON or one offline HTML file)",
             json=False)
-    p.add_argument("--format", dest="format", choices=("md", "json", "html"), default="md",
-                   help="md (default), json, or html (one file, no network needed)")
+    p.add_argument("--format", dest="format", choices=("md", "json", "html"),
+                   help="md, json, or html (one file, no network needed); default: from --out's "
+                        "extension (.html, .md, .json), else md")
     p.add_argument("--out", "-o", metavar="FILE", help="write the report there instead of stdout")
     p.add_argument("--slow-ms", type=float, default=1000.0,
                    help="endpoints with a p95 latency at or over this are flagged (default 1000)")
@@ -232,8 +233,11 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from tui import report
-    return _run(report.report(args.db, args.session, fmt=args.format, out=args.out,
-                              slow_ms=args.slow_ms))
+    fmt = args.format
+    if fmt is None:
+        ext = os.path.splitext(args.out or "")[1].lower()
+        fmt = report.EXTENSIONS.get(ext, "md")
+    return _run(report.report(args.db, args.session, fmt=fmt, out=args.out, slow_ms=args.slow_ms))
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -250,10 +250,21 @@ async def stats(db: str, session: str | None, *, as_json: bool) -> int:
     return 0
 
 
+def sampling_note(rate: float, recorded: int, sampled_out: int | None) -> str:
+    """How much of the traffic the recording holds, in words (shared with ``stats``)."""
+    if rate >= 1.0:
+        return "every request recorded"
+    out = f" ({sampled_out:,} left out)" if sampled_out is not None else ""
+    return (f"SAMPLED: {rate * 100:.4g}% of non-watch requests recorded{out}, {recorded:,} ops in the file; "
+            "request counts are estimates (~), latency percentiles are from the sample")
+
+
 def render_stats(name: str, s: dict[str, Any]) -> list[str]:
     lat = s.get("latency_ms") or {}
-    out = [f"session {name}: {s['operations']:,} operations over {s.get('duration_s', 0):,.1f}s"
+    rate = float(s.get("sample_rate", 1.0))
+    out = [f"session {name}: {'~' if rate < 1 else ''}{s['operations']:,} operations over {s.get('duration_s', 0):,.1f}s"
            f" ({s.get('ops_per_s', 0):,.1f}/s, peak {s.get('peak_ops_per_s', 0):,.0f}/s)",
+           *([f"  {sampling_note(rate, int(s.get('recorded_operations', 0)), None)}"] if rate < 1 else []),
            f"  errors     {s['errors']:,} ({s.get('error_rate', 0) * 100:.2f}%)",
            f"  reconciles {s['reconciles']:,}    watch events {s.get('watch_events', 0):,}",
            f"  latency    p50 {_ms(lat.get('p50'))} ms  p95 {_ms(lat.get('p95'))} ms  "

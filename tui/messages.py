@@ -157,3 +157,14 @@ class CyclesReady(Message):
         super().__init__()
         self.cycles = cycles
         self.last = last
+
+
+class ReportWritten(Message):
+    """The session report (R) is written to ``path``, or ``error`` says why not."""
+
+    def __init__(self, path: str, *, size: int = 0, seconds: float = 0.0, error: str = ""):
+        super().__init__()
+        self.path = path
+        self.size = size
+        self.seconds = seconds
+        self.error = error

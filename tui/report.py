@@ -18,7 +18,7 @@ from engine import report as reportmod
 from engine.schema import RecordingError
 from engine.stats import LATENCY_VERBS
 from engine.units import fmt_duration, fmt_ts
-from tui.commands import opened
+from tui.commands import opened, sampling_note
 
 FORMATS = ("md", "json", "html")
 
@@ -42,16 +42,19 @@ def _sections(r: reportmod.Report) -> dict[str, Any]:
         ("Duration", fmt_duration(m.duration_s * 1e9)),
     ]
     lat = s.latency_ms
+    sampled = s.sample_rate < 1.0
+    est = "~" if sampled else ""  # a scaled count: an estimate
     summary = [
-        ("Operations", f"{s.operations:,}"), ("Requests", f"{s.requests:,}"),
+        ("Sampling", sampling_note(s.sample_rate, s.recorded_operations, s.sampled_out)),
+        ("Operations", f"{est}{s.operations:,}"), ("Requests", f"{est}{s.requests:,}"),
         ("Watch events", f"{s.watch_events:,}"), ("Reconciles", f"{s.reconciles:,}"),
-        ("Errors", f"{s.errors:,} ({_pct(s.error_rate)})"),
+        ("Errors", f"{est}{s.errors:,} ({_pct(s.error_rate)})"),
         ("Latency avg / max", f"{_ms(lat.mean)} / {_ms(lat.max)}"),
         ("Latency p50 / p95 / p99", f"{_ms(lat.p50)} / {_ms(lat.p95)} / {_ms(lat.p99)}"),
         ("Ops/s (avg / peak)", f"{s.ops_per_s:.1f} / {s.peak_ops_per_s:.0f}"),
     ]
     # Watch events have no duration and a watch lasts as long as its stream: no latency shown.
-    endpoints = [(e.endpoint, f"{e.count:,}", _ms(e.avg_ms) if e.verb in LATENCY_VERBS else "-",
+    endpoints = [(e.endpoint, f"{est if e.verb in LATENCY_VERBS else ''}{e.count:,}", _ms(e.avg_ms) if e.verb in LATENCY_VERBS else "-",
                   _ms(e.p95_ms) if e.verb in LATENCY_VERBS else "-", f"{e.errors:,}",
                   f"SLOW (p95 >= {r.slow_ms:g} ms, see seq {e.max_seq})" if e.slow else "")
                  for e in r.endpoints]
@@ -131,7 +134,8 @@ table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
 th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f6f8fa}tr.slow td{background:#fff1e5}td.flag{color:#bc4c00;font-weight:600}
 pre{background:#f6f8fa;padding:.75rem;overflow:auto;font-size:.8rem}
-svg{border:1px solid #d0d7de;background:#fcfcfd}.muted{color:#57606a}
+svg{border:1px solid #d0d7de;background:#fcfcfd}.muted{color:#57606a}svg.graph{max-width:100%;height:auto}
+td:first-child{white-space:nowrap}details{margin:.5rem 0}
 """
 
 
@@ -172,10 +176,19 @@ def latency_svg(r: reportmod.Report, width: int = 720, height: int = 200) -> str
         if eh:
             parts.append(f'<rect x="{x:.1f}" y="{top + h - eh:.1f}" width="{max(bar - 1, 1):.1f}" '
                          f'height="{eh:.1f}" fill="#cf222e"/>')
-    points = " ".join(f"{left + (i + 0.5) * bar:.1f},{top + h - h * p / max_p95:.1f}"
-                      for i, p in enumerate(t.p95_ms))
-    if points:
-        parts.append(f'<polyline points="{points}" fill="none" stroke="#bc4c00" stroke-width="2"/>')
+    # The p95 line is drawn only where there were requests: an empty interval is a gap, not 0 ms.
+    runs: list[list[str]] = [[]]
+    for i, p in enumerate(t.p95_ms):
+        if p > 0:
+            runs[-1].append(f"{left + (i + 0.5) * bar:.1f},{top + h - h * p / max_p95:.1f}")
+        elif runs[-1]:
+            runs.append([])
+    for run in runs:
+        if len(run) == 1:
+            x, y = run[0].split(",")
+            parts.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="#bc4c00"/>')
+        elif run:
+            parts.append(f'<polyline points="{" ".join(run)}" fill="none" stroke="#bc4c00" stroke-width="2"/>')
     parts += [
         f'<text x="4" y="{top + 10}" font-size="11" fill="#0969da">{max_count} ops</text>',
         f'<text x="{left + w + 4}" y="{top + 10}" font-size="11" fill="#bc4c00">{html.escape(_ms(max_p95))}</text>',
@@ -185,6 +198,89 @@ def latency_svg(r: reportmod.Report, width: int = 720, height: int = 200) -> str
         f'+{html.escape(fmt_duration(t.width_ns * n))}</text>',
         "</svg>",
     ]
+    return "".join(parts)
+
+
+def graph_layers(nodes: list[str], edges: list[reportmod.GraphEdge]) -> dict[str, int]:
+    """Each node's column: the longest chain of edges leading to it (cycles cut after len(nodes) rounds)."""
+    layer = dict.fromkeys(nodes, 0)
+    for _ in range(len(nodes)):
+        changed = False
+        for e in edges:
+            if e.source in layer and e.target in layer and layer[e.target] < layer[e.source] + 1 <= len(nodes):
+                layer[e.target] = layer[e.source] + 1
+                changed = True
+        if not changed:
+            break
+    return layer
+
+
+def graph_svg(g: reportmod.ObjectGraph, box_w: int = 250, box_h: int = 26, gap_x: int = 110,
+              gap_y: int = 14) -> str:
+    """The object graph drawn in columns, left to right: no script, no library, no network.
+
+    Rows follow the mean row of each node's sources (fewer crossings); an edge to the next
+    column is a curve, any other (skipping columns, or going back) runs through the gaps
+    between columns and along a lane of its own below the boxes, so it never crosses one."""
+    if not g.nodes:
+        return "<p class=\"muted\">no objects written</p>"
+    esc = html.escape
+    layer = graph_layers(g.nodes, g.edges)
+    columns: dict[int, list[str]] = {}
+    for n in g.nodes:
+        columns.setdefault(layer[n], []).append(n)
+    row: dict[str, float] = {}
+    for _, names in sorted(columns.items()):
+        def centre(n: str) -> float:
+            rows = [row[e.source] for e in g.edges if e.target == n and e.source in row]
+            return sum(rows) / len(rows) if rows else float("inf")
+        order = {n: i for i, n in enumerate(names)}
+        names.sort(key=lambda n: (centre(n), order[n]))
+        row.update((n, float(i)) for i, n in enumerate(names))
+    pos = {n: (8 + col * (box_w + gap_x), 8 + row[n] * (box_h + gap_y))
+           for col, (_, names) in enumerate(sorted(columns.items())) for n in names}
+    col_of = {n: col for col, (_, names) in enumerate(sorted(columns.items())) for n in names}
+    routed = [e for e in g.edges if e.source in pos and e.target in pos and col_of[e.target] != col_of[e.source] + 1]
+    boxes_bottom = 8 + max(len(c) for c in columns.values()) * (box_h + gap_y) - gap_y
+    width = 16 + len(columns) * (box_w + gap_x) - gap_x
+    height = boxes_bottom + 8 + 12 * len(routed) + (14 if routed else 0)
+    parts = [f'<svg class="graph" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+             'aria-label="objects, their owners and the reconcilers writing them">']
+    lane = 0
+    for e in g.edges:
+        if e.source not in pos or e.target not in pos:
+            continue
+        (sx, sy), (tx, ty) = pos[e.source], pos[e.target]
+        color = "#0969da" if e.label.startswith("writes") else "#8c959f"
+        if col_of[e.target] == col_of[e.source] + 1:
+            x1, y1, x2, y2 = sx + box_w, sy + box_h / 2, tx, ty + box_h / 2
+            mid = (x1 + x2) / 2
+            path = f"M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2 - 6:.0f},{y2:.0f}"
+            head = f"{x2:.0f},{y2:.0f} {x2 - 8:.0f},{y2 - 4:.0f} {x2 - 8:.0f},{y2 + 4:.0f}"
+            lx, ly, anchor = x2 - 12, y2 - 4, "end"
+        else:  # through the gaps between columns and a lane of its own below the boxes
+            lane += 1
+            off = 8 + 7 * lane % 42
+            y1, y2 = sy + box_h / 2, ty + box_h / 2
+            xs, xt = sx + box_w + off, tx - off
+            yl = boxes_bottom + 4 + 12 * lane
+            path = f"M{sx + box_w:.0f},{y1:.0f} H{xs:.0f} V{yl:.0f} H{xt:.0f} V{y2:.0f} H{tx - 6:.0f}"
+            head = f"{tx:.0f},{y2:.0f} {tx - 8:.0f},{y2 - 4:.0f} {tx - 8:.0f},{y2 + 4:.0f}"
+            lx, ly, anchor = xt - 4, yl - 2, "end"
+        parts.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="1.2"/>'
+                     f'<polygon points="{head}" fill="{color}"/>'
+                     f'<text x="{lx:.0f}" y="{ly:.0f}" font-size="10" fill="{color}" text-anchor="{anchor}">'
+                     f'{esc(e.label)}</text>')
+    for n, (x, y) in pos.items():
+        reconciler = n.startswith("reconciler ")
+        label = n.removeprefix("reconciler ")
+        short = label if len(label) <= 38 else label[:17] + "…" + label[-20:]
+        parts.append(f'<g><title>{esc(n)}</title><rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" '
+                     f'rx="{13 if reconciler else 3}" fill="{"#ddf4ff" if reconciler else "#f6f8fa"}" '
+                     f'stroke="{"#0969da" if reconciler else "#8c959f"}"/>'
+                     f'<text x="{x + box_w / 2}" y="{y + box_h / 2 + 4}" font-size="11" text-anchor="middle" '
+                     f'fill="#1b1f24">{esc(short)}</text></g>')
+    parts.append("</svg>")
     return "".join(parts)
 
 
@@ -204,10 +300,14 @@ def render_html(r: reportmod.Report) -> str:
             body.append(_html_table(header, rows, slow_col=5))
             continue
         body.append(_html_table(header, rows))
-    body.append("<h2>Object graph (Mermaid source)</h2>")
+    body.append("<h2>Object graph</h2>")
     if r.graph.truncated:
         body.append(f"<p class=\"muted\">The {reportmod.GRAPH_NODES} most written objects.</p>")
-    body.append(f"<pre class=\"mermaid\">{esc(r.graph.mermaid)}</pre>")
+    body.append("<p class=\"muted\">Reconcilers (rounded) write objects; owners point at what they own. "
+                "The same graph as Mermaid source follows, for Markdown renderers.</p>")
+    body.append(graph_svg(r.graph))
+    body.append(f"<details><summary>Mermaid source</summary><pre class=\"mermaid\">{esc(r.graph.mermaid)}"
+                "</pre></details>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>replay-tui report: {esc(r.metadata.session)}</title>"
             f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -223,26 +323,65 @@ def render(r: reportmod.Report, fmt: str) -> str:
     return render_markdown(r) + "\n"
 
 
+# --- writing a file (the CLI's --out and the TUI's R) ------------------------------
+
+EXTENSIONS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}
+EXTENSION_LIST = ".html, .htm, .md, .markdown or .json"
+
+
+def format_for(path: str) -> str:
+    """The format a file name asks for, by its extension (how the TUI picks one)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in EXTENSIONS:
+        raise RecordingError(f"{path}: {'extension ' + repr(ext) if ext else 'no extension'} "
+                             f"is no report format (use {EXTENSION_LIST})")
+    return EXTENSIONS[ext]
+
+
+def check_out(out: str, db: str | None = None) -> str:
+    """Fail before the seconds-long build: the directory must exist and the file must not be the
+    recording (writing never touches it).  Returns the absolute path."""
+    path = os.path.abspath(os.path.expanduser(out))
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise RecordingError(f"{out}: no such directory {parent}")
+    if os.path.isdir(path):
+        raise RecordingError(f"{out}: is a directory")
+    if db is not None and os.path.exists(path) and os.path.exists(db) and os.path.samefile(path, db):
+        raise RecordingError(f"{out}: that is the recording itself; pick another file")
+    return path
+
+
+def write_text(out: str, text: str) -> int:
+    """Write the rendered report; a write that fails halfway leaves no partial file. Returns bytes."""
+    data = text.encode("utf-8")
+    existed = os.path.exists(out)
+    try:
+        with open(out, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        if not existed:
+            try:
+                os.unlink(out)
+            except OSError:
+                pass
+        raise RecordingError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    return len(data)
+
+
 async def report(db: str, session: str | None, *, fmt: str = "md", out: str | None = None,
                  slow_ms: float = 1000.0) -> int:
     """Build the report and print it, or write it to ``out`` (saying where on stderr)."""
     if fmt not in FORMATS:
         raise RecordingError(f"unknown format {fmt!r} (use md, json or html)")
     reportmod.check_slow_ms(slow_ms)
-    if out is not None:
-        parent = os.path.dirname(os.path.abspath(out))
-        if not os.path.isdir(parent):
-            raise RecordingError(f"{out}: no such directory {parent}")
+    path = check_out(out, db) if out is not None else None
     async with opened(db, session) as ses:
         data = await reportmod.build(ses, slow_ms=slow_ms)
     text = render(data, fmt)
-    if out is None:
+    if path is None:
         sys.stdout.write(text)
         return 0
-    try:
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as exc:
-        raise RecordingError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    write_text(path, text)
     print(f"wrote {fmt} report of session {data.metadata.session!r} to {out}", file=sys.stderr)
     return 0

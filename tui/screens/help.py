@@ -23,6 +23,9 @@ reason or message).  Terms are ANDed; ',' lists alternatives; '*' is a wildcard;
 Esc clears the filter."""
 
 
+WIDE = 120  # terminal columns from which the keys are listed in two columns
+
+
 class HelpScreen(ModalScreen[None]):
     """Keys come from the app's bindings, so this never drifts from what the keys do."""
 
@@ -39,12 +42,24 @@ class HelpScreen(ModalScreen[None]):
         super().__init__()
         self.bindings = bindings
 
-    def compose(self) -> ComposeResult:
+    def key_table(self, columns: int) -> Table:
+        """The keys in ``columns`` side-by-side pairs, read down the first then the next: on a
+        wide terminal everything (keys, jump forms, filter language) fits on one screen."""
         table = Table(show_header=True, header_style="bold #8fbcbb", box=None, expand=False, padding=(0, 2))
-        table.add_column("key", style="bold #ebcb8b", no_wrap=True, width=22)
-        table.add_column("what it does")
-        for keys, description in self.bindings:
-            table.add_row(keys, description)
+        for _ in range(columns):
+            table.add_column("key", style="bold #ebcb8b", no_wrap=True, min_width=8)
+            table.add_column("what it does", no_wrap=columns > 1)
+        rows = -(-len(self.bindings) // columns)
+        for r in range(rows):
+            cells: list[str] = []
+            for c in range(columns):
+                i = c * rows + r
+                cells += self.bindings[i] if i < len(self.bindings) else ("", "")
+            table.add_row(*cells)
+        return table
+
+    def compose(self) -> ComposeResult:
+        table = self.key_table(2 if self.app.size.width >= WIDE else 1)
         with VerticalScroll():
             yield Static(Text("replay-tui: keys (ctrl+p finds any action by name)", "bold #88c0d0"))
             yield Static(table)

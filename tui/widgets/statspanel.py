@@ -98,6 +98,11 @@ def render_stats(s: dict[str, Any], cursor_ts: int | None, width: int) -> Text:
             t.append(f", peak {_num(s.get('peak_ops_per_s')):,.0f}/s", LABEL)
         t.append(")", LABEL)
     t.append("\n")
+    sample_rate = _num(s.get("sample_rate"), 1.0)
+    if sample_rate < 1:
+        t.append("SAMPLED    ", "bold #e5c07b")
+        t.append(f"{sample_rate * 100:.4g}% of non-watch requests recorded: counts are estimates, "
+                 f"{int(_num(s.get('recorded_operations'))):,} ops in the file\n", "#e5c07b")
     errors = int(_num(s.get("errors")))
     rate = _num(s.get("error_rate"))
     t.append("errors     ", LABEL)
