@@ -53,6 +53,16 @@ class Terminal:
                 raise AssertionError(f"{text!r} never appeared; the screen:\n{screen}")
             time.sleep(0.1)
 
+    def wait_gone(self, text: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if text not in screen:
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never went away; the screen:\n{screen}")
+            time.sleep(0.1)
+
     def close(self) -> None:
         subprocess.run([*self.tmux, "kill-server"], capture_output=True)  # only this test's own server
 
@@ -83,18 +93,14 @@ def test_replay_tui_in_a_real_terminal(tmp_path: Path) -> None:
         term.keys("verb:update", "Enter")
         term.wait_for("filter verb:update 3 matches")
         term.keys("Escape")
-        deadline = time.monotonic() + 10
-        while "filter verb:update" in term.screen():
-            assert time.monotonic() < deadline, term.screen()
-            time.sleep(0.1)
+        term.wait_gone("filter verb:update")
         term.keys("?")
-        term.wait_for("jump (:) accepts")
+        term.wait_for("jump (:) accepts")  # the help dialog, over the debugger (still seen behind it)
+        assert f" of {OPS}" in term.screen()
         term.keys("Escape")
+        term.wait_gone("jump (:) accepts")
         term.keys("q")
-        deadline = time.monotonic() + 10
-        while f"of {OPS}" in term.screen():  # the app is gone, the terminal is back
-            assert time.monotonic() < deadline, "replay-tui did not quit on q"
-            time.sleep(0.1)
+        term.wait_gone(f"of {OPS}")  # the app is gone, the terminal is back
     finally:
         term.close()
 
