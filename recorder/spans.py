@@ -8,8 +8,10 @@ reconcile starts and ends.  It guesses, and says so (``inferred=True``):
   a span for that object, with the event as its ``trigger_seq``;
 * a request on an object that has a recent trigger of its own (kopf
   patching the object it handles, a status write) belongs to that object's
-  span, even when events of other objects came in between; any other
-  request (creating a child, reading a Secret) joins the running span;
+  span, even when events of other objects came in between; so does a
+  request on a child whose ownerReferences (in the request or the answer)
+  name an owner with a recent trigger; any other request (reading a Secret)
+  goes to the latest event not yet answered, or joins the running span;
 * a span ends when the next trigger's requests start, or when the operator
   has been quiet for ``quiet`` seconds; a trigger that no request follows
   makes no span.
@@ -27,10 +29,13 @@ from typing import Any
 
 import msgspec
 
-from engine.format import ADDED, DELETED, MODIFIED, WATCH, ObjectMeta, Operation, api_group, decode_head
+from engine.format import (
+    ADDED, CREATE, DELETE, DELETED, MODIFIED, PATCH, UPDATE, WATCH, ObjectMeta, Operation, api_group, decode_head,
+)
 from engine.writer import SessionWriter
 
 TRIGGERS = frozenset({ADDED, MODIFIED, DELETED})
+_WRITES = frozenset({CREATE, UPDATE, PATCH, DELETE})
 DEFAULT_QUIET_S = 2.0
 MAX_TRIGGERS = 4096  # objects remembered with their latest trigger
 
@@ -51,6 +56,38 @@ def identity(body: Any) -> tuple[str, str, str]:
         meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
         return str(body.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or "")
     return "", "", ""
+
+
+class _OwnerRef(msgspec.Struct):
+    kind: str = ""
+    name: str = ""
+
+
+class _OwnedMeta(msgspec.Struct):
+    ownerReferences: list[_OwnerRef] | None = None
+
+
+class _Owned(msgspec.Struct):
+    metadata: _OwnedMeta | None = None
+
+
+_owned = msgspec.json.Decoder(_Owned).decode
+
+
+def owners(body: Any) -> list[tuple[str, str]]:
+    """(kind, name) of each owner a body's ownerReferences name (raw JSON or decoded)."""
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            meta = _owned(body).metadata
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return []
+        return [(r.kind, r.name) for r in (meta.ownerReferences or [])] if meta else []
+    if isinstance(body, dict):
+        meta = body.get("metadata")
+        refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
+        return [(str(r.get("kind") or ""), str(r.get("name") or "")) for r in refs
+                if isinstance(r, dict)] if isinstance(refs, list) else []
+    return []
 
 
 class _Trigger(msgspec.Struct):
@@ -110,7 +147,9 @@ class SpanInferrer:
             span = None
         target = (op.kind, op.namespace, op.name) if op.name else None
         own = self._triggers.get(target) if target is not None else None
-        if own is not None and now - own.last_ns <= self.quiet_ns:
+        if (own is None or now - own.last_ns > self.quiet_ns) and op.verb in _WRITES:
+            target, own = self._owner_trigger(op, now)
+        if own is not None and target is not None and now - own.last_ns <= self.quiet_ns:
             if span is None or span.key != target:
                 self._close()
                 span = self._open(target, own, now)  # type: ignore[arg-type]
@@ -130,6 +169,20 @@ class SpanInferrer:
         trigger = self._triggers.get(span.key)
         if trigger is not None:
             trigger.last_ns = max(trigger.last_ns, end)
+
+    def _owner_trigger(self, op: Operation, now: int) -> tuple[Key | None, _Trigger | None]:
+        """The owner (named by the child's ownerReferences) with the most recent live trigger."""
+        best: tuple[Key | None, _Trigger | None] = (None, None)
+        for body in (op.request, op.response):
+            for kind, name in owners(body):
+                key = (kind, op.namespace, name)
+                trigger = self._triggers.get(key)
+                if trigger is not None and now - trigger.last_ns <= self.quiet_ns and (
+                        best[1] is None or trigger.last_ns > best[1].last_ns):
+                    best = (key, trigger)
+            if best[1] is not None:
+                break
+        return best
 
     def finish(self) -> None:
         self._close()

@@ -163,7 +163,8 @@ def _span_session(tmp_path, script) -> tuple[list[tuple], dict[int, int | None]]
         sw = w.session("spans", "proxy")
         inf = SpanInferrer(sw, quiet_s=2)
         for item in script:
-            kind, verb, name, ts = item
+            kind, verb, name, ts = item[:4]
+            owner = item[4] if len(item) > 4 else None  # a child created with ownerReferences to it
             if kind == "event":
                 op = Operation(verb=verb, ts_ns=ts, api_version="example.com/v1", resource="widgets",
                                response=json.dumps({"kind": "Widget", "metadata": {
@@ -172,8 +173,11 @@ def _span_session(tmp_path, script) -> tuple[list[tuple], dict[int, int | None]]
                 inf.after_event(op, sw.append(op))
             else:
                 resource, kind_ = ("widgets", "Widget") if kind == "own" else ("configmaps", "ConfigMap")
+                body = json.dumps({"kind": kind_, "metadata": {"name": name, "ownerReferences": [
+                    {"apiVersion": "example.com/v1", "kind": "Widget", "name": owner, "uid": "u"}]}}).encode() \
+                    if owner else None
                 op = Operation(verb=verb, ts_ns=ts, duration_ns=1000, api_version="v1", resource=resource,
-                               kind=kind_, namespace="a", name=name)
+                               kind=kind_, namespace="a", name=name, request=body)
                 inf.before_call(op)
                 sw.append(op)
         inf.finish()
@@ -212,6 +216,21 @@ def test_concurrent_reconciles_keep_requests_on_their_own_objects(tmp_path) -> N
     ])
     assert [(name, trigger) for _, name, _, trigger, _ in spans] == [("daily", 1), ("weekly", 2), ("daily", 5)]
     assert tagged == {1: None, 2: None, 3: 1, 4: 2, 5: None, 6: 3}
+
+
+def test_a_child_goes_to_the_span_of_the_owner_its_owner_references_name(tmp_path) -> None:
+    # kopf's own patch of "hello" echoes back (event 3) after "world" was added (event 2):
+    # "world"'s child must still go to "world", not to the latest event.
+    spans, tagged = _span_session(tmp_path, [
+        ("event", ADDED, "hello", 1 * S),                       # 1
+        ("event", ADDED, "world", 1 * S + 10),                  # 2
+        ("event", MODIFIED, "hello", 1 * S + 20),               # 3
+        ("child", CREATE, "world-cm", 1 * S + 30, "world"),     # 4  world's span (by its owner)
+        ("child", CREATE, "hello-cm", 1 * S + 40, "hello"),     # 5  hello's span
+        ("child", GET, "some-secret", 1 * S + 50),              # 6  no owner: the running span
+    ])
+    assert [(name, trigger) for _, name, _, trigger, _ in spans] == [("world", 2), ("hello", 3)]
+    assert tagged == {1: None, 2: None, 3: None, 4: 1, 5: 2, 6: 2}
 
 
 def test_a_span_ends_at_its_own_last_request_not_at_the_events_after_it(tmp_path) -> None:
