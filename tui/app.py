@@ -26,7 +26,7 @@ import re
 import time
 from collections import deque
 from functools import partial, wraps
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import msgspec
 from textual import work
@@ -34,6 +34,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.notifications import Notification, Notify
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane, Tabs
@@ -96,6 +97,18 @@ def _error_text(exc: BaseException) -> str:
     if isinstance(exc, RecordingError):
         return str(exc)
     return f"internal error: {type(exc).__name__}: {exc}"
+
+
+class _Background:
+    """One recurring whole-session computation (statistics, analysis, cycles): is it running,
+    when did it last start, what did it cost (recomputing a growing recording waits 5x that)."""
+
+    __slots__ = ("running", "started", "cost")
+
+    def __init__(self) -> None:
+        self.running = False
+        self.started = 0.0
+        self.cost = 0.0
 
 
 class ReplayApp(App[int]):
@@ -174,23 +187,19 @@ class ReplayApp(App[int]):
         self.show_noise = False
         self._snap_pending = False
         self._scan_running = False
-        self._stats_at = 0.0
-        self._stats_cost = 0.0
-        self._analysis_cost = 0.0
+        self._stats = _Background()  # statistics, the analysis, the causality cycles: each in a worker
+        self._analysis = _Background()
+        self._cycles = _Background()
         self._seen_last = 0
         self._ended_watch: Any = None
         self._shown_ended = False
         self._stale_tabs: set[str] = set()
         self._stats_scheduled = False
-        self._analysis_at = 0.0
-        self._stats_running = False
-        self._analysis_running = False
         self.notices: deque[tuple[str, str]] = deque(maxlen=50)  # (severity, text): what the user was told
         self.watches: watchmod.WatchSet | None = None  # the fields watched (w), over the heavy connection
         self._watch_gen = 0  # bumped per session: a watch built for the previous one is dropped
         self.provenance: dict[str, Any] | None = None  # the chain p walks: {"chain", "i", "at"}
         self.cycles_data: list[dict[str, Any]] | None = None
-        self._cycles_running = False
         self.report_writing: str | None = None  # the path of the report being written (R), if any
         self._report_note: Notification | None = None
 
@@ -277,7 +286,7 @@ class ReplayApp(App[int]):
         for group in ("follow", "scan", "detail", "move", "statediff", "stats", "analysis", "objects",
                       "watch", "provenance", "cycles"):
             self.workers.cancel_group(self, group)  # whatever ran for the previous session
-        self._stats_running = self._analysis_running = self._scan_running = self._cycles_running = False
+        self._scan_running = self._stats.running = self._analysis.running = self._cycles.running = False
         assert self.hses is not None
         self.watches = watchmod.WatchSet(self.hses)
         self._watch_gen += 1
@@ -741,8 +750,8 @@ class ReplayApp(App[int]):
             self._show_watches()
             if self.watches is not None and any(w.upto < self.last for w in self.watches.watches):
                 self._refresh_watches()  # the followed session grew while the tab was hidden
-        if (event.pane.id == TABS["analysis"] and self.analysis_data is None and not self._analysis_running
-                and not self._stats_running and self.sses is not None):
+        if (event.pane.id == TABS["analysis"] and self.analysis_data is None and not self._analysis.running
+                and not self._stats.running and self.sses is not None):
             self.load_analysis()
         self._show_tab_content(keep_scroll=True)
 
@@ -853,7 +862,7 @@ class ReplayApp(App[int]):
         self._stale_tabs = {"state", "diff"}
         self._show_tab_content(keep_scroll=same_object)
         self.update_bar()
-        if self.stats_data is None and not self._stats_running and not self._stats_scheduled:
+        if self.stats_data is None and not self._stats.running and not self._stats_scheduled:
             self._stats_scheduled = True
             self.set_timer(STATS_DELAY_S, self.load_stats)
 
@@ -901,54 +910,44 @@ class ReplayApp(App[int]):
 
     # --- statistics and analysis ------------------------------------------------------------------------
 
-    @work(exclusive=True, group="stats", exit_on_error=False)
-    async def load_stats(self) -> None:
+    async def _compute(self, job: _Background, label: str, compute: Callable[[Session], Awaitable[Any]],
+                       ready: Callable[[Any, int], Message]) -> None:
+        """Run one whole-session computation in the calling worker; report with ``ready`` or a notice."""
         ses = self.sses
         if ses is None:
             return
-        self._stats_running = True
-        self._stats_at = time.monotonic()
+        job.running = True
+        job.started = time.monotonic()
         try:
-            result = await statsmod.compute(ses)
-            data = msgspec.to_builtins(result)
+            data = msgspec.to_builtins(await compute(ses))
         except Exception as exc:  # noqa: BLE001
-            self.post_message(Notice(f"statistics: {_error_text(exc)}"))
+            self.post_message(Notice(f"{label}: {_error_text(exc)}"))
             return
         finally:
-            self._stats_running = False
-            self._stats_cost = time.monotonic() - self._stats_at
-        self.post_message(StatsReady(data, ses.last))
+            job.running = False
+            job.cost = time.monotonic() - job.started
+        self.post_message(ready(data, ses.last))
+
+    @work(exclusive=True, group="stats", exit_on_error=False)
+    async def load_stats(self) -> None:
+        await self._compute(self._stats, "statistics", statsmod.compute, StatsReady)
 
     @_while_shown
     def on_stats_ready(self, message: StatsReady) -> None:
         self.stats_data = message.data
         self.query_one(StatsPanel).show_stats(message.data, self._cursor_ts())
-        if self.analysis_data is None and not self._analysis_running:
+        if self.analysis_data is None and not self._analysis.running:
             self.load_analysis()
 
     @work(exclusive=True, group="analysis", exit_on_error=False)
     async def load_analysis(self) -> None:
-        ses = self.sses
-        if ses is None:
-            return
-        self._analysis_running = True
-        self._analysis_at = time.monotonic()
-        try:
-            result = await analysis.analyze(ses)
-            data = msgspec.to_builtins(result)
-        except Exception as exc:  # noqa: BLE001
-            self.post_message(Notice(f"analysis: {_error_text(exc)}"))
-            return
-        finally:
-            self._analysis_running = False
-            self._analysis_cost = time.monotonic() - self._analysis_at
-        self.post_message(AnalysisReady(data, ses.last))
+        await self._compute(self._analysis, "analysis", analysis.analyze, AnalysisReady)
 
     @_while_shown
     def on_analysis_ready(self, message: AnalysisReady) -> None:
         self.analysis_data = message.data
         self._show_analysis()
-        if not self._cycles_running:
+        if not self._cycles.running:
             self.load_cycles()  # after the other analysis: seconds at 1M ops, on the same connection
 
     def _show_analysis(self) -> None:
@@ -962,20 +961,9 @@ class ReplayApp(App[int]):
 
     @work(exclusive=True, group="cycles", exit_on_error=False)
     async def load_cycles(self) -> None:
-        ses = self.sses
-        if ses is None:
-            return
-        self._cycles_running = True
-        try:
-            from engine import causality
-            found = await causality.cycles(ses)
-            data = msgspec.to_builtins(found)
-        except Exception as exc:  # noqa: BLE001
-            self.post_message(Notice(f"causality: {_error_text(exc)}"))
-            return
-        finally:
-            self._cycles_running = False
-        self.post_message(CyclesReady(data, ses.last))
+        from engine import causality
+
+        await self._compute(self._cycles, "causality", causality.cycles, CyclesReady)
 
     @_while_shown
     def on_cycles_ready(self, message: CyclesReady) -> None:
@@ -1235,12 +1223,12 @@ class ReplayApp(App[int]):
                 self.update_bar()
         now = time.monotonic()
         # recompute as the recording grows, but never spend more than a fifth of the time on it
-        if not self._stats_running and now - self._stats_at >= max(STATS_EVERY_S, 5 * self._stats_cost):
+        if not self._stats.running and now - self._stats.started >= max(STATS_EVERY_S, 5 * self._stats.cost):
             self.load_stats()
         if self._tab() == "watches":
             self._refresh_watches()  # c / C catch up by themselves; the shown values need it now
-        if not self._analysis_running and now - self._analysis_at >= max(ANALYSIS_EVERY_S,
-                                                                         5 * self._analysis_cost):
+        if not self._analysis.running and now - self._analysis.started >= max(ANALYSIS_EVERY_S,
+                                                                              5 * self._analysis.cost):
             self.load_analysis()
 
     @work(group="open", exit_on_error=False)

@@ -27,7 +27,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Awaitable, Callable, Sequence
 
 from engine.schema import RecordingError
 

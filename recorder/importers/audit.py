@@ -46,7 +46,8 @@ import msgspec
 from engine.format import READ_VERBS, WRITE_VERBS, Operation
 from recorder.importers.common import (
     NOT_OBJECT_KINDS, ImportFormatError, ImportResult, LineReader, Malformed, Progress, Tally, Target,
-    check_input, default_session_name, feed_lines, join_api_version, kind_from_plural, parse_rfc3339_ns,
+    check_input, default_session_name, feed_lines, first_pass, join_api_version, kind_from_plural,
+    parse_rfc3339_ns,
 )
 
 SOURCE = "audit"
@@ -360,16 +361,7 @@ def import_audit(path: str, db: str, *, session: str | None = None, user: str | 
                  user_agent: str | None = None, progress: bool | None = None) -> ImportResult:
     """Import an audit log into a new session of recording ``db`` (atomically)."""
     size = check_input(path, EXPECTED)
-    bar = Progress(f"scanning {os.path.basename(path)}", size, enabled=progress)
-    if os.path.isfile(path):
-        try:
-            kinds, audit_lines = prescan(path, bar)
-        finally:
-            bar.done()
-        if audit_lines == 0:
-            raise ImportFormatError(f"{path}: {NOT_AUDIT}")
-    else:
-        kinds = _Kinds()
+    kinds, bar = first_pass(path, size, prescan, _Kinds, NOT_AUDIT, progress)
     name = session or default_session_name(path)
     attributes: dict[str, Any] = {"source_file": os.path.abspath(path), "source_bytes": size,
                                   "format": "kubernetes audit log"}
@@ -378,7 +370,6 @@ def import_audit(path: str, db: str, *, session: str | None = None, user: str | 
     if user_agent is not None:
         attributes["filter_user_agent"] = user_agent
     malformed = Malformed()
-    bar.label = f"importing {os.path.basename(path)}"
     with Target(db) as target, target.session(name, SOURCE, attributes) as sw:
         importer = AuditImporter(sw, kinds, malformed, user=user, user_agent=user_agent)
         feed_lines(path, size, importer, bar)

@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import time
-from typing import IO, Any, Iterator, TextIO
+from typing import IO, Any, Callable, Iterator, TextIO, TypeVar
 
 import msgspec
 
@@ -238,6 +238,29 @@ NOT_OBJECT_KINDS = frozenset({"Status", "DeleteOptions", "WatchEvent", "Scale", 
                               "APIResourceList", "APIGroupList", "APIVersions", "APIGroup"})
 
 
+T = TypeVar("T")
+
+
+def first_pass(path: str, size: int, prescan: Callable[[str, Progress], tuple[T, int]], empty: Callable[[], T],
+               not_format: str, progress: bool | None) -> tuple[T, Progress]:
+    """Run an importer's first pass over a regular file (what it learns, and how many lines looked
+    like its format: none is a format error); a pipe cannot be read twice, so it gets ``empty()``.
+    Returns what was learnt and the progress bar, relabelled for the import pass."""
+    name = os.path.basename(path)
+    bar = Progress(f"scanning {name}", size, enabled=progress)
+    if os.path.isfile(path):
+        try:
+            learnt, recognised = prescan(path, bar)
+        finally:
+            bar.done()
+        if recognised == 0:
+            raise ImportFormatError(f"{path}: {not_format}")
+    else:
+        learnt = empty()
+    bar.label = f"importing {name}"
+    return learnt, bar
+
+
 def feed_lines(path: str, size: int, importer: Any, bar: Progress) -> None:
     """Every line of ``path`` to ``importer.line(lineno, line)``, then ``importer.finish()``.
 
@@ -349,24 +372,30 @@ _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s*(Z|z|[+-]\d{2}:?\d{2})?")
 
 
-def parse_rfc3339_ns(text: str) -> int | None:
-    """'2019-01-01T00:00:00.123456Z' -> ns since the epoch (UTC when no zone is given)."""
-    m = _RFC3339.match(text or "")
-    if not m:
-        return None
+def match_ns(m: re.Match[Any]) -> int | None:
+    """ns since the epoch (UTC) from a match whose groups 1-7 are year, month, day, hour, minute,
+    second and an optional fraction (str or bytes); None for an impossible date."""
     y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
     try:
         secs = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
     except (ValueError, OverflowError):
         return None
-    frac = m.group(7) or ""
-    ns = int(frac.ljust(9, "0")) if frac else 0
+    frac = (m.group(7) or "")[:9]
+    return secs * 1_000_000_000 + (int(frac) * 10 ** (9 - len(frac)) if frac else 0)
+
+
+def parse_rfc3339_ns(text: str) -> int | None:
+    """'2019-01-01T00:00:00.123456Z' -> ns since the epoch (UTC when no zone is given)."""
+    m = _RFC3339.match(text or "")
+    if not m:
+        return None
+    ns = match_ns(m)
     zone = m.group(8)
-    if zone and zone not in ("Z", "z"):
+    if ns is not None and zone and zone not in ("Z", "z"):
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
-        secs -= sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60)
-    return secs * 1_000_000_000 + ns
+        ns -= sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60) * 1_000_000_000
+    return ns
 
 
 def epoch_to_ns(value: Any) -> int | None:

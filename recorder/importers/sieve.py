@@ -50,7 +50,6 @@ Sieve record: with ``not a Sieve learn trace`` when no line carries a tag.
 
 from __future__ import annotations
 
-import calendar
 import os
 import re
 from typing import Any
@@ -63,7 +62,8 @@ from engine.format import (
 )
 from recorder.importers.common import (
     CORE_BY_LOWER_KIND, ImportFormatError, ImportResult, LineReader, Malformed, Progress, Tally,
-    Target, check_input, code_for_reason, default_session_name, feed_lines, pluralise, status_body,
+    Target, check_input, code_for_reason, default_session_name, feed_lines, first_pass, match_ns, pluralise,
+    status_body,
 )
 
 SOURCE = "sieve"
@@ -98,15 +98,7 @@ class _TypeInfo(msgspec.Struct):
 
 def _line_ts(prefix: bytes) -> int | None:
     m = _TS.search(prefix)
-    if not m:
-        return None
-    y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
-    try:
-        secs = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
-    except (ValueError, OverflowError):
-        return None
-    frac = m.group(7)
-    return secs * 1_000_000_000 + (int(frac.ljust(9, b"0")) if frac else 0)
+    return match_ns(m) if m else None
 
 
 def _self_link_type(link: str) -> tuple[str, str] | None:
@@ -521,21 +513,11 @@ def import_sieve(path: str, db: str, *, session: str | None = None,
                  progress: bool | None = None) -> ImportResult:
     """Import a Sieve learn trace into a new session of recording ``db`` (atomically)."""
     size = check_input(path, EXPECTED)
-    bar = Progress(f"scanning {os.path.basename(path)}", size, enabled=progress)
-    if os.path.isfile(path):
-        try:
-            types, tagged = prescan(path, bar)
-        finally:
-            bar.done()
-        if tagged == 0:
-            raise ImportFormatError(f"{path}: {NOT_SIEVE}")
-    else:
-        types = _Types()
+    types, bar = first_pass(path, size, prescan, _Types, NOT_SIEVE, progress)
     name = session or default_session_name(path)
     attributes: dict[str, Any] = {"source_file": os.path.abspath(path), "source_bytes": size,
                                   "format": "sieve learn trace"}
     malformed = Malformed()
-    bar.label = f"importing {os.path.basename(path)}"
     with Target(db) as target, target.session(name, SOURCE, attributes) as sw:
         importer = SieveImporter(sw, types, malformed)
         feed_lines(path, size, importer, bar)
