@@ -181,6 +181,8 @@ def test_stats_command_marks_sampled_counts(tmp_path: Path, capsys: pytest.Captu
     code, out, err = _cli(capsys, "stats", str(db))
     assert code == 0, err
     assert "~412 operations" in out and "SAMPLED: 10% of non-watch requests recorded" in out
+    code, out, _ = _cli(capsys, "sessions", str(db))
+    assert "closed, sampled 10%" in out
     code, out, _ = _cli(capsys, "stats", str(db), "--json")
     data = json.loads(out)
     assert data["sample_rate"] == 0.1 and data["recorded_operations"] == 52 and data["operations"] == 412

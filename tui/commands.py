@@ -66,8 +66,11 @@ async def sessions(db: str, *, as_json: bool) -> int:
     rows = [("ID", "NAME", "SOURCE", "OPS", "STARTED (UTC)", "DURATION", "STATE")]
     for i in infos:
         duration = fmt_duration(i.ended_ns - i.started_ns) if i.ended_ns and i.started_ns else "-"
+        state = "recording" if i.live else "closed"
+        if i.sample_rate < 1:
+            state += f", sampled {i.sample_rate * 100:.4g}%"
         rows.append((str(i.id), i.name, i.source, f"{i.operations:,}", fmt_ts(i.started_ns)[:19],
-                     duration, "recording" if i.live else "closed"))
+                     duration, state))
     print(_table(rows))
     return 0
 
