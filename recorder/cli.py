@@ -257,8 +257,8 @@ def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Up
         sampled = f", {counters.sampled_out:,} sampled out (--sample {args.sample:g})" if args.sample < 1 else ""
         log.info(f"recorded {counters.recorded:,} operations to {args.db} (session {session.name!r}); "
                  f"{counters.dropped:,} dropped, {lost:,} lost to errors{sampled}",
-                 **({"recorded": counters.recorded, "dropped": counters.dropped, "errors": lost,
-                     "sampled_out": counters.sampled_out, "exit_status": status} if log.json else {}))
+                 recorded=counters.recorded, dropped=counters.dropped, errors=lost,
+                 sampled_out=counters.sampled_out, exit_status=status)
         return status
     finally:
         writer.close()
@@ -307,7 +307,7 @@ async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstrea
         if not command:
             log.info(f"recording {upstream.url} through {url}; run the operator with "
                      f"KUBECONFIG={kubeconfig} (Ctrl-C to stop)",
-                     **({"cluster": upstream.url, "proxy": url, "kubeconfig": str(kubeconfig)} if log.json else {}))
+                     cluster=upstream.url, proxy=url, kubeconfig=str(kubeconfig))
             await stop.wait()
             return 0
         env = dict(os.environ, KUBECONFIG=str(kubeconfig))

@@ -51,13 +51,13 @@ class Log:
                 pass  # a closed stderr must not stop the recording
 
     def log(self, level: str, message: str, **fields: Any) -> None:
+        """One line; ``fields`` are added to JSON lines only."""
         if self.json:
             self._write(_encode({"time": rfc3339_ms(time.time_ns()), "level": level, "message": message,
                                  **fields}).decode())
-        else:
+        else:  # the fields are for machines: the message already says it for people
             prefix = "" if level == "info" else f"{level}: "
-            extra = "".join(f" {k}={v}" for k, v in fields.items())
-            self._write(f"{PROG}: {prefix}{message}{extra}")
+            self._write(f"{PROG}: {prefix}{message}")
 
     def info(self, message: str, **fields: Any) -> None:
         self.log("info", message, **fields)

@@ -154,11 +154,11 @@ async def test_the_report_of_a_sampled_session_says_so(session_of: Any) -> None:
     assert "| GET configmaps | ~300 |" in md and "| ADDED configmaps | 12 |" in md
 
 
-async def test_an_unsampled_report_says_every_request_was_recorded(session_of: Any) -> None:
+async def test_an_unsampled_report_says_it_is_not_sampled(session_of: Any) -> None:
     from tui.report import render_markdown
 
     md = render_markdown(await reportmod.build(await session_of(_sampled_steps(3, 1, 1))))
-    assert "every request recorded" in md and "~" not in md.split("## Endpoints")[1].split("##")[0]
+    assert "not sampled: every request the source saw is in the recording" in md and "~" not in md.split("## Endpoints")[1].split("##")[0]
 
 
 @pytest.mark.parametrize("bogus", ["0.5", -1, 7, True, None])

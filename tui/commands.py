@@ -256,7 +256,7 @@ async def stats(db: str, session: str | None, *, as_json: bool) -> int:
 def sampling_note(rate: float, recorded: int, sampled_out: int | None) -> str:
     """How much of the traffic the recording holds, in words (shared with ``stats``)."""
     if rate >= 1.0:
-        return "every request recorded"
+        return "not sampled: every request the source saw is in the recording"
     out = f" ({sampled_out:,} left out)" if sampled_out is not None else ""
     return (f"SAMPLED: {rate * 100:.4g}% of non-watch requests recorded{out}, {recorded:,} ops in the file; "
             "request counts are estimates (~), latency percentiles are from the sample")
