@@ -32,7 +32,7 @@ from engine.schema import RecordingError
 from engine.writer import RecordingWriter
 from recorder.capture import Capture, Converter
 from recorder.paths import parse_path, parse_query
-from recorder.queue import DEFAULT_MAXSIZE, CaptureQueue, Counters
+from recorder.queue import DEFAULT_MAXSIZE, CaptureQueue, Counters, check_rate
 from recorder.redact import Redactor
 
 _span: contextvars.ContextVar[int | None] = contextvars.ContextVar("replay_tui_reconcile", default=None)
@@ -133,8 +133,7 @@ class ClientRecording:
 
     def __init__(self, db: str, session: str, *, redact: bool = True, queue_size: int = DEFAULT_MAXSIZE,
                  sample: float = 1.0, attributes: dict[str, Any] | None = None):
-        if not 0.0 <= sample <= 1.0:
-            raise RecordingError(f"sample rate {sample:g}: expected a fraction from 0 to 1")
+        check_rate(sample)  # before the file is created
         self.db = db
         self._writer = RecordingWriter(db)
         try:

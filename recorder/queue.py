@@ -74,6 +74,13 @@ class _Stream(msgspec.Struct):
     skipping: bool = False  # inside a line whose start was dropped: skip to the next newline
 
 
+def check_rate(rate: float) -> float:
+    """A sample rate: a fraction from 0 to 1."""
+    if not 0.0 <= rate <= 1.0:  # (NaN fails too)
+        raise RecordingError(f"sample rate {rate:g}: expected a fraction from 0 to 1")
+    return rate
+
+
 def error_category(exc: BaseException) -> str:
     text = str(exc).lower()
     return "locked" if "locked" in text or "busy" in text else "disk"
@@ -86,8 +93,7 @@ class CaptureQueue:
                  maxsize: int = DEFAULT_MAXSIZE, max_bytes: int = DEFAULT_MAX_BYTES,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL, quiet_s: float | None = None,
                  sample: float = 1.0, seed: int | None = None, log: Log | None = None):
-        if not 0.0 <= sample <= 1.0:
-            raise RecordingError(f"sample rate {sample:g}: expected a fraction from 0 to 1")
+        check_rate(sample)
         self.writer = writer
         self.sample = sample
         self._rng = random.Random(seed)
