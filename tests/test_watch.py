@@ -342,3 +342,31 @@ def test_path_for_names_list_items_by_their_key() -> None:
         assert get_path(doc, watch.check_path(path)) == value
     with pytest.raises(watch.FieldSpecError):
         watch.path_for(doc, ["spec", "args", "x"])
+
+
+async def test_an_index_over_compressed_versions_and_a_corrupted_one(tmp_path: Path, open_recording: Any) -> None:
+    import sqlite3
+
+    db = tmp_path / "big.db"
+    bodies = [k8s_object("ConfigMap", "big", rv=i + 1, data={"n": str(i // 3), "pad": "y" * 2000})
+              for i in range(40)]
+    write_session(db, [op_for("create" if i == 0 else "update", b, response=b) for i, b in enumerate(bodies)])
+    rec = await open_recording(db)
+    ses = await rec.session(None)
+    await ses.refresh()
+    obj_id, key = await ses.resolve_object("ConfigMap/default/big")
+    index = watch.ChangeIndex(ses, obj_id, key, ".data.n")
+    await index.update()
+    assert [c.new for c in index.changes()] == [str(n) for n in range(14)]
+    assert index.versions == 40
+    conn = sqlite3.connect(db)
+    with conn:
+        assert conn.execute("SELECT COUNT(*) FROM blobs WHERE codec = 1").fetchone()[0] >= 40
+        conn.execute("UPDATE blobs SET data = ? WHERE id = (SELECT MAX(id) FROM blobs WHERE codec = 1)",
+                     (b"\x28\xb5\x2f\xfd not zstd",))
+    conn.close()
+    fresh = await open_recording(db)
+    ses2 = await fresh.session(None)
+    await ses2.refresh()
+    with pytest.raises(RecordingError, match="corrupted"):
+        await watch.ChangeIndex(ses2, obj_id, key, ".data.n").update()
