@@ -87,9 +87,12 @@ def _rate(text: str) -> float:
         rate = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number (expected a fraction from 0 to 1)") from None
-    if not 0.0 <= rate <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is outside 0 to 1")
-    return rate
+    from recorder.queue import check_rate  # (the heavy modules load only when ``record`` runs)
+
+    try:
+        return check_rate(rate)
+    except RecordingError:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside 0 to 1") from None
 
 
 def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:

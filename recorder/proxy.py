@@ -157,17 +157,11 @@ class RecordingProxy:
                 401, "Unauthorized", "replay-tui record: use the kubeconfig the recorder wrote"))
         self.requests += 1
         rid = self.requests
-        body = await request.read()
-        path, query = request.path, request.query_string
-        method = request.method
-        req_type = request.headers.get("Content-Type", "")
+        cap = Capture(request.method, request.path, request.query_string, ts_ns=ts_ns,
+                      request=await request.read() or None, request_type=request.headers.get("Content-Type", ""))
         if request.headers.get("Upgrade"):
-            message = "replay-tui record: connection upgrades (exec, attach, port-forward) are not proxied"
-            self._done(rid, method, path, False, 501, time.perf_counter_ns() - t0)
-            self.queue.request(Capture(method, path, query, 501, ts_ns, time.perf_counter_ns() - t0,
-                                       body or None, req_type, error=message))
-            return aiohttp.web.Response(status=501, content_type="application/json",
-                                        body=status_body(501, "NotImplemented", message))
+            return self._fail(rid, cap, False, t0, 501, "NotImplemented",
+                              "replay-tui record: connection upgrades (exec, attach, port-forward) are not proxied")
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _REQUEST_DROP)
         if "Accept" in headers:
             headers["Accept"] = json_accept(headers["Accept"])
@@ -177,39 +171,43 @@ class RecordingProxy:
         watch = is_watch_request(request)
         try:
             resp = await self._session.request(
-                method, self.upstream.url + request.raw_path, headers=headers, data=body or None,
+                cap.method, self.upstream.url + request.raw_path, headers=headers, data=cap.request,
                 allow_redirects=False, server_hostname=self.upstream.server_hostname,
                 proxy=self.upstream.proxy)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             self.upstream_errors += 1
-            message = f"replay-tui record: cannot reach the cluster at {self.upstream.url}: {describe(exc)}"
-            self._done(rid, method, path, watch, 502, time.perf_counter_ns() - t0)
-            self.queue.request(Capture(method, path, query, 502, ts_ns, time.perf_counter_ns() - t0,
-                                       body or None, req_type, error=message), sampled=not watch)
-            return aiohttp.web.Response(status=502, content_type="application/json",
-                                        body=status_body(502, "BadGateway", message))
+            return self._fail(rid, cap, watch, t0, 502, "BadGateway", "replay-tui record: cannot reach the "
+                              f"cluster at {self.upstream.url}: {describe(exc)}")
         if resp.status == 401 and self.upstream.authorization is not None:
             asyncio.get_running_loop().run_in_executor(None, self._refresh_quietly)
         if resp.status == 200 and watch:
-            return await self._relay_watch(request, resp, rid, ts_ns, t0, body, req_type)
+            return await self._relay_watch(request, resp, rid, cap, t0)
         try:
             data = await resp.read()
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             resp.release()
             self.upstream_errors += 1
-            message = f"replay-tui record: the cluster's response broke off: {describe(exc)}"
-            self._done(rid, method, path, watch, 502, time.perf_counter_ns() - t0)
-            self.queue.request(Capture(method, path, query, 502, ts_ns, time.perf_counter_ns() - t0,
-                                       body or None, req_type, error=message), sampled=not watch)
-            return aiohttp.web.Response(status=502, content_type="application/json",
-                                        body=status_body(502, "BadGateway", message))
+            return self._fail(rid, cap, watch, t0, 502, "BadGateway",
+                              f"replay-tui record: the cluster's response broke off: {describe(exc)}")
         resp.release()
         out = aiohttp.web.Response(status=resp.status, body=data, headers=self._response_headers(resp))
-        duration_ns = time.perf_counter_ns() - t0
-        self.queue.request(Capture(method, path, query, resp.status, ts_ns, duration_ns, body or None,
-                                   req_type, data, resp.headers.get("Content-Type", "")), sampled=not watch)
-        self._done(rid, method, path, watch, resp.status, duration_ns)
+        cap.status, cap.duration_ns = resp.status, time.perf_counter_ns() - t0
+        cap.response, cap.response_type = data, resp.headers.get("Content-Type", "")
+        self._answered(rid, cap, watch)
         return out
+
+    def _fail(self, rid: int, cap: Capture, watch: bool, t0: int, status: int, reason: str,
+              message: str) -> aiohttp.web.Response:
+        """The proxy's own failure: recorded like any answer, and told to the operator as a Status."""
+        cap.status, cap.duration_ns, cap.error = status, time.perf_counter_ns() - t0, message
+        self._answered(rid, cap, watch)
+        return aiohttp.web.Response(status=status, content_type="application/json",
+                                    body=status_body(status, reason, message))
+
+    def _answered(self, rid: int, cap: Capture, watch: bool) -> None:
+        """A request that got its whole answer: to the queue (a failed watch is never sampled out)."""
+        self.queue.request(cap, sampled=not watch)
+        self._done(rid, cap.method, cap.path, watch, cap.status, cap.duration_ns)
 
     def _done(self, rid: int, method: str, path: str, watch: bool, status: int, duration_ns: int) -> None:
         """Latency histogram and request log line of a request that got its whole answer."""
@@ -220,16 +218,15 @@ class RecordingProxy:
             self.log.request(rid, verb, template(api), status, duration_ns)
 
     async def _relay_watch(self, request: aiohttp.web.BaseRequest, resp: aiohttp.ClientResponse, rid: int,
-                           ts_ns: int, t0: int, body: bytes, req_type: str) -> aiohttp.web.StreamResponse:
+                           cap: Capture, t0: int) -> aiohttp.web.StreamResponse:
         out = aiohttp.web.StreamResponse(status=resp.status, headers=self._response_headers(resp))
         self._streams.add(resp)
         self.open_watches += 1
-        opened_ns = time.perf_counter_ns() - t0
-        sid = self.queue.watch_open(Capture(request.method, request.path, request.query_string, resp.status,
-                                            ts_ns, opened_ns, body or None, req_type))
-        api = parse_path(request.path) if self.observe else None
+        cap.status, cap.duration_ns = resp.status, time.perf_counter_ns() - t0
+        sid = self.queue.watch_open(cap)
+        api = parse_path(cap.path) if self.observe else None
         if api is not None:
-            self.durations.observe(WATCH, opened_ns / 1e9)
+            self.durations.observe(WATCH, cap.duration_ns / 1e9)
         counting = self.log.requests
         events = 0
         monitor = asyncio.ensure_future(self._close_when_client_leaves(request, resp))

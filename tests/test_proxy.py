@@ -35,6 +35,7 @@ from recorder.proxy import RecordingProxy  # noqa: E402
 from recorder.queue import CaptureQueue  # noqa: E402
 from recorder.testing.emulator import EmulatorThread, KubernetesAPIEmulator  # noqa: E402
 from recorder.testing.harness import RecorderProcess  # noqa: E402
+from tests.test_recorder_queue import SlowWriter  # noqa: E402
 
 UPSTREAM_TOKEN = "upstream-" + secrets.token_hex(8)
 
@@ -252,23 +253,11 @@ def test_metrics_are_served_on_their_own_address(env: Env) -> None:
 
 # --- in process: a slow disk must not slow the operator --------------------------------------
 
-class _SlowWriter:
-    def __init__(self, inner: Any, delay: float):
-        self.inner, self.delay = inner, delay
-
-    def append(self, op: Any) -> int:
-        time.sleep(self.delay)
-        return self.inner.append(op)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 def test_a_slow_writer_drops_and_counts_instead_of_slowing_requests(env: Env, tmp_path: Path) -> None:
     db = tmp_path / "slow.db"
     writer = RecordingWriter(db)
     session = writer.session("slow", "proxy")
-    queue = CaptureQueue(_SlowWriter(session, 0.05), Converter(None), maxsize=4).start()  # type: ignore[arg-type]
+    queue = CaptureQueue(SlowWriter(session, 0.05), Converter(None), maxsize=4).start()  # type: ignore[arg-type]
     upstream = load_upstream(str(env.kubeconfig))
     loop = asyncio.new_event_loop()
     proxy = RecordingProxy(upstream, queue, token=None)
