@@ -55,10 +55,10 @@ async def _timed_ms(fn: Callable[[], Awaitable[Any]]) -> float:
 async def read_phase(db: str, *, session_ref: str | None, samples: int, seed: int,
                      stats_runs: int) -> dict[str, Any]:
     """Every reading measurement, on one process (its peak RSS is reported)."""
-    from engine import state, stats
-    from engine.cursor import Cursor
-    from engine.diff import object_diff
-    from engine.store import Recording
+    from replay_tui.engine import state, stats
+    from replay_tui.engine.cursor import Cursor
+    from replay_tui.engine.diff import object_diff
+    from replay_tui.engine.store import Recording
 
     rng = random.Random(seed)
     out: dict[str, Any] = {}
@@ -168,7 +168,7 @@ async def read_phase(db: str, *, session_ref: str | None, samples: int, seed: in
 
 def gen_phase(ops: int, seed: int) -> dict[str, Any]:
     """The generator alone, into a sink that keeps nothing: its share of the ingest time."""
-    from engine import synth
+    from benchmarks import generator as synth
 
     class _Sink:
         id = 0

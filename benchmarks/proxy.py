@@ -135,7 +135,7 @@ def run(requests: int, events: int, interval_ms: float, observe: bool = False) -
             "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
         db = tmp / "bench.db"
         proxy_kc = tmp / "proxy.kubeconfig"
-        recorder = subprocess.Popen([sys.executable, "-m", "tui.cli", "record", "--db", str(db), "--kubeconfig", str(kc),
+        recorder = subprocess.Popen([sys.executable, "-m", "replay_tui", "record", "--db", str(db), "--kubeconfig", str(kc),
                                            "--kubeconfig-out", str(proxy_kc), "--session", "bench",
                                      *(OBSERVE_ARGS if observe else [])],
                                     stderr=subprocess.DEVNULL)

@@ -13,9 +13,9 @@ import resource
 import sys
 import time
 
-from engine.schema import RecordingError
-from engine.synth import write_session
-from engine.writer import RecordingWriter
+from replay_tui.engine.schema import RecordingError
+from benchmarks.generator import write_session
+from replay_tui.engine.writer import RecordingWriter
 
 
 def max_rss_mb() -> float:

@@ -49,8 +49,8 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def measure(db: str, *, session_ref: str | None, seed: int, samples: int) -> dict[str, Any]:
-    from engine import causality, filters, provenance, query, watch
-    from engine.store import Recording
+    from replay_tui.engine import causality, filters, provenance, query, watch
+    from replay_tui.engine.store import Recording
 
     rng = random.Random(seed)
     out: dict[str, Any] = {}

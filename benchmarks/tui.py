@@ -102,8 +102,8 @@ async def _cursor_at(pilot: Any, app: Any, seq: int, timeout: float = 30.0) -> N
 
 
 async def child_launch(db: str, steps: int, seed: int) -> dict[str, Any]:
-    from tui.app import ReplayApp, _preflight
-    from tui.widgets.timeline import Timeline
+    from replay_tui.tui.app import ReplayApp, _preflight
+    from replay_tui.tui.widgets.timeline import Timeline
 
     out: dict[str, Any] = {}
     infos = await _preflight(db, None)  # what run_app does before the screen opens
@@ -178,9 +178,9 @@ async def child_launch(db: str, steps: int, seed: int) -> dict[str, Any]:
 
 WRITER = r"""
 import sys, time
-from engine import synth
-from engine.format import Operation
-from engine.writer import RecordingWriter, SessionWriter
+from benchmarks import generator as synth
+from replay_tui.engine.format import Operation
+from replay_tui.engine.writer import RecordingWriter, SessionWriter
 
 db, ops, count, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 captured = {}
@@ -216,8 +216,8 @@ async def child_follow(db: str, ops: int, count: int, every: float) -> dict[str,
     assert writer.stdin is not None and writer.stdout is not None
     if writer.stdout.readline().strip() != "ready":
         raise RuntimeError("the live writer did not start")
-    from tui.app import ReplayApp
-    from tui.widgets.timeline import Timeline
+    from replay_tui.tui.app import ReplayApp
+    from replay_tui.tui.widgets.timeline import Timeline
 
     commits: dict[int, float] = {}
 

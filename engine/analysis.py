@@ -22,16 +22,16 @@ from typing import Any, AsyncIterator
 
 import msgspec
 
-from engine import diff as diffmod
-from engine.format import (
+from replay_tui.engine import diff as diffmod
+from replay_tui.engine.format import (
     ADDED, CREATE, DELETE, DELETED, EVENT_VERBS, GET, LIST, MODIFIED, PATCH, UPDATE, VERB_ORDER,
     WATCH, WRITE_VERBS,
 )
-from engine.schema import RecordingError
-from engine.stats import (
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.stats import (
     LATENCY_VERBS, Group, gather_all, groups, id_range, known_kinds, object_label,
 )
-from engine.store import Session
+from replay_tui.engine.store import Session
 
 EXAMPLES = 5  # example seqs per finding
 TOP = 20  # entries per ranked list

@@ -23,11 +23,11 @@ from typing import Any
 
 import msgspec
 
-from engine.diff import DEFAULT_IGNORE, diff
-from engine.format import WRITE_VERBS
-from engine.provenance import version_at
-from engine.store import Session
-from engine.watch import jsonable, same
+from replay_tui.engine.diff import DEFAULT_IGNORE, diff
+from replay_tui.engine.format import WRITE_VERBS
+from replay_tui.engine.provenance import version_at
+from replay_tui.engine.store import Session
+from replay_tui.engine.watch import jsonable, same
 
 LIVE_SPANS = 16384
 ECHO_WINDOW = 16  # ops after a watch event searched for a write logged late (Sieve, racing proxies)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from engine.filters import Filter, find
-from engine.format import Operation, Reconcile
-from engine.store import PositionError, Session
+from replay_tui.engine.filters import Filter, find
+from replay_tui.engine.format import Operation, Reconcile
+from replay_tui.engine.store import PositionError, Session
 
 _ELAPSED = re.compile(r"\+(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?!s))?(?:(?P<s>\d+(?:\.\d+)?)s)?\Z")
 _ISO_FRACTION = re.compile(

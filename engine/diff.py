@@ -19,8 +19,8 @@ from typing import Any, Iterable, Sequence
 
 import msgspec
 
-from engine.state import Snapshot, object_at, snapshot
-from engine.store import Session
+from replay_tui.engine.state import Snapshot, object_at, snapshot
+from replay_tui.engine.store import Session
 
 
 class _Missing:

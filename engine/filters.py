@@ -22,9 +22,9 @@ from typing import Any
 
 import msgspec
 
-from engine.format import VERBS
-from engine.schema import RecordingError
-from engine.store import Session
+from replay_tui.engine.format import VERBS
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import Session
 
 SCAN_WINDOW = 65536  # ops per query while searching, so a search can be cancelled between windows
 
@@ -207,7 +207,7 @@ _CHANGED_SQL = "verb IN ('get', 'list', 'create', 'update', 'patch', 'delete', '
 
 def _changed(value: str, op: str, expression: str, op_col: int, value_col: int) -> tuple[str, ...]:
     """The field paths of a changed= term, each checked (errors point into the path)."""
-    from engine.diff import PathError, parse_path
+    from replay_tui.engine.diff import PathError, parse_path
 
     if op not in ("=", ":"):
         raise FilterError(f"changed takes =, not {op}", expression, op_col)
@@ -231,7 +231,7 @@ def _changed(value: str, op: str, expression: str, op_col: int, value_col: int) 
 async def find(session: Session, seq: int, flt: Filter, forward: bool = True) -> int | None:
     """The next (or previous) op after ``seq`` matching the filter, scanning window by window."""
     if flt.changed:
-        from engine import query
+        from replay_tui.engine import query
         return await query.find(session, seq, flt, forward)
     last = session.last
     if forward:
@@ -259,7 +259,7 @@ async def find(session: Session, seq: int, flt: Filter, forward: bool = True) ->
 
 async def count(session: Session, flt: Filter) -> int:
     if flt.changed:
-        from engine import query
+        from replay_tui.engine import query
         return await query.count(session, flt)
     row = await session.rec.fetchone(
         f"SELECT COUNT(*) FROM operations WHERE session_id = ? AND ({flt.sql})",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import AsyncIterator
 
-from engine.store import Session
+from replay_tui.engine.store import Session
 
 POLL_S = 0.1
 

@@ -30,11 +30,11 @@ from typing import Any, AsyncIterator
 
 import msgspec
 
-from engine.diff import MISSING
-from engine.format import EVENT_VERBS, WRITE_VERBS, Reconcile
-from engine.state import Version
-from engine.store import Session
-from engine.watch import change_index, jsonable
+from replay_tui.engine.diff import MISSING
+from replay_tui.engine.format import EVENT_VERBS, WRITE_VERBS, Reconcile
+from replay_tui.engine.state import Version
+from replay_tui.engine.store import Session
+from replay_tui.engine.watch import change_index, jsonable
 
 MAX_LINKS = 32
 MATCH_WINDOW = 512  # ops either side of an observed version searched for the write that made it

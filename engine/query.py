@@ -19,13 +19,13 @@ from typing import Any, AsyncIterator, Iterator
 
 import msgspec
 
-from engine import codec
-from engine.diff import MISSING
-from engine.filters import SCAN_WINDOW, Filter
-from engine.format import OpRow
-from engine.schema import RecordingError
-from engine.store import OPROW_COLUMNS, Session
-from engine.watch import FieldReader, jsonable, same
+from replay_tui.engine import codec
+from replay_tui.engine.diff import MISSING
+from replay_tui.engine.filters import SCAN_WINDOW, Filter
+from replay_tui.engine.format import OpRow
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import OPROW_COLUMNS, Session
+from replay_tui.engine.watch import FieldReader, jsonable, same
 
 FIRST_WINDOW = 4096
 BODY_FIRST = 256  # first window when bodies are read (changed=): the first match comes fast
@@ -198,7 +198,7 @@ async def scan(session: Session, flt: Filter, after: int, upto: int) -> list[int
 async def find(session: Session, seq: int, flt: Filter, forward: bool = True) -> int | None:
     """The next (previous) matching op after (before) ``seq``; exact for changed= terms."""
     if not flt.changed:
-        from engine.filters import find as sql_find
+        from replay_tui.engine.filters import find as sql_find
         return await sql_find(session, seq, flt, forward)
     values = _Values(session, {p for term in flt.changed for p in term})
     if forward:
@@ -215,7 +215,7 @@ async def find(session: Session, seq: int, flt: Filter, forward: bool = True) ->
 async def count(session: Session, flt: Filter) -> int:
     """How many ops match (reads bodies for changed= terms: a scan of the session)."""
     if not flt.changed:
-        from engine.filters import count as sql_count
+        from replay_tui.engine.filters import count as sql_count
         return await sql_count(session, flt)
     n = 0
     async for matches in stream(session, flt):

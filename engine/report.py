@@ -6,7 +6,7 @@ Built only from the engine's own reads: ``stats.compute`` (summary, timeline),
 aggregates (per endpoint, per reconciler).  Nothing loads a whole session: the
 aggregates are GROUP BYs, reconcile durations are streamed into histograms, and
 the object graph reads at most ``GRAPH_NODES`` bodies.  Rendering (Markdown,
-HTML) lives in ``tui.report``; ``msgspec.to_builtins(Report)`` is the JSON.
+HTML) lives in ``cli.report``; ``msgspec.to_builtins(Report)`` is the JSON.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 
 import msgspec
 
-from engine import analysis, causality, state
-from engine.format import WRITE_VERBS
-from engine.schema import RecordingError
-from engine.stats import LATENCY_VERBS, Histogram, Latency, Stats, Timeline, compute, request_scale
-from engine.store import Session
-from engine.writer import duration_bucket
+from replay_tui.engine import analysis, causality, state
+from replay_tui.engine.format import WRITE_VERBS
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.stats import LATENCY_VERBS, Histogram, Latency, Stats, Timeline, compute, request_scale
+from replay_tui.engine.store import Session
+from replay_tui.engine.writer import duration_bucket
 
 GRAPH_NODES = 50  # objects drawn in the Mermaid graph (the most written first)
 SECRET_SCAN = 200  # Secrets whose bodies are searched for redaction markers

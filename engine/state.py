@@ -13,10 +13,10 @@ from typing import Any
 
 import msgspec
 
-from engine import codec
-from engine.format import ObjectKey
-from engine.schema import RecordingError
-from engine.store import Session
+from replay_tui.engine import codec
+from replay_tui.engine.format import ObjectKey
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import Session
 
 KEYFRAME_CACHE = 4
 

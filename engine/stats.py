@@ -30,11 +30,11 @@ from typing import Any, Awaitable, Iterable, NamedTuple, Sequence
 
 import msgspec
 
-from engine.format import (
+from replay_tui.engine.format import (
     EVENT_ERROR, EVENT_VERBS, READ_VERBS, VERB_ORDER, WATCH, WRITE_VERBS, ObjectKey,
 )
-from engine.store import Recording, Session
-from engine.writer import bucket_value_ns
+from replay_tui.engine.store import Recording, Session
+from replay_tui.engine.writer import bucket_value_ns
 
 TOP_OBJECTS = 10
 PARALLEL_MIN = 200_000  # below this many ops a second connection costs more than it saves

@@ -21,9 +21,9 @@ from typing import Any, Sequence
 import aiosqlite
 import msgspec
 
-from engine import codec
-from engine.format import Mark, ObjectKey, Operation, OpRow, Reconcile, SessionInfo
-from engine.schema import SQLITE_MAGIC, RecordingError, check_meta, describe_sqlite_error
+from replay_tui.engine import codec
+from replay_tui.engine.format import Mark, ObjectKey, Operation, OpRow, Reconcile, SessionInfo
+from replay_tui.engine.schema import SQLITE_MAGIC, RecordingError, check_meta, describe_sqlite_error
 
 BODY_CACHE = 512
 _INT64_MAX = 2**63 - 1

@@ -30,11 +30,11 @@ from typing import Any
 
 import msgspec
 
-from engine import codec
-from engine.diff import MISSING, PathError, change_kind, get_path, key_segment, list_key, parse_path
-from engine.format import ObjectKey
-from engine.schema import RecordingError
-from engine.store import Session
+from replay_tui.engine import codec
+from replay_tui.engine.diff import MISSING, PathError, change_kind, get_path, key_segment, list_key, parse_path
+from replay_tui.engine.format import ObjectKey
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import Session
 
 INDEX_CACHE = 64  # change indexes kept per session
 FETCH = 2048  # versions per fetch while building

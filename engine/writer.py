@@ -25,12 +25,12 @@ from typing import Any, Iterable
 import msgspec
 import zstandard
 
-from engine import codec
-from engine.format import (
+from replay_tui.engine import codec
+from replay_tui.engine.format import (
     ADDED, CREATE, DELETE, DELETED, EVENT_ERROR, GET, LIST, MODIFIED, PATCH, UPDATE,
     Mark, ObjectHead, ObjectMeta, Operation, Reconcile, api_group, decode_head, decode_list,
 )
-from engine.schema import OP_COLUMNS, RecordingError, create, describe_sqlite_error
+from replay_tui.engine.schema import OP_COLUMNS, RecordingError, create, describe_sqlite_error
 
 DEFAULT_BATCH = 2000
 PACK_CHUNK = 256  # new bodies handed to the compression thread at a time

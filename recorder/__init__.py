@@ -14,7 +14,7 @@ __all__ = ["recording"]
 
 def __getattr__(name: str) -> Any:
     if name == "recording":  # imported lazily: the CLI loads this package on every start
-        from recorder.hook import recording
+        from replay_tui.recorder.hook import recording
 
         return recording
     raise AttributeError(name)

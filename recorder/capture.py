@@ -14,9 +14,9 @@ from typing import Any
 import msgspec
 import yaml
 
-from engine.format import ADDED, BOOKMARK, DELETED, EVENT_ERROR, MODIFIED, PATCH, Operation
-from recorder.paths import ApiPath, kept_query, parse_path, parse_query, verb_for
-from recorder.redact import Redactor, is_secret_path
+from replay_tui.engine.format import ADDED, BOOKMARK, DELETED, EVENT_ERROR, MODIFIED, PATCH, Operation
+from replay_tui.recorder.paths import ApiPath, kept_query, parse_path, parse_query, verb_for
+from replay_tui.recorder.redact import Redactor, is_secret_path
 
 EVENT_TYPES = {"ADDED": ADDED, "MODIFIED": MODIFIED, "DELETED": DELETED, "BOOKMARK": BOOKMARK,
                "ERROR": EVENT_ERROR}

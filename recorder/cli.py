@@ -25,13 +25,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.schema import RecordingError
-from recorder.logs import FORMATS as LOG_FORMATS
-from recorder.logs import Log
+from replay_tui.engine.schema import RecordingError
+from replay_tui.recorder.logs import FORMATS as LOG_FORMATS
+from replay_tui.recorder.logs import Log
 
 if TYPE_CHECKING:  # the heavy modules (aiohttp, kubernetes) load only when ``record`` runs
-    from recorder.kubeconfig import Upstream
-    from recorder.queue import CaptureQueue
+    from replay_tui.recorder.kubeconfig import Upstream
+    from replay_tui.recorder.queue import CaptureQueue
 
 PROBE_TIMEOUT_S = 10.0
 DEFAULT_QUEUE_SIZE = 10_000  # recorder.queue.DEFAULT_MAXSIZE, without importing it
@@ -87,7 +87,7 @@ def _rate(text: str) -> float:
         rate = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number (expected a fraction from 0 to 1)") from None
-    from recorder.queue import check_rate  # (the heavy modules load only when ``record`` runs)
+    from replay_tui.recorder.queue import check_rate  # (the heavy modules load only when ``record`` runs)
 
     try:
         return check_rate(rate)
@@ -156,7 +156,7 @@ async def probe(upstream: Upstream) -> None:
     """Fail early, in one line, when the cluster cannot be reached (any HTTP answer will do)."""
     import aiohttp
 
-    from recorder.proxy import describe
+    from replay_tui.recorder.proxy import describe
 
     headers = {"Authorization": upstream.authorization} if upstream.authorization else {}
     connector = aiohttp.TCPConnector(ssl=upstream.ssl_context if upstream.ssl_context else False)
@@ -196,7 +196,7 @@ def _run(args: argparse.Namespace, log: Log) -> int:
         if status:
             log.error(message)
             return status
-    from recorder.kubeconfig import load_upstream
+    from replay_tui.recorder.kubeconfig import load_upstream
 
     upstream = load_upstream(args.kubeconfig, args.context)
     asyncio.run(probe(upstream))
@@ -227,10 +227,10 @@ def _version() -> str:
 
 def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
             sock: socket.socket, msock: socket.socket | None) -> int:
-    from engine.writer import RecordingWriter
-    from recorder.capture import Converter
-    from recorder.queue import CaptureQueue
-    from recorder.redact import Redactor
+    from replay_tui.engine.writer import RecordingWriter
+    from replay_tui.recorder.capture import Converter
+    from replay_tui.recorder.queue import CaptureQueue
+    from replay_tui.recorder.redact import Redactor
 
     name = args.session or (Path(command[0]).name if command else "proxy")
     writer = RecordingWriter(args.db)
@@ -269,9 +269,9 @@ def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Up
 
 async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
                  queue: CaptureQueue, sock: socket.socket, msock: socket.socket | None) -> int:
-    from recorder.kubeconfig import new_token, write_proxy_kubeconfig
-    from recorder.metrics import MetricsServer
-    from recorder.proxy import RecordingProxy
+    from replay_tui.recorder.kubeconfig import new_token, write_proxy_kubeconfig
+    from replay_tui.recorder.metrics import MetricsServer
+    from replay_tui.recorder.proxy import RecordingProxy
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -1,6 +1,6 @@
 """Recording from inside a Python operator that uses the official ``kubernetes`` client.
 
-    import recorder
+    from replay_tui import recorder
 
     with recorder.recording("rec.db", session="my-operator") as rec:
         ...
@@ -28,12 +28,12 @@ from urllib.parse import urlencode, urlsplit
 
 import msgspec
 
-from engine.schema import RecordingError
-from engine.writer import RecordingWriter
-from recorder.capture import Capture, Converter
-from recorder.paths import parse_path, parse_query
-from recorder.queue import DEFAULT_MAXSIZE, CaptureQueue, Counters, check_rate
-from recorder.redact import Redactor
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.writer import RecordingWriter
+from replay_tui.recorder.capture import Capture, Converter
+from replay_tui.recorder.paths import parse_path, parse_query
+from replay_tui.recorder.queue import DEFAULT_MAXSIZE, CaptureQueue, Counters, check_rate
+from replay_tui.recorder.redact import Redactor
 
 _span: contextvars.ContextVar[int | None] = contextvars.ContextVar("replay_tui_reconcile", default=None)
 _lock = threading.Lock()

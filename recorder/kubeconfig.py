@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from engine.schema import RecordingError
+from replay_tui.engine.schema import RecordingError
 
 
 class KubeconfigError(RecordingError):

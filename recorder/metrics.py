@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 import aiohttp.web
 
 if TYPE_CHECKING:
-    from recorder.proxy import RecordingProxy
-    from recorder.queue import CaptureQueue
+    from replay_tui.recorder.proxy import RecordingProxy
+    from replay_tui.recorder.queue import CaptureQueue
 
 #: Upper bounds in seconds (Kubernetes' own apiserver_request_duration_seconds, trimmed).
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, unquote
 
 import msgspec
 
-from engine.format import CREATE, DELETE, DELETECOLLECTION, GET, LIST, PATCH, UPDATE, WATCH
+from replay_tui.engine.format import CREATE, DELETE, DELETECOLLECTION, GET, LIST, PATCH, UPDATE, WATCH
 
 # Query parameters worth keeping with an op (the rest, e.g. pretty or fieldManager, is noise).
 KEPT_QUERY = ("labelSelector", "fieldSelector", "resourceVersion", "resourceVersionMatch", "watch",

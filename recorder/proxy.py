@@ -27,13 +27,13 @@ import aiohttp.web
 import msgspec
 from multidict import CIMultiDict
 
-from engine.format import WATCH
-from recorder.capture import Capture
-from recorder.kubeconfig import Upstream
-from recorder.logs import Log
-from recorder.metrics import DurationHistogram
-from recorder.paths import parse_path, template, verb_for
-from recorder.queue import CaptureQueue
+from replay_tui.engine.format import WATCH
+from replay_tui.recorder.capture import Capture
+from replay_tui.recorder.kubeconfig import Upstream
+from replay_tui.recorder.logs import Log
+from replay_tui.recorder.metrics import DurationHistogram
+from replay_tui.recorder.paths import parse_path, template, verb_for
+from replay_tui.recorder.queue import CaptureQueue
 
 # Never forwarded (hop-by-hop, or replaced by the proxy).
 _REQUEST_DROP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",

@@ -30,12 +30,12 @@ from typing import Any
 
 import msgspec
 
-from engine.format import WATCH, Operation
-from engine.schema import RecordingError
-from engine.writer import SessionWriter
-from recorder.capture import Capture, Converter, WatchContext, split_lines
-from recorder.logs import Log
-from recorder.spans import DEFAULT_QUIET_S, SpanInferrer
+from replay_tui.engine.format import WATCH, Operation
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.writer import SessionWriter
+from replay_tui.recorder.capture import Capture, Converter, WatchContext, split_lines
+from replay_tui.recorder.logs import Log
+from replay_tui.recorder.spans import DEFAULT_QUIET_S, SpanInferrer
 
 DEFAULT_MAXSIZE = 10_000
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024

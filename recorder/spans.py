@@ -29,10 +29,10 @@ from typing import Any
 
 import msgspec
 
-from engine.format import (
+from replay_tui.engine.format import (
     ADDED, CREATE, DELETE, DELETED, MODIFIED, PATCH, UPDATE, WATCH, ObjectMeta, Operation, api_group, decode_head,
 )
-from engine.writer import SessionWriter
+from replay_tui.engine.writer import SessionWriter
 
 TRIGGERS = frozenset({ADDED, MODIFIED, DELETED})
 _WRITES = frozenset({CREATE, UPDATE, PATCH, DELETE})

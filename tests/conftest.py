@@ -15,9 +15,9 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import pytest
 
-from engine.format import Operation
-from engine.store import Recording, Session
-from engine.writer import RecordingWriter, SessionWriter
+from replay_tui.engine.format import Operation
+from replay_tui.engine.store import Recording, Session
+from replay_tui.engine.writer import RecordingWriter, SessionWriter
 
 #: A fixed start time (2023-11-14 22:13:20 UTC) so time jumps are predictable.
 T0 = 1_700_000_000_000_000_000
@@ -138,7 +138,7 @@ async def read_everything(rec: Recording) -> int:
 
     Used to show that reading changes nothing and that damaged files fail cleanly.
     """
-    from engine import diff, filters, state
+    from replay_tui.engine import diff, filters, state
 
     total = 0
     for info in await rec.sessions():
@@ -222,7 +222,7 @@ async def session_of(open_recording: Callable[[str | os.PathLike[str]], Awaitabl
 
 from hypothesis import strategies as st  # noqa: E402
 
-from engine.format import ObjectKey, api_group  # noqa: E402
+from replay_tui.engine.format import ObjectKey, api_group  # noqa: E402
 
 #: (kind, apiVersion, namespace, name) of the objects streams play with.
 STREAM_OBJECTS: tuple[tuple[str, str, str, str], ...] = (

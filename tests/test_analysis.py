@@ -9,11 +9,11 @@ from typing import Any, Awaitable, Callable
 import msgspec
 import pytest
 
-from engine import analysis
-from engine.format import EVENT_VERBS, WRITE_VERBS, Operation
-from engine.schema import RecordingError
-from engine.store import Recording, Session
-from engine.writer import RecordingWriter, SessionWriter
+from replay_tui.engine import analysis
+from replay_tui.engine.format import EVENT_VERBS, WRITE_VERBS, Operation
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import Recording, Session
+from replay_tui.engine.writer import RecordingWriter, SessionWriter
 from tests.conftest import SECOND, T0, k8s_object, op_for, status_body
 
 MS = 1_000_000
@@ -351,7 +351,7 @@ async def test_bad_parameters_are_a_clear_error(known: tuple[Session, Known], kw
 
 
 async def test_the_synthetic_hot_loop_tops_the_list(tmp_path: Path) -> None:
-    from engine import synth
+    from benchmarks import generator as synth
 
     path = tmp_path / "synth.db"
     with RecordingWriter(path) as writer:

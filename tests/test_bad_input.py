@@ -16,10 +16,10 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
-from engine import state
-from engine.schema import RecordingError
-from engine.store import PositionError, Recording, SessionNotFound
-from engine.writer import RecordingWriter
+from replay_tui.engine import state
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import PositionError, Recording, SessionNotFound
+from replay_tui.engine.writer import RecordingWriter
 from tests.conftest import k8s_object, op_for, read_everything, simple_ops, write_session
 
 
@@ -245,7 +245,7 @@ async def test_missing_body_row(recording: Path) -> None:
 
 @pytest.mark.parametrize("data", [b"garbage", b"", None])
 async def test_corrupted_keyframe(recording: Path, data: bytes | None) -> None:
-    from engine import codec
+    from replay_tui.engine import codec
 
     with sqlite3.connect(recording) as conn:
         seq = conn.execute("SELECT MIN(seq) FROM keyframes").fetchone()[0]

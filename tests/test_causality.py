@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 import pytest
 
-from engine import causality
-from engine.store import Recording, Session
+from replay_tui.engine import causality
+from replay_tui.engine.store import Recording, Session
 from tests.conftest import k8s_object, op_for, write_session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,12 +173,12 @@ def test_analyze_reports_the_cycles(tmp_path: Path) -> None:
     widget_loop(s, 15)
     db = tmp_path / "loop.db"
     write_session(db, s.steps)
-    proc = subprocess.run([sys.executable, "-m", "tui.cli", "analyze", str(db), "--json"],
+    proc = subprocess.run([sys.executable, "-m", "replay_tui", "analyze", str(db), "--json"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     cycles = json.loads(proc.stdout)["cycles"]
     assert [(c["controllers"], c["rounds"]) for c in cycles] == [(["widgets Widget/default/w"], 14)]
-    text = subprocess.run([sys.executable, "-m", "tui.cli", "analyze", str(db)],
+    text = subprocess.run([sys.executable, "-m", "replay_tui", "analyze", str(db)],
                           capture_output=True, text=True, timeout=120, cwd=ROOT).stdout
     assert "CYCLES" in text and "widgets Widget/default/w -> widgets Widget/default/w" in text
 

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.format import Operation
-from engine.writer import RecordingWriter
+from replay_tui.engine.format import Operation
+from replay_tui.engine.writer import RecordingWriter
 
 EXE = Path(sys.executable).parent / "replay-tui"
 T0 = 1_700_000_000_000_000_000
 
 
 def run(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-    cmd = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "tui.cli"]
+    cmd = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "replay_tui"]
     proc = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")

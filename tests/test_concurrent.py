@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from engine import filters, state
-from engine.format import Operation
-from engine.store import Recording
-from engine.writer import RecordingWriter
+from replay_tui.engine import filters, state
+from replay_tui.engine.format import Operation
+from replay_tui.engine.store import Recording
+from replay_tui.engine.writer import RecordingWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCHES, BATCH = 12, 25
@@ -28,8 +28,8 @@ LATENCY_BUDGET_NS = 250_000_000
 WRITER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[1])
-    from engine.format import Operation
-    from engine.writer import RecordingWriter
+    from replay_tui.engine.format import Operation
+    from replay_tui.engine.writer import RecordingWriter
     path, batches, size, pause = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
     with RecordingWriter(path) as w:
         sw = w.session("live", "synthetic", batch=10**6, keyframe_interval=7)
@@ -104,7 +104,7 @@ async def test_refresh_sees_every_commit_in_order_and_promptly(tmp_path: Path) -
 
 
 async def test_follow_yields_growth_and_ends_with_the_session(tmp_path: Path) -> None:
-    from engine.follow import follow
+    from replay_tui.engine.follow import follow
 
     path = tmp_path / "live.db"
     proc = await _start_writer(path, 5, 10, 0.03)
@@ -190,7 +190,7 @@ async def test_cancelling_a_long_find(big_recording: Path) -> None:
 async def test_a_flush_that_meets_a_lock_loses_nothing(tmp_path: Path) -> None:
     import sqlite3
 
-    from engine.schema import RecordingError
+    from replay_tui.engine.schema import RecordingError
     from tests.conftest import k8s_object, op_for
 
     path = tmp_path / "locked.db"

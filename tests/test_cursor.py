@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine.cursor import Cursor, resolve_position
-from engine.filters import parse
-from engine.store import PositionError, Session
+from replay_tui.engine.cursor import Cursor, resolve_position
+from replay_tui.engine.filters import parse
+from replay_tui.engine.store import PositionError, Session
 from tests.conftest import SECOND, T0, k8s_object, op_for, status_body
 
 # T0 is 2023-11-14 22:13:20 UTC; op n starts at T0 + 10 s * (n - 1).

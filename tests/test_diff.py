@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import state
-from engine.diff import (
+from replay_tui.engine import state
+from replay_tui.engine.diff import (
     MISSING, Change, PathError, apply, diff, get_path, key_segment, object_diff, parse_path,
     state_diff,
 )
-from engine.store import Recording
+from replay_tui.engine.store import Recording
 from tests.conftest import (
     StreamModel, build_stream, k8s_object, object_ids, op_for, stream_actions, write_session,
 )

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from engine import filters
-from engine.filters import FilterError, count, find, parse
-from engine.format import Operation
-from engine.schema import RecordingError
-from engine.store import Session
+from replay_tui.engine import filters
+from replay_tui.engine.filters import FilterError, count, find, parse
+from replay_tui.engine.format import Operation
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import Session
 
 MS = 1_000_000
 

@@ -16,10 +16,10 @@ pytest.importorskip("kmock")
 
 from kubernetes import client, config, watch  # noqa: E402
 
-import recorder  # noqa: E402
-from engine import codec  # noqa: E402
-from engine.schema import RecordingError  # noqa: E402
-from recorder.testing.emulator import EmulatorThread  # noqa: E402
+from replay_tui import recorder  # noqa: E402
+from replay_tui.engine import codec  # noqa: E402
+from replay_tui.engine.schema import RecordingError  # noqa: E402
+from tests.support.emulator import EmulatorThread  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from engine import state
-from engine.schema import RecordingError
-from recorder.importers import cli
-from recorder.importers.audit import import_audit
-from recorder.importers.common import ImportFormatError
+from replay_tui.engine import state
+from replay_tui.engine.schema import RecordingError
+from replay_tui.recorder.importers import cli
+from replay_tui.recorder.importers.audit import import_audit
+from replay_tui.recorder.importers.common import ImportFormatError
 from tests.conftest import file_digest, simple_ops, write_session
 
 DATA = Path(__file__).parent / "data"
@@ -274,7 +274,7 @@ def test_empty_and_foreign_files(tmp_path: Path) -> None:
 
 async def test_failure_mid_import_leaves_no_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     open_recording: Any) -> None:
-    from engine.writer import SessionWriter
+    from replay_tui.engine.writer import SessionWriter
 
     db = tmp_path / "rec.db"
     write_session(db, simple_ops(2), name="before")

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from engine import state
-from engine.schema import RecordingError
-from recorder.importers import cli
-from recorder.importers.common import ImportFormatError
-from recorder.importers.kubestep import import_kubestep
+from replay_tui.engine import state
+from replay_tui.engine.schema import RecordingError
+from replay_tui.recorder.importers import cli
+from replay_tui.recorder.importers.common import ImportFormatError
+from replay_tui.recorder.importers.kubestep import import_kubestep
 from tests.conftest import file_digest, simple_ops, write_session
 
 DATA = Path(__file__).parent / "data"
@@ -270,7 +270,7 @@ def test_unknown_session_and_unchanged_target(source: Path, tmp_path: Path) -> N
 async def test_failure_in_a_session_rolls_back_that_session(source: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch,
                                                             open_recording: Any) -> None:
-    from engine.writer import SessionWriter
+    from replay_tui.engine.writer import SessionWriter
 
     original = SessionWriter.append
 

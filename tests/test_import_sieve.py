@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from engine import state
-from engine.schema import RecordingError
-from engine.writer import SessionWriter
-from recorder.importers import cli
-from recorder.importers.common import ImportFormatError, Progress
-from recorder.importers.sieve import import_sieve
+from replay_tui.engine import state
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.writer import SessionWriter
+from replay_tui.recorder.importers import cli
+from replay_tui.recorder.importers.common import ImportFormatError, Progress
+from replay_tui.recorder.importers.sieve import import_sieve
 from tests.conftest import file_digest, write_session, simple_ops
 
 DATA = Path(__file__).parent / "data"

@@ -17,10 +17,10 @@ import pytest
 pytest.importorskip("kopf")
 pytest.importorskip("kmock")
 
-from engine import state  # noqa: E402
-from engine.store import Recording  # noqa: E402
-from recorder.testing.emulator import EmulatorThread  # noqa: E402
-from recorder.testing.scenarios import buggy_scenario, healthy_scenario, new_emulator, record_operator  # noqa: E402
+from replay_tui.engine import state  # noqa: E402
+from replay_tui.engine.store import Recording  # noqa: E402
+from tests.support.emulator import EmulatorThread  # noqa: E402
+from tests.support.scenarios import buggy_scenario, healthy_scenario, new_emulator, record_operator  # noqa: E402
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db"
 
@@ -131,7 +131,7 @@ def test_the_buggy_operator_shows_its_hot_loop_and_conflict_storm(buggy: Run) ->
 
 
 def _blob(run: Run, blob_id: int) -> bytes:
-    from engine import codec
+    from replay_tui.engine import codec
 
     (row,) = run.rows("SELECT codec, data FROM blobs WHERE id = ?", (blob_id,))
     return codec.unpack(row["codec"], row["data"])

@@ -64,17 +64,17 @@ def test_the_check_detects_violations(tmp_path: Path) -> None:
     (tmp_path / "engine" / "ok.py").write_text("import os\nfrom engine import store\nimport msgspec\n")
     (tmp_path / "engine" / "bad.py").write_text(
         "import os\n\ndef later():\n    from textual.app import App\n    return App\n")
-    (tmp_path / "engine" / "sub" / "worse.py").write_text("import rich.console as c\nimport tui.cli\n")
+    (tmp_path / "engine" / "sub" / "worse.py").write_text("import rich.console as c\nimport cli.main\n")
     (tmp_path / "recorder" / "proxy.py").write_text("from tui import cli\nimport engine.store\n")
     (tmp_path / "recorder" / "fine.py").write_text("from engine.format import Operation\n")
     assert violations(tmp_path, "engine", RULES["engine"]) == [
         "engine/bad.py:4 imports textual.app",
         "engine/bad.py:4 imports textual.app.App",
         "engine/sub/worse.py:1 imports rich.console",
-        "engine/sub/worse.py:2 imports tui.cli",
+        "engine/sub/worse.py:2 imports cli.main",
     ]
     assert violations(tmp_path, "recorder", RULES["recorder"]) == [
-        "recorder/proxy.py:1 imports tui", "recorder/proxy.py:1 imports tui.cli"]
+        "recorder/proxy.py:1 imports tui", "recorder/proxy.py:1 imports cli.main"]
 
 
 def test_relative_imports_are_resolved() -> None:

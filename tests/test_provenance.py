@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from engine import provenance, watch
-from engine.format import Operation
-from engine.store import Recording, Session
-from recorder.importers.sieve import import_sieve
-from engine.state import version_at
+from replay_tui.engine import provenance, watch
+from replay_tui.engine.format import Operation
+from replay_tui.engine.store import Recording, Session
+from replay_tui.recorder.importers.sieve import import_sieve
+from replay_tui.engine.state import version_at
 from tests.conftest import k8s_object, op_for
 
 SAMPLE = Path(__file__).parent / "data" / "cassandra-operator-recreate.sieve-server.log"
@@ -119,7 +119,7 @@ async def test_every_sieve_write_is_attributed_to_its_reconcile(sieve: Session) 
 
 
 def test_why_cli_json_and_text(sieve_db: Path) -> None:
-    cmd = [sys.executable, "-m", "tui.cli", "why", str(sieve_db), "--at", "70",
+    cmd = [sys.executable, "-m", "replay_tui", "why", str(sieve_db), "--at", "70",
            "--resource", "Service/default/cassandra-test-cluster-dc1-nodes"]
     proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
@@ -131,7 +131,7 @@ def test_why_cli_json_and_text(sieve_db: Path) -> None:
     lines = text.stdout.splitlines()
     assert lines[0] == "why Service/default/cassandra-test-cluster-dc1-nodes at op 70"
     assert [line.split()[0] for line in lines[1:]] == ["version", "write", "reconcile", "trigger", "observed"]
-    bad = subprocess.run([sys.executable, "-m", "tui.cli", "why", str(sieve_db), "--at", "10"],
+    bad = subprocess.run([sys.executable, "-m", "replay_tui", "why", str(sieve_db), "--at", "10"],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "--resource" in bad.stderr
 
@@ -208,7 +208,7 @@ async def test_positions_are_checked(session_of: Any) -> None:
     session = await session_of([Operation(verb="create", status=201, kind="ConfigMap", name="c",
                                           namespace="default", api_version="v1", request=cm, response=cm)])
     obj_id, _ = await session.resolve_object("ConfigMap/default/c")
-    from engine.store import PositionError
+    from replay_tui.engine.store import PositionError
     with pytest.raises(PositionError):
         await provenance.explain(session, obj_id, 5)
     p = await provenance.explain(session, obj_id, 0)

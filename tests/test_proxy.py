@@ -26,15 +26,15 @@ pytest.importorskip("kmock")
 
 from kubernetes import client, config, watch  # noqa: E402
 
-from engine import codec  # noqa: E402
-from engine.writer import RecordingWriter  # noqa: E402
-from recorder.capture import Converter  # noqa: E402
-from recorder.cli import bind  # noqa: E402
-from recorder.kubeconfig import load_upstream  # noqa: E402
-from recorder.proxy import RecordingProxy  # noqa: E402
-from recorder.queue import CaptureQueue  # noqa: E402
-from recorder.testing.emulator import EmulatorThread, KubernetesAPIEmulator  # noqa: E402
-from recorder.testing.harness import RecorderProcess  # noqa: E402
+from replay_tui.engine import codec  # noqa: E402
+from replay_tui.engine.writer import RecordingWriter  # noqa: E402
+from replay_tui.recorder.capture import Converter  # noqa: E402
+from replay_tui.recorder.cli import bind  # noqa: E402
+from replay_tui.recorder.kubeconfig import load_upstream  # noqa: E402
+from replay_tui.recorder.proxy import RecordingProxy  # noqa: E402
+from replay_tui.recorder.queue import CaptureQueue  # noqa: E402
+from tests.support.emulator import EmulatorThread, KubernetesAPIEmulator  # noqa: E402
+from tests.support.harness import RecorderProcess  # noqa: E402
 from tests.test_recorder_queue import SlowWriter  # noqa: E402
 
 UPSTREAM_TOKEN = "upstream-" + secrets.token_hex(8)

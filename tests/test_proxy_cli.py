@@ -18,9 +18,9 @@ import pytest
 
 pytest.importorskip("kmock")
 
-from recorder.testing.emulator import EmulatorThread  # noqa: E402
-from recorder.testing.harness import RecorderProcess, replay_tui  # noqa: E402
-from tui.cli import main  # noqa: E402
+from tests.support.emulator import EmulatorThread  # noqa: E402
+from tests.support.harness import RecorderProcess, replay_tui  # noqa: E402
+from replay_tui.cli.main import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from recorder.testing.harness import RecorderProcess
+from tests.support.harness import RecorderProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
@@ -158,7 +158,7 @@ def test_a_server_certificate_from_another_ca_is_refused_in_one_line(server: TLS
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
              "-days", "2", "-subj", "/CN=other-ca", cwd=other)
     kc = _kubeconfig(tmp_path / "kc", other, server.port, {"token": "t"})
-    done = subprocess.run([sys.executable, "-m", "tui.cli", "record", "--db", str(tmp_path / "x.db"),
+    done = subprocess.run([sys.executable, "-m", "replay_tui", "record", "--db", str(tmp_path / "x.db"),
                            "--kubeconfig", str(kc), "--", "true"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and "TLS certificate not accepted" in done.stderr

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import filters, query
-from engine.diff import MISSING, get_path
-from engine.filters import FilterError, parse
-from engine.store import Recording, Session
+from replay_tui.engine import filters, query
+from replay_tui.engine.diff import MISSING, get_path
+from replay_tui.engine.filters import FilterError, parse
+from replay_tui.engine.store import Recording, Session
 from tests.conftest import (
     StreamModel, build_stream, k8s_object, object_ids, op_for, stream_actions, write_session,
 )
@@ -154,7 +154,7 @@ def test_changed_errors_point_at_the_token() -> None:
 # --- the CLI -------------------------------------------------------------------------------
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "replay_tui", *args], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)
 
 

@@ -15,13 +15,13 @@ from typing import Any, Iterator
 import msgspec
 import pytest
 
-from engine import report as reportmod
-from engine import stats as statsmod
-from engine.format import ADDED, GET, LIST, PATCH, WATCH
-from engine.writer import RecordingWriter
-from recorder.capture import Capture, Converter
-from recorder.paths import parse_path, template
-from recorder.queue import CaptureQueue
+from replay_tui.engine import report as reportmod
+from replay_tui.engine import stats as statsmod
+from replay_tui.engine.format import ADDED, GET, LIST, PATCH, WATCH
+from replay_tui.engine.writer import RecordingWriter
+from replay_tui.recorder.capture import Capture, Converter
+from replay_tui.recorder.paths import parse_path, template
+from replay_tui.recorder.queue import CaptureQueue
 from tests.conftest import T0, k8s_object, op_for, write_session
 
 # --- path templates keep log and metric labels few -------------------------------------------
@@ -141,7 +141,7 @@ async def test_statistics_of_a_sampled_session_are_scaled_and_marked(session_of:
 
 
 async def test_the_report_of_a_sampled_session_says_so(session_of: Any) -> None:
-    from tui.report import render_markdown
+    from replay_tui.cli.report import render_markdown
 
     sampled = await session_of(_sampled_steps(30, 10, 12), attributes={"sample_rate": 0.1, "sampled_out": 360})
     r = await reportmod.build(sampled)
@@ -155,7 +155,7 @@ async def test_the_report_of_a_sampled_session_says_so(session_of: Any) -> None:
 
 
 async def test_an_unsampled_report_says_it_is_not_sampled(session_of: Any) -> None:
-    from tui.report import render_markdown
+    from replay_tui.cli.report import render_markdown
 
     md = render_markdown(await reportmod.build(await session_of(_sampled_steps(3, 1, 1))))
     assert "not sampled: every request the source saw is in the recording" in md and "~" not in md.split("## Endpoints")[1].split("##")[0]
@@ -168,7 +168,7 @@ async def test_a_foreign_sample_rate_is_not_used_to_scale(session_of: Any, bogus
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    from tui.cli import main
+    from replay_tui.cli.main import main
 
     code = main(list(args))
     out, err = capsys.readouterr()
@@ -196,8 +196,8 @@ parser = pytest.importorskip("prometheus_client.parser")
 
 from kubernetes import client, config, watch  # noqa: E402
 
-from recorder.testing.emulator import EmulatorThread  # noqa: E402
-from recorder.testing.harness import RecorderProcess  # noqa: E402
+from tests.support.emulator import EmulatorThread  # noqa: E402
+from tests.support.harness import RecorderProcess  # noqa: E402
 
 GETS = 300
 RATE = 0.3
@@ -359,7 +359,7 @@ def test_log_format_text_stays_quiet_about_requests(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value, message", [
     ("1.5", "'1.5' is outside 0 to 1"), ("half", "'half' is not a number"), ("-0.1", "is outside 0 to 1")])
 def test_a_bad_sample_rate_is_one_clear_line(tmp_path: Path, value: str, message: str) -> None:
-    from recorder.testing.harness import replay_tui
+    from tests.support.harness import replay_tui
 
     proc = subprocess.run([*replay_tui(), "record", "--db", str(tmp_path / "x.db"), "--sample", value],
                           capture_output=True, text=True, timeout=60)

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from engine.schema import RecordingError
-from engine.writer import RecordingWriter, SessionWriter
-from recorder.capture import Capture, Converter
-from recorder.queue import CaptureQueue
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.writer import RecordingWriter, SessionWriter
+from replay_tui.recorder.capture import Capture, Converter
+from replay_tui.recorder.queue import CaptureQueue
 
 CM = b'{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c","namespace":"a","resourceVersion":"1"}}'
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import report as reportmod
-from engine.store import Recording
-from recorder.importers.sieve import import_sieve
+from replay_tui.engine import report as reportmod
+from replay_tui.engine.store import Recording
+from replay_tui.recorder.importers.sieve import import_sieve
 
 ROOT = Path(__file__).resolve().parent.parent
 SIEVE = ROOT / "tests" / "data" / "cassandra-operator-recreate.sieve-server.log"
@@ -24,7 +24,7 @@ VOID = {"meta", "br", "hr", "img", "input", "link", "area", "base", "col", "embe
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "tui.cli"]
+    cmd = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "replay_tui"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60)
 
 
@@ -192,8 +192,8 @@ def test_the_latency_line_breaks_where_no_request_ran() -> None:
     import re
     from types import SimpleNamespace
 
-    from engine.stats import Timeline
-    from tui.report import latency_svg
+    from replay_tui.engine.stats import Timeline
+    from replay_tui.cli.report import latency_svg
 
     timeline = Timeline(start_ns=0, width_ns=10**9, counts=[3, 4, 2, 0, 5, 1, 0], errors=[0] * 7,
                         p95_ms=[1.0, 2.0, 0.0, 0.0, 3.0, 4.0, 0.0])
@@ -216,7 +216,7 @@ def test_the_html_object_graph_draws_every_edge_and_no_edge_crosses_a_box() -> N
     import html
     import re
 
-    from tui.report import graph_svg
+    from replay_tui.cli.report import graph_svg
 
     r = build(DEMO, "buggy-operator")
     svg = graph_svg(r.graph)

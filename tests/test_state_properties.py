@@ -17,8 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import state
-from engine.store import PositionError, Recording
+from replay_tui.engine import state
+from replay_tui.engine.store import PositionError, Recording
 from tests.conftest import (
     StreamModel, build_stream, k8s_object, object_ids, op_for, status_body, stream_actions,
     write_session,

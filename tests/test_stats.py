@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import stats
-from engine.format import Operation
-from engine.store import Recording, Session
+from replay_tui.engine import stats
+from replay_tui.engine.format import Operation
+from replay_tui.engine.store import Recording, Session
 from tests.conftest import SECOND, T0, k8s_object, list_body, op_for, status_body, write_session
 
 MS = 1_000_000

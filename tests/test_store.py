@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from engine.format import Operation
-from engine.schema import RecordingError
-from engine.store import Recording, SessionNotFound
-from engine.writer import RecordingWriter
+from replay_tui.engine.format import Operation
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import Recording, SessionNotFound
+from replay_tui.engine.writer import RecordingWriter
 from tests.conftest import (
     SECOND, T0, file_digest, k8s_object, op_for, read_everything, simple_ops, status_body,
     write_session,
@@ -100,8 +100,8 @@ _OPEN_IN_CHILD = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     if sys.argv[3] == "lie":  # pretend the directory is writable: exercises the retry path
         os.access = lambda *a, **k: True
-    from engine.store import Recording
-    from engine import state
+    from replay_tui.engine.store import Recording
+    from replay_tui.engine import state
     async def main():
         async with await Recording.open(sys.argv[1]) as rec:
             s = await rec.session()
@@ -235,7 +235,7 @@ async def test_bodies_written_as_raw_bytes_read_back_as_json(tmp_path: Path, ope
 
 async def test_a_caller_changing_a_body_does_not_change_later_reads(tmp_path: Path,
                                                                      open_recording: Any) -> None:
-    from engine import state
+    from replay_tui.engine import state
 
     path = tmp_path / "rec.db"
     write_session(path, simple_ops(6))

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import codec
-from engine.format import EVENT_VERBS
-from engine.synth import HOT, write_session
-from engine.writer import RecordingWriter
+from replay_tui.engine import codec
+from replay_tui.engine.format import EVENT_VERBS
+from benchmarks.generator import HOT, write_session
+from replay_tui.engine.writer import RecordingWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 OPS = 3000

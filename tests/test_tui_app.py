@@ -17,17 +17,17 @@ from typing import Any, Callable
 
 import pytest
 
-from engine.schema import RecordingError
+from replay_tui.engine.schema import RecordingError
 from tests.conftest import T0, file_digest, k8s_object, op_for, write_session
 from tests.test_tui_fixture import (
     CONFLICT_SEQ, OPS, SCALE_SEQ, SERVER_ERROR_SEQ, SLOW_SEQ, make_fixture,
 )
-from tui.app import ReplayApp, run_app
-from tui.screens.help import HelpScreen
-from tui.screens.pickers import MarkPicker, ObjectPicker, SessionPicker
-from tui.screens.prompt import PromptScreen
-from tui.widgets.position import PositionBar
-from tui.widgets.timeline import Timeline
+from replay_tui.tui.app import ReplayApp, run_app
+from replay_tui.tui.screens.help import HelpScreen
+from replay_tui.tui.screens.pickers import MarkPicker, ObjectPicker, SessionPicker
+from replay_tui.tui.screens.prompt import PromptScreen
+from replay_tui.tui.widgets.position import PositionBar
+from replay_tui.tui.widgets.timeline import Timeline
 
 SIZE = (160, 45)
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +102,7 @@ async def test_opens_the_only_session_at_the_first_op(fixture_db: Path) -> None:
 
 async def test_a_file_with_several_sessions_opens_the_picker(tmp_path: Path) -> None:
     db = make_fixture(tmp_path / "two.db", second=True)
-    from engine.store import Recording
+    from replay_tui.engine.store import Recording
     rec = await Recording.open(db)
     infos = await rec.sessions()
     await rec.close()
@@ -140,7 +140,7 @@ def test_bad_path_or_session_is_a_one_line_error_before_any_screen(tmp_path: Pat
 
 
 def test_cli_reports_a_bad_path_in_one_line(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "tui.cli", str(tmp_path / "missing.db")], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "replay_tui", str(tmp_path / "missing.db")], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0
@@ -568,7 +568,7 @@ async def test_quit(fixture_db: Path) -> None:
 # --- statistics and analysis ------------------------------------------------------------------------
 
 async def test_stats_panel_shows_the_session_and_follows_the_cursor(fixture_db: Path) -> None:
-    pytest.importorskip("engine.stats")
+    pytest.importorskip("replay_tui.engine.stats")
     app = ReplayApp(str(fixture_db))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
@@ -589,7 +589,7 @@ async def test_stats_panel_shows_the_session_and_follows_the_cursor(fixture_db: 
 
 
 async def test_analysis_findings_jump_to_their_op(fixture_db: Path) -> None:
-    pytest.importorskip("engine.analysis")
+    pytest.importorskip("replay_tui.engine.analysis")
     app = ReplayApp(str(fixture_db))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
@@ -610,8 +610,8 @@ async def test_analysis_findings_jump_to_their_op(fixture_db: Path) -> None:
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from engine.format import Operation
-    from engine.writer import RecordingWriter
+    from replay_tui.engine.format import Operation
+    from replay_tui.engine.writer import RecordingWriter
     T0 = %d
     with RecordingWriter(sys.argv[1]) as w:
         s = w.session("live", "proxy")
@@ -714,7 +714,7 @@ async def test_follow_picks_the_session_being_recorded(tmp_path: Path) -> None:
     db = make_fixture(tmp_path / "mixed.db")  # one closed session
     writer = Writer(db, 3)  # and one still recording
     try:
-        from engine.store import Recording
+        from replay_tui.engine.store import Recording
         rec = await Recording.open(db)
         infos = await rec.sessions()
         await rec.close()
@@ -748,7 +748,7 @@ async def test_empty_live_session_waits_for_its_first_op(tmp_path: Path) -> None
 # --- trouble -------------------------------------------------------------------------------------------
 
 async def test_a_locked_or_lost_recording_is_a_notification(fixture_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.store import Session
+    from replay_tui.engine.store import Session
 
     app = ReplayApp(str(fixture_db))
     async with app.run_test(size=SIZE) as pilot:

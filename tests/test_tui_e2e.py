@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def replay_tui() -> list[str]:
     """The installed console script next to this interpreter, else the module."""
     script = Path(sys.executable).parent / "replay-tui"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "tui.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "replay_tui"]
 
 
 class Terminal:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.format import Operation
-from engine.writer import SessionWriter
+from replay_tui.engine.format import Operation
+from replay_tui.engine.writer import SessionWriter
 from tests.conftest import SECOND, T0, k8s_object, op_for, status_body, write_session
 
 OPS = 260
@@ -114,7 +114,7 @@ def make_fixture(path: Path, *, second: bool = False) -> Path:
 
 
 async def test_fixture_has_what_the_tui_tests_rely_on(tmp_path: Path) -> None:
-    from engine.store import Recording
+    from replay_tui.engine.store import Recording
 
     db = make_fixture(tmp_path / "fx.db", second=True)
     rec = await Recording.open(db)

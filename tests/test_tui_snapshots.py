@@ -23,9 +23,9 @@ import pytest
 
 from tests.test_tui_app import SIZE, ready, until
 from tests.test_tui_fixture import CONFLICT_SEQ, SCALE_SEQ, make_fixture
-from tui.app import ReplayApp
-from tui.screens.help import HelpScreen
-from tui.screens.pickers import SessionPicker
+from replay_tui.tui.app import ReplayApp
+from replay_tui.tui.screens.help import HelpScreen
+from replay_tui.tui.screens.pickers import SessionPicker
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 UPDATE = os.environ.get("REPLAY_TUI_UPDATE_SNAPSHOTS") == "1"
@@ -129,7 +129,7 @@ async def test_diff_against_mark(fixture_db: Path) -> None:
 
 
 async def test_stats_tab(fixture_db: Path) -> None:
-    pytest.importorskip("engine.stats")
+    pytest.importorskip("replay_tui.engine.stats")
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
@@ -141,7 +141,7 @@ async def test_stats_tab(fixture_db: Path) -> None:
 
 
 async def test_analysis_tab(fixture_db: Path) -> None:
-    pytest.importorskip("engine.analysis")
+    pytest.importorskip("replay_tui.engine.analysis")
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
@@ -160,7 +160,7 @@ async def test_help_screen(fixture_db: Path) -> None:
 
 
 async def test_session_picker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.store import Recording
+    from replay_tui.engine.store import Recording
 
     make_fixture(tmp_path / "two.db", second=True)
     monkeypatch.chdir(tmp_path)  # the picker names the file as given: keep it the same every run

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Static
 
-from engine.writer import RecordingWriter
+from replay_tui.engine.writer import RecordingWriter
 from tests.conftest import T0, k8s_object, op_for, write_session
 from tests.test_causality import Script, healthy, widget_loop
 from tests.test_tui_app import SIZE, notices, ready, until
-from tui.app import ReplayApp
-from tui.screens.prompt import PromptScreen
-from tui.widgets.statspanel import AnalysisPanel
-from tui.widgets.watchpanel import WatchPanel
+from replay_tui.tui.app import ReplayApp
+from replay_tui.tui.screens.prompt import PromptScreen
+from replay_tui.tui.widgets.statspanel import AnalysisPanel
+from replay_tui.tui.widgets.watchpanel import WatchPanel
 
 #: .spec.replicas of Deployment default/web is set at op 1 and changed at ops 4 and 7
 REPLICA_CHANGES = {1: 1, 4: 3, 7: 5}
@@ -208,7 +208,7 @@ async def test_p_walks_the_provenance_chain_one_link_back_per_press(reconcile_db
 
 
 async def test_the_analysis_tab_lists_a_causality_cycle_and_jumps_to_it(tmp_path: Path) -> None:
-    pytest.importorskip("engine.analysis")
+    pytest.importorskip("replay_tui.engine.analysis")
     s = Script()
     healthy(s)
     widget_loop(s, 30)

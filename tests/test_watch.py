@@ -23,12 +23,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import watch
-from engine.diff import MISSING, get_path
-from engine.format import Operation
-from engine.schema import RecordingError
-from engine.store import Recording, Session
-from engine.writer import RecordingWriter
+from replay_tui.engine import watch
+from replay_tui.engine.diff import MISSING, get_path
+from replay_tui.engine.format import Operation
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import Recording, Session
+from replay_tui.engine.writer import RecordingWriter
 from tests.conftest import (
     T0, StreamModel, build_stream, k8s_object, object_ids, op_for, stream_actions, write_session,
 )
@@ -241,7 +241,7 @@ async def test_bad_fields_are_one_line_errors_with_a_column(pods: Session) -> No
 # --- the CLI ------------------------------------------------------------------------------
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "replay_tui", *args], capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).resolve().parent.parent)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import state
-from engine.format import Operation
-from engine.store import Recording
-from engine.writer import RecordingWriter
+from replay_tui.engine import state
+from replay_tui.engine.format import Operation
+from replay_tui.engine.store import Recording
+from replay_tui.engine.writer import RecordingWriter
 from tests.conftest import k8s_object, op_for, status_body
 
 

@@ -26,6 +26,7 @@ import re
 import time
 from collections import deque
 from functools import partial, wraps
+from importlib import resources
 from typing import Any, Awaitable, Callable, Iterable
 
 import msgspec
@@ -39,37 +40,37 @@ from textual.notifications import Notification, Notify
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 
-from engine import analysis
-from engine import diff as diffmod
-from engine import provenance as provmod
-from engine import report as reportmod
-from engine import state as statemod
-from engine import stats as statsmod
-from engine import watch as watchmod
-from engine.cursor import resolve_position
-from engine.filters import FilterError, parse
-from engine.follow import follow as follow_session
-from engine.format import Mark, SessionInfo
-from engine.schema import RecordingError
-from engine.store import Recording, Session
-from tui import report as reportfile
-from tui.commands import opened
-from tui.marks import MarkStore
-from tui.messages import (
+from replay_tui.engine import analysis
+from replay_tui.engine import diff as diffmod
+from replay_tui.engine import provenance as provmod
+from replay_tui.engine import report as reportmod
+from replay_tui.engine import state as statemod
+from replay_tui.engine import stats as statsmod
+from replay_tui.engine import watch as watchmod
+from replay_tui.engine.cursor import resolve_position
+from replay_tui.engine.filters import FilterError, parse
+from replay_tui.engine.follow import follow as follow_session
+from replay_tui.engine.format import Mark, SessionInfo
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import Recording, Session
+from replay_tui.cli import report as reportfile
+from replay_tui.cli.commands import opened
+from replay_tui.tui.marks import MarkStore
+from replay_tui.tui.messages import (
     AnalysisReady, CyclesReady, Detail, DetailLoaded, FollowTick, MatchesFound, MoveResolved, Notice,
     ObjectsReady, ProvenanceReady, ReportWritten, SessionOpened, StateDiffReady, StatsReady, WatchAdded,
 )
-from tui.screens.help import HelpScreen
-from tui.screens.pickers import FOLLOW_OP, MarkPicker, ObjectPicker, SessionPicker
-from tui.screens.prompt import PromptScreen
-from tui.source import SCAN_WINDOW, TimelineSource, retrying
-from tui.widgets.diffpane import DiffPane
-from tui.widgets.oppane import OpPane
-from tui.widgets.position import Position, PositionBar
-from tui.widgets.statepane import StatePane, short_value
-from tui.widgets.statspanel import AnalysisPanel, StatsPanel
-from tui.widgets.timeline import Timeline
-from tui.widgets.watchpanel import WatchPanel
+from replay_tui.tui.screens.help import HelpScreen
+from replay_tui.tui.screens.pickers import FOLLOW_OP, MarkPicker, ObjectPicker, SessionPicker
+from replay_tui.tui.screens.prompt import PromptScreen
+from replay_tui.tui.source import SCAN_WINDOW, TimelineSource, retrying
+from replay_tui.tui.widgets.diffpane import DiffPane
+from replay_tui.tui.widgets.oppane import OpPane
+from replay_tui.tui.widgets.position import Position, PositionBar
+from replay_tui.tui.widgets.statepane import StatePane, short_value
+from replay_tui.tui.widgets.statspanel import AnalysisPanel, StatsPanel
+from replay_tui.tui.widgets.timeline import Timeline
+from replay_tui.tui.widgets.watchpanel import WatchPanel
 
 STATS_DELAY_S = 1.0  # after the first paint: statistics of 1M ops keep both cores busy for seconds
 STATS_EVERY_S = 2.0  # while following: recompute statistics at most this often
@@ -114,7 +115,8 @@ class _Background:
 class ReplayApp(App[int]):
     """replay-tui's main screen."""
 
-    CSS_PATH = "app.tcss"
+    # Package data, read through importlib.resources so an installed wheel (or a zip) finds it.
+    CSS = resources.files("replay_tui.tui").joinpath("app.tcss").read_text(encoding="utf-8")
     TITLE = "replay-tui"
     ENABLE_COMMAND_PALETTE = True
 
@@ -961,7 +963,7 @@ class ReplayApp(App[int]):
 
     @work(exclusive=True, group="cycles", exit_on_error=False)
     async def load_cycles(self) -> None:
-        from engine import causality
+        from replay_tui.engine import causality
 
         await self._compute(self._cycles, "causality", causality.cycles, CyclesReady)
 

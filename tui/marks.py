@@ -16,7 +16,7 @@ from pathlib import Path
 
 import msgspec
 
-from engine.format import Mark
+from replay_tui.engine.format import Mark
 
 
 def state_dir() -> Path:

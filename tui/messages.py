@@ -7,8 +7,8 @@ from typing import Any
 
 from textual.message import Message
 
-from engine.diff import Change
-from engine.format import Mark, ObjectKey, Operation, OpRow, Reconcile, SessionInfo
+from replay_tui.engine.diff import Change
+from replay_tui.engine.format import Mark, ObjectKey, Operation, OpRow, Reconcile, SessionInfo
 
 
 class SessionOpened(Message):

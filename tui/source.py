@@ -13,11 +13,11 @@ from array import array
 from bisect import bisect_left
 from typing import Awaitable, Callable, TypeVar
 
-from engine import query
-from engine.filters import Filter
-from engine.format import OpRow, Reconcile
-from engine.schema import RecordingError
-from engine.store import OPROW_COLUMNS, Session
+from replay_tui.engine import query
+from replay_tui.engine.filters import Filter
+from replay_tui.engine.format import OpRow, Reconcile
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import OPROW_COLUMNS, Session
 
 PAGE = 200
 SCAN_WINDOW = 65536

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import msgspec
 from rich.text import Text
 
-from engine.diff import key_segment, list_key
+from replay_tui.engine.diff import key_segment, list_key
 
 KEY = "bold #81a1c1"
 STRING = "#a3be8c"

@@ -43,8 +43,8 @@ from typing import Any
 
 import msgspec
 
-from engine.format import READ_VERBS, WRITE_VERBS, Operation
-from recorder.importers.common import (
+from replay_tui.engine.format import READ_VERBS, WRITE_VERBS, Operation
+from replay_tui.recorder.importers.common import (
     NOT_OBJECT_KINDS, ImportFormatError, ImportResult, LineReader, Malformed, Progress, Tally, Target,
     check_input, default_session_name, feed_lines, first_pass, join_api_version, kind_from_plural,
     parse_rfc3339_ns,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recorder.importers.common import ImportResult
+from replay_tui.recorder.importers.common import ImportResult
 
 
 def _print(results: list[ImportResult]) -> int:
@@ -21,18 +21,18 @@ def _print(results: list[ImportResult]) -> int:
 
 
 def _sieve(args: argparse.Namespace) -> int:
-    from recorder.importers.sieve import import_sieve
+    from replay_tui.recorder.importers.sieve import import_sieve
     return _print([import_sieve(args.log, args.db, session=args.session)])
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from recorder.importers.audit import import_audit
+    from replay_tui.recorder.importers.audit import import_audit
     return _print([import_audit(args.file, args.db, session=args.session, user=args.user,
                                 user_agent=args.user_agent)])
 
 
 def _kubestep(args: argparse.Namespace) -> int:
-    from recorder.importers.kubestep import import_kubestep
+    from replay_tui.recorder.importers.kubestep import import_kubestep
     return _print(import_kubestep(args.src, args.db, session=args.session))
 
 

@@ -20,9 +20,9 @@ from typing import IO, Any, Callable, Iterator, TextIO, TypeVar
 
 import msgspec
 
-from engine.format import EVENT_VERBS, READ_VERBS, WRITE_VERBS
-from engine.schema import RecordingError
-from engine.writer import RecordingWriter, SessionWriter
+from replay_tui.engine.format import EVENT_VERBS, READ_VERBS, WRITE_VERBS
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.writer import RecordingWriter, SessionWriter
 
 MAX_MALFORMED_KEPT = 20  # line numbers with reasons kept in the session attributes
 GZIP_MAGIC = b"\x1f\x8b"

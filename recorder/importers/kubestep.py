@@ -50,11 +50,11 @@ from typing import Any, Iterator
 
 import msgspec
 
-from engine.format import (
+from replay_tui.engine.format import (
     CREATE, DELETE, DELETECOLLECTION, EVENT_VERBS, GET, LIST, PATCH, UPDATE, WATCH, Operation,
 )
-from engine.schema import SQLITE_MAGIC, RecordingError
-from recorder.importers.common import (
+from replay_tui.engine.schema import SQLITE_MAGIC, RecordingError
+from replay_tui.recorder.importers.common import (
     CORE_BY_KIND, CORE_BY_LOWER_KIND, CORE_BY_PLURAL, ImportFormatError, ImportResult, Malformed,
     Progress, Tally, Target, check_input, classify_error, epoch_to_ns, pluralise, status_body,
 )

@@ -12,8 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static, Tree
 from textual.widgets.option_list import Option
 
-from engine.format import Mark, ObjectKey, SessionInfo
-from engine.units import fmt_duration, fmt_ts
+from replay_tui.engine.format import Mark, ObjectKey, SessionInfo
+from replay_tui.engine.units import fmt_duration, fmt_ts
 
 PICKER_CSS = """
 {name} {{

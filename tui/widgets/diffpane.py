@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from engine.diff import Change
-from tui.messages import Detail, StateDiffReady
-from tui.widgets.pane import Pane
-from tui.widgets.statepane import short_value
+from replay_tui.engine.diff import Change
+from replay_tui.tui.messages import Detail, StateDiffReady
+from replay_tui.tui.widgets.pane import Pane
+from replay_tui.tui.widgets.statepane import short_value
 
 LABEL = "#8a96a3"
 MAX_OBJECTS = 200

@@ -6,11 +6,11 @@ from typing import Any
 
 from rich.text import Text
 
-from engine.format import EVENT_VERBS
-from engine.units import fmt_duration, fmt_elapsed, fmt_ts
-from tui import yamltext
-from tui.messages import Detail
-from tui.widgets.pane import Pane
+from replay_tui.engine.format import EVENT_VERBS
+from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_ts
+from replay_tui.tui import yamltext
+from replay_tui.tui.messages import Detail
+from replay_tui.tui.widgets.pane import Pane
 
 LABEL = "#8a96a3"
 BODY_LINES = 400
@@ -34,7 +34,7 @@ def _body_summary(body: Any) -> str | None:
 
 def render_op(d: Detail, start_ns: int) -> list[Text]:
     """The operation pane's lines."""
-    from tui.widgets.timeline import verb_style
+    from replay_tui.tui.widgets.timeline import verb_style
 
     op = d.op
     out: list[Text] = []

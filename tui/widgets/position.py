@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.units import fmt_elapsed, fmt_ts
+from replay_tui.engine.units import fmt_elapsed, fmt_ts
 
 
 @dataclass

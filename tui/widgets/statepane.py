@@ -7,10 +7,10 @@ from typing import Any
 import msgspec
 from rich.text import Text
 
-from engine.diff import MISSING, Change
-from tui import yamltext
-from tui.messages import Detail
-from tui.widgets.pane import Pane
+from replay_tui.engine.diff import MISSING, Change
+from replay_tui.tui import yamltext
+from replay_tui.tui.messages import Detail
+from replay_tui.tui.widgets.pane import Pane
 
 LABEL = "#8a96a3"
 #: Bulky bookkeeping folded away until z: what the diff leaves out by default, minus the short fields.

@@ -16,10 +16,10 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from engine.format import VERB_ORDER
-from engine.units import fmt_duration
-from tui.widgets.pane import Pane
-from tui.widgets.timeline import verb_style
+from replay_tui.engine.format import VERB_ORDER
+from replay_tui.engine.units import fmt_duration
+from replay_tui.tui.widgets.pane import Pane
+from replay_tui.tui.widgets.timeline import verb_style
 
 LABEL = "#8a96a3"
 BARS = "▁▂▃▄▅▆▇█"

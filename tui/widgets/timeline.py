@@ -22,11 +22,11 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from engine.format import EVENT_VERBS, READ_VERBS, OpRow, Reconcile
-from engine.units import fmt_duration
-from tui.messages import Notice, PageLoaded
-from tui.source import PAGE, TimelineSource
-from tui.widgets.pane import set_virtual_size
+from replay_tui.engine.format import EVENT_VERBS, READ_VERBS, OpRow, Reconcile
+from replay_tui.engine.units import fmt_duration
+from replay_tui.tui.messages import Notice, PageLoaded
+from replay_tui.tui.source import PAGE, TimelineSource
+from replay_tui.tui.widgets.pane import set_virtual_size
 
 SLOW_NS = 1_000_000_000  # a call this slow is shown in red; SLOWISH_NS in yellow
 SLOWISH_NS = 250_000_000
@@ -332,7 +332,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
                 rows = await source.fetch_page(page)
                 self.post_message(PageLoaded(generation, page, rows))
         except Exception as exc:  # noqa: BLE001 - shown, never a crash
-            from engine.schema import RecordingError
+            from replay_tui.engine.schema import RecordingError
             text = str(exc) if isinstance(exc, RecordingError) else f"{type(exc).__name__}: {exc}"
             self.post_message(Notice(f"timeline: {text}"))
         finally:

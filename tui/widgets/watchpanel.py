@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from tui.widgets.statepane import LABEL, short_value
+from replay_tui.tui.widgets.statepane import LABEL, short_value
 
 HINT = "w watches a field of the object in the state pane · c / C continue to its next / previous change"
 

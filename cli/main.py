@@ -29,12 +29,13 @@ import sys
 from pathlib import Path
 from typing import Awaitable, Callable, Sequence
 
-from engine.schema import RecordingError
+from replay_tui.engine.schema import RecordingError
 
 PROG = "replay-tui"
 COMMANDS = ("sessions", "show", "diff", "stats", "analyze", "when", "why", "query", "demo", "import",
             "record", "open", "report")
-DEMO_DB = Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db"
+# The demo recording is package data (``replay_tui/demo -> fixtures/demo`` in the checkout).
+DEMO_RESOURCE = ("replay_tui", "demo/demo.db")
 
 
 class UsageError(RecordingError):
@@ -48,6 +49,8 @@ def _position(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from replay_tui import __version__
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="A terminal time-travel debugger for Kubernetes operators.",
@@ -55,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                "in UTC (12:03:04), an offset from the start (+90s), an ISO timestamp, or a mark name. "
                "Run 'replay-tui COMMAND --help' for a command's options.",
     )
+    parser.add_argument("--version", "-V", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_text: str, *, db: bool = True, session: bool = True,
@@ -121,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", metavar="FILE", help="write the report there instead of stdout")
     p.add_argument("--slow-ms", type=float, default=1000.0,
                    help="endpoints with a p95 latency at or over this are flagged (default 1000)")
-    from recorder.cli import register as register_record
-    from recorder.importers.cli import register as register_import
+    from replay_tui.recorder.cli import register as register_record
+    from replay_tui.recorder.importers.cli import register as register_import
 
     register_record(sub)
     register_import(sub)
@@ -177,62 +181,66 @@ def _run(coro: Awaitable[int]) -> int:
 # --- handlers -------------------------------------------------------------------
 
 def _cmd_sessions(args: argparse.Namespace) -> int:
-    from tui import commands
+    from replay_tui.cli import commands
     return _run(commands.sessions(args.db, as_json=args.json))
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from tui import commands
+    from replay_tui.cli import commands
     return _run(commands.show(args.db, args.session, args.at, args.resource, as_json=args.json))
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from tui import commands
+    from replay_tui.cli import commands
     return _run(commands.diff(args.db, args.session, args.from_, args.to, args.resource,
                               all_fields=args.all_fields, extra_ignore=args.ignore, as_json=args.json))
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from tui import commands
+    from replay_tui.cli import commands
     return _run(commands.stats(args.db, args.session, as_json=args.json))
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from tui import commands
+    from replay_tui.cli import commands
     return _run(commands.analyze(args.db, args.session, slow_ms=args.slow_ms, window_s=args.window,
                                  hot_min=args.hot_min, as_json=args.json))
 
 
 def _cmd_open(args: argparse.Namespace) -> int:
-    from tui import commands
+    from replay_tui.cli import commands
     return commands.open_interactive(args.db, args.session, follow=args.follow)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from tui import commands
-    return commands.open_interactive(str(commands.ensure_demo(DEMO_DB)), None, follow=False)
+    from importlib import resources
+
+    from replay_tui.cli import commands
+    package, name = DEMO_RESOURCE
+    with resources.as_file(resources.files(package).joinpath(name)) as path:
+        return commands.open_interactive(str(commands.ensure_demo(path)), None, follow=False)
 
 
 def _cmd_when(args: argparse.Namespace) -> int:
-    from tui import timetravel
+    from replay_tui.cli import timetravel
     return _run(timetravel.when(args.db, args.session, args.field, before=args.before, after=args.after,
                                 all_changes=args.all_changes, as_json=args.json))
 
 
 def _cmd_why(args: argparse.Namespace) -> int:
-    from tui import timetravel
+    from replay_tui.cli import timetravel
     return _run(timetravel.why(args.db, args.session, args.at, args.resource, args.field,
                                max_links=args.max_links, as_json=args.json))
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from tui import timetravel
+    from replay_tui.cli import timetravel
     return _run(timetravel.run_query(args.db, args.session, " ".join(args.expression), limit=args.limit,
                                      as_json=args.json))
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from tui import report
+    from replay_tui.cli import report
     fmt = args.format
     if fmt is None:
         ext = os.path.splitext(args.out or "")[1].lower()

@@ -16,7 +16,7 @@ import yaml
 
 def replay_tui() -> list[str]:
     """The command line that runs ``replay-tui`` with this interpreter."""
-    return [sys.executable, "-m", "tui.cli"]
+    return [sys.executable, "-m", "replay_tui"]
 
 
 class RecorderProcess:

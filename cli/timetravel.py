@@ -18,15 +18,15 @@ from typing import Any
 
 import msgspec
 
-from engine import provenance, query as querymod, watch
-from engine.cursor import resolve_position
-from engine.diff import MISSING
-from engine.filters import FilterError, parse
-from engine.format import OpRow
-from engine.schema import RecordingError
-from engine.store import Session
-from engine.units import fmt_duration, fmt_elapsed
-from tui.commands import emit_json, opened
+from replay_tui.engine import provenance, query as querymod, watch
+from replay_tui.engine.cursor import resolve_position
+from replay_tui.engine.diff import MISSING
+from replay_tui.engine.filters import FilterError, parse
+from replay_tui.engine.format import OpRow
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import Session
+from replay_tui.engine.units import fmt_duration, fmt_elapsed
+from replay_tui.cli.commands import emit_json, opened
 
 PROG = "replay-tui"
 

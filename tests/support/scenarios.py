@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from recorder.testing.emulator import EmulatorThread, KubernetesAPIEmulator
-from recorder.testing.harness import RecorderProcess
+from tests.support.emulator import EmulatorThread, KubernetesAPIEmulator
+from tests.support.harness import RecorderProcess
 
 OPERATORS = Path(__file__).resolve().parents[2] / "fixtures" / "operators"
 GROUP, VERSION = "example.com", "v1"

@@ -26,10 +26,10 @@ from typing import Any
 
 import msgspec
 
-from engine.format import (
+from replay_tui.engine.format import (
     ADDED, CREATE, DELETE, DELETED, GET, LIST, MODIFIED, PATCH, UPDATE, Operation,
 )
-from engine.writer import RecordingWriter, SessionWriter
+from replay_tui.engine.writer import RecordingWriter, SessionWriter
 
 START_NS = 1_714_557_600_000_000_000  # 2024-05-01T10:00:00Z
 ACTOR = "webapp-operator"
@@ -851,7 +851,7 @@ def write_session(writer: RecordingWriter, ops: int, *, name: str = "synthetic",
     if ops < 0:
         raise ValueError("ops must be >= 0")
     session = writer.session(name, "synthetic", actor=ACTOR, cluster="kind-synthetic",
-                             attributes={"generator": "engine.synth", "seed": seed, "ops": ops},
+                             attributes={"generator": "benchmarks.generator", "seed": seed, "ops": ops},
                              **session_options)
     traffic = _Traffic(session, ops, seed)
     try:

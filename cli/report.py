@@ -14,11 +14,11 @@ from typing import Any
 
 import msgspec
 
-from engine import report as reportmod
-from engine.schema import RecordingError
-from engine.stats import LATENCY_VERBS
-from engine.units import fmt_duration, fmt_ts
-from tui.commands import opened, sampling_note
+from replay_tui.engine import report as reportmod
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.stats import LATENCY_VERBS
+from replay_tui.engine.units import fmt_duration, fmt_ts
+from replay_tui.cli.commands import opened, sampling_note
 
 FORMATS = ("md", "json", "html")
 

@@ -48,7 +48,7 @@ import msgspec
 import yaml
 from kmock._internal import apps
 
-from recorder.paths import ApiPath, parse_path
+from replay_tui.recorder.paths import ApiPath, parse_path
 
 HISTORY = 10_000  # watch events kept per resource for resumption by resourceVersion
 _encode = msgspec.json.encode
@@ -802,8 +802,8 @@ class EmulatorThread:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m recorder.testing.emulator``: serve an emulator until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="python -m recorder.testing.emulator",
+    """``python -m tests.support.emulator``: serve an emulator until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m tests.support.emulator",
                                      description="Serve a Kubernetes API emulator on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--kubeconfig", metavar="FILE", help="write a kubeconfig pointing at the emulator")

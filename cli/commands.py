@@ -10,13 +10,13 @@ from typing import Any, AsyncIterator, Iterable
 import msgspec
 import yaml
 
-from engine import diff as diffmod
-from engine import state
-from engine.cursor import resolve_position
-from engine.format import VERB_ORDER, Operation
-from engine.schema import RecordingError
-from engine.store import Recording, Session
-from engine.units import fmt_duration, fmt_elapsed, fmt_ts
+from replay_tui.engine import diff as diffmod
+from replay_tui.engine import state
+from replay_tui.engine.cursor import resolve_position
+from replay_tui.engine.format import VERB_ORDER, Operation
+from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.store import Recording, Session
+from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_ts
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -241,7 +241,7 @@ def _ms(v: Any) -> str:
 
 
 async def stats(db: str, session: str | None, *, as_json: bool) -> int:
-    from engine import stats as statsmod
+    from replay_tui.engine import stats as statsmod
 
     async with opened(db, session) as ses:
         result = await statsmod.compute(ses)
@@ -302,7 +302,7 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
 
 async def analyze(db: str, session: str | None, *, slow_ms: float, window_s: float, hot_min: int,
                   as_json: bool) -> int:
-    from engine import analysis, causality
+    from replay_tui.engine import analysis, causality
 
     async with opened(db, session) as ses:
         result = await analysis.analyze(ses, slow_ms=slow_ms, window_s=window_s, hot_min=hot_min)
@@ -376,6 +376,6 @@ def ensure_demo(path: Path) -> Path:
 
 def open_interactive(db: str, session: str | None, *, follow: bool) -> int:
     """The debugger: bad input fails in one line before any screen opens (see run_app)."""
-    from tui.app import run_app
+    from replay_tui.tui.app import run_app
 
     return int(run_app(db, session, follow=follow))

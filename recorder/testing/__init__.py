@@ -1,1 +1,0 @@
-"""Test support for the recorder: a Kubernetes API emulator (needs the ``test`` extra: kmock)."""
