@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OPS    ?= 1000000
 
-.PHONY: install test demo bench clean
+.PHONY: install test check lint demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# ruff, mypy and the import contracts: a failure in any fails the build.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
+
+# Everything CI runs: the linters, then every test (which include a wheel built and
+# installed into a fresh venv, and `make bench OPS=3000` as a smoke run).
+check: lint
 	$(PY) -m pytest -q
+
+test: check
 
 demo: $(STAMP)
 	$(VENV)/bin/replay-tui demo
@@ -34,4 +43,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.proxy --observe --json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info bench-*.db*
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache build *.egg-info bench-*.db*

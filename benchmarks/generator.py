@@ -27,7 +27,16 @@ from typing import Any
 import msgspec
 
 from replay_tui.engine.format import (
-    ADDED, CREATE, DELETE, DELETED, GET, LIST, MODIFIED, PATCH, UPDATE, Operation,
+    ADDED,
+    CREATE,
+    DELETE,
+    DELETED,
+    GET,
+    LIST,
+    MODIFIED,
+    PATCH,
+    UPDATE,
+    Operation,
 )
 from replay_tui.engine.writer import RecordingWriter, SessionWriter
 
@@ -100,9 +109,26 @@ def _template(kind: str, api_version: str, metadata: dict[str, Any], body: dict[
 class _Obj:
     """One Kubernetes object of the simulation and its current rendered version."""
 
-    __slots__ = ("kind", "api_version", "resource", "namespace", "name", "uid", "tpl", "rv",
-                 "gen", "spec", "status", "fin", "body", "exists", "app", "ready", "stale",
-                 "_item")
+    __slots__ = (
+        "_item",
+        "api_version",
+        "app",
+        "body",
+        "exists",
+        "fin",
+        "gen",
+        "kind",
+        "name",
+        "namespace",
+        "ready",
+        "resource",
+        "rv",
+        "spec",
+        "stale",
+        "status",
+        "tpl",
+        "uid",
+    )
 
     def __init__(self, kind: str, api_version: str, resource: str, namespace: str, name: str,
                  uid: str, app: _App | None):
@@ -144,8 +170,23 @@ class _Obj:
 class _App:
     """A WebApp and the objects it owns."""
 
-    __slots__ = ("obj", "children", "pods", "image", "replicas", "expose", "synced", "observed",
-                 "reported_ready", "terminating", "hot", "counter", "env", "pod_serial", "config")
+    __slots__ = (
+        "children",
+        "config",
+        "counter",
+        "env",
+        "expose",
+        "hot",
+        "image",
+        "obj",
+        "observed",
+        "pod_serial",
+        "pods",
+        "replicas",
+        "reported_ready",
+        "synced",
+        "terminating",
+    )
 
     def __init__(self, obj: _Obj):
         self.obj = obj
@@ -199,7 +240,7 @@ class _Traffic:
         return self._iso_cache[1]
 
     def uid(self) -> str:
-        h = "%032x" % self.rng.getrandbits(128)
+        h = f"{self.rng.getrandbits(128):032x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def bump(self) -> bytes:
@@ -306,7 +347,7 @@ class _Traffic:
         app.hot = hot
         app.replicas = rng.choice((1, 2, 2, 3, 3, 4))
         app.env = [{"name": f"FEATURE_{i}_{'X' * rng.randrange(2, 12)}",
-                    "value": "%x" % rng.getrandbits(rng.randrange(40, 120))}
+                    "value": f"{rng.getrandbits(rng.randrange(40, 120)):x}"}
                    for i in range(rng.randrange(6, 40))]
         spec_shape = {"image": "", "replicas": 0, "port": 8080, "expose": True, "env": app.env,
                       "resources": {"limits": {"cpu": "1", "memory": "512Mi"}}}
@@ -476,7 +517,7 @@ class _Traffic:
     def new_pod(self, app: _App) -> _Obj:
         rng = self.rng
         app.pod_serial += 1
-        suffix = "%05x" % rng.getrandbits(20)
+        suffix = f"{rng.getrandbits(20):05x}"
         o = _Obj("Pod", "v1", "pods", app.obj.namespace, f"{app.obj.name}-7d{app.pod_serial % 97:02d}f-{suffix}",
                  self.uid(), app)
         meta = {"name": o.name, "generateName": f"{app.obj.name}-7df-", "namespace": o.namespace,
@@ -559,7 +600,8 @@ class _Traffic:
         if o.exists:
             self.request(GET, o, rid, response=o.body, median_ms=3.0)
         else:
-            msg = f'{o.resource}{"." + o.api_version.rpartition("/")[0] if "/" in o.api_version else ""} "{o.name}" not found'
+            group = "." + o.api_version.rpartition("/")[0] if "/" in o.api_version else ""
+            msg = f'{o.resource}{group} "{o.name}" not found'
             self.request(GET, o, rid, status=404, reason="NotFound", message=msg,
                          response=self.status_error(404, "NotFound", msg, o), median_ms=2.0)
         return ""

@@ -41,7 +41,7 @@ def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return 0.0
-    return ordered[min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered) + 0.5)) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 # --- the upstream ---------------------------------------------------------------------------
@@ -135,7 +135,8 @@ def run(requests: int, events: int, interval_ms: float, observe: bool = False) -
             "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
         db = tmp / "bench.db"
         proxy_kc = tmp / "proxy.kubeconfig"
-        recorder = subprocess.Popen([sys.executable, "-m", "replay_tui", "record", "--db", str(db), "--kubeconfig", str(kc),
+        recorder = subprocess.Popen([sys.executable, "-m", "replay_tui", "record", "--db", str(db),
+                                     "--kubeconfig", str(kc),
                                            "--kubeconfig-out", str(proxy_kc), "--session", "bench",
                                      *(OBSERVE_ARGS if observe else [])],
                                     stderr=subprocess.DEVNULL)

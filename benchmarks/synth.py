@@ -13,8 +13,8 @@ import resource
 import sys
 import time
 
-from replay_tui.engine.schema import RecordingError
 from benchmarks.generator import write_session
+from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.writer import RecordingWriter
 
 

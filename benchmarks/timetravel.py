@@ -45,7 +45,7 @@ TARGETS = {"reverse_continue_ms_max": 50.0, "build_s_hot": 1.0, "query_first_mat
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered) + 0.5)) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 async def measure(db: str, *, session_ref: str | None, seed: int, samples: int) -> dict[str, Any]:

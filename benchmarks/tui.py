@@ -45,7 +45,7 @@ def _pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     values = sorted(values)
-    return values[min(int(round(q * (len(values) - 1))), len(values) - 1)]
+    return values[min(round(q * (len(values) - 1)), len(values) - 1)]
 
 
 def _run_child(args: list[str], timeout: float = 900) -> tuple[dict[str, Any], float]:
@@ -124,7 +124,7 @@ async def child_launch(db: str, steps: int, seed: int) -> dict[str, Any]:
         out["step_busy_ms"] = busy
         # statistics and analysis run in the background after launch; measure steps once they are done
         t0 = time.monotonic()
-        while (app.stats_data is None or app._stats_running or app._analysis_running) and time.monotonic() - t0 < 120:
+        while (app.stats_data is None or app._stats.running or app._analysis.running) and time.monotonic() - t0 < 120:
             await asyncio.sleep(0.05)
         out["stats_ready_s"] = time.monotonic() - t0
         rng = random.Random(seed)

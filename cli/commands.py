@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable
+from typing import Any
 
 import msgspec
 import yaml
@@ -13,7 +14,7 @@ import yaml
 from replay_tui.engine import diff as diffmod
 from replay_tui.engine import state
 from replay_tui.engine.cursor import resolve_position
-from replay_tui.engine.format import VERB_ORDER, Operation
+from replay_tui.engine.format import VERB_ORDER, ObjectKey, Operation
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import Recording, Session
 from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_ts
@@ -75,7 +76,7 @@ async def sessions(db: str, *, as_json: bool) -> int:
     return 0
 
 
-def _table(rows: list[tuple[str, ...]], right: Iterable[int] = (3,)) -> str:
+def _table(rows: Sequence[tuple[str, ...]], right: Iterable[int] = (3,)) -> str:
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     right = set(right)
     lines = []
@@ -104,6 +105,8 @@ async def show(db: str, session: str | None, at: str, resource: str | None, *, a
     async with opened(db, session) as ses:
         seq = await resolve_position(ses, at)
         op = await ses.op(seq)
+        obj_id: int | None
+        key: ObjectKey | None
         if resource:
             obj_id, key = await ses.resolve_object(resource)
         else:
@@ -265,7 +268,8 @@ def sampling_note(rate: float, recorded: int, sampled_out: int | None) -> str:
 def render_stats(name: str, s: dict[str, Any]) -> list[str]:
     lat = s.get("latency_ms") or {}
     rate = float(s.get("sample_rate", 1.0))
-    out = [f"session {name}: {'~' if rate < 1 else ''}{s['operations']:,} operations over {s.get('duration_s', 0):,.1f}s"
+    approx = "~" if rate < 1 else ""
+    out = [f"session {name}: {approx}{s['operations']:,} operations over {s.get('duration_s', 0):,.1f}s"
            f" ({s.get('ops_per_s', 0):,.1f}/s, peak {s.get('peak_ops_per_s', 0):,.0f}/s)",
            *([f"  {sampling_note(rate, int(s.get('recorded_operations', 0)), None)}"] if rate < 1 else []),
            f"  errors     {s['errors']:,} ({s.get('error_rate', 0) * 100:.2f}%)",
@@ -282,9 +286,9 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
     by_kind = s.get("by_kind") or {}
     if by_kind:
         out.append("")
-        rows = [("KIND", "COUNT")] + [(k or "-", f"{n:,}") for k, n in
-                                      sorted(by_kind.items(), key=lambda kv: -kv[1])[:15]]
-        out.append(_table(rows, right=(1,)))
+        kinds = [("KIND", "COUNT")] + [(k or "-", f"{n:,}") for k, n in
+                                       sorted(by_kind.items(), key=lambda kv: -kv[1])[:15]]
+        out.append(_table(kinds, right=(1,)))
     by_status = s.get("by_status") or {}
     if by_status:
         out.append("")

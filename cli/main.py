@@ -26,8 +26,7 @@ import argparse
 import asyncio
 import os
 import sys
-from pathlib import Path
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from replay_tui.engine.schema import RecordingError
 
@@ -163,10 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         try:
             sys.stdout.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         return 0
-    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+    except Exception as exc:
         if os.environ.get("REPLAY_TUI_DEBUG"):
             raise
         print(f"{PROG}: internal error: {type(exc).__name__}: {exc} "

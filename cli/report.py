@@ -14,11 +14,11 @@ from typing import Any
 
 import msgspec
 
+from replay_tui.cli.commands import opened, sampling_note
 from replay_tui.engine import report as reportmod
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.stats import LATENCY_VERBS
 from replay_tui.engine.units import fmt_duration, fmt_ts
-from replay_tui.cli.commands import opened, sampling_note
 
 FORMATS = ("md", "json", "html")
 
@@ -54,7 +54,8 @@ def _sections(r: reportmod.Report) -> dict[str, Any]:
         ("Ops/s (avg / peak)", f"{s.ops_per_s:.1f} / {s.peak_ops_per_s:.0f}"),
     ]
     # Watch events have no duration and a watch lasts as long as its stream: no latency shown.
-    endpoints = [(e.endpoint, f"{est if e.verb in LATENCY_VERBS else ''}{e.count:,}", _ms(e.avg_ms) if e.verb in LATENCY_VERBS else "-",
+    endpoints = [(e.endpoint, f"{est if e.verb in LATENCY_VERBS else ''}{e.count:,}",
+                  _ms(e.avg_ms) if e.verb in LATENCY_VERBS else "-",
                   _ms(e.p95_ms) if e.verb in LATENCY_VERBS else "-", f"{e.errors:,}",
                   f"SLOW (p95 >= {r.slow_ms:g} ms, see seq {e.max_seq})" if e.slow else "")
                  for e in r.endpoints]
@@ -185,8 +186,8 @@ def latency_svg(r: reportmod.Report, width: int = 720, height: int = 200) -> str
             runs.append([])
     for run in runs:
         if len(run) == 1:
-            x, y = run[0].split(",")
-            parts.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="#bc4c00"/>')
+            cx, cy = run[0].split(",")
+            parts.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="#bc4c00"/>')
         elif run:
             parts.append(f'<polyline points="{" ".join(run)}" fill="none" stroke="#bc4c00" stroke-width="2"/>')
     parts += [

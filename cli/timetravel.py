@@ -18,7 +18,9 @@ from typing import Any
 
 import msgspec
 
-from replay_tui.engine import provenance, query as querymod, watch
+from replay_tui.cli.commands import _table, emit_json, opened
+from replay_tui.engine import provenance, watch
+from replay_tui.engine import query as querymod
 from replay_tui.engine.cursor import resolve_position
 from replay_tui.engine.diff import MISSING
 from replay_tui.engine.filters import FilterError, parse
@@ -26,7 +28,6 @@ from replay_tui.engine.format import OpRow
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import Session
 from replay_tui.engine.units import fmt_duration, fmt_elapsed
-from replay_tui.cli.commands import emit_json, opened
 
 PROG = "replay-tui"
 
@@ -76,7 +77,7 @@ async def when(db: str, session: str | None, field: str, *, before: str | None, 
         else:
             changes = index.changes()
             scope = "in the session"
-        writers: list[provenance.Writer | None | str] = []
+        writers: list[provenance.Writer | str | None] = []
         for c in changes:
             if len(writers) >= MAX_ATTRIBUTED:
                 writers.append("?")
@@ -97,7 +98,7 @@ async def when(db: str, session: str | None, field: str, *, before: str | None, 
             rows.append((str(c.seq), fmt_elapsed(c.ts_ns - start) if c.ts_ns else "-", c.verb or "-",
                          _writer_text(w), f"{_value(c.old)} -> {_value(c.new)}"
                          + (" (object deleted)" if c.deleted else "")))
-        print(_table(rows))
+        print(_table(rows, right=()))
         return 0
 
 
@@ -109,7 +110,7 @@ def _short(text: str, limit: int = 32) -> str:
     return text if len(text) <= limit else "..." + text[-(limit - 3):]
 
 
-def _writer_text(w: provenance.Writer | None | str) -> str:
+def _writer_text(w: provenance.Writer | str | None) -> str:
     if w is None:
         return "another client"
     if isinstance(w, str):
@@ -120,16 +121,10 @@ def _writer_text(w: provenance.Writer | None | str) -> str:
     return text + (f" {_short(w.actor)}" if w.actor else "")
 
 
-def _writer_json(w: provenance.Writer | None | str) -> Any:
+def _writer_json(w: provenance.Writer | str | None) -> Any:
     if isinstance(w, str):
         return None
     return msgspec.to_builtins(w) if w is not None else "external"
-
-
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join([r[c].ljust(widths[c]) for c in range(len(widths))] + [r[-1]]).rstrip()
-                     for r in rows)
 
 
 # --- why -------------------------------------------------------------------------------

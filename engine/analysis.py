@@ -17,19 +17,37 @@ import asyncio
 import heapq
 import math
 from collections import deque
+from collections.abc import AsyncGenerator
 from itertools import islice
-from typing import Any, AsyncIterator
+from typing import Any
 
 import msgspec
 
 from replay_tui.engine import diff as diffmod
 from replay_tui.engine.format import (
-    ADDED, CREATE, DELETE, DELETED, EVENT_VERBS, GET, LIST, MODIFIED, PATCH, UPDATE, VERB_ORDER,
-    WATCH, WRITE_VERBS,
+    ADDED,
+    CREATE,
+    DELETE,
+    DELETED,
+    EVENT_VERBS,
+    GET,
+    LIST,
+    MODIFIED,
+    PATCH,
+    UPDATE,
+    VERB_ORDER,
+    WATCH,
+    WRITE_VERBS,
 )
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.stats import (
-    LATENCY_VERBS, Group, gather_all, groups, id_range, known_kinds, object_label,
+    LATENCY_VERBS,
+    Group,
+    gather_all,
+    groups,
+    id_range,
+    known_kinds,
+    object_label,
 )
 from replay_tui.engine.store import Session
 
@@ -206,7 +224,7 @@ def _target(kind: str, namespace: str, name: str, subresource: str) -> str:
 class _Window:
     """The most events within any ``width`` ns, and where that densest window lies."""
 
-    __slots__ = ("width", "events", "best", "first", "last", "examples")
+    __slots__ = ("best", "events", "examples", "first", "last", "width")
 
     def __init__(self, width: int):
         self.width = width
@@ -233,10 +251,29 @@ class _Window:
 class _ObjectLoop:
     """Folds one object's writes, new versions and reconcile starts, in seq order."""
 
-    __slots__ = ("obj_id", "writes", "nochange", "status_writes", "reconciles", "rec_nochange",
-                 "self_triggered", "chain", "longest_chain", "epoch", "rec_epoch", "last_gen",
-                 "prev_blob", "pair", "first_seq", "last_seq", "first_ts", "last_ts",
-                 "write_window", "rec_window", "echoes")
+    __slots__ = (
+        "chain",
+        "echoes",
+        "epoch",
+        "first_seq",
+        "first_ts",
+        "last_gen",
+        "last_seq",
+        "last_ts",
+        "longest_chain",
+        "nochange",
+        "obj_id",
+        "pair",
+        "prev_blob",
+        "rec_epoch",
+        "rec_nochange",
+        "rec_window",
+        "reconciles",
+        "self_triggered",
+        "status_writes",
+        "write_window",
+        "writes",
+    )
 
     def __init__(self, obj_id: int):
         self.obj_id = obj_id
@@ -283,10 +320,10 @@ class _ObjectLoop:
     def op(self, seq: int, ts: int, verb: str, subresource: str, generation: int | None,
            versioned: int, blob: int | None, window_ns: int) -> None:
         """A successful write, a watch event, or a read that brought a new version."""
-        if not versioned and (verb == ADDED or verb == MODIFIED):
+        if not versioned and (verb in (ADDED, MODIFIED)):
             self.echoes.append(seq)
             return
-        if verb == DELETE or verb == DELETED:
+        if verb in (DELETE, DELETED):
             if versioned and blob is None:  # really gone: a re-creation starts afresh
                 self.epoch += 1
                 self.last_gen = None
@@ -342,7 +379,7 @@ class _ObjectLoop:
             first_seq=self.first_seq, last_seq=self.last_seq, example_seqs=list(w.examples) if w else [])
 
 
-async def _prefetched(stream: Any) -> AsyncIterator[list[tuple[Any, ...]]]:
+async def _prefetched(stream: Any) -> AsyncGenerator[list[tuple[Any, ...]], None]:
     """Chunks of a stream, the next one already being read while this one is processed."""
     it = aiter(stream)
     pending = asyncio.ensure_future(anext(it, None))
@@ -550,7 +587,7 @@ class _Tally:
 
 
 class _Run:
-    __slots__ = ("count", "first_seq", "last_seq", "first_ts", "last_ts", "examples")
+    __slots__ = ("count", "examples", "first_seq", "first_ts", "last_seq", "last_ts")
 
     def __init__(self, seq: int, ts: int):
         self.count = 1
@@ -571,7 +608,7 @@ async def error_patterns(session: Session, *, window_ns: int) -> ErrorPatterns:
     async for rows in session.rec.stream(
             "SELECT seq, ts_ns, verb, kind, namespace, name, subresource, status, reason, obj_id"
             " FROM operations WHERE session_id = ? AND error = 1 ORDER BY seq", (session.id,)):
-        for seq, ts, verb, kind, ns, name, sub, status, reason, obj_id in rows:
+        for seq, ts, verb, kind, ns, name, _sub, status, reason, obj_id in rows:
             total += 1
             by_reason.setdefault((status, reason), _Tally()).add(seq)
             by_verb.setdefault(verb, _Tally()).add(seq)
@@ -624,7 +661,7 @@ async def _access(session: Session, grouped: list[Group], hot_min: int) -> Acces
     minutes = max(last - first, 1_000_000_000) / 60e9
     kinds: dict[str, dict[str, int]] = {}
     for g in grouped:
-        kind, verb, n = g.kind, g.verb, g.count
+        kind, verb, n = g.kind, g.verb, g.n
         if kind:
             verbs = kinds.setdefault(kind, {})
             verbs[verb] = verbs.get(verb, 0) + n

@@ -123,7 +123,7 @@ class Graph(msgspec.Struct, kw_only=True):
 
 
 class _EdgeAgg:
-    __slots__ = ("count", "longest", "first", "last", "writes", "runs", "sample", "field_seqs")
+    __slots__ = ("count", "field_seqs", "first", "last", "longest", "runs", "sample", "writes")
 
     def __init__(self) -> None:
         self.count = 0

@@ -9,7 +9,8 @@ raw: there the frame overhead eats the gain.
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import xxhash

@@ -118,7 +118,7 @@ async def resolve_position(session: Session, text: str, *, allow_zero: bool = Fa
         return await session.seq_at_time(start + offset)
     m = _TIME_OF_DAY.match(raw)
     if m:
-        day = dt.datetime.fromtimestamp(start / 1e9, tz=dt.timezone.utc)
+        day = dt.datetime.fromtimestamp(start / 1e9, tz=dt.UTC)
         whole, _, fraction = (m.group("s") or "0").partition(".")
         try:
             when = day.replace(hour=int(m.group("h")), minute=int(m.group("m")), second=int(whole),
@@ -138,7 +138,7 @@ async def resolve_position(session: Session, text: str, *, allow_zero: bool = Fa
         except ValueError:
             raise PositionError(f"bad timestamp {raw!r}") from None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.timezone.utc)
+            when = when.replace(tzinfo=dt.UTC)
         return await session.seq_at_time(_ns(when) + _fraction_ns(fraction))
     for mark in await session.marks():
         if mark.name == raw:

@@ -15,7 +15,8 @@ by default; pass ``ignore=()`` to see everything.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import msgspec
 
@@ -167,7 +168,8 @@ class PathError(ValueError):
 
 
 def parse_path(path: str) -> list[tuple[str, Any]]:
-    """``.status.conditions[type=Ready].status`` -> [('key','status'), ('key','conditions'), ('sel',('type','Ready')), ('key','status')]."""
+    """``.status.conditions[type=Ready].status`` ->
+    [('key','status'), ('key','conditions'), ('sel',('type','Ready')), ('key','status')]."""
     segments: list[tuple[str, Any]] = []
     pos = 0
     while pos < len(path):

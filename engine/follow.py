@@ -9,7 +9,7 @@ nothing measurable and keeps new ops visible within the 250 ms budget.
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from replay_tui.engine.store import Session
 

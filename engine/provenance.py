@@ -26,7 +26,8 @@ Every step is one or two index lookups; nothing scans the session.
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 

@@ -176,7 +176,8 @@ def _metadata(session: Session, stats: Stats, namespaces: list[str]) -> Metadata
     return Metadata(session=info.name, session_id=info.id, source=info.source, actor=info.actor,
                     cluster=info.cluster, namespaces=namespaces, started_ns=info.started_ns,
                     ended_ns=info.ended_ns, first_ns=stats.first_ns, last_ns=stats.last_ns,
-                    duration_s=stats.duration_s or _span_s(info.started_ns, info.ended_ns), recorder=str(attrs.get("recorder") or info.source),
+                    duration_s=stats.duration_s or _span_s(info.started_ns, info.ended_ns),
+                    recorder=str(attrs.get("recorder") or info.source),
                     recorder_version=str(version), attributes=attrs)
 
 

@@ -26,12 +26,19 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-from typing import Any, Awaitable, Iterable, NamedTuple, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 
 from replay_tui.engine.format import (
-    EVENT_ERROR, EVENT_VERBS, READ_VERBS, VERB_ORDER, WATCH, WRITE_VERBS, ObjectKey,
+    EVENT_ERROR,
+    EVENT_VERBS,
+    READ_VERBS,
+    VERB_ORDER,
+    WATCH,
+    WRITE_VERBS,
+    ObjectKey,
 )
 from replay_tui.engine.store import Recording, Session
 from replay_tui.engine.writer import bucket_value_ns
@@ -135,7 +142,7 @@ def request_scale(rate: float) -> float:
 class Histogram:
     """Counts per latency bucket plus the exact count, sum and max (ns)."""
 
-    __slots__ = ("buckets", "count", "total", "max")
+    __slots__ = ("buckets", "count", "max", "total")
 
     def __init__(self) -> None:
         self.buckets: dict[int, int] = {}
@@ -201,7 +208,7 @@ class Group(NamedTuple):
     kind: str
     status: int
     bucket: int
-    count: int
+    n: int  # how many ops
     total_ns: int
     max_ns: int
     max_seq: int  # the op with max_ns

@@ -16,7 +16,8 @@ import os
 import sqlite3
 import urllib.parse
 from collections import OrderedDict
-from typing import Any, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any
 
 import aiosqlite
 import msgspec
@@ -165,7 +166,7 @@ class Recording:
             if self._inflight == 1:
                 try:
                     await self.db.interrupt()
-                except Exception:  # noqa: BLE001 - the connection may be gone already
+                except Exception:
                     pass
             raise
         except sqlite3.Error as exc:
@@ -183,14 +184,15 @@ class Recording:
             await cur.close()
         await self._run(go())
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return await self._run(self.db.execute_fetchall(sql, params))  # type: ignore[no-any-return]
+    async def fetchall(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
+        return list(await self._run(self.db.execute_fetchall(sql, params)))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
-    async def stream(self, sql: str, params: Sequence[Any] = (), size: int = 5000):  # type: ignore[no-untyped-def]
+    async def stream(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = (),
+                     size: int = 5000) -> AsyncGenerator[list[tuple[Any, ...]], None]:
         """Yield lists of rows, ``size`` at a time, without holding the whole result."""
         async def opener() -> aiosqlite.Cursor:
             return await self.db.execute(sql, params)

@@ -9,7 +9,7 @@ def fmt_ts(ts_ns: int | None, *, date: bool = True) -> str:
     """An instant in UTC, to the microsecond: '2026-11-22 18:03:04.123456Z'."""
     if not ts_ns:
         return "-"
-    when = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.timezone.utc)
+    when = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC)
     text = when.strftime("%Y-%m-%d %H:%M:%S.%f" if date else "%H:%M:%S.%f")
     return text + "Z"
 

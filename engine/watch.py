@@ -308,7 +308,7 @@ class ChangeIndex:
                     future.cancel()
                 try:
                     await future
-                except BaseException:  # noqa: BLE001 - already failing or cancelled
+                except BaseException:
                     pass
             await stream.aclose()
 

@@ -19,16 +19,33 @@ import os
 import sqlite3
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any
 
 import msgspec
 import zstandard
 
 from replay_tui.engine import codec
 from replay_tui.engine.format import (
-    ADDED, CREATE, DELETE, DELETED, EVENT_ERROR, GET, LIST, MODIFIED, PATCH, UPDATE,
-    Mark, ObjectHead, ObjectMeta, Operation, Reconcile, api_group, decode_head, decode_list,
+    ADDED,
+    CREATE,
+    DELETE,
+    DELETED,
+    EVENT_ERROR,
+    GET,
+    LIST,
+    MODIFIED,
+    PATCH,
+    UPDATE,
+    Mark,
+    ObjectHead,
+    ObjectMeta,
+    Operation,
+    Reconcile,
+    api_group,
+    decode_head,
+    decode_list,
 )
 from replay_tui.engine.schema import OP_COLUMNS, RecordingError, create, describe_sqlite_error
 
@@ -111,7 +128,9 @@ class RecordingWriter:
 
     def compress_async(self, datas: list[bytes]) -> Future[list[bytes]]:
         """Compress bodies on the worker thread while this one goes on (zstd holds no GIL)."""
-        return self._worker().submit(codec.compress_many, datas, self._compressor)
+        pool = self._worker()
+        assert self._compressor is not None  # made with the pool
+        return pool.submit(codec.compress_many, datas, self._compressor)
 
     def session(
         self,
@@ -190,6 +209,7 @@ class SessionWriter:
                 (self.name, source, time.time_ns(), actor, cluster,
                  msgspec.json.encode(self.attributes).decode(), keyframe_interval),
             )
+            assert cur.lastrowid is not None
             self.id = int(cur.lastrowid)
         except sqlite3.Error as exc:
             self._rollback()
@@ -429,7 +449,7 @@ class SessionWriter:
                 if head is _UNPARSED:
                     head = resp_entry[1] = _parse_head(response)
             else:
-                rh = resp_bid = head = None
+                rh, resp_bid, head = None, None, None
             req_head = None
             if req_entry is not None and (head is None or head.kind in ("", "Status")
                                           or head.kind.endswith("List")):
@@ -459,9 +479,7 @@ class SessionWriter:
                         version(obj_id, rh, resp_bid, seq)  # terminating, finalizers pending
                     else:
                         version(obj_id, None, None, seq)
-                elif verb == DELETED:
-                    version(obj_id, None, None, seq)
-                elif verb == GET and status == 404:
+                elif verb == DELETED or (verb == GET and status == 404):
                     version(obj_id, None, None, seq)
                 elif verb == LIST and ok and response is not None:
                     self._list_versions(response, put_blob, version, seq)

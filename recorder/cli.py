@@ -161,12 +161,12 @@ async def probe(upstream: Upstream) -> None:
     headers = {"Authorization": upstream.authorization} if upstream.authorization else {}
     connector = aiohttp.TCPConnector(ssl=upstream.ssl_context if upstream.ssl_context else False)
     try:
-        async with aiohttp.ClientSession(connector=connector) as session:
-            async with session.get(upstream.url + "/version", headers=headers, allow_redirects=False,
-                                   timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S),
-                                   server_hostname=upstream.server_hostname, proxy=upstream.proxy):
-                pass
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        async with aiohttp.ClientSession(connector=connector) as session, \
+                session.get(upstream.url + "/version", headers=headers, allow_redirects=False,
+                            timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S),
+                            server_hostname=upstream.server_hostname, proxy=upstream.proxy):
+            pass
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise RecordingError(f"cannot reach the cluster at {upstream.url}: {describe(exc)}") from None
 
 
@@ -325,7 +325,7 @@ async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstrea
         if not waiter.done():
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), args.grace)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning(f"{command[0]} did not exit within {args.grace:g}s; killing it")
                 _signal_child(child, signal.SIGKILL)
                 await waiter

@@ -22,8 +22,9 @@ import contextvars
 import inspect
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import msgspec
@@ -160,7 +161,7 @@ class ClientRecording:
             if _original is None:
                 _original = rest.RESTClientObject.request
                 _signature = inspect.signature(_original)
-                rest.RESTClientObject.request = _recorded_request
+                rest.RESTClientObject.request = _recorded_request  # type: ignore[method-assign]
             self.queue.start()
             _active = self
         return self

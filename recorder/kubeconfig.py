@@ -94,7 +94,8 @@ def _check_file(path: str) -> dict[str, Any]:
 
 def load_upstream(kubeconfig: str | None = None, context: str | None = None) -> Upstream:
     """The cluster of a kubeconfig context (or the in-cluster service account)."""
-    from kubernetes import client, config as kconfig
+    from kubernetes import client
+    from kubernetes import config as kconfig
 
     files = _candidates(kubeconfig)
     existing = [f for f in files if os.path.exists(f)]
@@ -121,7 +122,7 @@ def load_upstream(kubeconfig: str | None = None, context: str | None = None) -> 
     try:
         kconfig.load_kube_config(config_file=target, context=context, client_configuration=cfg,
                                  persist_config=False)
-    except Exception as exc:  # noqa: BLE001 - ConfigException, exec plugin failures, bad base64 ...
+    except Exception as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
         raise KubeconfigError(f"kubeconfig {target}: {text}") from None
     namespace = "default"

@@ -22,6 +22,7 @@ import hmac
 import os
 import socket
 import time
+
 import aiohttp
 import aiohttp.web
 import msgspec
@@ -140,7 +141,7 @@ class RecordingProxy:
         """Re-read expiring credentials (exec plugins, token files) in a worker thread."""
         try:
             self.upstream.refresh_auth()
-        except Exception:  # noqa: BLE001 - keep the last good token; the server will say 401
+        except Exception:
             pass
 
     # --- requests ---------------------------------------------------------------------------
@@ -174,7 +175,7 @@ class RecordingProxy:
                 cap.method, self.upstream.url + request.raw_path, headers=headers, data=cap.request,
                 allow_redirects=False, server_hostname=self.upstream.server_hostname,
                 proxy=self.upstream.proxy)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.upstream_errors += 1
             return self._fail(rid, cap, watch, t0, 502, "BadGateway", "replay-tui record: cannot reach the "
                               f"cluster at {self.upstream.url}: {describe(exc)}")
@@ -184,7 +185,7 @@ class RecordingProxy:
             return await self._relay_watch(request, resp, rid, cap, t0)
         try:
             data = await resp.read()
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             resp.release()
             self.upstream_errors += 1
             return self._fail(rid, cap, watch, t0, 502, "BadGateway",
@@ -239,7 +240,7 @@ class RecordingProxy:
                 if counting:
                     events += chunk.count(b"\n")
             await out.write_eof()
-        except (ConnectionError, aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectionError, aiohttp.ClientError):
             pass  # either side hung up: the stream is over
         finally:
             monitor.cancel()

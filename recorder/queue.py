@@ -240,7 +240,7 @@ class CaptureQueue:
                     self._process(item)
                 except RecordingError as exc:
                     self._fail(exc)
-                except Exception as exc:  # noqa: BLE001 - one bad capture must not stop recording
+                except Exception as exc:
                     self.counters.errors["encode"] += 1
                     self.counters.last_error = f"{type(exc).__name__}: {exc}"
             now = time.monotonic()

@@ -30,7 +30,18 @@ from typing import Any
 import msgspec
 
 from replay_tui.engine.format import (
-    ADDED, CREATE, DELETE, DELETED, MODIFIED, PATCH, UPDATE, WATCH, ObjectMeta, Operation, api_group, decode_head,
+    ADDED,
+    CREATE,
+    DELETE,
+    DELETED,
+    MODIFIED,
+    PATCH,
+    UPDATE,
+    WATCH,
+    ObjectMeta,
+    Operation,
+    api_group,
+    decode_head,
 )
 from replay_tui.engine.writer import SessionWriter
 
@@ -53,8 +64,9 @@ def identity(body: Any) -> tuple[str, str, str]:
         meta = head.metadata or ObjectMeta()
         return head.kind, meta.namespace, meta.name
     if isinstance(body, dict):
-        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-        return str(body.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        raw = body.get("metadata")
+        fields: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        return str(body.get("kind") or ""), str(fields.get("namespace") or ""), str(fields.get("name") or "")
     return "", "", ""
 
 
@@ -152,7 +164,7 @@ class SpanInferrer:
         if own is not None and target is not None and now - own.last_ns <= self.quiet_ns:
             if span is None or span.key != target:
                 self._close()
-                span = self._open(target, own, now)  # type: ignore[arg-type]
+                span = self._open(target, own, now)
         elif span is None or self._latest is not None:
             # A request on no triggered object: it belongs to the latest event not yet answered,
             # or else to the running span.

@@ -13,12 +13,26 @@ from hypothesis import strategies as st
 
 from replay_tui.engine import state
 from replay_tui.engine.diff import (
-    MISSING, Change, PathError, apply, diff, get_path, key_segment, object_diff, parse_path,
+    MISSING,
+    Change,
+    PathError,
+    apply,
+    diff,
+    get_path,
+    key_segment,
+    object_diff,
+    parse_path,
     state_diff,
 )
 from replay_tui.engine.store import Recording
 from tests.conftest import (
-    StreamModel, build_stream, k8s_object, object_ids, op_for, stream_actions, write_session,
+    StreamModel,
+    build_stream,
+    k8s_object,
+    object_ids,
+    op_for,
+    stream_actions,
+    write_session,
 )
 
 # --- JSON-like values ---------------------------------------------------------------

@@ -161,7 +161,7 @@ async def test_find_is_the_next_and_previous_match_whatever_the_window(
     for expression in FIND_EXPRESSIONS:
         flt = parse(expression)
         hits = await matching(session, expression)
-        for seq in range(0, len(OPS) + 2):
+        for seq in range(len(OPS) + 2):
             nxt = min((h for h in hits if h > seq), default=None)
             prev = max((h for h in hits if h < seq), default=None)
             assert await find(session, seq, flt) == nxt, (expression, seq, "forward")

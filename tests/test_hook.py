@@ -6,20 +6,21 @@ import base64
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 pytest.importorskip("kubernetes")
 pytest.importorskip("kmock")
 
-from kubernetes import client, config, watch  # noqa: E402
+from kubernetes import client, config, watch
 
-from replay_tui import recorder  # noqa: E402
-from replay_tui.engine import codec  # noqa: E402
-from replay_tui.engine.schema import RecordingError  # noqa: E402
-from tests.support.emulator import EmulatorThread  # noqa: E402
+from replay_tui import recorder
+from replay_tui.engine import codec
+from replay_tui.engine.schema import RecordingError
+from tests.support.emulator import EmulatorThread
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +58,9 @@ def test_every_call_is_recorded_with_marked_reconcile_spans(core: client.CoreV1A
             core.patch_namespaced_config_map("web", "hooked", {"data": {"a": "2"}})
         with pytest.raises(client.ApiException):
             core.read_namespaced_config_map("gone", "hooked")
-        with pytest.raises(RuntimeError):
-            with rec.reconcile(owner, "webs"):
-                core.read_namespaced_config_map("web", "hooked")
-                raise RuntimeError("the reconciler crashed")
+        with pytest.raises(RuntimeError), rec.reconcile(owner, "webs"):
+            core.read_namespaced_config_map("web", "hooked")
+            raise RuntimeError("the reconciler crashed")
         events = [e["type"] for e in watch.Watch().stream(core.list_namespaced_config_map, "hooked",
                                                           timeout_seconds=1)]
         rec.mark("done", "after the watch")
@@ -118,9 +118,8 @@ def test_secrets_are_redacted_unless_asked_not_to(core: client.CoreV1Api, tmp_pa
 def test_only_one_recording_at_a_time_and_nothing_after_it_ends(core: client.CoreV1Api, tmp_path: Path) -> None:
     db = tmp_path / "one.db"
     with recorder.recording(str(db)):
-        with pytest.raises(RecordingError, match="already active"):
-            with recorder.recording(str(tmp_path / "two.db")):
-                pass
+        with pytest.raises(RecordingError, match="already active"), recorder.recording(str(tmp_path / "two.db")):
+            pass
         core.read_namespace("default")
     core.read_namespace("default")  # after the context: not recorded, and the client still works
     assert len(_rows(db, "SELECT * FROM operations")) == 1

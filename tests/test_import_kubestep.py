@@ -69,7 +69,7 @@ DEPLOY = {"metadata": {"name": "mc", "namespace": "default", "uid": "dep-uid", "
                        "generation": 1},
           "spec": {"replicas": 3}}  # typed clients drop kind/apiVersion
 DEPLOY_SEEN = {"kind": "Deployment", "apiVersion": "apps/v1",
-               **{**DEPLOY, "metadata": {**DEPLOY["metadata"], "resourceVersion": "201"}},
+               **DEPLOY, "metadata": {**DEPLOY["metadata"], "resourceVersion": "201"},
                "status": {"readyReplicas": 1}}
 POD = {"kind": "Pod", "apiVersion": "v1",
        "metadata": {"name": "mc-1", "namespace": "default", "uid": "pod-uid", "resourceVersion": "300"}}

@@ -21,7 +21,7 @@ from replay_tui.engine.writer import SessionWriter
 from replay_tui.recorder.importers import cli
 from replay_tui.recorder.importers.common import ImportFormatError, Progress
 from replay_tui.recorder.importers.sieve import import_sieve
-from tests.conftest import file_digest, write_session, simple_ops
+from tests.conftest import file_digest, simple_ops, write_session
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "cassandra-operator-recreate.sieve-server.log"
@@ -125,7 +125,7 @@ async def test_reconcile_spans_carry_reconciler_and_sieve_id(imported: tuple[Pat
         rows = await rec.fetchall(
             "SELECT seq, reconcile, actor, verb FROM operations WHERE session_id = ? AND seq BETWEEN ? AND ?",
             (session.id, span.start_seq, span.end_seq))
-        for seq, rid, actor, verb in rows:
+        for _seq, rid, actor, verb in rows:
             if verb in ("added", "modified", "deleted"):
                 assert rid is None and actor == ""
             else:

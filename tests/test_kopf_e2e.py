@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 pytest.importorskip("kopf")
 pytest.importorskip("kmock")
 
-from replay_tui.engine import state  # noqa: E402
-from replay_tui.engine.store import Recording  # noqa: E402
-from tests.support.emulator import EmulatorThread  # noqa: E402
-from tests.support.scenarios import buggy_scenario, healthy_scenario, new_emulator, record_operator  # noqa: E402
+from replay_tui.engine import state
+from replay_tui.engine.store import Recording
+from tests.support.emulator import EmulatorThread
+from tests.support.scenarios import buggy_scenario, healthy_scenario, new_emulator, record_operator
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db"
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from replay_tui.engine import provenance, watch
+from replay_tui.engine import provenance
 from replay_tui.engine.format import Operation
+from replay_tui.engine.state import version_at
 from replay_tui.engine.store import Recording, Session
 from replay_tui.recorder.importers.sieve import import_sieve
-from replay_tui.engine.state import version_at
 from tests.conftest import k8s_object, op_for
 
 SAMPLE = Path(__file__).parent / "data" / "cassandra-operator-recreate.sieve-server.log"

@@ -16,8 +16,9 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -240,7 +241,7 @@ def test_protobuf_is_negotiated_away_so_every_answer_is_json(env: Env) -> None:
 
 def test_metrics_are_served_on_their_own_address(env: Env) -> None:
     assert env.rec.proc is not None
-    log = env.rec._output()  # noqa: SLF001 - what the recorder printed so far
+    log = env.rec._output()
     match = re.search(r"metrics on (http://[0-9.]+:[0-9]+)/metrics", log)
     assert match, log
     host, port = match.group(1).removeprefix("http://").rsplit(":", 1)

@@ -11,16 +11,16 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 pytest.importorskip("kmock")
 
-from tests.support.emulator import EmulatorThread  # noqa: E402
-from tests.support.harness import RecorderProcess, replay_tui  # noqa: E402
-from replay_tui.cli.main import main  # noqa: E402
+from replay_tui.cli.main import main
+from tests.support.emulator import EmulatorThread
+from tests.support.harness import RecorderProcess, replay_tui
 
 
 @pytest.fixture(scope="module")

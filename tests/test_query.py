@@ -23,7 +23,13 @@ from replay_tui.engine.diff import MISSING, get_path
 from replay_tui.engine.filters import FilterError, parse
 from replay_tui.engine.store import Recording, Session
 from tests.conftest import (
-    StreamModel, build_stream, k8s_object, object_ids, op_for, stream_actions, write_session,
+    StreamModel,
+    build_stream,
+    k8s_object,
+    object_ids,
+    op_for,
+    stream_actions,
+    write_session,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +70,7 @@ async def _check(db: str, model: StreamModel, path: str, extra: str) -> None:
         streamed = [m.row.seq async for ms in query.stream(session, flt) for m in ms]
         assert streamed == sorted(expected)
         assert await filters.count(session, flt) == len(expected)
-        for pos in range(0, session.last + 2):
+        for pos in range(session.last + 2):
             nxt = min((s for s in expected if s > pos), default=None)
             prv = max((s for s in expected if s < pos), default=None)
             assert await filters.find(session, pos, flt, True) == nxt

@@ -9,8 +9,9 @@ import re
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -112,7 +113,7 @@ def test_sample_rate_one_records_everything_and_zero_only_watches(tmp_path: Path
 def _sampled_steps(gets: int, patches: int, events: int) -> list[Any]:
     obj = k8s_object("ConfigMap", "cm")
     steps: list[Any] = []
-    for i in range(gets):
+    for _ in range(gets):
         steps.append(op_for(GET, obj, resource="configmaps", duration_ns=2_000_000, response=obj))
     for i in range(patches):
         steps.append(op_for(PATCH, obj, resource="configmaps", status=409 if i % 2 else 200,
@@ -158,7 +159,8 @@ async def test_an_unsampled_report_says_it_is_not_sampled(session_of: Any) -> No
     from replay_tui.cli.report import render_markdown
 
     md = render_markdown(await reportmod.build(await session_of(_sampled_steps(3, 1, 1))))
-    assert "not sampled: every request the source saw is in the recording" in md and "~" not in md.split("## Endpoints")[1].split("##")[0]
+    assert "not sampled: every request the source saw is in the recording" in md
+    assert "~" not in md.split("## Endpoints")[1].split("##")[0]
 
 
 @pytest.mark.parametrize("bogus", ["0.5", -1, 7, True, None])
@@ -251,13 +253,13 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
             with pytest.raises(client.ApiException):
                 core.read_namespaced_config_map("missing", "obs")
             list(watch.Watch().stream(core.list_namespaced_config_map, "obs", timeout_seconds=1))
-            match = re.search(r'"metrics on (http://[0-9.]+:[0-9]+)/metrics"', rec._output())  # noqa: SLF001
-            assert match, rec._output()  # noqa: SLF001
+            match = re.search(r'"metrics on (http://[0-9.]+:[0-9]+)/metrics"', rec._output())
+            assert match, rec._output()
             deadline = time.monotonic() + 10
             while True:  # the writer commits every 100 ms: wait until it has caught up
                 families = _families(_scrape(match.group(1)))
                 done = _value(families, "replay_recorded_total") + _value(families, "replay_sampled_out_total")
-                if (_value(families, "replay_queue_depth") == 0 and done >= 1 + 5 + GETS + 1 + 1 + 5
+                if ((_value(families, "replay_queue_depth") == 0 and done >= 1 + 5 + GETS + 1 + 1 + 5)
                         or time.monotonic() > deadline):
                     break
                 time.sleep(0.1)

@@ -160,7 +160,7 @@ def test_writer_errors_are_counted_by_category_and_recording_goes_on(tmp_path: P
             queue.request(_get(i))
         while queue.depth:
             time.sleep(0.01)
-        queue._flush()  # noqa: SLF001 - the first commit fails ...
+        queue._flush()
         for i in range(5, 8):
             queue.request(_get(i))
         counters = queue.close()  # ... the next ones succeed

@@ -9,14 +9,25 @@ import sqlite3
 import msgspec
 import pytest
 
-from replay_tui.engine.format import ADDED, CREATE, DELETE, DELETECOLLECTION, EVENT_ERROR, GET, LIST, MODIFIED, PATCH, \
-    UPDATE, WATCH, Operation
+from replay_tui.engine.format import (
+    ADDED,
+    CREATE,
+    DELETE,
+    DELETECOLLECTION,
+    EVENT_ERROR,
+    GET,
+    LIST,
+    MODIFIED,
+    PATCH,
+    UPDATE,
+    WATCH,
+    Operation,
+)
 from replay_tui.engine.writer import RecordingWriter
 from replay_tui.recorder.capture import Capture, Converter, split_lines
 from replay_tui.recorder.paths import parse_path, verb_for
 from replay_tui.recorder.redact import MARKER_PREFIX, Redactor
 from replay_tui.recorder.spans import SpanInferrer
-
 
 # --- paths -----------------------------------------------------------------------------
 

@@ -192,8 +192,8 @@ def test_the_latency_line_breaks_where_no_request_ran() -> None:
     import re
     from types import SimpleNamespace
 
-    from replay_tui.engine.stats import Timeline
     from replay_tui.cli.report import latency_svg
+    from replay_tui.engine.stats import Timeline
 
     timeline = Timeline(start_ns=0, width_ns=10**9, counts=[3, 4, 2, 0, 5, 1, 0], errors=[0] * 7,
                         p95_ms=[1.0, 2.0, 0.0, 0.0, 3.0, 4.0, 0.0])

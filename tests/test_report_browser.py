@@ -25,7 +25,6 @@ from PIL import Image
 
 from tests.test_report import DEMO, build, run
 
-
 SESSION = "buggy-operator"
 WIDTH, HEIGHT = 1280, 2400
 WHITE = (255, 255, 255)

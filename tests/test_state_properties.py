@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 from replay_tui.engine import state
 from replay_tui.engine.store import PositionError, Recording
 from tests.conftest import (
-    StreamModel, build_stream, k8s_object, object_ids, op_for, status_body, stream_actions,
+    StreamModel,
+    build_stream,
+    k8s_object,
+    object_ids,
+    op_for,
+    status_body,
+    stream_actions,
     write_session,
 )
 

@@ -18,7 +18,14 @@ from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import Recording, SessionNotFound
 from replay_tui.engine.writer import RecordingWriter
 from tests.conftest import (
-    SECOND, T0, file_digest, k8s_object, op_for, read_everything, simple_ops, status_body,
+    SECOND,
+    T0,
+    file_digest,
+    k8s_object,
+    op_for,
+    read_everything,
+    simple_ops,
+    status_body,
     write_session,
 )
 

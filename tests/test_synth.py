@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.generator import HOT, write_session
 from replay_tui.engine import codec
 from replay_tui.engine.format import EVENT_VERBS
-from benchmarks.generator import HOT, write_session
 from replay_tui.engine.writer import RecordingWriter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ def test_reconciles_are_triggered_by_watch_events(db: sqlite3.Connection) -> Non
     assert len(spans) > 100
     triggered = [s for s in spans if s[3] is not None]
     assert len(triggered) > 0.9 * len(spans)
-    for rid, start, end, trigger in triggered[:300]:
+    for _rid, start, _end, trigger in triggered[:300]:
         verb = db.execute("SELECT verb FROM operations WHERE seq = ?", (trigger,)).fetchone()[0]
         assert verb in EVENT_VERBS and trigger < start
     outside = db.execute(

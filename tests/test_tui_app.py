@@ -12,22 +12,28 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from replay_tui.engine.schema import RecordingError
-from tests.conftest import T0, file_digest, k8s_object, op_for, write_session
-from tests.test_tui_fixture import (
-    CONFLICT_SEQ, OPS, SCALE_SEQ, SERVER_ERROR_SEQ, SLOW_SEQ, make_fixture,
-)
 from replay_tui.tui.app import ReplayApp, run_app
 from replay_tui.tui.screens.help import HelpScreen
 from replay_tui.tui.screens.pickers import MarkPicker, ObjectPicker, SessionPicker
 from replay_tui.tui.screens.prompt import PromptScreen
 from replay_tui.tui.widgets.position import PositionBar
 from replay_tui.tui.widgets.timeline import Timeline
+from tests.conftest import T0, file_digest, k8s_object, op_for, write_session
+from tests.test_tui_fixture import (
+    CONFLICT_SEQ,
+    OPS,
+    SCALE_SEQ,
+    SERVER_ERROR_SEQ,
+    SLOW_SEQ,
+    make_fixture,
+)
 
 SIZE = (160, 45)
 ROOT = Path(__file__).resolve().parent.parent
@@ -322,7 +328,8 @@ async def test_filter_narrows_the_timeline_and_esc_clears_it(fixture_db: Path) -
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("status:4xx", [CONFLICT_SEQ]), ("kind:ConfigMap verb:get", [15, 16]), ("ns:shop name:web-config verb:delete", [17]),
+    ("status:4xx", [CONFLICT_SEQ]), ("kind:ConfigMap verb:get", [15, 16]),
+    ("ns:shop name:web-config verb:delete", [17]),
     ("error", [CONFLICT_SEQ, SERVER_ERROR_SEQ]), ("latency>1s", [SLOW_SEQ]), ("etcdserver", [15]),
 ])
 async def test_filter_language(fixture_db: Path, text: str, expected: list[int]) -> None:

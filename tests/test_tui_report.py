@@ -19,11 +19,11 @@ from textual.widgets._toast import Toast
 
 from replay_tui.engine import report as reportmod
 from replay_tui.engine.store import Recording
-from tests.conftest import file_digest
-from tests.test_tui_app import SIZE, notices, ready, type_text, until
 from replay_tui.tui.app import ReplayApp
 from replay_tui.tui.screens.help import HelpScreen
 from replay_tui.tui.screens.prompt import PromptScreen
+from tests.conftest import file_digest
+from tests.test_tui_app import SIZE, notices, ready, type_text, until
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db"
 SESSION = "buggy-operator"

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_tui_app import SIZE, ready, until
-from tests.test_tui_fixture import CONFLICT_SEQ, SCALE_SEQ, make_fixture
 from replay_tui.tui.app import ReplayApp
 from replay_tui.tui.screens.help import HelpScreen
 from replay_tui.tui.screens.pickers import SessionPicker
+from tests.test_tui_app import SIZE, ready, until
+from tests.test_tui_fixture import CONFLICT_SEQ, SCALE_SEQ, make_fixture
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 UPDATE = os.environ.get("REPLAY_TUI_UPDATE_SNAPSHOTS") == "1"

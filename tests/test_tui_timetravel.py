@@ -11,13 +11,13 @@ import pytest
 from textual.widgets import Input, Static
 
 from replay_tui.engine.writer import RecordingWriter
-from tests.conftest import T0, k8s_object, op_for, write_session
-from tests.test_causality import Script, healthy, widget_loop
-from tests.test_tui_app import SIZE, notices, ready, until
 from replay_tui.tui.app import ReplayApp
 from replay_tui.tui.screens.prompt import PromptScreen
 from replay_tui.tui.widgets.statspanel import AnalysisPanel
 from replay_tui.tui.widgets.watchpanel import WatchPanel
+from tests.conftest import T0, k8s_object, op_for, write_session
+from tests.test_causality import Script, healthy, widget_loop
+from tests.test_tui_app import SIZE, notices, ready, until
 
 #: .spec.replicas of Deployment default/web is set at op 1 and changed at ops 4 and 7
 REPLICA_CHANGES = {1: 1, 4: 3, 7: 5}

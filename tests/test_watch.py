@@ -30,7 +30,14 @@ from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import Recording, Session
 from replay_tui.engine.writer import RecordingWriter
 from tests.conftest import (
-    T0, StreamModel, build_stream, k8s_object, object_ids, op_for, stream_actions, write_session,
+    T0,
+    StreamModel,
+    build_stream,
+    k8s_object,
+    object_ids,
+    op_for,
+    stream_actions,
+    write_session,
 )
 
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -78,7 +85,7 @@ async def _check(db: str, model: StreamModel, ops: list[Operation], path: str) -
             for c in index.changes():
                 assert c.verb == ops[c.seq - 1].verb
                 assert c.deleted == (model.states[c.seq].get(key) is None)
-            for pos in range(0, n + 2):
+            for pos in range(n + 2):
                 nxt = next((c for c in expected if c[0] > pos), None)
                 prv = next((c for c in reversed(expected) if c[0] < pos), None)
                 lst = next((c for c in reversed(expected) if c[0] <= pos), None)

@@ -25,9 +25,10 @@ import os
 import re
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial, wraps
 from importlib import resources
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 
 import msgspec
 from textual import work
@@ -40,6 +41,8 @@ from textual.notifications import Notification, Notify
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 
+from replay_tui.cli import report as reportfile
+from replay_tui.cli.commands import opened
 from replay_tui.engine import analysis
 from replay_tui.engine import diff as diffmod
 from replay_tui.engine import provenance as provmod
@@ -53,12 +56,23 @@ from replay_tui.engine.follow import follow as follow_session
 from replay_tui.engine.format import Mark, SessionInfo
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import Recording, Session
-from replay_tui.cli import report as reportfile
-from replay_tui.cli.commands import opened
 from replay_tui.tui.marks import MarkStore
 from replay_tui.tui.messages import (
-    AnalysisReady, CyclesReady, Detail, DetailLoaded, FollowTick, MatchesFound, MoveResolved, Notice,
-    ObjectsReady, ProvenanceReady, ReportWritten, SessionOpened, StateDiffReady, StatsReady, WatchAdded,
+    AnalysisReady,
+    CyclesReady,
+    Detail,
+    DetailLoaded,
+    FollowTick,
+    MatchesFound,
+    MoveResolved,
+    Notice,
+    ObjectsReady,
+    ProvenanceReady,
+    ReportWritten,
+    SessionOpened,
+    StateDiffReady,
+    StatsReady,
+    WatchAdded,
 )
 from replay_tui.tui.screens.help import HelpScreen
 from replay_tui.tui.screens.pickers import FOLLOW_OP, MarkPicker, ObjectPicker, SessionPicker
@@ -104,7 +118,7 @@ class _Background:
     """One recurring whole-session computation (statistics, analysis, cycles): is it running,
     when did it last start, what did it cost (recomputing a growing recording waits 5x that)."""
 
-    __slots__ = ("running", "started", "cost")
+    __slots__ = ("cost", "running", "started")
 
     def __init__(self) -> None:
         self.running = False
@@ -276,7 +290,7 @@ class ReplayApp(App[int]):
             first = await ses.rows(1, 1)
             start_ns = first[0].ts_ns if first else (ses.info.started_ns or 0)
             marks = await ses.marks()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(Notice(_error_text(exc)))
             return
         self.session, self.dses, self.hses, self.sses = ses, dses, hses, sses
@@ -474,7 +488,7 @@ class ReplayApp(App[int]):
                     return
                 target = "/".join(p for p in (span.kind, span.namespace, span.name) if p)
                 self.post_message(MoveResolved(span.start_seq, f"reconcile #{span.id} {span.reconciler} {target}"))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(Notice(_error_text(exc)))
 
     def action_next_error(self) -> None:
@@ -523,7 +537,7 @@ class ReplayApp(App[int]):
             return
         try:
             seq = await retrying(lambda: resolve_position(ses, text))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(Notice(_error_text(exc)))
             return
         self.post_message(MoveResolved(seq))
@@ -595,7 +609,7 @@ class ReplayApp(App[int]):
                 seqs = await src.scan(flt, lo, hi)
                 self.post_message(MatchesFound(generation, seqs, hi, hi >= ses.last))
                 lo = hi
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(Notice(f"filter: {_error_text(exc)}"))
         finally:
             self._scan_running = False
@@ -713,7 +727,7 @@ class ReplayApp(App[int]):
                 snap = await statemod.snapshot(ses, seq)
                 return await snap.keys()
             keys = await retrying(go)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(Notice(_error_text(exc)))
             return
         self.post_message(ObjectsReady(seq, keys))
@@ -820,7 +834,7 @@ class ReplayApp(App[int]):
         try:
             spans = self.source.spans if self.source is not None else None
             detail = await retrying(lambda: self._compute_detail(ses, seq, pinned, mark, spans))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(Notice(_error_text(exc)))
             return
         self.post_message(DetailLoaded(detail))
@@ -898,7 +912,7 @@ class ReplayApp(App[int]):
                                       sorted(str(keys[i]) for i in sd.removed if i in keys),
                                       sorted((str(keys[i]), len(c)) for i, c in sd.changed.items() if i in keys))
             result = await retrying(go)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(Notice(_error_text(exc)))
             return
         self.post_message(result)
@@ -922,7 +936,7 @@ class ReplayApp(App[int]):
         job.started = time.monotonic()
         try:
             data = msgspec.to_builtins(await compute(ses))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(Notice(f"{label}: {_error_text(exc)}"))
             return
         finally:
@@ -1024,7 +1038,7 @@ class ReplayApp(App[int]):
             where = f" at column {column}" if column else ""
             self.post_message(Notice(f"bad field path {path!r}{where}: {getattr(exc, 'short', exc)}"))
             return
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(Notice(f"watch: {_error_text(exc)}"))
             return
         self.post_message(WatchAdded(index, generation))
@@ -1070,7 +1084,7 @@ class ReplayApp(App[int]):
             if any(w.upto < ses.last for w in ws.watches):
                 await retrying(ws.refresh)  # the followed session grew
             found = ws.step(start, forward)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(Notice(f"watch: {_error_text(exc)}"))
             return
         if found is None:
@@ -1089,7 +1103,7 @@ class ReplayApp(App[int]):
             return
         try:
             await retrying(ws.refresh)
-        except Exception:  # noqa: BLE001 - c / C refresh again and report
+        except Exception:
             return
         self.post_message(WatchAdded(None, generation))
 
@@ -1115,7 +1129,7 @@ class ReplayApp(App[int]):
                                          " (o picks an object)", "warning"))
                 return
             chain = await retrying(lambda: provmod.explain(ses, obj_id, seq))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(Notice(f"provenance: {_error_text(exc)}"))
             return
         self.post_message(ProvenanceReady(chain, obj_id, seq))
@@ -1191,7 +1205,7 @@ class ReplayApp(App[int]):
         try:
             async for last in follow_session(ses, interval=FOLLOW_POLL_S, stop_when_ended=False):
                 self.post_message(FollowTick(last, ses.info.ended_ns is not None))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(Notice(f"follow stopped: {_error_text(exc)}"))
             self.following = False
 
@@ -1240,7 +1254,7 @@ class ReplayApp(App[int]):
             return
         try:
             rows = await retrying(lambda: ses.rows(1, 1))
-        except Exception:  # noqa: BLE001
+        except Exception:
             return
         if rows:
             self.start_ns = rows[0].ts_ns
@@ -1323,7 +1337,7 @@ class ReplayApp(App[int]):
                 data = await reportmod.build(ses)
             # rendering and writing are plain Python: off the event loop, the screen stays live
             size = await asyncio.to_thread(lambda: reportfile.write_text(path, reportfile.render(data, fmt)))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.post_message(ReportWritten(path, error=f"report: {_error_text(exc)}"))
             return
         self.post_message(ReportWritten(path, size=size, seconds=time.monotonic() - started))
@@ -1352,7 +1366,7 @@ class ReplayApp(App[int]):
     @_while_shown
     def on_notice(self, message: Notice) -> None:
         severity = message.severity if message.severity in ("information", "warning", "error") else "error"
-        self.notify(message.text, severity=severity,  # type: ignore[arg-type]
+        self.notify(message.text, severity=severity,
                     timeout=3 if severity == "information" else 6, markup=False)
         if self.session is None and severity == "error":
             self.query_one(OpPane).show_empty(message.text)
@@ -1367,13 +1381,13 @@ class ReplayApp(App[int]):
         self.workers.cancel_all()
         try:
             await asyncio.wait_for(self.workers.wait_for_complete(), timeout=3)
-        except Exception:  # noqa: BLE001 - closing anyway
+        except Exception:
             pass
         for rec in (self.main_rec, self.detail_rec, self.heavy_rec, self.stats_rec):
             if rec is not None:
                 try:
                     await rec.close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
 
 

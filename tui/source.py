@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 from array import array
 from bisect import bisect_left
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
 
 from replay_tui.engine import query
 from replay_tui.engine.filters import Filter
@@ -117,7 +119,8 @@ class TimelineSource:
         ses = self.session
         for i in range(0, len(wanted), 500):
             part = wanted[i:i + 500]
-            found = await retrying(lambda: ses.rec.fetchall(
+            found = await retrying(partial(
+                ses.rec.fetchall,
                 "SELECT id, reconciler, kind, namespace, name, start_seq, end_seq, start_ns, end_ns,"
                 " trigger_seq, error, inferred, source_id FROM reconciles WHERE session_id = ?"
                 f" AND id IN ({','.join('?' * len(part))})", (ses.id, *part)))

@@ -10,7 +10,8 @@ by key and by index, as the diff may use either.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 from rich.text import Text

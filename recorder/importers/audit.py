@@ -45,8 +45,20 @@ import msgspec
 
 from replay_tui.engine.format import READ_VERBS, WRITE_VERBS, Operation
 from replay_tui.recorder.importers.common import (
-    NOT_OBJECT_KINDS, ImportFormatError, ImportResult, LineReader, Malformed, Progress, Tally, Target,
-    check_input, default_session_name, feed_lines, first_pass, join_api_version, kind_from_plural,
+    NOT_OBJECT_KINDS,
+    ImportFormatError,
+    ImportResult,
+    LineReader,
+    Malformed,
+    Progress,
+    Tally,
+    Target,
+    check_input,
+    default_session_name,
+    feed_lines,
+    first_pass,
+    join_api_version,
+    kind_from_plural,
     parse_rfc3339_ns,
 )
 
@@ -255,9 +267,7 @@ class AuditImporter:
             names = {u.username for u in (ev.user, ev.impersonatedUser) if u is not None}
             if self.user not in names:
                 return False
-        if self.user_agent is not None and self.user_agent not in ev.userAgent.lower():
-            return False
-        return True
+        return not (self.user_agent is not None and self.user_agent not in ev.userAgent.lower())
 
     @staticmethod
     def _merge(prev: _Event | None, ev: _Event) -> _Event:

@@ -36,7 +36,7 @@ def _kubestep(args: argparse.Namespace) -> int:
     return _print(import_kubestep(args.src, args.db, session=args.session))
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``import`` command and its sub-commands to a CLI's sub-parsers."""
     text = "import a trace recorded by another tool as a new session"
     parser = subparsers.add_parser("import", help=text, description=text)

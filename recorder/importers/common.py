@@ -16,7 +16,8 @@ import os
 import re
 import sys
 import time
-from typing import IO, Any, Callable, Iterator, TextIO, TypeVar
+from collections.abc import Callable, Iterator
+from typing import IO, Any, TextIO, TypeVar
 
 import msgspec
 
@@ -66,7 +67,7 @@ class LineReader:
     def __init__(self, path: str):
         self.path = path
         self.total = os.path.getsize(path) if os.path.isfile(path) else 0
-        self._raw: IO[bytes] = open(path, "rb")
+        self._raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by close()
         self._stream: IO[bytes] = self._raw
         if self._raw.read(2) == GZIP_MAGIC:
             self._raw.seek(0)

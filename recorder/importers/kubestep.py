@@ -46,17 +46,39 @@ import os
 import sqlite3
 import urllib.parse
 from collections import OrderedDict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 
 from replay_tui.engine.format import (
-    CREATE, DELETE, DELETECOLLECTION, EVENT_VERBS, GET, LIST, PATCH, UPDATE, WATCH, Operation,
+    CREATE,
+    DELETE,
+    DELETECOLLECTION,
+    EVENT_VERBS,
+    GET,
+    LIST,
+    PATCH,
+    UPDATE,
+    WATCH,
+    Operation,
 )
 from replay_tui.engine.schema import SQLITE_MAGIC, RecordingError
 from replay_tui.recorder.importers.common import (
-    CORE_BY_KIND, CORE_BY_LOWER_KIND, CORE_BY_PLURAL, ImportFormatError, ImportResult, Malformed,
-    Progress, Tally, Target, check_input, classify_error, epoch_to_ns, pluralise, status_body,
+    CORE_BY_KIND,
+    CORE_BY_LOWER_KIND,
+    CORE_BY_PLURAL,
+    ImportFormatError,
+    ImportResult,
+    Malformed,
+    Progress,
+    Tally,
+    Target,
+    check_input,
+    classify_error,
+    epoch_to_ns,
+    pluralise,
+    status_body,
 )
 
 SOURCE = "kubestep"

@@ -57,12 +57,37 @@ from typing import Any
 import msgspec
 
 from replay_tui.engine.format import (
-    ADDED, CREATE, DELETE, DELETECOLLECTION, DELETED, GET, LIST, MODIFIED, PATCH, UPDATE,
-    ObjectMeta, Operation, decode_head, decode_list,
+    ADDED,
+    CREATE,
+    DELETE,
+    DELETECOLLECTION,
+    DELETED,
+    GET,
+    LIST,
+    MODIFIED,
+    PATCH,
+    UPDATE,
+    ObjectMeta,
+    Operation,
+    decode_head,
+    decode_list,
 )
 from replay_tui.recorder.importers.common import (
-    CORE_BY_LOWER_KIND, ImportFormatError, ImportResult, LineReader, Malformed, Progress, Tally,
-    Target, check_input, code_for_reason, default_session_name, feed_lines, first_pass, match_ns, pluralise,
+    CORE_BY_LOWER_KIND,
+    ImportFormatError,
+    ImportResult,
+    LineReader,
+    Malformed,
+    Progress,
+    Tally,
+    Target,
+    check_input,
+    code_for_reason,
+    default_session_name,
+    feed_lines,
+    first_pass,
+    match_ns,
+    pluralise,
     status_body,
 )
 

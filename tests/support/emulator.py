@@ -38,9 +38,10 @@ import sys
 import threading
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import aiohttp.web
 import kmock
@@ -376,7 +377,8 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
         body = self._body(request)
         if method == "POST":
             if api.name:
-                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+                raise ApiError(405, "MethodNotAllowed",
+                               "the server does not allow this method on the requested resource")
             if rt.namespaced and not ns:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return self._json(self._create(rt, ns, self._object(rt, body)), 201)
@@ -680,7 +682,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
                     break
                 try:
                     line = await asyncio.wait_for(watcher.queue.get(), wait)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if deadline is not None and loop.time() >= deadline:
                         break
                     await response.write(self._bookmark(rt))
@@ -757,7 +759,7 @@ class EmulatorThread:
     def _run(self) -> None:
         try:
             asyncio.run(self._serve())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+        except BaseException as exc:
             self._error = exc
             self._ready.set()
 

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -44,7 +45,7 @@ class RecorderProcess:
 
     def start(self, timeout: float = 30.0) -> RecorderProcess:
         # Output goes to a file, not a pipe: a chatty operator must never block on a full pipe.
-        self._log = open(Path(self._dir) / "output.log", "w+")
+        self._log = open(Path(self._dir) / "output.log", "w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=self._log,
                                      stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + timeout

@@ -12,8 +12,9 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tests.support.emulator import EmulatorThread, KubernetesAPIEmulator
 from tests.support.harness import RecorderProcess

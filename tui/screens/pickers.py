@@ -74,7 +74,7 @@ class MarkPicker(ModalScreen["str | None"]):
         if self.current:
             try:
                 ol.highlighted = ol.get_option_index(self.current)
-            except Exception:  # noqa: BLE001 - a mark that went away
+            except Exception:
                 pass
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -189,7 +189,7 @@ class SessionPicker(ModalScreen["int | None"]):
         if self.current is not None:
             try:
                 ol.highlighted = ol.get_option_index(str(self.current))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

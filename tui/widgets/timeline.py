@@ -9,7 +9,7 @@ so a million rows scroll as smoothly as ten.
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -331,7 +331,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
                 generation = source.generation
                 rows = await source.fetch_page(page)
                 self.post_message(PageLoaded(generation, page, rows))
-        except Exception as exc:  # noqa: BLE001 - shown, never a crash
+        except Exception as exc:
             from replay_tui.engine.schema import RecordingError
             text = str(exc) if isinstance(exc, RecordingError) else f"{type(exc).__name__}: {exc}"
             self.post_message(Notice(f"timeline: {text}"))
