@@ -47,12 +47,8 @@ class Env:
         self.api = config.new_client_from_config(str(rec.proxy_kubeconfig))
         self.core = client.CoreV1Api(self.api)
 
-    def host_port(self) -> tuple[str, int]:
-        host, port = self.rec.proxy_url.removeprefix("http://").rsplit(":", 1)
-        return host, int(port)
-
     def raw_get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(*self.host_port(), timeout=30)
+        conn = self.rec.connection()
         conn.request("GET", path, headers={"Authorization": f"Bearer {self.rec.token}", **(headers or {})})
         resp = conn.getresponse()
         body = resp.read()
@@ -149,7 +145,8 @@ def test_watch_streams_arrive_unchanged_and_every_event_is_recorded_once_in_orde
     status, via_proxy = env.raw_get(path)
     writer.join()
     assert status == 200
-    sent = b"".join(line for rv, obj, line in env.emu.call(lambda: list(env.emu.emulator.history[("", "configmaps")]))
+    sent = b"".join(line for rv, (_, obj, line) in env.emu.call(
+                        lambda: list(env.emu.emulator.history[("", "configmaps")]))
                     if obj["metadata"]["namespace"] == ns)
     assert via_proxy == sent  # the same bytes the emulator wrote, in the same order
     sent_rvs = [json.loads(line)["object"]["metadata"]["resourceVersion"] for line in sent.splitlines()]
@@ -171,7 +168,7 @@ def test_the_official_watch_helper_works_through_the_proxy(env: Env) -> None:
 
 def test_a_client_hanging_up_a_quiet_watch_ends_the_clusters_stream(env: Env) -> None:
     ns = _namespace(env, "hangup")
-    conn = http.client.HTTPConnection(*env.host_port(), timeout=10)
+    conn = env.rec.connection(timeout=10)
     conn.request("GET", f"/api/v1/namespaces/{ns}/configmaps?watch=true",
                  headers={"Authorization": f"Bearer {env.rec.token}"})
     assert conn.getresponse().status == 200
@@ -222,7 +219,7 @@ def test_the_recording_files_are_private(env: Env) -> None:
 
 def test_clients_without_the_recorders_token_are_refused_and_not_recorded(env: Env) -> None:
     before = len(env.ops())
-    conn = http.client.HTTPConnection(*env.host_port(), timeout=10)
+    conn = env.rec.connection(timeout=10)
     conn.request("GET", "/api/v1/namespaces/default/configmaps?marker=unauthorized")
     resp = conn.getresponse()
     assert resp.status == 401 and json.loads(resp.read())["reason"] == "Unauthorized"
