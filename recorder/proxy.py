@@ -53,10 +53,13 @@ def status_body(code: int, reason: str, message: str) -> bytes:
 
 
 def json_accept(accept: str) -> str:
-    """``Accept`` without protobuf: the server then answers JSON (Table and other JSON variants kept)."""
-    if "protobuf" not in accept:
+    """``Accept`` without Kubernetes' protobuf: the server then answers JSON (Table and other JSON
+    variants kept).  Other protobuf documents (the OpenAPI spec kubectl reads as
+    ``application/com.github.proto-openapi.spec.v2@v1.0+protobuf``) are no Kubernetes objects and
+    have no JSON form the client would decode: they are asked for as the client asks."""
+    if "vnd.kubernetes.protobuf" not in accept:
         return accept
-    kept = [part.strip() for part in accept.split(",") if "protobuf" not in part]
+    kept = [part.strip() for part in accept.split(",") if "vnd.kubernetes.protobuf" not in part]
     return ", ".join(kept) if kept else "application/json"
 
 
