@@ -363,7 +363,8 @@ OPENAPI_V2_PROTOBUF = (_proto_field(1, b"2.0")
                        + _proto_field(2, _proto_field(1, OPENAPI_V2["info"]["title"].encode())
                                       + _proto_field(2, OPENAPI_V2["info"]["version"].encode()))
                        + _proto_field(8, b"") + _proto_field(9, b""))
-OPENAPI_PROTOBUF_TYPE = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+# Asked for as ...spec.v2@v1.0+protobuf; answered as kube-openapi does ("@" is not valid in a Content-Type).
+OPENAPI_PROTOBUF_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
 
 # --- the emulator ----------------------------------------------------------------------------
@@ -388,6 +389,11 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
         self.watchers: dict[tuple[str, str], set[_Watcher]] = defaultdict(set)
         self.rv = 1000
         self.bookmark_interval: float | None = None
+        # What clients were served, counted here, independently of any recorder in between:
+        # (method, path with query) of every request in arrival order, and each watch stream's
+        # (path with query, the event lines it sent).
+        self.served: list[tuple[str, str]] = []
+        self.streams: list[tuple[str, list[bytes]]] = []
         for rt in BUILTIN:
             self.add_resource(rt)
         self.put("", "namespaces", {"metadata": {"name": "default"}})
@@ -462,6 +468,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
     # --- HTTP --------------------------------------------------------------------------
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        self.served.append((raw.method, raw.path_qs))
         api = parse_path(raw.path)
         if raw.path == "/openapi/v2" and raw.method == "GET":
             if "protobuf" in raw.headers.get("Accept", ""):
@@ -808,16 +815,23 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
             else:
                 initial = [event for rv, event in history if rv > since and watcher.matches(event[1])]
         self.watchers[key].add(watcher)
+        sent: list[bytes] = []
+        self.streams.append((raw.path_qs, sent))
         response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+
+        async def send(line: bytes) -> None:
+            await response.write(line)
+            sent.append(line)
+
         try:
             await response.prepare(raw)
             if expired:
                 error = ApiError(410, "Expired", f"too old resource version: {since} ({history[0][0]})")
-                await response.write(_encode({"type": "ERROR", "object": error.status()}) + b"\n")
+                await send(_encode({"type": "ERROR", "object": error.status()}) + b"\n")
                 await response.write_eof()
                 return response
             for event in initial:
-                await response.write(render.event(event))
+                await send(render.event(event))
             timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
             bookmarks = query.get("allowWatchBookmarks", "").lower() == "true"
             loop = asyncio.get_running_loop()
@@ -833,13 +847,13 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
                 except TimeoutError:
                     if deadline is not None and loop.time() >= deadline:
                         break
-                    await response.write(self._bookmark(rt))
+                    await send(self._bookmark(rt))
                     continue
                 if event is None:
                     break
-                await response.write(render.event(event))
+                await send(render.event(event))
             if bookmarks:
-                await response.write(self._bookmark(rt))
+                await send(self._bookmark(rt))
             await response.write_eof()
         except (ConnectionError, asyncio.CancelledError):
             pass
