@@ -64,9 +64,11 @@ def request_key(method: str, url: str) -> RequestKey:
     return verb, resource, namespace, name if verb in NAMED else "", sub
 
 
-def served(emulator: KubernetesAPIEmulator, since: int = 0) -> Counter[RequestKey]:
-    """The requests the emulator served from index ``since`` on (the recorder's own probe comes before)."""
-    return Counter(request_key(method, path) for method, path in emulator.served[since:])
+def served(emulator: KubernetesAPIEmulator) -> Counter[RequestKey]:
+    """The requests a fresh emulator served through the proxy: all but the first, the recorder's own
+    ``GET /version`` probe (made directly, before the proxy starts)."""
+    assert emulator.served[:1] == [("GET", "/version")], emulator.served[:3]
+    return Counter(request_key(method, path) for method, path in emulator.served[1:])
 
 
 def _rows(db: Path, sql: str) -> list[sqlite3.Row]:

@@ -26,9 +26,9 @@ import yaml
 
 pytest.importorskip("kmock")
 
-from tests.conformance import clients, fidelity  # noqa: E402
-from tests.support.emulator import EmulatorThread  # noqa: E402
-from tests.support.harness import RecorderProcess, replay_tui  # noqa: E402
+from tests.conformance import clients, fidelity
+from tests.support.emulator import EmulatorThread
+from tests.support.harness import RecorderProcess, replay_tui
 
 KUBECTL, WHY = clients.kubectl()
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason=WHY)
@@ -73,8 +73,8 @@ class Session:
 
 
 class Result:
-    def __init__(self, session: Session, since: int, status: int, watch_output: str, db: Path):
-        self.session, self.since, self.status, self.watch_output, self.db = session, since, status, watch_output, db
+    def __init__(self, session: Session, status: int, watch_output: str, db: Path):
+        self.session, self.status, self.watch_output, self.db = session, status, watch_output, db
         self.emu = session.emu
         self.stderr = session.rec.stderr
 
@@ -87,7 +87,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Result]:
     with EmulatorThread() as emu:
         kc = emu.write_kubeconfig(tmp / "emulator.kubeconfig")
         with RecorderProcess(db, kc, session="kubectl") as rec:
-            since = len(emu.emulator.served)  # the recorder's own probe came before
             s = Session(tmp, emu, rec)
             s.kubectl("create", "namespace", NS)
             s.kubectl("get", "namespaces")
@@ -121,7 +120,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Result]:
             watch_output = out.read()
             s.kubectl("api-resources")
             status = rec.stop()
-            yield Result(s, since, status, watch_output, db)
+            yield Result(s, status, watch_output, db)
 
 
 def test_the_recorder_exits_cleanly_and_refuses_nothing(run: Result) -> None:
@@ -134,7 +133,7 @@ def test_every_request_kubectl_made_is_recorded_once(run: Result) -> None:
     said = fidelity.kubectl_requests("\n".join(run.session.logs))
     assert sum(said.values()) > 30  # discovery, openapi, reads, writes, the watch
     assert fidelity.recorded(run.db) == said
-    assert fidelity.served(run.emu.emulator, run.since) == said
+    assert fidelity.served(run.emu.emulator) == said
 
 
 def test_verbs_match_what_kubectl_did(run: Result) -> None:
@@ -158,7 +157,7 @@ def test_get_w_records_named_objects_and_their_state(run: Result) -> None:
     assert [(r["verb"], r["kind"], r["namespace"], r["name"]) for r in rows] == [
         ("modified", "ConfigMap", NS, "settings"), ("added", "ConfigMap", NS, "temp"),
         ("deleted", "ConfigMap", NS, "temp")]
-    modified, added, deleted = (r["seq"] for r in rows)
+    modified, _, deleted = (r["seq"] for r in rows)
     show = subprocess.run([*replay_tui(), "show", str(run.db), "--at", str(modified), "-r",
                            f"ConfigMap/{NS}/settings", "--json"], capture_output=True, text=True, timeout=60)
     obj = yaml.safe_load(show.stdout)["object"]
