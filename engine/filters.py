@@ -231,7 +231,7 @@ def _path_term(field: str, op: str, value: str, expression: str, op_col: int, va
         return _PATH_SQL if truth == (op != "!=") else f"NOT {_PATH_SQL}"
     alts = []
     for raw, raw_col in _alternatives(value, value_col):
-        if not raw.startswith("/"):
+        if not raw.startswith(("/", "*")):
             raise FilterError(f"path= takes a request path such as /apis/apps/v1 or /apis*, not {raw!r}",
                               expression, raw_col)
         alts.append("resource GLOB ?" if "*" in raw else "resource = ?")

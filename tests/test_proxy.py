@@ -227,6 +227,32 @@ def test_clients_without_the_recorders_token_are_refused_and_not_recorded(env: E
     assert len(env.ops()) == before
 
 
+def test_metadata_only_clients_record_named_objects(env: Env) -> None:
+    """controller-runtime's metadata-only watches ask for PartialObjectMetadata(List)."""
+    ns = _namespace(env, "metaonly")
+    env.core.create_namespaced_config_map(ns, {"metadata": {"name": "m", "labels": {"a": "1"}}, "data": {"k": "v"}})
+    accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+    status, body = env.raw_get(f"/api/v1/namespaces/{ns}/configmaps", {"Accept": accept})
+    assert status == 200 and json.loads(body)["kind"] == "PartialObjectMetadataList"
+    rv = json.loads(body)["metadata"]["resourceVersion"]
+    env.core.patch_namespaced_config_map("m", ns, {"metadata": {"labels": {"a": "2"}}})
+    status, body = env.raw_get(f"/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion={rv}"
+                               "&timeoutSeconds=1", {"Accept": "application/json;as=PartialObjectMetadata;"
+                                                               "g=meta.k8s.io;v=v1"})
+    assert json.loads(body.splitlines()[0])["object"]["kind"] == "PartialObjectMetadata"
+    rows = env.ops("namespace = ? AND verb IN ('list', 'modified')", (ns,), settle=2)
+    assert [(r["verb"], r["kind"], r["name"]) for r in rows] == [("list", "ConfigMap", ""),
+                                                                 ("modified", "ConfigMap", "m")]
+    conn = sqlite3.connect(f"file:{env.db}?mode=ro", uri=True)
+    try:
+        (blob,) = conn.execute("SELECT s.blob_id FROM states s JOIN objects o ON o.id = s.obj_id WHERE o.name = 'm'"
+                               " AND o.namespace = ? ORDER BY s.seq DESC LIMIT 1", (ns,)).fetchone()
+    finally:
+        conn.close()
+    latest = env.body(blob)
+    assert latest["metadata"]["labels"] == {"a": "2"} and latest["data"] == {"k": "v"}  # data from the patch
+
+
 def test_protobuf_is_negotiated_away_so_every_answer_is_json(env: Env) -> None:
     status, body = env.raw_get("/api/v1/namespaces/default", {
         "Accept": "application/vnd.kubernetes.protobuf, application/json"})
