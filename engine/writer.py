@@ -83,6 +83,16 @@ def _parse_head(data: bytes) -> ObjectHead | None:
     return head
 
 
+def _identify(op: Operation, meta: ObjectMeta) -> None:
+    """Take name, namespace, uid, resourceVersion and generation from the object's metadata where the op lacks them."""
+    op.name = op.name or meta.name
+    op.namespace = op.namespace or meta.namespace
+    op.uid = op.uid or meta.uid
+    op.resource_version = op.resource_version or meta.resourceVersion
+    if op.generation is None:
+        op.generation = meta.generation
+
+
 def open_write(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """Open (creating, mode 0600) a recording for writing, in WAL mode."""
     path = os.fspath(path)
@@ -576,12 +586,7 @@ class SessionWriter:
         if not op.api_version:
             op.api_version = head.apiVersion
         if op.kind == head.kind:
-            op.name = op.name or meta.name
-            op.namespace = op.namespace or meta.namespace
-            op.uid = op.uid or meta.uid
-            op.resource_version = op.resource_version or meta.resourceVersion
-            if op.generation is None:
-                op.generation = meta.generation
+            _identify(op, meta)
 
     def _list_items(self, data: bytes, put_blob: Any) -> Iterable[tuple[tuple[str, str, str, str], bytes, int]]:
         """Each object of a list response, with kind and apiVersion set as a GET would return them.
@@ -640,12 +645,7 @@ class SessionWriter:
         meta = item.head.metadata or ObjectMeta()
         if not op.kind and not item.partial:
             op.kind = item.head.kind
-        op.name = op.name or meta.name
-        op.namespace = op.namespace or meta.namespace
-        op.uid = op.uid or meta.uid
-        op.resource_version = op.resource_version or meta.resourceVersion
-        if op.generation is None:
-            op.generation = meta.generation
+        _identify(op, meta)
 
     def _carried_versions(self, op: Operation, wrapped: list[Carried], put_blob: Any, version: Any,
                           body_of: Any) -> None:

@@ -24,11 +24,11 @@ from cryptography import x509
 
 pytest.importorskip("kmock")
 
-from kubernetes import client, config  # noqa: E402
+from kubernetes import client, config
 
-from replay_tui.recorder.tls import ProxyCertificate, serving_hosts  # noqa: E402
-from tests.support.emulator import EmulatorThread  # noqa: E402
-from tests.support.harness import RecorderProcess  # noqa: E402
+from replay_tui.recorder.tls import ProxyCertificate, serving_hosts
+from tests.support.emulator import EmulatorThread
+from tests.support.harness import RecorderProcess
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,8 @@ def test_refused_requests_are_counted_logged_once_and_summarised(emu: EmulatorTh
         metrics = http.client.HTTPConnection("127.0.0.1", int(mport.group(1)), timeout=10)
         metrics.request("GET", "/metrics")
         text = metrics.getresponse().read().decode()
-        assert re.search(r"^replay_refused_total 3$", text, re.M) and re.search(r"^replay_requests_total 0$", text, re.M)
+        assert re.search(r"^replay_refused_total 3$", text, re.M)
+        assert re.search(r"^replay_requests_total 0$", text, re.M)
         assert rec.stop() == 0
     warnings = [line for line in rec.stderr.splitlines() if "refused GET" in line]
     assert warnings == ["replay-tui: warning: refused GET /api/v1/namespaces/{ns}/configmaps/{name}: the client did "

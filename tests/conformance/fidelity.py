@@ -16,8 +16,10 @@ and URL, with none of the recorder's code.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,26 @@ import msgspec
 
 from replay_tui.engine import state
 from replay_tui.engine.store import Recording
-from tests.support.emulator import KubernetesAPIEmulator
+from tests.support.emulator import EmulatorThread, KubernetesAPIEmulator
+
+
+def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
+    """Wait on a condition, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Run:
+    """A client recorded under ``replay-tui record``: the recording, the emulator, the exit
+    status, and what the client printed (its JSON lines parsed into ``said``)."""
+
+    def __init__(self, db: Path, emu: EmulatorThread, status: int, output: str):
+        self.db, self.emu, self.status, self.output = db, emu, status, output
+        self.said = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
 
 EVENTS = ("added", "modified", "deleted", "bookmark", "error")
 NAMED = ("get", "update", "patch", "delete")  # verbs whose URL names the object

@@ -8,17 +8,14 @@ to node) and compares the recording with the emulator's account and the controll
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 pytest.importorskip("kmock")
 
 from tests.conformance import clients, fidelity
+from tests.conformance.fidelity import Run, wait_for
 from tests.support.emulator import EmulatorThread
 from tests.support.harness import RecorderProcess
 
@@ -27,22 +24,8 @@ pytestmark = pytest.mark.skipif(NODE is None, reason=WHY)
 NS = "nodeconf"
 
 
-def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-class Result:
-    def __init__(self, db: Path, emu: EmulatorThread, status: int, output: str):
-        self.db, self.emu, self.status, self.output = db, emu, status, output
-        self.said = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Result]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("client-node")
     db = tmp / "node.db"
     with EmulatorThread() as emu:
@@ -70,16 +53,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Result]:
             # the controller's own patches come back as events: wait until its watch has sent them
             wait_for(lambda: {current_rv("one"), current_rv("two")} <= sent_rvs(), "the events of the patches")
             status = rec.stop()
-            yield Result(db, emu, status, rec.stderr)
+            yield Run(db, emu, status, rec.stderr)
 
 
-def test_the_controller_ran_and_stopped_cleanly(run: Result) -> None:
+def test_the_controller_ran_and_stopped_cleanly(run: Run) -> None:
     assert run.status == 0, run.output
     assert {"stopped": True} in run.said
     assert "refused" not in run.output and "HTTP protocol is not allowed" not in run.output
 
 
-def test_every_request_is_recorded_once(run: Result) -> None:
+def test_every_request_is_recorded_once(run: Run) -> None:
     served = fidelity.served(run.emu.emulator)
     assert fidelity.recorded(run.db) == served
     patches = [line for line in run.said if line.get("request") == "patch"]
@@ -88,13 +71,13 @@ def test_every_request_is_recorded_once(run: Result) -> None:
     assert {verb for verb, *_ in served} == {"list", "watch", "patch"}
 
 
-def test_watch_events_one_op_each_in_order(run: Result) -> None:
+def test_watch_events_one_op_each_in_order(run: Run) -> None:
     sent = fidelity.sent_events(run.emu.emulator)
     assert fidelity.recorded_events(run.db) == sent
     assert all(name for _, name, _ in sent["configmaps"])
 
 
-def test_each_patch_is_in_the_span_of_the_event_that_caused_it(run: Result) -> None:
+def test_each_patch_is_in_the_span_of_the_event_that_caused_it(run: Run) -> None:
     """The first patch answers the informer's initial list (no event: no span); the others, events."""
     rows = fidelity._rows(run.db, "SELECT o.name, r.name AS span_object, t.name AS trigger_object, t.verb"
                                   " AS trigger_verb FROM operations o JOIN reconciles r ON r.id = o.reconcile"
@@ -105,5 +88,5 @@ def test_each_patch_is_in_the_span_of_the_event_that_caused_it(run: Result) -> N
     assert (first["name"], first["reconcile"]) == ("one", None)
 
 
-def test_the_final_state_is_the_emulators(run: Result) -> None:
+def test_the_final_state_is_the_emulators(run: Run) -> None:
     assert fidelity.final_state_mismatches(run.db, run.emu.emulator, run.emu.call) == []

@@ -15,11 +15,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -27,6 +25,7 @@ import yaml
 pytest.importorskip("kmock")
 
 from tests.conformance import clients, fidelity
+from tests.conformance.fidelity import wait_for
 from tests.support.emulator import EmulatorThread
 from tests.support.harness import RecorderProcess, replay_tui
 
@@ -37,14 +36,6 @@ APP_V1 = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "
                                                                   "labels": {"app": "demo"}},
           "data": {"color": "blue"}}
 APP_V2 = {**APP_V1, "data": {"color": "green", "size": "L"}}
-
-
-def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Session:

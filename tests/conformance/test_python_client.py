@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,20 +17,15 @@ pytest.importorskip("kmock")
 pytest.importorskip("kubernetes")
 
 from tests.conformance import clients, fidelity
+from tests.conformance.fidelity import Run
 from tests.support.emulator import EmulatorThread
 from tests.support.harness import RecorderProcess
 
 NS = "pyconf"
 
 
-class Result:
-    def __init__(self, db: Path, emu: EmulatorThread, status: int, output: str):
-        self.db, self.emu, self.status, self.output = db, emu, status, output
-        self.said = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Result]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("python-client")
     db = tmp / "python.db"
     with EmulatorThread() as emu:
@@ -39,10 +33,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Result]:
         command = [sys.executable, str(clients.HERE / "python" / "client.py"), NS]
         with RecorderProcess(db, kc, command=command, session="python") as rec:
             status = rec.wait(120)
-            yield Result(db, emu, status, rec.stderr)
+            yield Run(db, emu, status, rec.stderr)
 
 
-def test_the_program_ran_as_it_would_without_the_recorder(run: Result) -> None:
+def test_the_program_ran_as_it_would_without_the_recorder(run: Run) -> None:
     assert run.status == 0, run.output
     said = {line["request"]: line for line in run.said}
     assert said["watch"]["events"] == [["ADDED", "a"], ["ADDED", "b"], ["MODIFIED", "a"]]
@@ -51,31 +45,31 @@ def test_the_program_ran_as_it_would_without_the_recorder(run: Result) -> None:
     assert "refused" not in run.output
 
 
-def test_every_request_is_recorded_once(run: Result) -> None:
+def test_every_request_is_recorded_once(run: Run) -> None:
     served = fidelity.served(run.emu.emulator)
     assert fidelity.recorded(run.db) == served
     assert sorted(verb for verb, *_ in served.elements()) == sorted(
         ["create", "list", "create", "create", "patch", "watch", "update", "get", "delete"])
 
 
-def test_watch_events_one_op_each_in_order(run: Result) -> None:
+def test_watch_events_one_op_each_in_order(run: Run) -> None:
     assert fidelity.recorded_events(run.db) == fidelity.sent_events(run.emu.emulator)
     rows = fidelity._rows(run.db, "SELECT verb, name FROM operations WHERE verb IN ('added', 'modified')"
                                   " ORDER BY seq")
     assert [(r["verb"], r["name"]) for r in rows] == [("added", "a"), ("added", "b"), ("modified", "a")]
 
 
-def test_the_stale_update_is_a_recorded_conflict(run: Result) -> None:
+def test_the_stale_update_is_a_recorded_conflict(run: Run) -> None:
     rows = fidelity._rows(run.db, "SELECT status, reason, name FROM operations WHERE verb = 'update'")
     assert [(r["status"], r["reason"], r["name"]) for r in rows] == [(409, "Conflict", "a")]
 
 
-def test_the_watch_kept_its_resource_version_and_server_side_timeout(run: Result) -> None:
+def test_the_watch_kept_its_resource_version_and_server_side_timeout(run: Run) -> None:
     start = next(line for line in run.said if line["request"] == "list")["resource_version"]
     rows = fidelity._rows(run.db, "SELECT query FROM operations WHERE verb = 'watch'")
     query = json.loads(rows[0]["query"])
     assert query["resourceVersion"] == start and query["timeoutSeconds"] == "1"
 
 
-def test_the_final_state_is_the_emulators(run: Result) -> None:
+def test_the_final_state_is_the_emulators(run: Run) -> None:
     assert fidelity.final_state_mismatches(run.db, run.emu.emulator, run.emu.call) == []
