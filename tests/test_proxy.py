@@ -253,6 +253,23 @@ def test_metadata_only_clients_record_named_objects(env: Env) -> None:
     assert latest["metadata"]["labels"] == {"a": "2"} and latest["data"] == {"k": "v"}  # data from the patch
 
 
+def test_a_gzipped_answer_is_recorded_as_json_and_relayed_whole(env: Env) -> None:
+    """kube-apiserver (and the emulator) gzip answers over 128 KiB for clients that accept it."""
+    ns = _namespace(env, "big")
+    for i in range(40):
+        env.emu.call(env.emu.emulator.put, "", "configmaps",
+                     {"metadata": {"name": f"big-{i}", "namespace": ns}, "data": {"blob": "x" * 4096}})
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    direct = http.client.HTTPConnection(env.emu.host, env.emu.port, timeout=30)
+    direct.request("GET", path, headers={"Accept-Encoding": "gzip"})
+    answer = direct.getresponse()
+    assert answer.getheader("Content-Encoding") == "gzip" and len(answer.read()) < 128 * 1024
+    status, body = env.raw_get(path, {"Accept-Encoding": "gzip"})
+    assert status == 200 and len(json.loads(body)["items"]) == 40
+    (row,) = env.ops("namespace = ? AND verb = 'list'", (ns,), settle=1)
+    assert len(env.body(row["response_blob"])["items"]) == 40
+
+
 def test_protobuf_is_negotiated_away_so_every_answer_is_json(env: Env) -> None:
     status, body = env.raw_get("/api/v1/namespaces/default", {
         "Accept": "application/vnd.kubernetes.protobuf, application/json"})
@@ -260,6 +277,16 @@ def test_protobuf_is_negotiated_away_so_every_answer_is_json(env: Env) -> None:
     seen = env.emu.call(lambda: [r.headers.get("Accept") for r in env.emu.emulator._requests
                                  if str(r.url.path) == "/api/v1/namespaces/default"])
     assert seen[-1] == "application/json"
+
+
+def test_kubectls_openapi_protobuf_is_asked_for_as_kubectl_asks(env: Env) -> None:
+    """The OpenAPI document is no Kubernetes object: kubectl reads it only as protobuf."""
+    accept = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+    status, body = env.raw_get("/openapi/v2", {"Accept": accept})
+    assert status == 200 and body.startswith(b"\n\x032.0")  # swagger = "2.0", protobuf field 1
+    (row,) = env.ops("resource = '/openapi/v2'", settle=1)
+    assert env.body(row["response_blob"]) == {
+        "$opaque": "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", "bytes": len(body)}
 
 
 def test_metrics_are_served_on_their_own_address(env: Env) -> None:
