@@ -61,3 +61,27 @@ def test_analyze_and_report_name_slow_and_failed_discovery_by_path(db: Path) -> 
     assert [e["key"] for e in found["error_patterns"]["by_object"]] == ["/apis/metrics.k8s.io/v1beta1"]
     report = _run("report", str(db), "--format", "md", "--slow-ms", "1000")
     assert "GET /openapi/v2" in report and "GET /apis/metrics.k8s.io/v1beta1" in report
+
+
+async def test_the_debuggers_timeline_shows_the_path(db: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("REPLAY_TUI_STATE_DIR", str(tmp_path / "state"))  # never the user's
+
+    from replay_tui.tui.app import ReplayApp
+    from replay_tui.tui.widgets.timeline import Timeline
+
+    app = ReplayApp(str(db))
+    async with app.run_test(size=(120, 30)) as pilot:
+        def lines() -> list[str]:
+            tl = app.query_one(Timeline)
+            return [tl.render_line(y).text for y in range(tl.size.height)]
+
+        deadline = time.monotonic() + 10
+        while not any("Pod/default" in line for line in lines()):
+            assert time.monotonic() < deadline, lines()
+            await pilot.pause(0.02)
+        shown = lines()
+    assert [line.split()[2:4] for line in shown[1:5]] == [
+        ["get", "/api"], ["get", "/openapi/v2"], ["get", "/apis/metrics.k8s.io/v1beta1"], ["list", "Pod/default"]]
