@@ -18,7 +18,13 @@ replaced by an in-memory store that keeps the API semantics operators rely on:
 * the namespace taken from the URL; label and field selectors; ``limit`` and
   ``continue``;
 * watches that honour ``resourceVersion`` (replaying history, ``410 Expired``
-  when too old), ``timeoutSeconds`` and ``allowWatchBookmarks``.
+  when too old), ``timeoutSeconds`` and ``allowWatchBookmarks``;
+* what real clients (kubectl, client-node, ...) need besides: discovery with the
+  core group's ``groupVersion: "v1"`` (kmock 0.8 says ``"/v1"``), ``/openapi/v2``
+  (a minimal valid document, JSON or protobuf), ``as=Table`` and
+  ``as=PartialObjectMetadata(List)`` answers, gzip above 128 KiB;
+* its own account of what it served (``served``, ``streams``), which the client
+  conformance tests compare recordings with.
 
 It is an emulator, not a server: no admission, no schema validation, no
 garbage collection of owned objects, strategic merge is approximated by a
