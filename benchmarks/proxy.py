@@ -4,14 +4,20 @@ Three processes on loopback, as in real use: a minimal upstream API server
 (constant answers, so its own cost is small and steady), the recorder
 (``replay-tui record`` with no command, recording into a temporary file), and
 this process as the client (``http.client``, keep-alive, one request at a
-time).  Requests alternate between the upstream directly and the proxy, so
-drift on a shared machine hits both alike; the added latency is the
+time).  TLS on both sides, as in real use: the upstream serves HTTPS with a CA
+of its own (given to the recorder in its kubeconfig), the proxy serves HTTPS
+with its per-run CA (trusted from the kubeconfig it writes); connections are
+reused on both legs, so a request pays no handshake.  The handshake itself is
+measured apart: new connections, connect to first answer, direct and proxied.
+Requests alternate between the upstream directly and the proxy, so drift on a
+shared machine hits both alike; the added latency is the
 difference of the two distributions' percentiles.  Watch events carry the
 time the upstream wrote them; the client reads the same stream directly and
 through the proxy, and the added latency per event is again a difference.
 
     python -m benchmarks.proxy --json
     python -m benchmarks.proxy --observe --json   # with --metrics and --log-format json on
+    python -m benchmarks.proxy --plain --json     # plain HTTP on both sides (record --plain-http)
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import http.client
 import json
 import os
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -46,8 +53,10 @@ def _pct(values: list[float], q: float) -> float:
 
 # --- the upstream ---------------------------------------------------------------------------
 
-async def _serve_upstream(port_file: str, events: int, interval_ms: float) -> None:
+async def _serve_upstream(port_file: str, events: int, interval_ms: float, tls: bool) -> None:
     import aiohttp.web
+
+    from replay_tui.recorder.tls import ProxyCertificate  # the recorder's CA maker serves here too
 
     body = json.dumps(OBJECT).encode()
 
@@ -68,9 +77,12 @@ async def _serve_upstream(port_file: str, events: int, interval_ms: float) -> No
 
     runner = aiohttp.web.ServerRunner(aiohttp.web.Server(handle, access_log=None), handle_signals=True)
     await runner.setup()
-    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    cert = ProxyCertificate(["127.0.0.1"]) if tls else None
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0, ssl_context=cert.server_context() if cert else None)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    if cert is not None:
+        Path(port_file + ".ca").write_bytes(cert.ca_pem)
     Path(port_file).write_text(str(port))
     await asyncio.Event().wait()
 
@@ -88,8 +100,27 @@ def _get(conn: http.client.HTTPConnection, path: str, headers: dict[str, str]) -
     return elapsed / 1000
 
 
-def _watch(host: str, port: int, headers: dict[str, str]) -> list[float]:
-    conn = http.client.HTTPConnection(host, port, timeout=60)
+def _connection(host: str, port: int, ca: bytes | None) -> http.client.HTTPConnection:
+    if ca is None:
+        return http.client.HTTPConnection(host, port, timeout=60)
+    return http.client.HTTPSConnection(host, port, timeout=60, context=ssl.create_default_context(cadata=ca.decode()))
+
+
+def _handshakes(host: str, port: int, ca: bytes | None, headers: dict[str, str], n: int) -> list[float]:
+    """Microseconds from connect to the first answer on a new connection (TCP + TLS handshake + one request)."""
+    out = []
+    for _ in range(n):
+        conn = _connection(host, port, ca)
+        start = time.perf_counter_ns()
+        conn.request("GET", "/version", headers=headers)
+        conn.getresponse().read()
+        out.append((time.perf_counter_ns() - start) / 1000)
+        conn.close()
+    return out
+
+
+def _watch(host: str, port: int, headers: dict[str, str], ca: bytes | None) -> list[float]:
+    conn = _connection(host, port, ca)
     conn.request("GET", "/api/v1/namespaces/default/configmaps?watch=true", headers=headers)
     resp = conn.getresponse()
     delays = []
@@ -117,20 +148,28 @@ def _wait_file(path: Path, proc: subprocess.Popen[bytes], what: str) -> str:
 OBSERVE_ARGS = ["--metrics", "127.0.0.1:0", "--log-format", "json"]
 
 
-def run(requests: int, events: int, interval_ms: float, observe: bool = False) -> dict[str, Any]:
+def run(requests: int, events: int, interval_ms: float, observe: bool = False, tls: bool = True,
+        handshakes: int = 100) -> dict[str, Any]:
+    import base64
+
     import yaml
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     port_file = tmp / "port"
     upstream = subprocess.Popen([sys.executable, "-m", "benchmarks.proxy", "--serve-upstream", str(port_file),
-                                 "--events", str(events), "--interval-ms", str(interval_ms)])
+                                 "--events", str(events), "--interval-ms", str(interval_ms),
+                                 *([] if tls else ["--plain"])])
     recorder = None
     try:
         port = int(_wait_file(port_file, upstream, "the upstream"))
+        upstream_ca = Path(str(port_file) + ".ca").read_bytes() if tls else None
+        cluster: dict[str, str] = {"server": f"{'https' if tls else 'http'}://127.0.0.1:{port}"}
+        if upstream_ca is not None:
+            cluster["certificate-authority-data"] = base64.b64encode(upstream_ca).decode()
         kc = tmp / "upstream.kubeconfig"
         kc.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "bench",
-            "clusters": [{"name": "bench", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+            "clusters": [{"name": "bench", "cluster": cluster}],
             "users": [{"name": "bench", "user": {"token": "upstream-token"}}],
             "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
         db = tmp / "bench.db"
@@ -138,15 +177,17 @@ def run(requests: int, events: int, interval_ms: float, observe: bool = False) -
         recorder = subprocess.Popen([sys.executable, "-m", "replay_tui", "record", "--db", str(db),
                                      "--kubeconfig", str(kc),
                                            "--kubeconfig-out", str(proxy_kc), "--session", "bench",
-                                     *(OBSERVE_ARGS if observe else [])],
+                                     *(OBSERVE_ARGS if observe else []), *([] if tls else ["--plain-http"])],
                                     stderr=subprocess.DEVNULL)
         config = yaml.safe_load(_wait_file(proxy_kc, recorder, "the recorder"))
-        url = config["clusters"][0]["cluster"]["server"]
+        proxy_cluster = config["clusters"][0]["cluster"]
+        url = proxy_cluster["server"]
+        proxy_ca = base64.b64decode(proxy_cluster["certificate-authority-data"]) if tls else None
         token = config["users"][0]["user"]["token"]
-        phost, pport = url.removeprefix("http://").rsplit(":", 1)
+        phost, pport = url.split("://", 1)[1].rsplit(":", 1)
         auth = {"Authorization": f"Bearer {token}"}
-        direct = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        proxied = http.client.HTTPConnection(phost, int(pport), timeout=30)
+        direct = _connection("127.0.0.1", port, upstream_ca)
+        proxied = _connection(phost, int(pport), proxy_ca)
         path = "/api/v1/namespaces/default/configmaps/bench"
         for _ in range(200):  # warm up both paths
             _get(direct, path, {})
@@ -155,8 +196,10 @@ def run(requests: int, events: int, interval_ms: float, observe: bool = False) -
         for _ in range(requests):
             d_times.append(_get(direct, path, {}))
             p_times.append(_get(proxied, path, auth))
-        w_direct = _watch("127.0.0.1", port, {})
-        w_proxy = _watch(phost, int(pport), auth)
+        w_direct = _watch("127.0.0.1", port, {}, upstream_ca)
+        w_proxy = _watch(phost, int(pport), auth, proxy_ca)
+        h_direct = _handshakes("127.0.0.1", port, upstream_ca, {}, handshakes)
+        h_proxy = _handshakes(phost, int(pport), proxy_ca, auth, handshakes)
         recorder.terminate()
         recorder.wait(30)
         with sqlite3.connect(db) as conn:
@@ -164,14 +207,20 @@ def run(requests: int, events: int, interval_ms: float, observe: bool = False) -
             ops = conn.execute("SELECT COUNT(*) FROM operations").fetchone()[0]
         result: dict[str, Any] = {
             "requests": requests, "events": events, "event_interval_ms": interval_ms,
-            "recorder_args": OBSERVE_ARGS if observe else [],
+            "recorder_args": OBSERVE_ARGS if observe else [], "tls": tls,
             "request_us": {"direct_p50": _pct(d_times, 50), "proxy_p50": _pct(p_times, 50),
                            "direct_p95": _pct(d_times, 95), "proxy_p95": _pct(p_times, 95),
                            "direct_p99": _pct(d_times, 99), "proxy_p99": _pct(p_times, 99)},
             "event_us": {"direct_p50": _pct(w_direct, 50), "proxy_p50": _pct(w_proxy, 50),
                          "direct_p95": _pct(w_direct, 95), "proxy_p95": _pct(w_proxy, 95)},
+            "new_connection_us": {"direct_p50": _pct(h_direct, 50), "proxy_p50": _pct(h_proxy, 50),
+                                  "direct_p95": _pct(h_direct, 95), "proxy_p95": _pct(h_proxy, 95),
+                                  "connections": handshakes},
             "recorded_ops": ops, "recorded": attrs.get("recorded"), "dropped": attrs.get("dropped"),
         }
+        # A new connection to the proxy: its TLS handshake plus one proxied request; less the
+        # request's own keep-alive cost, what the handshake adds (paid once per connection).
+        result["proxy_handshake_p50_us"] = result["new_connection_us"]["proxy_p50"] - result["request_us"]["proxy_p50"]
         result["added_request_p50_us"] = result["request_us"]["proxy_p50"] - result["request_us"]["direct_p50"]
         result["added_request_p95_us"] = result["request_us"]["proxy_p95"] - result["request_us"]["direct_p95"]
         result["added_event_p50_us"] = result["event_us"]["proxy_p50"] - result["event_us"]["direct_p50"]
@@ -195,13 +244,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval-ms", type=float, default=2.0, help="pause between watch events upstream")
     parser.add_argument("--observe", action="store_true",
                         help="record with the latency histogram and a JSON log line per request")
+    parser.add_argument("--plain", action="store_true", help="plain HTTP on both sides (record --plain-http)")
+    parser.add_argument("--handshakes", type=int, default=100, help="new connections timed, direct and proxied")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve-upstream", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_upstream:
-        asyncio.run(_serve_upstream(args.serve_upstream, args.events, args.interval_ms))
+        asyncio.run(_serve_upstream(args.serve_upstream, args.events, args.interval_ms, not args.plain))
         return 0
-    result = run(args.requests, args.events, args.interval_ms, args.observe)
+    result = run(args.requests, args.events, args.interval_ms, args.observe, tls=not args.plain,
+                 handshakes=args.handshakes)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -209,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
               f"p95 {result['added_request_p95_us']:.0f} us ({args.requests} requests)")
         print(f"added latency per watch event: p50 {result['added_event_p50_us']:.0f} us, "
               f"p95 {result['added_event_p95_us']:.0f} us ({args.events} events)")
+        fresh = result["new_connection_us"]
+        print(f"a new connection (TCP + TLS handshake + one request): p50 {fresh['proxy_p50']:.0f} us through "
+              f"the proxy, {fresh['direct_p50']:.0f} us direct")
         print(f"recorded {result['recorded_ops']} operations, {result['dropped']} dropped")
     return 0 if result["pass"] else 1
 

@@ -14,7 +14,7 @@ import yaml
 from replay_tui.engine import diff as diffmod
 from replay_tui.engine import state
 from replay_tui.engine.cursor import resolve_position
-from replay_tui.engine.format import VERB_ORDER, ObjectKey, Operation
+from replay_tui.engine.format import VERB_ORDER, ObjectKey, Operation, is_path
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import Recording, Session
 from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_ts
@@ -91,8 +91,15 @@ def _table(rows: Sequence[tuple[str, ...]], right: Iterable[int] = (3,)) -> str:
 def _op_json(op: Operation) -> dict[str, Any]:
     out = msgspec.to_builtins(op)
     out["error"] = op.error
-    out["target"] = str(op.key) if op.key else None
+    out["target"] = str(op.key) if op.key else (op.target or None)
     return out
+
+
+def _label(op: Operation) -> str:
+    """The op's object with its group (``Deployment.apps/ns/web``), else its target (a discovery path)."""
+    if op.key:
+        return f"{op.key}/{op.subresource}" if op.subresource else str(op.key)
+    return op.target or "-"
 
 
 def _body_summary(body: Any) -> str | None:
@@ -128,9 +135,8 @@ async def show(db: str, session: str | None, at: str, resource: str | None, *, a
             return 0
         out = [f"session {ses.info.name} ({ses.info.source}) - op {seq:,} of {ses.last:,}",
                f"  time       {fmt_ts(op.ts_ns)} ({fmt_elapsed(op.ts_ns - start)})",
-               f"  verb       {op.verb} {op.key or op.kind or '-'}"
-               + (f"/{op.subresource}" if op.subresource else "")
-               + (f" ({op.resource})" if op.resource else ""),
+               f"  verb       {op.verb} {_label(op)}" + (f" ({op.resource})" if op.resource and not is_path(op.resource)
+                                                         else ""),
                f"  status     {op.status or '-'}" + (f" {op.reason}" if op.reason else "")
                + (f": {op.message}" if op.message else "") + ("  [error]" if op.error else ""),
                f"  latency    {fmt_duration(op.duration_ns)}"]

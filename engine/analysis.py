@@ -38,6 +38,7 @@ from replay_tui.engine.format import (
     VERB_ORDER,
     WATCH,
     WRITE_VERBS,
+    target_label,
 )
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.stats import (
@@ -212,11 +213,6 @@ async def analyze(session: Session, *, slow_ms: float = 1000.0, window_s: float 
     finally:
         await other.close()
     return Analysis(hot_loops=loops, slow_operations=slow, error_patterns=errors, access_patterns=access)
-
-
-def _target(kind: str, namespace: str, name: str, subresource: str) -> str:
-    text = "/".join(p for p in (kind, namespace, name) if p)
-    return f"{text}/{subresource}" if subresource else text
 
 
 # --- hot loops ------------------------------------------------------------------------
@@ -534,14 +530,15 @@ async def _grouped(session: Session, slow_ms: float) -> list[Group]:
 
 async def _op_rows(session: Session, seqs: list[int]) -> dict[int, tuple[Any, ...]]:
     rows = await session.rec.fetchall(
-        "SELECT seq, verb, kind, namespace, name, subresource, status, duration_ns FROM operations"
+        "SELECT seq, verb, kind, namespace, name, subresource, status, duration_ns, resource FROM operations"
         f" WHERE session_id = ? AND seq IN ({','.join('?' * len(seqs))})", (session.id, *seqs))
     return {r[0]: r for r in rows}
 
 
 def _slow_op(r: tuple[Any, ...]) -> SlowOp:
-    seq, verb, kind, ns, name, sub, status, dur = r
-    return SlowOp(seq=seq, verb=verb, target=_target(kind, ns, name, sub), ms=dur / 1e6, status=status)
+    seq, verb, kind, ns, name, sub, status, dur, resource = r
+    return SlowOp(seq=seq, verb=verb, target=target_label(kind, ns, name, sub, resource), ms=dur / 1e6,
+                  status=status)
 
 
 async def _slow(session: Session, slow_ms: float, grouped: list[Group]) -> SlowOperations:
@@ -559,7 +556,7 @@ async def _slow(session: Session, slow_ms: float, grouped: list[Group]) -> SlowO
     verbs = ",".join(f"'{v}'" for v in sorted(LATENCY_VERBS))
     id_lo, id_hi = await id_range(session) or (0, -1)
     top = await session.rec.fetchall(
-        "SELECT seq, verb, kind, namespace, name, subresource, status, duration_ns FROM operations"
+        "SELECT seq, verb, kind, namespace, name, subresource, status, duration_ns, resource FROM operations"
         f" WHERE id BETWEEN ? AND ? AND +session_id = ? AND verb IN ({verbs})"
         " ORDER BY duration_ns DESC, seq LIMIT ?", (id_lo, id_hi, session.id, SLOWEST))
     details = await _op_rows(session, [seq for _, seq in slowest.values()]) if slowest else {}
@@ -606,13 +603,13 @@ async def error_patterns(session: Session, *, window_ns: int) -> ErrorPatterns:
     labels: dict[int | str, str] = {}
     total = 0
     async for rows in session.rec.stream(
-            "SELECT seq, ts_ns, verb, kind, namespace, name, subresource, status, reason, obj_id"
+            "SELECT seq, ts_ns, verb, kind, namespace, name, subresource, status, reason, obj_id, resource"
             " FROM operations WHERE session_id = ? AND error = 1 ORDER BY seq", (session.id,)):
-        for seq, ts, verb, kind, ns, name, _sub, status, reason, obj_id in rows:
+        for seq, ts, verb, kind, ns, name, _sub, status, reason, obj_id, resource in rows:
             total += 1
             by_reason.setdefault((status, reason), _Tally()).add(seq)
             by_verb.setdefault(verb, _Tally()).add(seq)
-            ident: int | str = obj_id if obj_id is not None else _target(kind, ns, name, "")
+            ident: int | str = obj_id if obj_id is not None else target_label(kind, ns, name, "", resource)
             if ident == "":
                 ident = "(no object)"
             by_object.setdefault(ident, _Tally()).add(seq)

@@ -2,12 +2,15 @@
 
     verb=update,patch kind=Pod ns=default name=web-* status>=400 status=4xx
     latency>200ms reason=Conflict actor=kopf error reconcile=12 timeout
+    path=/apis* discovery discovery=false
 
 Terms are separated by spaces and all must hold.  ``field:value`` is the same as
 ``field=value``; ``!=`` negates; ``<``, ``<=``, ``>``, ``>=`` compare numbers
 (status, latency, reconcile, generation).  A comma lists alternatives.  ``*`` in
 a value is a wildcard.  A bare word matches kind, namespace, name, reason or
-message, case-insensitively.  Errors say which token is wrong and where.
+message, case-insensitively.  ``discovery`` (a keyword) keeps the requests on no
+resource (discovery, ``/version``, ``/openapi/v2``), ``discovery=false`` hides them,
+and ``path=`` matches their path.  Errors say which token is wrong and where.
 
 ``changed=PATH`` (``changed=.status.phase``, ``changed=.spec.replicas,.metadata.labels``)
 keeps ops that gave some object a new value at PATH; it reads bodies, so
@@ -126,6 +129,9 @@ def parse(expression: str) -> Filter:
             if low in ("error", "errors", "failed"):
                 clauses.append("error = 1")
                 continue
+            if low == "discovery":
+                clauses.append(_PATH_SQL)
+                continue
             if low in VERBS:
                 clauses.append("verb = ?")
                 params.append(low)
@@ -143,9 +149,13 @@ def parse(expression: str) -> Filter:
             changed.append(_changed(value, op, expression, op_col, value_col))
             clauses.append(_CHANGED_SQL)
             continue
+        if field in ("path", "discovery"):
+            clauses.append(_path_term(field, op, value, expression, op_col, value_col, params))
+            continue
         column = _FIELDS.get(field)
         if column is None:
-            raise FilterError(f"unknown field {field!r} (fields: {', '.join(sorted(set(_FIELDS) | {'changed'}))})",
+            raise FilterError(f"unknown field {field!r} (fields: "
+                              f"{', '.join(sorted(set(_FIELDS) | {'changed', 'path', 'discovery'}))})",
                               expression, col)
         if value == "":
             raise FilterError(f"{field}{op} needs a value", expression, col)
@@ -199,6 +209,35 @@ def parse(expression: str) -> Filter:
         clauses.append(cond if op == "=" else f"NOT {cond}")
     return Filter(text=expression.strip(), sql=" AND ".join(clauses) or "1", params=tuple(params),
                   changed=tuple(changed))
+
+
+# Requests on no resource (discovery, /version, /openapi/v2): the recorders keep their path in
+# ``resource``, which for every other op is a plural name.
+_PATH_SQL = "resource GLOB '/*'"
+
+
+def _path_term(field: str, op: str, value: str, expression: str, op_col: int, value_col: int,
+               params: list[Any]) -> str:
+    """``path=/apis*`` (paths of requests on no resource, ``*`` a wildcard, commas alternatives) or
+    ``discovery=true|false``; ``!=`` keeps every other op, resource requests included."""
+    if op not in ("=", ":", "!="):
+        raise FilterError(f"{field} takes = or !=, not {op}", expression, op_col)
+    if value == "":
+        raise FilterError(f"{field}{op} needs a value", expression, op_col - len(field))
+    if field == "discovery":
+        truth = value.lower() in ("1", "true", "yes", "y")
+        if not truth and value.lower() not in ("0", "false", "no", "n"):
+            raise FilterError(f"discovery takes true or false, not {value!r}", expression, value_col)
+        return _PATH_SQL if truth == (op != "!=") else f"NOT {_PATH_SQL}"
+    alts = []
+    for raw, raw_col in _alternatives(value, value_col):
+        if not raw.startswith(("/", "*")):
+            raise FilterError(f"path= takes a request path such as /apis/apps/v1 or /apis*, not {raw!r}",
+                              expression, raw_col)
+        alts.append("resource GLOB ?" if "*" in raw else "resource = ?")
+        params.append(_glob(raw) if "*" in raw else raw)
+    cond = f"({_PATH_SQL} AND ({' OR '.join(alts)}))"
+    return cond if op != "!=" else f"NOT {cond}"
 
 
 # Ops that can give an object a new version: the SQL side of changed=PATH.

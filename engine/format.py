@@ -36,6 +36,21 @@ def is_error(verb: str, status: int) -> bool:
     return status >= 400 or verb == EVENT_ERROR
 
 
+def target_label(kind: str, namespace: str, name: str, subresource: str = "", resource: str = "") -> str:
+    """What an op is about, as a person reads it: ``Kind/namespace/name[/subresource]``, or for a
+    request on no resource (discovery, ``/version``, ``/openapi/v2``) its path, which the
+    recorders keep in ``resource``.  The one label of the timeline, ``show``, ``query`` and reports."""
+    if not kind and not name and resource.startswith("/"):
+        return resource
+    text = "/".join(p for p in (kind, namespace, name) if p)
+    return f"{text}/{subresource}" if subresource else text
+
+
+def is_path(resource: str) -> bool:
+    """A request on no resource: ``resource`` holds its path (``/apis/apps/v1``)."""
+    return resource.startswith("/")
+
+
 def api_group(api_version: str) -> str:
     """'apps/v1' -> 'apps'; 'v1' -> '' (the core group)."""
     return api_version.rpartition("/")[0] if "/" in api_version else ""
@@ -128,6 +143,11 @@ class Operation(msgspec.Struct, kw_only=True):
             return None
         return ObjectKey(api_group(self.api_version), self.kind, self.namespace, self.name)
 
+    @property
+    def target(self) -> str:
+        """What the op is about (:func:`target_label`): its object, or the path of a discovery request."""
+        return target_label(self.kind, self.namespace, self.name, self.subresource, self.resource)
+
 
 class Reconcile(msgspec.Struct, kw_only=True):
     """A reconcile span: one run of a reconciler for one object, from its first to its last op."""
@@ -199,6 +219,7 @@ class OpRow(msgspec.Struct, array_like=True):
     status: int
     reason: str
     reconcile: int | None
+    resource: str = ""  # the plural, or the path of a request on no resource
 
     @property
     def error(self) -> bool:
@@ -206,7 +227,6 @@ class OpRow(msgspec.Struct, array_like=True):
 
     @property
     def target(self) -> str:
-        """kind/namespace/name as a person reads it (namespace and name omitted when absent)."""
-        parts = [p for p in (self.kind, self.namespace, self.name) if p]
-        text = "/".join(parts)
-        return f"{text}/{self.subresource}" if self.subresource else text
+        """kind/namespace/name as a person reads it (namespace and name omitted when absent), or the
+        path of a discovery request (:func:`target_label`)."""
+        return target_label(self.kind, self.namespace, self.name, self.subresource, self.resource)

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from replay_tui.engine import analysis, causality, state
-from replay_tui.engine.format import WRITE_VERBS
+from replay_tui.engine.format import WRITE_VERBS, target_label
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.stats import LATENCY_VERBS, Histogram, Latency, Stats, Timeline, compute, request_scale
 from replay_tui.engine.store import Session
@@ -247,12 +247,12 @@ async def reconcilers(session: Session) -> list[ReconcilerProfile]:
     # MAX row, that group's slowest op; the slowest of a reconciler is the max of its groups.
     time: dict[str, dict[str, int]] = {}
     slowest: dict[str, tuple[int, SlowestOp]] = {}
-    for name, verb, total, mx, seq, kind, ns, obj, sub, rid in await rec.fetchall(
+    for name, verb, total, mx, seq, kind, ns, obj, sub, rid, resource in await rec.fetchall(
             "SELECT r.reconciler, o.verb, SUM(o.duration_ns), MAX(o.duration_ns), o.seq, o.kind, o.namespace,"
-            f" o.name, o.subresource, o.reconcile {join} GROUP BY r.reconciler, o.verb", (sid,)):
+            f" o.name, o.subresource, o.reconcile, o.resource {join} GROUP BY r.reconciler, o.verb", (sid,)):
         time.setdefault(name, {})[verb] = total or 0
         if name not in slowest or (mx or 0) > slowest[name][0]:
-            slowest[name] = (mx or 0, SlowestOp(seq=seq, verb=verb, target=_target(kind, ns, obj, sub),
+            slowest[name] = (mx or 0, SlowestOp(seq=seq, verb=verb, target=target_label(kind, ns, obj, sub, resource),
                                                 ms=(mx or 0) / 1e6, reconcile=rid))
     out = []
     for name in sorted(counts, key=lambda n: (-counts[n][0], n)):
@@ -265,11 +265,6 @@ async def reconcilers(session: Session) -> list[ReconcilerProfile]:
             slowest_op=slowest[name][1] if name in slowest else None, time_by_verb=shares,
             bottleneck=next(iter(shares), "")))
     return out
-
-
-def _target(kind: str, namespace: str, name: str, subresource: str) -> str:
-    text = "/".join(p for p in (kind, namespace, name) if p)
-    return f"{text}/{subresource}" if subresource else text
 
 
 def _findings(found: analysis.Analysis, loops: list[causality.Cycle]) -> list[Finding]:

@@ -28,7 +28,8 @@ from replay_tui.engine.schema import SQLITE_MAGIC, RecordingError, check_meta, d
 
 BODY_CACHE = 512
 _INT64_MAX = 2**63 - 1
-OPROW_COLUMNS = "seq, ts_ns, duration_ns, verb, kind, namespace, name, subresource, status, reason, reconcile"
+OPROW_COLUMNS = ("seq, ts_ns, duration_ns, verb, kind, namespace, name, subresource, status, reason, reconcile,"
+                 " resource")
 _OP_COLUMNS = (
     "seq, ts_ns, duration_ns, verb, api_version, resource, kind, namespace, name, subresource, uid,"
     " resource_version, generation, status, reason, message, patch_type, query, request_blob,"

@@ -47,6 +47,7 @@ from replay_tui.engine.format import (
     decode_head,
     decode_list,
 )
+from replay_tui.engine.partial import WRAPPER_KINDS, Carried, carried, merge_partial
 from replay_tui.engine.schema import OP_COLUMNS, RecordingError, create, describe_sqlite_error
 
 DEFAULT_BATCH = 2000
@@ -80,6 +81,16 @@ def _parse_head(data: bytes) -> ObjectHead | None:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     return head
+
+
+def _identify(op: Operation, meta: ObjectMeta) -> None:
+    """Take name, namespace, uid, resourceVersion and generation from the object's metadata where the op lacks them."""
+    op.name = op.name or meta.name
+    op.namespace = op.namespace or meta.namespace
+    op.uid = op.uid or meta.uid
+    op.resource_version = op.resource_version or meta.resourceVersion
+    if op.generation is None:
+        op.generation = meta.generation
 
 
 def open_write(path: str | os.PathLike[str]) -> sqlite3.Connection:
@@ -426,6 +437,13 @@ class SessionWriter:
                 blobs.popitem(last=False)
             return h, entry
 
+        def body_of(bid: int) -> Any:
+            """A stored body, decoded: what partial metadata updates."""
+            if bid >= first_blob:
+                return msgspec.json.decode(fresh[bid - first_blob])
+            row = conn.execute("SELECT codec, data FROM blobs WHERE id = ?", (bid,)).fetchone()
+            return msgspec.json.decode(codec.unpack(*row)) if row else None
+
         def version(obj_id: int, h: bytes | None, bid: int | None, seq: int) -> None:
             nonlocal since
             current = live.get(obj_id)
@@ -456,6 +474,11 @@ class SessionWriter:
                 req_head = req_entry[1]
                 if req_head is _UNPARSED:
                     req_head = req_entry[1] = _parse_head(request)  # type: ignore[arg-type]
+            wrapped = carried(response, head.kind) if head is not None and head.kind in WRAPPER_KINDS \
+                and response is not None else None
+            if wrapped is not None:  # a Table or PartialObjectMetadata: the objects inside tell
+                self._identify_carried(op, wrapped)
+                head = None
             self._fill_identity(op, head, req_entry is not None, req_head)
             kind, name, namespace, api_version = op.kind, op.name, op.namespace, op.api_version
             obj_id = None
@@ -468,7 +491,10 @@ class SessionWriter:
             verb, status, seq = op.verb, op.status, op.seq
             error = status >= 400 or verb == EVENT_ERROR
             ok = 200 <= status < 300 or (status == 0 and not error)
-            if obj_id is not None:
+            if wrapped is not None:
+                if ok:
+                    self._carried_versions(op, wrapped, put_blob, version, body_of)
+            elif obj_id is not None:
                 if ok and verb in _OBJECT_VERBS and response is not None \
                         and head is not None and head.kind == kind:
                     version(obj_id, rh, resp_bid, seq)
@@ -560,12 +586,7 @@ class SessionWriter:
         if not op.api_version:
             op.api_version = head.apiVersion
         if op.kind == head.kind:
-            op.name = op.name or meta.name
-            op.namespace = op.namespace or meta.namespace
-            op.uid = op.uid or meta.uid
-            op.resource_version = op.resource_version or meta.resourceVersion
-            if op.generation is None:
-                op.generation = meta.generation
+            _identify(op, meta)
 
     def _list_items(self, data: bytes, put_blob: Any) -> Iterable[tuple[tuple[str, str, str, str], bytes, int]]:
         """Each object of a list response, with kind and apiVersion set as a GET would return them.
@@ -613,3 +634,46 @@ class SessionWriter:
             if len(seen) > LIST_ITEM_CACHE:
                 del seen[next(iter(seen))]
             yield key, h, entry[0]
+
+    @staticmethod
+    def _identify_carried(op: Operation, wrapped: list[Carried]) -> None:
+        """Name a single-object op (a get, a watch event) by the one object its Table or
+        PartialObjectMetadata carries; its kind stays the request's (a partial object has none)."""
+        if op.verb == LIST or len(wrapped) != 1 or op.resource.startswith("/"):
+            return
+        item = wrapped[0]
+        meta = item.head.metadata or ObjectMeta()
+        if not op.kind and not item.partial:
+            op.kind = item.head.kind
+        _identify(op, meta)
+
+    def _carried_versions(self, op: Operation, wrapped: list[Carried], put_blob: Any, version: Any,
+                          body_of: Any) -> None:
+        """State from the objects a Table or PartialObjectMetadata(List) carries: a whole object is
+        a version as it is; partial metadata updates the object as last seen, key by key."""
+        verb, seq = op.verb, op.seq
+        if verb not in _OBJECT_VERBS and verb not in (LIST, DELETED):
+            return
+        group = api_group(op.api_version)
+        for item in wrapped:
+            meta = item.head.metadata or ObjectMeta()
+            if item.partial:
+                if not op.kind:
+                    continue  # an unknown resource: nothing to call the object
+                key = (group, op.kind, meta.namespace, meta.name)
+            else:
+                key = (api_group(item.head.apiVersion), item.head.kind, meta.namespace, meta.name)
+            obj_id = self._object_id(key)
+            if verb == DELETED:
+                version(obj_id, None, None, seq)
+                continue
+            if not item.partial:
+                h, entry = put_blob(item.raw)
+            else:
+                current = self._live.get(obj_id)
+                previous = body_of(current[1]) if current is not None else None
+                merged = merge_partial(previous, item.raw, op.kind, op.api_version)
+                if merged is None or merged == previous:
+                    continue
+                h, entry = put_blob(codec.to_json(merged))
+            version(obj_id, h, entry[0], seq)

@@ -15,6 +15,7 @@ import msgspec
 import yaml
 
 from replay_tui.engine.format import ADDED, BOOKMARK, DELETED, EVENT_ERROR, MODIFIED, PATCH, Operation
+from replay_tui.engine.partial import WRAPPER_KINDS
 from replay_tui.recorder.paths import ApiPath, kept_query, parse_path, parse_query, verb_for
 from replay_tui.recorder.redact import Redactor, is_secret_path
 
@@ -126,7 +127,7 @@ class Converter:
                 kind = _kind(cap.response).kind
                 if kind.endswith("List"):
                     kind = kind[:-4]
-                if kind and kind != "Status" and not api.subresource:
+                if kind and kind != "Status" and kind not in WRAPPER_KINDS and not api.subresource:
                     self.kinds[(api.group, api.resource)] = kind
         except (msgspec.DecodeError, msgspec.ValidationError):
             pass

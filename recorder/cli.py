@@ -31,6 +31,7 @@ from replay_tui.recorder.logs import Log
 
 if TYPE_CHECKING:  # the heavy modules (aiohttp, kubernetes) load only when ``record`` runs
     from replay_tui.recorder.kubeconfig import Upstream
+    from replay_tui.recorder.proxy import RecordingProxy
     from replay_tui.recorder.queue import CaptureQueue
 
 PROBE_TIMEOUT_S = 10.0
@@ -56,6 +57,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
                    help="where the proxy listens (default 127.0.0.1 on a free port; a non-loopback "
                         "address is allowed, with a warning)")
+    p.add_argument("--plain-http", action="store_true",
+                   help="serve the operator plain HTTP instead of HTTPS with a per-run CA (client-go, "
+                        "controller-runtime and kubectl then send no token, and are refused)")
     p.add_argument("--no-redact", action="store_true",
                    help="store Secret values as they are (default: replaced by a keyed-hash marker)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics on http://HOST:PORT/metrics")
@@ -244,13 +248,13 @@ def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Up
                                      **({"sample_rate": args.sample} if args.sample < 1 else {})})
         queue = CaptureQueue(session, Converter(None if args.no_redact else Redactor()), infer_spans=True,
                              maxsize=args.queue_size, sample=args.sample, log=log).start()
-        status = 1
+        status, refused = 1, 0
         try:
-            status = asyncio.run(_serve(args, log, command, upstream, queue, sock, msock))
+            status, refused = asyncio.run(_serve(args, log, command, upstream, queue, sock, msock))
         finally:
             close_error: RecordingError | None = None
             try:
-                counters = queue.close(exit_status=status)
+                counters = queue.close(exit_status=status, refused=refused)
             except RecordingError as exc:
                 close_error = exc
         if close_error is not None:
@@ -262,16 +266,39 @@ def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Up
                  f"{counters.dropped:,} dropped, {lost:,} lost to errors{sampled}",
                  recorded=counters.recorded, dropped=counters.dropped, errors=lost,
                  sampled_out=counters.sampled_out, exit_status=status)
+        if refused:
+            log.warning(f"{refused:,} request{'s' if refused != 1 else ''} refused: the client did not present "
+                        "the recorder's token", refused=refused)
         return status
     finally:
         writer.close()
 
 
 async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
-                 queue: CaptureQueue, sock: socket.socket, msock: socket.socket | None) -> int:
-    from replay_tui.recorder.kubeconfig import new_token, write_proxy_kubeconfig
-    from replay_tui.recorder.metrics import MetricsServer
+                 queue: CaptureQueue, sock: socket.socket, msock: socket.socket | None) -> tuple[int, int]:
+    """Proxy until the operator exits (or Ctrl-C); returns its exit status and the requests refused."""
+    from replay_tui.recorder.kubeconfig import new_token
     from replay_tui.recorder.proxy import RecordingProxy
+
+    proxy = RecordingProxy(upstream, queue, token=new_token(), log=log, observe=msock is not None,
+                           hint=_PLAIN_HINT if args.plain_http else "")
+    try:
+        return await _serve_through(proxy, args, log, command, sock, msock), proxy.refused
+    finally:
+        await proxy.close()
+
+
+_PLAIN_HINT = ("client-go, controller-runtime and kubectl send no token over plain HTTP: "
+               "record without --plain-http")
+
+
+async def _serve_through(proxy: RecordingProxy, args: argparse.Namespace, log: Log, command: list[str],
+                         sock: socket.socket, msock: socket.socket | None) -> int:
+    from replay_tui.recorder.kubeconfig import write_proxy_kubeconfig
+    from replay_tui.recorder.metrics import MetricsServer
+    from replay_tui.recorder.tls import ProxyCertificate, serving_hosts
+
+    upstream, queue = proxy.upstream, proxy.queue
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -286,25 +313,26 @@ async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstrea
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, on_signal, signum)
-    token = new_token()
-    proxy = RecordingProxy(upstream, queue, token=token, log=log, observe=msock is not None)
     metrics = MetricsServer(proxy, queue) if msock is not None else None
     tmpdir = None
     try:
-        host, port = await proxy.start(sock)
+        cert = None if args.plain_http else ProxyCertificate(serving_hosts(sock.getsockname()[0]))
+        host, port = await proxy.start(sock, cert.server_context() if cert is not None else None)
         if metrics is not None and msock is not None:
             await metrics.start(msock)
             mhost, mport = msock.getsockname()[:2]
             log.info(f"metrics on http://{mhost}:{mport}/metrics")
         connect = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
-        url = f"http://[{connect}]:{port}" if ":" in connect else f"http://{connect}:{port}"
+        scheme = "http" if cert is None else "https"
+        url = f"{scheme}://[{connect}]:{port}" if ":" in connect else f"{scheme}://{connect}:{port}"
         if args.kubeconfig_out:
             kubeconfig = Path(args.kubeconfig_out)
         else:
             tmpdir = tempfile.mkdtemp(prefix="replay-tui-")
             kubeconfig = Path(tmpdir) / "kubeconfig"
         try:
-            write_proxy_kubeconfig(kubeconfig, url, token, namespace=upstream.namespace)
+            write_proxy_kubeconfig(kubeconfig, url, proxy.token, namespace=upstream.namespace,
+                                   ca_pem=cert.ca_pem if cert is not None else None)
         except OSError as exc:
             raise RecordingError(f"--kubeconfig-out {kubeconfig}: cannot write it ({exc.strerror})") from None
         if not command:
@@ -335,7 +363,6 @@ async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstrea
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        await proxy.close()
         if metrics is not None:
             await metrics.close()
         if tmpdir is not None:

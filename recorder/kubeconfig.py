@@ -4,13 +4,14 @@ Credentials are whatever the official ``kubernetes`` client's loader
 understands (CA and client certificates, bearer tokens and token files, exec
 credential plugins, in-cluster service accounts), so the recorder reaches
 every cluster ``kubectl`` and the operators themselves reach.  The operator
-is given a kubeconfig that points at the proxy over plain HTTP on loopback
-with a random per-run token; its real credentials never leave the recorder
-and are never stored.
+is given a kubeconfig that points at the proxy over HTTPS on loopback (the
+proxy's per-run CA inside) with a random per-run token; its real credentials
+never leave the recorder and are never stored.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import ssl
@@ -163,12 +164,16 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def write_proxy_kubeconfig(path: str | Path, url: str, token: str, *, namespace: str = "default") -> Path:
-    """A kubeconfig (mode 0600) that sends the operator to the proxy."""
+def write_proxy_kubeconfig(path: str | Path, url: str, token: str, *, namespace: str = "default",
+                           ca_pem: bytes | None = None) -> Path:
+    """A kubeconfig (mode 0600) that sends the operator to the proxy; ``ca_pem`` is the proxy's per-run CA."""
     path = Path(path)
+    cluster: dict[str, str] = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     text = yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "replay-tui",
-        "clusters": [{"name": "replay-tui", "cluster": {"server": url}}],
+        "clusters": [{"name": "replay-tui", "cluster": cluster}],
         "users": [{"name": "replay-tui", "user": {"token": token}}],
         "contexts": [{"name": "replay-tui",
                       "context": {"cluster": "replay-tui", "user": "replay-tui", "namespace": namespace}}],

@@ -6,6 +6,7 @@ cluster).  Text exposition format 0.0.4, written here rather than through
 
 ========================================  =========  ==========================================
 ``replay_requests_total``                  counter    requests the proxy received (and forwarded)
+``replay_refused_total``                   counter    requests refused: no (or another) per-run token
 ``replay_recorded_total``                  counter    operations committed to the recording
 ``replay_sampled_out_total``               counter    requests left out by ``--sample``
 ``replay_dropped_total``                   counter    operations dropped: capture queue full
@@ -77,6 +78,9 @@ def metrics_text(proxy: RecordingProxy, queue: CaptureQueue) -> str:
     lines = [
         *_family("replay_requests_total", "counter", "Requests the proxy received from the operator.",
                  [f"replay_requests_total {proxy.requests}"]),
+        *_family("replay_refused_total", "counter",
+                 "Requests refused (401, not forwarded): the client did not present the recorder's token.",
+                 [f"replay_refused_total {proxy.refused}"]),
         *_family("replay_recorded_total", "counter", "Operations committed to the recording.",
                  [f"replay_recorded_total {snap['recorded']}"]),
         *_family("replay_sampled_out_total", "counter", "Requests forwarded but not recorded (--sample).",

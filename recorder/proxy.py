@@ -21,6 +21,7 @@ import asyncio
 import hmac
 import os
 import socket
+import ssl
 import time
 
 import aiohttp
@@ -52,10 +53,13 @@ def status_body(code: int, reason: str, message: str) -> bytes:
 
 
 def json_accept(accept: str) -> str:
-    """``Accept`` without protobuf: the server then answers JSON (Table and other JSON variants kept)."""
-    if "protobuf" not in accept:
+    """``Accept`` without Kubernetes' protobuf: the server then answers JSON (Table and other JSON
+    variants kept).  Other protobuf documents (the OpenAPI spec kubectl reads as
+    ``application/com.github.proto-openapi.spec.v2@v1.0+protobuf``) are no Kubernetes objects and
+    have no JSON form the client would decode: they are asked for as the client asks."""
+    if "vnd.kubernetes.protobuf" not in accept:
         return accept
-    kept = [part.strip() for part in accept.split(",") if "protobuf" not in part]
+    kept = [part.strip() for part in accept.split(",") if "vnd.kubernetes.protobuf" not in part]
     return ", ".join(kept) if kept else "application/json"
 
 
@@ -83,13 +87,16 @@ class RecordingProxy:
     """
 
     def __init__(self, upstream: Upstream, queue: CaptureQueue, *, token: str | None,
-                 log: Log | None = None, observe: bool = False):
+                 log: Log | None = None, observe: bool = False, hint: str = ""):
         self.upstream = upstream
         self.queue = queue
         self.log = log or Log()
         self.observe = observe or self.log.requests
         self.durations = DurationHistogram()
+        self.token = token or ""
         self._expected = f"Bearer {token}" if token else None
+        self._hint = hint  # said with the first refusal, e.g. why a client sends no token
+        self.refused = 0  # requests without the per-run token: answered 401, never forwarded
         self._session: aiohttp.ClientSession | None = None
         self._runner: aiohttp.web.ServerRunner | None = None
         self._streams: set[aiohttp.ClientResponse] = set()
@@ -101,8 +108,9 @@ class RecordingProxy:
 
     # --- lifecycle ---------------------------------------------------------------------
 
-    async def start(self, sock: socket.socket) -> tuple[str, int]:
-        """Serve on an already bound socket (bound early, so a bad --listen fails before recording)."""
+    async def start(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> tuple[str, int]:
+        """Serve on an already bound socket (bound early, so a bad --listen fails before recording);
+        HTTPS with ``ssl_context``."""
         connector = aiohttp.TCPConnector(ssl=self.upstream.ssl_context if self.upstream.ssl_context else False,
                                          limit=0, ttl_dns_cache=300, enable_cleanup_closed=False)
         self._session = aiohttp.ClientSession(
@@ -113,7 +121,7 @@ class RecordingProxy:
         self._runner = aiohttp.web.ServerRunner(server, handle_signals=False, access_log=None,
                                                 shutdown_timeout=1.0)
         await self._runner.setup()
-        site = aiohttp.web.SockSite(self._runner, sock)
+        site = aiohttp.web.SockSite(self._runner, sock, ssl_context=ssl_context)
         await site.start()
         self.address = sock.getsockname()[:2]
         if self.upstream.authorization is not None:
@@ -154,8 +162,7 @@ class RecordingProxy:
         t0 = time.perf_counter_ns()
         if self._expected is not None and not hmac.compare_digest(
                 request.headers.get("Authorization", ""), self._expected):
-            return aiohttp.web.Response(status=401, content_type="application/json", body=status_body(
-                401, "Unauthorized", "replay-tui record: use the kubeconfig the recorder wrote"))
+            return self._refuse(request)
         self.requests += 1
         rid = self.requests
         cap = Capture(request.method, request.path, request.query_string, ts_ns=ts_ns,
@@ -196,6 +203,22 @@ class RecordingProxy:
         cap.response, cap.response_type = data, resp.headers.get("Content-Type", "")
         self._answered(rid, cap, watch)
         return out
+
+    def _refuse(self, request: aiohttp.web.BaseRequest) -> aiohttp.web.Response:
+        """A request without this run's token: never forwarded, counted, and explained once in the log."""
+        self.refused += 1
+        if self.refused == 1:
+            sent = request.headers.get("Authorization", "")
+            why = ("it sent no token" if not sent else
+                   "it sent another token (another kubeconfig, or one from an earlier run)" if sent.startswith(
+                       "Bearer ") else "it sent other credentials")
+            path = template(parse_path(request.path))  # names left out: the log may reach a terminal
+            self.log.warning(f"refused {request.method} {path}: the client did not present the recorder's "
+                             f"token ({why}); run it with KUBECONFIG set to the kubeconfig the recorder wrote"
+                             + (f"; {self._hint}" if self._hint else "") + " (further refusals are counted, "
+                             "not logged)", method=request.method, path=path)
+        return aiohttp.web.Response(status=401, content_type="application/json", body=status_body(
+            401, "Unauthorized", "replay-tui record: use the kubeconfig the recorder wrote"))
 
     def _fail(self, rid: int, cap: Capture, watch: bool, t0: int, status: int, reason: str,
               message: str) -> aiohttp.web.Response:

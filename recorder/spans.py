@@ -41,8 +41,8 @@ from replay_tui.engine.format import (
     ObjectMeta,
     Operation,
     api_group,
-    decode_head,
 )
+from replay_tui.engine.partial import object_head
 from replay_tui.engine.writer import SessionWriter
 
 TRIGGERS = frozenset({ADDED, MODIFIED, DELETED})
@@ -57,9 +57,8 @@ Key = tuple[str, str, str]  # kind, namespace, name
 def identity(body: Any) -> tuple[str, str, str]:
     """(kind, namespace, name) of an object body, raw JSON or decoded."""
     if isinstance(body, (bytes, bytearray)):
-        try:
-            head = decode_head(body)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        head = object_head(bytes(body))  # a Table or partial metadata: the object it carries
+        if head is None:
             return "", "", ""
         meta = head.metadata or ObjectMeta()
         return head.kind, meta.namespace, meta.name

@@ -137,6 +137,11 @@ def test_empty_filter() -> None:
     ("latency>99999999999999999999s", "9999", "is out of range"),
     ("seq>-99999999999999999999", "-9999", "is out of range"),
     ("kind=Pod =web", "=web", "no field before its operator"),
+    ("path=apis", "apis", "path= takes a request path"),
+    ("path=/api,v1", "v1", "path= takes a request path"),
+    ("path>/api", ">", "path takes = or !=, not >"),
+    ("path=", "path=", "path= needs a value"),
+    ("discovery=maybe", "maybe", "discovery takes true or false"),
 ])
 def test_bad_expressions_point_at_the_bad_token(expression: str, bad: str, message: str) -> None:
     with pytest.raises(FilterError) as info:
@@ -181,3 +186,33 @@ async def test_find_stays_within_the_session(tmp_path: Any, open_recording: Any)
     assert await find(two, 0, parse("kind=Secret")) is None
     assert await find(two, 5, parse("kind=Pod")) is None
     assert await count(two, parse("")) == 5
+
+
+# --- requests on no resource: path= and discovery --------------------------------------------
+
+PATH_OPS = [
+    Operation(verb="get", resource="/api", status=200),                                           # 1
+    Operation(verb="get", api_version="apps/v1", resource="/apis/apps/v1", status=200),          # 2
+    Operation(verb="get", resource="/openapi/v2", status=200),                                    # 3
+    Operation(verb="list", kind="Pod", api_version="v1", resource="pods", namespace="default", status=200),  # 4
+    Operation(verb="get", resource="/apis/metrics.k8s.io/v1beta1", status=503),                  # 5
+]
+
+
+@pytest.mark.parametrize("expression, expected", [
+    ("discovery", [1, 2, 3, 5]), ("DISCOVERY", [1, 2, 3, 5]), ("discovery=true", [1, 2, 3, 5]),
+    ("discovery=false", [4]), ("discovery!=true", [4]), ("discovery error", [5]),
+    ("path=/apis*", [2, 5]), ("path=/api", [1]), ("path=/api*", [1, 2, 5]), ("path=/openapi/v2,/api", [1, 3]),
+    ("path!=/openapi*", [1, 2, 4, 5]), ("path=*/v1*", [2, 5]), ("path=/apis/APPS/v1", []),
+    ("path=/apis* verb=get status=2xx", [2]),
+])
+async def test_requests_on_no_resource_are_selected_by_path(session_of: Any, expression: str,
+                                                            expected: list[int]) -> None:
+    ses = await session_of([_copy(op) for op in PATH_OPS])
+    assert await matching(ses, expression) == expected
+
+
+async def test_their_rows_show_the_path(session_of: Any) -> None:
+    ses = await session_of([_copy(op) for op in PATH_OPS])
+    assert [r.target for r in await ses.rows(1, 5)] == [
+        "/api", "/apis/apps/v1", "/openapi/v2", "Pod/default", "/apis/metrics.k8s.io/v1beta1"]

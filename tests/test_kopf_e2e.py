@@ -27,7 +27,7 @@ DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db"
 
 
 class Run:
-    def __init__(self, db: Path, history: list[tuple[int, dict[str, Any], bytes]] | None = None):
+    def __init__(self, db: Path, history: list[tuple[int, tuple[str, dict[str, Any], bytes]]] | None = None):
         self.db, self.history = db, history or []
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
@@ -79,7 +79,7 @@ def test_the_operators_work_is_recorded_call_by_call(healthy: Run) -> None:
 
 
 def test_every_event_the_server_sent_is_recorded_once_in_order(healthy: Run) -> None:
-    sent = [(json.loads(line)["type"].lower(), str(rv)) for rv, _, line in healthy.history]
+    sent = [(json.loads(line)["type"].lower(), str(rv)) for rv, (_, _, line) in healthy.history]
     recorded = [(r["verb"], r["resource_version"]) for r in healthy.rows(
         "SELECT * FROM operations WHERE kind = 'Greeting' AND verb IN ('added', 'modified', 'deleted')"
         " ORDER BY seq")]

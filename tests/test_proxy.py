@@ -47,12 +47,8 @@ class Env:
         self.api = config.new_client_from_config(str(rec.proxy_kubeconfig))
         self.core = client.CoreV1Api(self.api)
 
-    def host_port(self) -> tuple[str, int]:
-        host, port = self.rec.proxy_url.removeprefix("http://").rsplit(":", 1)
-        return host, int(port)
-
     def raw_get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(*self.host_port(), timeout=30)
+        conn = self.rec.connection()
         conn.request("GET", path, headers={"Authorization": f"Bearer {self.rec.token}", **(headers or {})})
         resp = conn.getresponse()
         body = resp.read()
@@ -149,7 +145,8 @@ def test_watch_streams_arrive_unchanged_and_every_event_is_recorded_once_in_orde
     status, via_proxy = env.raw_get(path)
     writer.join()
     assert status == 200
-    sent = b"".join(line for rv, obj, line in env.emu.call(lambda: list(env.emu.emulator.history[("", "configmaps")]))
+    sent = b"".join(line for rv, (_, obj, line) in env.emu.call(
+                        lambda: list(env.emu.emulator.history[("", "configmaps")]))
                     if obj["metadata"]["namespace"] == ns)
     assert via_proxy == sent  # the same bytes the emulator wrote, in the same order
     sent_rvs = [json.loads(line)["object"]["metadata"]["resourceVersion"] for line in sent.splitlines()]
@@ -171,7 +168,7 @@ def test_the_official_watch_helper_works_through_the_proxy(env: Env) -> None:
 
 def test_a_client_hanging_up_a_quiet_watch_ends_the_clusters_stream(env: Env) -> None:
     ns = _namespace(env, "hangup")
-    conn = http.client.HTTPConnection(*env.host_port(), timeout=10)
+    conn = env.rec.connection(timeout=10)
     conn.request("GET", f"/api/v1/namespaces/{ns}/configmaps?watch=true",
                  headers={"Authorization": f"Bearer {env.rec.token}"})
     assert conn.getresponse().status == 200
@@ -222,12 +219,55 @@ def test_the_recording_files_are_private(env: Env) -> None:
 
 def test_clients_without_the_recorders_token_are_refused_and_not_recorded(env: Env) -> None:
     before = len(env.ops())
-    conn = http.client.HTTPConnection(*env.host_port(), timeout=10)
+    conn = env.rec.connection(timeout=10)
     conn.request("GET", "/api/v1/namespaces/default/configmaps?marker=unauthorized")
     resp = conn.getresponse()
     assert resp.status == 401 and json.loads(resp.read())["reason"] == "Unauthorized"
     time.sleep(0.3)
     assert len(env.ops()) == before
+
+
+def test_metadata_only_clients_record_named_objects(env: Env) -> None:
+    """controller-runtime's metadata-only watches ask for PartialObjectMetadata(List)."""
+    ns = _namespace(env, "metaonly")
+    env.core.create_namespaced_config_map(ns, {"metadata": {"name": "m", "labels": {"a": "1"}}, "data": {"k": "v"}})
+    accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+    status, body = env.raw_get(f"/api/v1/namespaces/{ns}/configmaps", {"Accept": accept})
+    assert status == 200 and json.loads(body)["kind"] == "PartialObjectMetadataList"
+    rv = json.loads(body)["metadata"]["resourceVersion"]
+    env.core.patch_namespaced_config_map("m", ns, {"metadata": {"labels": {"a": "2"}}})
+    status, body = env.raw_get(f"/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion={rv}"
+                               "&timeoutSeconds=1", {"Accept": "application/json;as=PartialObjectMetadata;"
+                                                               "g=meta.k8s.io;v=v1"})
+    assert json.loads(body.splitlines()[0])["object"]["kind"] == "PartialObjectMetadata"
+    rows = env.ops("namespace = ? AND verb IN ('list', 'modified')", (ns,), settle=2)
+    assert [(r["verb"], r["kind"], r["name"]) for r in rows] == [("list", "ConfigMap", ""),
+                                                                 ("modified", "ConfigMap", "m")]
+    conn = sqlite3.connect(f"file:{env.db}?mode=ro", uri=True)
+    try:
+        (blob,) = conn.execute("SELECT s.blob_id FROM states s JOIN objects o ON o.id = s.obj_id WHERE o.name = 'm'"
+                               " AND o.namespace = ? ORDER BY s.seq DESC LIMIT 1", (ns,)).fetchone()
+    finally:
+        conn.close()
+    latest = env.body(blob)
+    assert latest["metadata"]["labels"] == {"a": "2"} and latest["data"] == {"k": "v"}  # data from the patch
+
+
+def test_a_gzipped_answer_is_recorded_as_json_and_relayed_whole(env: Env) -> None:
+    """kube-apiserver (and the emulator) gzip answers over 128 KiB for clients that accept it."""
+    ns = _namespace(env, "big")
+    for i in range(40):
+        env.emu.call(env.emu.emulator.put, "", "configmaps",
+                     {"metadata": {"name": f"big-{i}", "namespace": ns}, "data": {"blob": "x" * 4096}})
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    direct = http.client.HTTPConnection(env.emu.host, env.emu.port, timeout=30)
+    direct.request("GET", path, headers={"Accept-Encoding": "gzip"})
+    answer = direct.getresponse()
+    assert answer.getheader("Content-Encoding") == "gzip" and len(answer.read()) < 128 * 1024
+    status, body = env.raw_get(path, {"Accept-Encoding": "gzip"})
+    assert status == 200 and len(json.loads(body)["items"]) == 40
+    (row,) = env.ops("namespace = ? AND verb = 'list'", (ns,), settle=1)
+    assert len(env.body(row["response_blob"])["items"]) == 40
 
 
 def test_protobuf_is_negotiated_away_so_every_answer_is_json(env: Env) -> None:
@@ -237,6 +277,16 @@ def test_protobuf_is_negotiated_away_so_every_answer_is_json(env: Env) -> None:
     seen = env.emu.call(lambda: [r.headers.get("Accept") for r in env.emu.emulator._requests
                                  if str(r.url.path) == "/api/v1/namespaces/default"])
     assert seen[-1] == "application/json"
+
+
+def test_kubectls_openapi_protobuf_is_asked_for_as_kubectl_asks(env: Env) -> None:
+    """The OpenAPI document is no Kubernetes object: kubectl reads it only as protobuf."""
+    accept = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+    status, body = env.raw_get("/openapi/v2", {"Accept": accept})
+    assert status == 200 and body.startswith(b"\n\x032.0")  # swagger = "2.0", protobuf field 1
+    (row,) = env.ops("resource = '/openapi/v2'", settle=1)
+    assert env.body(row["response_blob"]) == {
+        "$opaque": "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", "bytes": len(body)}
 
 
 def test_metrics_are_served_on_their_own_address(env: Env) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import http.client
 import shutil
 import ssl
 import subprocess
@@ -111,8 +110,7 @@ def _kubeconfig(path: Path, pki: Path, port: int, user: dict[str, Any]) -> Path:
 
 
 def _get_through(rec: RecorderProcess, path: str) -> int:
-    host, port = rec.proxy_url.removeprefix("http://").rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn = rec.connection(timeout=10)
     conn.request("GET", path, headers={"Authorization": f"Bearer {rec.token}"})
     resp = conn.getresponse()
     resp.read()

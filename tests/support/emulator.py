@@ -18,7 +18,13 @@ replaced by an in-memory store that keeps the API semantics operators rely on:
 * the namespace taken from the URL; label and field selectors; ``limit`` and
   ``continue``;
 * watches that honour ``resourceVersion`` (replaying history, ``410 Expired``
-  when too old), ``timeoutSeconds`` and ``allowWatchBookmarks``.
+  when too old), ``timeoutSeconds`` and ``allowWatchBookmarks``;
+* what real clients (kubectl, client-node, ...) need besides: discovery with the
+  core group's ``groupVersion: "v1"`` (kmock 0.8 says ``"/v1"``), ``/openapi/v2``
+  (a minimal valid document, JSON or protobuf), ``as=Table`` and
+  ``as=PartialObjectMetadata(List)`` answers, gzip above 128 KiB;
+* its own account of what it served (``served``, ``streams``), which the client
+  conformance tests compare recordings with.
 
 It is an emulator, not a server: no admission, no schema validation, no
 garbage collection of owned objects, strategic merge is approximated by a
@@ -52,6 +58,7 @@ from kmock._internal import apps
 from replay_tui.recorder.paths import ApiPath, parse_path
 
 HISTORY = 10_000  # watch events kept per resource for resumption by resourceVersion
+GZIP_THRESHOLD = 128 * 1024  # kube-apiserver compresses responses larger than this
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
@@ -223,13 +230,17 @@ def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
 
 # --- watches -----------------------------------------------------------------------------
 
+# One watch event: its type, the object, and the event encoded as a JSON line.
+_Event = tuple[str, dict[str, Any], bytes]
+
+
 @dataclass(eq=False)
 class _Watcher:
     namespace: str
     name: str
     labels: Callable[[dict[str, str]], bool]
     fields: Callable[[dict[str, Any]], bool]
-    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[_Event | None] = field(default_factory=asyncio.Queue)
 
     def matches(self, obj: dict[str, Any]) -> bool:
         meta = obj.get("metadata", {})
@@ -238,6 +249,128 @@ class _Watcher:
         if self.name and meta.get("name") != self.name:
             return False
         return self.labels(meta.get("labels") or {}) and self.fields(obj)
+
+
+# --- what a client asked for: JSON, a Table, or metadata only ----------------------------------
+
+TABLE_COLUMNS = [
+    {"name": "Name", "type": "string", "format": "name", "priority": 0,
+     "description": "Name must be unique within a namespace."},
+    {"name": "Age", "type": "string", "format": "", "priority": 0,
+     "description": "CreationTimestamp is a timestamp representing the server time when this object was created."},
+]
+
+
+def _age(obj: dict[str, Any]) -> str:
+    created = (obj.get("metadata") or {}).get("creationTimestamp")
+    if not created:
+        return "<unknown>"
+    then = datetime.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    seconds = max(0, int((datetime.datetime.now(datetime.UTC) - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def negotiate(accept: str) -> tuple[str, str]:
+    """The representation a client asked for, in its order of preference, as kube-apiserver picks it:
+    ``("Table" | "PartialObjectMetadata" | "PartialObjectMetadataList" | "", meta.k8s.io version)``."""
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if media not in ("application/json", "*/*", "application/*", ""):
+            continue  # YAML, protobuf: not served, try the next
+        options = dict(p.split("=", 1) for p in params if "=" in p)
+        kind = options.get("as", "")
+        if not kind:
+            return "", ""
+        if kind in ("Table", "PartialObjectMetadata", "PartialObjectMetadataList") \
+                and options.get("g") == "meta.k8s.io" and options.get("v") in ("v1", "v1beta1"):
+            return kind, options["v"]
+    return "", ""
+
+
+class _Renderer:
+    """Objects, lists and watch events in the representation the request negotiated."""
+
+    def __init__(self, rt: ResourceType, accept: str, query: dict[str, str], *, watch: bool = False):
+        self.rt = rt
+        self.kind, version = negotiate(accept)
+        self.api_version = f"meta.k8s.io/{version}"
+        self.include = query.get("includeObject", "Metadata")
+        self.watch = watch
+        self._columns_sent = False
+
+    def _full(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": self.rt.kind, "apiVersion": self.rt.api_version, **obj}
+
+    def _partial(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": "PartialObjectMetadata", "apiVersion": self.api_version,
+                "metadata": copy.deepcopy(obj.get("metadata") or {})}
+
+    def _table(self, objects: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+        rows = []
+        for obj in objects:
+            row: dict[str, Any] = {"cells": [obj["metadata"]["name"], _age(obj)]}
+            if self.include == "Object":
+                row["object"] = self._full(obj)
+            elif self.include != "None":
+                row["object"] = self._partial(obj)
+            rows.append(row)
+        table: dict[str, Any] = {"kind": "Table", "apiVersion": self.api_version, "metadata": meta}
+        if not self._columns_sent:  # a watch sends the columns with its first event only
+            table["columnDefinitions"] = TABLE_COLUMNS
+            self._columns_sent = self.watch
+        table["rows"] = rows
+        return table
+
+    def object(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if self.kind == "Table":
+            return self._table([obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")})
+        if self.kind.startswith("PartialObjectMetadata"):
+            return self._partial(obj)
+        return obj
+
+    def list(self, listing: dict[str, Any]) -> dict[str, Any]:
+        if self.kind == "Table":
+            return self._table(listing["items"], listing["metadata"])
+        if self.kind.startswith("PartialObjectMetadata"):
+            return {"kind": "PartialObjectMetadataList", "apiVersion": self.api_version,
+                    "metadata": listing["metadata"], "items": [self._partial(o) for o in listing["items"]]}
+        return listing
+
+    def event(self, event: _Event) -> bytes:
+        kind, obj, line = event
+        if not self.kind or kind == "ERROR" or (kind == "BOOKMARK" and self.kind == "Table"):
+            return line
+        return _encode({"type": kind, "object": self.object(obj)}) + b"\n"
+
+
+# --- OpenAPI v2 ----------------------------------------------------------------------------------
+
+def _proto_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2)."""
+    key, size, out = (number << 3) | 2, len(payload), bytearray()
+    for value in (key, size):
+        while value > 0x7F:
+            out.append((value & 0x7F) | 0x80)
+            value >>= 7
+        out.append(value)
+    return bytes(out) + payload
+
+
+# The smallest valid OpenAPI v2 document: swagger "2.0", info (title, version), empty paths and
+# definitions.  kubectl (client-side validation, apply) reads it as protobuf
+# (gnostic's openapi_v2.Document: swagger = 1, info = 2 {title = 1, version = 2}, paths = 8,
+# definitions = 9); finding no schema for a kind, it skips validating that kind.
+OPENAPI_V2 = {"swagger": "2.0", "info": {"title": "Kubernetes API emulator", "version": "v1.26.4"},
+              "paths": {}, "definitions": {}}
+OPENAPI_V2_PROTOBUF = (_proto_field(1, b"2.0")
+                       + _proto_field(2, _proto_field(1, OPENAPI_V2["info"]["title"].encode())
+                                      + _proto_field(2, OPENAPI_V2["info"]["version"].encode()))
+                       + _proto_field(8, b"") + _proto_field(9, b""))
+# Asked for as ...spec.v2@v1.0+protobuf; answered as kube-openapi does ("@" is not valid in a Content-Type).
+OPENAPI_PROTOBUF_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
 
 # --- the emulator ----------------------------------------------------------------------------
@@ -257,11 +390,16 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
         self.fallback["get /api/"] << self._serve_api
         self.types: dict[tuple[str, str, str], ResourceType] = {}
         self.store: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
-        self.history: dict[tuple[str, str], deque[tuple[int, dict[str, Any], bytes]]] = \
+        self.history: dict[tuple[str, str], deque[tuple[int, _Event]]] = \
             defaultdict(lambda: deque(maxlen=HISTORY))
         self.watchers: dict[tuple[str, str], set[_Watcher]] = defaultdict(set)
         self.rv = 1000
         self.bookmark_interval: float | None = None
+        # What clients were served, counted here, independently of any recorder in between:
+        # (method, path with query) of every request in arrival order, and each watch stream's
+        # (path with query, the event lines it sent).
+        self.served: list[tuple[str, str]] = []
+        self.streams: list[tuple[str, list[bytes]]] = []
         for rt in BUILTIN:
             self.add_resource(rt)
         self.put("", "namespaces", {"metadata": {"name": "default"}})
@@ -336,7 +474,12 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
     # --- HTTP --------------------------------------------------------------------------
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        self.served.append((raw.method, raw.path_qs))
         api = parse_path(raw.path)
+        if raw.path == "/openapi/v2" and raw.method == "GET":
+            if "protobuf" in raw.headers.get("Accept", ""):
+                return aiohttp.web.Response(body=OPENAPI_V2_PROTOBUF, content_type=OPENAPI_PROTOBUF_TYPE)
+            return self._json(OPENAPI_V2)
         if not api.is_resource:
             # Discovery and anything else: kmock's scaffold and any reactions a test declared.
             return await super().__call__(raw)
@@ -351,6 +494,17 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
             return await self._serve(rt, api, request, raw)
         except ApiError as exc:
             return aiohttp.web.json_response(exc.status(), status=exc.code)
+
+    async def _serve_version(self, request: Any) -> Any:
+        """``/api/v1``, ``/apis/GROUP/VERSION``: kmock's list, with the core group's ``groupVersion``
+        fixed (kmock 0.8 says ``"/v1"``: client-go then knows no core resource) and subresources
+        listed as kube-apiserver lists them (their own verbs, no short names)."""
+        doc = await super()._serve_version(request)
+        doc["groupVersion"] = doc["groupVersion"].lstrip("/")
+        for entry in doc["resources"]:
+            if "/" in entry["name"]:
+                entry.update(verbs=["get", "patch", "update"], shortNames=[])
+        return doc
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         return await apps.RawHandler._handle(self, request)  # not kmock's object store: ours
@@ -368,12 +522,13 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
         if method == "GET":
             if api.legacy_watch or query.get("watch", "").lower() in ("true", "1"):
                 return await self._watch(rt, ns, api.name, query, raw)
+            render = _Renderer(rt, raw.headers.get("Accept", ""), query)
             if api.name:
                 obj = self.store[(rt.group, rt.plural)].get((ns, api.name))
                 if obj is None:
                     raise _not_found(rt, api.name)
-                return self._json(obj)
-            return self._json(self._list(rt, ns, query))
+                return self._json(render.object(obj), raw=raw)
+            return self._json(render.list(self._list(rt, ns, query)), raw=raw)
         body = self._body(request)
         if method == "POST":
             if api.name:
@@ -399,8 +554,13 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     @staticmethod
-    def _json(obj: Any, status: int = 200) -> aiohttp.web.Response:
-        return aiohttp.web.Response(body=_encode(obj), status=status, content_type="application/json")
+    def _json(obj: Any, status: int = 200, raw: aiohttp.web.BaseRequest | None = None) -> aiohttp.web.Response:
+        """A JSON answer; gzip-compressed above 128 KiB when the client accepts it, as kube-apiserver does."""
+        body = _encode(obj)
+        response = aiohttp.web.Response(body=body, status=status, content_type="application/json")
+        if raw is not None and len(body) > GZIP_THRESHOLD and "gzip" in raw.headers.get("Accept-Encoding", ""):
+            response.enable_compression(aiohttp.web.ContentCoding.gzip)
+        return response
 
     @staticmethod
     def _body(request: kmock.Request) -> Any:
@@ -630,24 +790,25 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
     # --- watch --------------------------------------------------------------------------
 
     def _emit(self, rt: ResourceType, kind: str, obj: dict[str, Any]) -> None:
-        line = _encode({"type": kind, "object": obj}) + b"\n"
+        event = (kind, obj, _encode({"type": kind, "object": obj}) + b"\n")
         rv = int(obj["metadata"]["resourceVersion"])
-        self.history[(rt.group, rt.plural)].append((rv, obj, line))
+        self.history[(rt.group, rt.plural)].append((rv, event))
         for w in self.watchers[(rt.group, rt.plural)]:
             if w.matches(obj):
-                w.queue.put_nowait(line)
+                w.queue.put_nowait(event)
 
     async def _watch(self, rt: ResourceType, ns: str, name: str, query: dict[str, str],
                      raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         watcher = _Watcher(ns, name, label_matcher(query.get("labelSelector", "")),
                            field_matcher(query.get("fieldSelector", "")))
         rv_text = query.get("resourceVersion", "")
-        initial: list[bytes] = []
+        initial: list[_Event] = []
         expired = False
         key = (rt.group, rt.plural)
+        render = _Renderer(rt, raw.headers.get("Accept", ""), query, watch=True)
         if rv_text in ("", "0"):
             objects = self.store[key]
-            initial = [_encode({"type": "ADDED", "object": objects[k]}) + b"\n"
+            initial = [("ADDED", objects[k], _encode({"type": "ADDED", "object": objects[k]}) + b"\n")
                        for k in sorted(objects) if watcher.matches(objects[k])]
         else:
             try:
@@ -658,18 +819,25 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
             if history and history[0][0] > since + 1 and len(history) == history.maxlen:
                 expired = True
             else:
-                initial = [line for rv, obj, line in history if rv > since and watcher.matches(obj)]
+                initial = [event for rv, event in history if rv > since and watcher.matches(event[1])]
         self.watchers[key].add(watcher)
+        sent: list[bytes] = []
+        self.streams.append((raw.path_qs, sent))
         response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+
+        async def send(line: bytes) -> None:
+            await response.write(line)
+            sent.append(line)
+
         try:
             await response.prepare(raw)
             if expired:
                 error = ApiError(410, "Expired", f"too old resource version: {since} ({history[0][0]})")
-                await response.write(_encode({"type": "ERROR", "object": error.status()}) + b"\n")
+                await send(_encode({"type": "ERROR", "object": error.status()}) + b"\n")
                 await response.write_eof()
                 return response
-            for line in initial:
-                await response.write(line)
+            for event in initial:
+                await send(render.event(event))
             timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
             bookmarks = query.get("allowWatchBookmarks", "").lower() == "true"
             loop = asyncio.get_running_loop()
@@ -681,17 +849,17 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
                 if wait is not None and wait <= 0:
                     break
                 try:
-                    line = await asyncio.wait_for(watcher.queue.get(), wait)
+                    event = await asyncio.wait_for(watcher.queue.get(), wait)
                 except TimeoutError:
                     if deadline is not None and loop.time() >= deadline:
                         break
-                    await response.write(self._bookmark(rt))
+                    await send(self._bookmark(rt))
                     continue
-                if line is None:
+                if event is None:
                     break
-                await response.write(line)
+                await send(render.event(event))
             if bookmarks:
-                await response.write(self._bookmark(rt))
+                await send(self._bookmark(rt))
             await response.write_eof()
         except (ConnectionError, asyncio.CancelledError):
             pass

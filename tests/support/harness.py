@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,6 +45,7 @@ class RecorderProcess:
         self.stderr = ""
         self.proxy_url = ""  # known once started
         self.token = ""
+        self.ca_pem = b""  # the proxy's per-run CA (empty with --plain-http)
 
     def start(self, timeout: float = 30.0) -> RecorderProcess:
         # Output goes to a file, not a pipe: a chatty operator must never block on a full pipe.
@@ -59,12 +63,27 @@ class RecorderProcess:
                 except yaml.YAMLError:
                     config = None
                 if config:
-                    self.proxy_url = str(config["clusters"][0]["cluster"]["server"])
+                    cluster = config["clusters"][0]["cluster"]
+                    self.proxy_url = str(cluster["server"])
                     self.token = str(config["users"][0]["user"]["token"])
+                    self.ca_pem = base64.b64decode(cluster.get("certificate-authority-data", ""))
                     return self
             time.sleep(0.02)
         self.kill()
         raise RuntimeError("replay-tui record did not start its proxy in time")
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context trusting the proxy's per-run CA, as the written kubeconfig does."""
+        return ssl.create_default_context(cadata=self.ca_pem.decode())
+
+    def connection(self, timeout: float = 30.0) -> http.client.HTTPConnection:
+        """A connection to the proxy as a client of the written kubeconfig makes it (HTTPS, its CA)."""
+        scheme, _, hostport = self.proxy_url.partition("://")
+        host, port = hostport.rsplit(":", 1)
+        host = host.strip("[]")
+        if scheme == "https":
+            return http.client.HTTPSConnection(host, int(port), timeout=timeout, context=self.ssl_context())
+        return http.client.HTTPConnection(host, int(port), timeout=timeout)
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         """Signal the recorder and wait for it; returns its exit status."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.text import Text
 
-from replay_tui.engine.format import EVENT_VERBS
+from replay_tui.engine.format import EVENT_VERBS, is_path
 from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_ts
 from replay_tui.tui import yamltext
 from replay_tui.tui.messages import Detail
@@ -45,7 +45,7 @@ def render_op(d: Detail, start_ns: int) -> list[Text]:
     if op.subresource:
         target += f"/{op.subresource}"
     head.append(target, "bold")
-    if op.resource:
+    if op.resource and not is_path(op.resource):  # a discovery request's path is its target already
         head.append(f"   ({op.resource}, {op.api_version or 'v1'})", LABEL)
     out.append(head)
     out.append(Text())

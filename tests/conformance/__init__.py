@@ -1,0 +1,1 @@
+"""Client conformance: mainstream Kubernetes clients recorded through ``replay-tui record``."""
