@@ -68,6 +68,9 @@ from replay_tui.recorder.importers.common import (
     CORE_BY_KIND,
     CORE_BY_LOWER_KIND,
     CORE_BY_PLURAL,
+    INPUT_ERRORS,
+    BadInput,
+    Bodies,
     ImportFormatError,
     ImportResult,
     Malformed,
@@ -75,7 +78,9 @@ from replay_tui.recorder.importers.common import (
     Tally,
     Target,
     check_input,
+    check_op,
     classify_error,
+    describe_input_error,
     epoch_to_ns,
     pluralise,
     status_body,
@@ -164,6 +169,11 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _shown(value: Any) -> Any:
+    """A value as a reason quotes it (text columns arrive as bytes)."""
+    return _text(value) if isinstance(value, bytes) else value
+
+
 def _ns(value: Any) -> int | None:
     return epoch_to_ns(value)
 
@@ -182,8 +192,10 @@ class Source:
         uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
         try:
             self.conn = sqlite3.connect(uri, uri=True)
+            # Text as bytes: a value that is not UTF-8 is one bad row, not an unreadable database.
+            self.conn.text_factory = bytes
             self.conn.execute("PRAGMA query_only = 1")
-            tables = {r[0] for r in self.conn.execute(
+            tables = {_text(r[0]) for r in self.conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.Error as exc:
             raise ImportFormatError(f"{path}: {NOT_KUBESTEP} ({exc})") from None
@@ -204,7 +216,7 @@ class Source:
             self.span_columns = set()
 
     def _columns(self, table: str) -> set[str]:
-        return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+        return {_text(r[1]) for r in self.conn.execute(f"PRAGMA table_info({table})")}
 
     def _select(self, columns: tuple[str, ...], present: set[str]) -> str:
         return ", ".join(c if c in present else f"NULL AS {c}" for c in columns)
@@ -287,7 +299,7 @@ class _Spans:
             start = _ns(span.start_ts)
             if start is None:
                 self.malformed.add(0, f"reconcile span {_text(span.id)!r}: bad start_ts "
-                                      f"{span.start_ts!r}")
+                                      f"{_shown(span.start_ts)!r}")
                 continue
             span.start_ns = start
             span.end_ns = _ns(span.end_ts)
@@ -370,8 +382,9 @@ class KubestepSession:
     """Streams one kubestep session into one replay-tui session."""
 
     def __init__(self, sw: Any, api_versions: dict[str, str], spans: Iterator[_Span],
-                 malformed: Malformed):
+                 malformed: Malformed, bodies: Bodies | None = None):
         self.sw = sw
+        self.bodies = bodies if bodies is not None else Bodies()
         self.api_versions = dict(api_versions)
         self.malformed = malformed
         self.tally = Tally()
@@ -404,6 +417,12 @@ class KubestepSession:
     def row(self, r: _Row) -> None:
         self.rows += 1
         line = r.sequence_number if isinstance(r.sequence_number, int) else self.rows
+        try:
+            self._row(r, line)
+        except INPUT_ERRORS as exc:  # bad bytes, deep nesting, numbers out of range: one bad row
+            self.malformed.add(line, describe_input_error(exc))
+
+    def _row(self, r: _Row, line: int) -> None:
         otype = _text(r.operation_type).strip().upper()
         verb_col = _text(r.verb).strip().lower()
         verb = TYPE_VERBS.get(otype)
@@ -416,7 +435,7 @@ class KubestepSession:
             verb = DELETECOLLECTION
         ts = _ns(r.timestamp)
         if ts is None:
-            self.malformed.add(line, f"bad timestamp {r.timestamp!r}")
+            self.malformed.add(line, f"bad timestamp {_shown(r.timestamp)!r}")
             ts = self.last_ts
         self.last_ts = max(self.last_ts, ts)
         data: bytes | None = None
@@ -424,9 +443,9 @@ class KubestepSession:
         if raw not in (None, "", b""):
             data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
             try:
-                msgspec.json.decode(data)
-            except msgspec.DecodeError as exc:
-                self.malformed.add(line, f"resource_data is not JSON ({exc})")
+                data = self.bodies(data, secret=False, what="resource_data")  # checked: any JSON
+            except BadInput as exc:
+                self.malformed.add(line, str(exc))
                 data = None
         if verb == WATCH:
             event_verb = verb_col if verb_col in EVENT_VERBS else ""
@@ -440,13 +459,15 @@ class KubestepSession:
                     data = bytes(event.object) if event_verb else data
             verb = event_verb or WATCH
         kind, api_version, plural, meta = self._type(_text(r.resource_kind), data)
+        if data is not None and plural == "secrets" and api_version == "v1":
+            data = self.bodies(data, secret=True)  # as recorded, before a list is wrapped
         error = _text(r.error).strip()
         duration = 0
         if r.duration_ms not in (None, ""):
             try:
                 duration = max(0, int(float(r.duration_ms) * 1_000_000))
             except (TypeError, ValueError):
-                self.malformed.add(line, f"bad duration_ms {r.duration_ms!r}")
+                self.malformed.add(line, f"bad duration_ms {_shown(r.duration_ms)!r}")
         generation = r.generation if isinstance(r.generation, int) and r.generation > 0 else None
         actor = _text(r.actor_id)
         op = Operation(verb=verb, ts_ns=ts, duration_ns=duration, api_version=api_version,
@@ -473,6 +494,7 @@ class KubestepSession:
                 op.request = data
             else:
                 op.response = data
+        check_op(op)
         # Watch events are what a controller hears, not what its reconciler does.
         op.reconcile = self.spans.before(ts, "" if verb in EVENT_VERBS else actor)
         seq = self.sw.append(op)
@@ -499,7 +521,7 @@ class KubestepSession:
 
 
 def import_kubestep(src: str, db: str, *, session: str | None = None,
-                    progress: bool | None = None) -> list[ImportResult]:
+                    progress: bool | None = None, redact: bool = True) -> list[ImportResult]:
     """Import every session of a kubestep database (or the one named) into recording ``db``.
 
     Each session is its own transaction: a failure rolls back the session
@@ -529,7 +551,7 @@ def import_kubestep(src: str, db: str, *, session: str | None = None,
                     "kubestep_session": session_id}
                 with target.session(session_id or "kubestep", SOURCE, attributes) as sw:
                     importer = KubestepSession(sw, source.api_versions(session_id),
-                                               source.spans(session_id), malformed)
+                                               source.spans(session_id), malformed, Bodies(redact))
                     try:
                         for row in source.operations(session_id):
                             importer.row(row)
@@ -545,13 +567,15 @@ def import_kubestep(src: str, db: str, *, session: str | None = None,
                             f"({malformed.count} malformed rows; first: {malformed.describe_first()})")
                     attrs = importer.tally.attributes()
                     attrs.update(reconciles=importer.spans.count, malformed=malformed.count,
-                                 malformed_lines=malformed.lines, rows=importer.rows)
+                                 malformed_lines=malformed.lines, rows=importer.rows,
+                                 **importer.bodies.attributes())
                     sw.close(**attrs)
                     results.append(ImportResult(
                         db=db, session=sw.name, session_id=sw.id, source=src,
                         ops=importer.tally.ops, verbs=dict(importer.tally.verbs),
                         reconciles=importer.spans.count, errors=importer.tally.errors,
-                        malformed=malformed.count, malformed_lines=list(malformed.lines)))
+                        malformed=malformed.count, malformed_lines=list(malformed.lines),
+                        redacted=importer.bodies.redacted))
         return results
     finally:
         source.close()
