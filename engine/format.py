@@ -8,7 +8,7 @@ JSON bytes straight off the wire; the store keeps them as JSON.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -41,6 +41,10 @@ def api_group(api_version: str) -> str:
     return api_version.rpartition("/")[0] if "/" in api_version else ""
 
 
+#: What SQLite stores as an INTEGER: a body claiming more is not an object the engine reads.
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
 class ObjectMeta(msgspec.Struct):
     """The metadata fields the engine reads from a body (the rest is skipped unparsed)."""
 
@@ -48,7 +52,7 @@ class ObjectMeta(msgspec.Struct):
     namespace: str = ""
     uid: str = ""
     resourceVersion: str = ""
-    generation: int | None = None
+    generation: Int64 | None = None
     deletionTimestamp: str | None = None
     finalizers: list[str] | None = None
 

@@ -77,7 +77,7 @@ def bucket_value_ns(bucket: int) -> float:
 def _parse_head(data: bytes) -> ObjectHead | None:
     try:
         head = decode_head(data)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (ValueError, RecursionError):  # msgspec's errors, bad UTF-8, nesting too deep
         return None
     return head
 
@@ -576,7 +576,7 @@ class SessionWriter:
         """
         try:
             body = decode_list(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (ValueError, RecursionError):
             return
         if not body.items or not body.kind.endswith("List"):
             return

@@ -605,13 +605,17 @@ def epoch_to_ns(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     magnitude = abs(value)
+    if magnitude != magnitude or magnitude == float("inf"):
+        return None  # NaN, infinity
     if magnitude < 1e11:
-        return int(value * 1_000_000_000)
-    if magnitude < 1e14:
-        return int(value * 1_000_000)
-    if magnitude < 1e17:
-        return int(value * 1_000)
-    return int(value)
+        ns = int(value * 1_000_000_000)
+    elif magnitude < 1e14:
+        ns = int(value * 1_000_000)
+    elif magnitude < 1e17:
+        ns = int(value * 1_000)
+    else:
+        ns = int(value)
+    return ns if -INT64_MAX - 1 <= ns <= INT64_MAX else None  # beyond what SQLite stores: not a time
 
 
 # --- results --------------------------------------------------------------------------

@@ -178,6 +178,11 @@ def _ns(value: Any) -> int | None:
     return epoch_to_ns(value)
 
 
+#: What reading a damaged database raises: SQLite's errors, and (when SQLite quotes the damaged
+#: bytes in its message) the failure to decode that message.
+_DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+
+
 # --- the source database -----------------------------------------------------------------
 
 class Source:
@@ -197,21 +202,25 @@ class Source:
             self.conn.execute("PRAGMA query_only = 1")
             tables = {_text(r[0]) for r in self.conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.Error as exc:
-            raise ImportFormatError(f"{path}: {NOT_KUBESTEP} ({exc})") from None
+        except _DB_ERRORS as exc:
+            raise ImportFormatError(f"{path}: {NOT_KUBESTEP} ({describe_input_error(exc)})") from None
         if "meta" in tables and "sessions" in tables:
             self.conn.close()
             raise ImportFormatError(f"{path}: a replay-tui recording, {NOT_KUBESTEP}")
         if "operations" not in tables:
             self.conn.close()
             raise ImportFormatError(f"{path}: {NOT_KUBESTEP}")
-        self.op_columns = self._columns("operations")
+        try:
+            self.op_columns = self._columns("operations")
+            self.span_columns = self._columns("reconcile_spans") if "reconcile_spans" in tables else set()
+        except _DB_ERRORS as exc:
+            self.conn.close()
+            raise ImportFormatError(f"{path}: {NOT_KUBESTEP} ({describe_input_error(exc)})") from None
         missing = [c for c in REQUIRED_OP_COLUMNS if c not in self.op_columns]
         if missing:
             self.conn.close()
             raise ImportFormatError(f"{path}: {NOT_KUBESTEP} (operations has no column "
                                     f"{', '.join(missing)})")
-        self.span_columns = self._columns("reconcile_spans") if "reconcile_spans" in tables else set()
         if self.span_columns and not {"id", "session_id", "start_ts"} <= self.span_columns:
             self.span_columns = set()
 
@@ -230,8 +239,8 @@ class Source:
             rows = self.conn.execute(
                 "SELECT session_id, COUNT(*), MIN(timestamp) FROM operations"
                 " GROUP BY session_id ORDER BY MIN(timestamp), session_id").fetchall()
-        except sqlite3.Error as exc:
-            raise RecordingError(f"{self.path}: cannot read operations ({exc})") from None
+        except _DB_ERRORS as exc:
+            raise RecordingError(f"{self.path}: cannot read operations ({describe_input_error(exc)})") from None
         return [(_text(r[0]), int(r[1])) for r in rows]
 
     def api_versions(self, session_id: str) -> dict[str, str]:
@@ -244,7 +253,7 @@ class Source:
                 " WHERE session_id = ? AND json_valid(resource_data)"
                 " AND json_type(resource_data, '$.apiVersion') = 'text'"
                 " GROUP BY resource_kind", (session_id,)).fetchall()
-        except sqlite3.Error:
+        except _DB_ERRORS:
             return {}  # no JSON1: learned while importing instead
         return {_text(k): _text(v) for k, v in rows if k and v}
 
@@ -269,8 +278,8 @@ class Source:
                     return
                 for row in rows:
                     yield struct(*row)
-        except sqlite3.Error as exc:
-            raise RecordingError(f"{self.path}: cannot read ({exc})") from None
+        except _DB_ERRORS as exc:
+            raise RecordingError(f"{self.path}: cannot read ({describe_input_error(exc)})") from None
 
 
 # --- one session ---------------------------------------------------------------------------
@@ -441,7 +450,8 @@ class KubestepSession:
         data: bytes | None = None
         raw = r.resource_data
         if raw not in (None, "", b""):
-            data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+            # bytes (text or a blob), else a number: never bytes(n), which is n zero bytes
+            data = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogateescape")
             try:
                 data = self.bodies(data, secret=False, what="resource_data")  # checked: any JSON
             except BadInput as exc:
