@@ -47,6 +47,7 @@ async def opened(db: str, session: str | None = None) -> AsyncIterator[Session]:
 def _session_json(info: Any) -> dict[str, Any]:
     out = msgspec.to_builtins(info)
     out["live"] = info.live
+    out["state"] = info.state
     return out
 
 
@@ -67,7 +68,9 @@ async def sessions(db: str, *, as_json: bool) -> int:
     rows = [("ID", "NAME", "SOURCE", "OPS", "STARTED (UTC)", "DURATION", "STATE")]
     for i in infos:
         duration = fmt_duration(i.ended_ns - i.started_ns) if i.ended_ns and i.started_ns else "-"
-        state = "recording" if i.live else "closed"
+        state = i.state
+        if i.interrupted:  # its writer died (killed, crashed): it will never be closed
+            state += f", last op {fmt_ts(i.last_op_ns)[:19] if i.last_op_ns else '-'}"
         if i.sample_rate < 1:
             state += f", sampled {i.sample_rate * 100:.4g}%"
         rows.append((str(i.id), i.name, i.source, f"{i.operations:,}", fmt_ts(i.started_ns)[:19],

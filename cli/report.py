@@ -38,7 +38,9 @@ def _sections(r: reportmod.Report) -> dict[str, Any]:
         ("Session", f"{m.session} (id {m.session_id})"), ("Source", m.source), ("Recorder", m.recorder),
         ("Recorder version", m.recorder_version or "not recorded"), ("Operator (actor)", m.actor or "-"),
         ("Cluster", m.cluster or "-"), ("Namespaces touched", ", ".join(m.namespaces) or "-"),
-        ("Start", fmt_ts(m.started_ns or m.first_ns)), ("End", fmt_ts(m.ended_ns or m.last_ns)),
+        ("Start", fmt_ts(m.started_ns or m.first_ns)),
+        ("End", fmt_ts(m.ended_ns) if m.ended_ns else
+         f"{m.state}: not closed; last op at {fmt_ts(m.last_ns)}" if m.last_ns else f"{m.state}: not closed"),
         ("Duration", fmt_duration(m.duration_s * 1e9)),
     ]
     lat = s.latency_ms

@@ -173,11 +173,19 @@ class SessionInfo(msgspec.Struct, kw_only=True):
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     operations: int = 0
     keyframe_interval: int = 0
+    # Open, but its writer is gone (killed, crashed): it will never be closed (engine.liveness).
+    interrupted: bool = False
+    last_op_ns: int | None = None  # the start of its last op, for an interrupted session
 
     @property
     def live(self) -> bool:
-        """Still being written: the recorder has not closed it."""
-        return self.ended_ns is None
+        """Still being written: the recorder has not closed it, and is alive."""
+        return self.ended_ns is None and not self.interrupted
+
+    @property
+    def state(self) -> str:
+        """``recording``, ``interrupted`` or ``closed``."""
+        return "closed" if self.ended_ns is not None else "interrupted" if self.interrupted else "recording"
 
     @property
     def sample_rate(self) -> float:

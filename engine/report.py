@@ -46,6 +46,7 @@ class Metadata(msgspec.Struct):
     recorder: str  # "proxy", "client-hook", or the importer's source
     recorder_version: str  # "" when the recording does not say
     attributes: dict[str, Any]
+    state: str = "closed"  # "recording", "interrupted" (its writer died) or "closed"
 
 
 class Summary(msgspec.Struct):
@@ -178,7 +179,7 @@ def _metadata(session: Session, stats: Stats, namespaces: list[str]) -> Metadata
                     ended_ns=info.ended_ns, first_ns=stats.first_ns, last_ns=stats.last_ns,
                     duration_s=stats.duration_s or _span_s(info.started_ns, info.ended_ns),
                     recorder=str(attrs.get("recorder") or info.source),
-                    recorder_version=str(version), attributes=attrs)
+                    recorder_version=str(version), attributes=attrs, state=info.state)
 
 
 def _int_attr(session: Session, name: str) -> int | None:

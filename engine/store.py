@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import urllib.parse
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
@@ -22,8 +21,9 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from replay_tui.engine import codec
+from replay_tui.engine import codec, liveness, readonly
 from replay_tui.engine.format import Mark, ObjectKey, Operation, OpRow, Reconcile, SessionInfo
+from replay_tui.engine.readonly import read_uri
 from replay_tui.engine.schema import SQLITE_MAGIC, RecordingError, check_meta, describe_sqlite_error
 
 BODY_CACHE = 512
@@ -94,15 +94,12 @@ class Recording:
     async def open(cls, path: str | os.PathLike[str]) -> Recording:
         path = os.fspath(path)
         check_file(path)
-        # A WAL recording needs its -shm/-wal files; in a directory we cannot write
-        # (a read-only mount, someone else's files) they cannot be created.  When no
-        # writer has the file open (no -wal), read it as immutable instead.
+        # How to read without writing or leaving -wal/-shm files behind: engine.readonly.
         no_writer = not os.path.exists(path + "-wal")
-        immutable = no_writer and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
         try:
-            rec, tables = await cls._connect(path, immutable)
+            rec, tables = await cls._connect(path, False)
         except RecordingError as exc:
-            if immutable or not no_writer or not _cannot_write_side_files(exc):
+            if not no_writer or not _cannot_write_side_files(exc):
                 raise
             rec, tables = await cls._connect(path, True)
         try:
@@ -123,9 +120,7 @@ class Recording:
     @classmethod
     async def _connect(cls, path: str, immutable: bool) -> tuple[Recording, set[str]]:
         """A read-only connection and the file's table names."""
-        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
-        if immutable:
-            uri += "&immutable=1"
+        uri = read_uri(path, immutable=immutable)
         try:
             db = await aiosqlite.connect(uri, uri=True)
         except sqlite3.Error as exc:
@@ -133,6 +128,7 @@ class Recording:
         rec = cls(path, db)
         try:
             await rec.execute("PRAGMA query_only = 1")
+            await db.set_authorizer(readonly.authorizer)  # with query_only: nothing can write
             await rec.execute("PRAGMA busy_timeout = 5000")
             tables = {r[0] for r in await rec.fetchall(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -246,7 +242,22 @@ class Recording:
             "SELECT s.id, s.name, s.source, s.started_ns, s.ended_ns, s.actor, s.cluster, s.attributes,"
             " s.keyframe_interval, (SELECT COALESCE(MAX(seq), 0) FROM operations o WHERE o.session_id = s.id)"
             " FROM sessions s ORDER BY s.id")
-        return [self._info(r) for r in rows]
+        infos = [self._info(r) for r in rows]
+        await self._mark_interrupted(infos)
+        return infos
+
+    async def _mark_interrupted(self, infos: Sequence[SessionInfo]) -> None:
+        """Open sessions whose writer is gone (engine.liveness): interrupted, with their last op time."""
+        open_ = [i for i in infos if i.ended_ns is None]
+        live = liveness.live_sessions(self.path, (i.id for i in open_))
+        if live is None:
+            return  # cannot tell: an open session stays "recording"
+        for info in open_:
+            info.interrupted = info.id not in live
+            if info.interrupted:
+                row = await self.fetchone(
+                    "SELECT MAX(ts_ns) FROM operations WHERE session_id = ?", (info.id,))
+                info.last_op_ns = row[0] if row else None
 
     def _info(self, r: Sequence[Any]) -> SessionInfo:
         try:
@@ -305,6 +316,8 @@ class Session:
         self.last = row[0]
         self.info.operations = row[0]
         self.info.ended_ns = row[1]
+        if row[1] is None and not self.info.interrupted:
+            await self.rec._mark_interrupted([self.info])  # the writer may have died since
         return self.last
 
     def check_position(self, seq: int, *, allow_zero: bool = False) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 import zstandard
 
-from replay_tui.engine import codec
+from replay_tui.engine import codec, liveness
 from replay_tui.engine.format import (
     ADDED,
     CREATE,
@@ -199,9 +199,9 @@ class SessionWriter:
         self._rows_since_keyframe = 0
         self._last_ts = 0
         self._first_ts: int | None = None
+        self._lock = liveness.SessionLock(None)
         try:
-            if atomic:
-                self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("BEGIN IMMEDIATE")
             self.name = self._unique_name(name)
             cur = self.conn.execute(
                 "INSERT INTO sessions (name, source, started_ns, actor, cluster, attributes,"
@@ -211,7 +211,13 @@ class SessionWriter:
             )
             assert cur.lastrowid is not None
             self.id = int(cur.lastrowid)
+            if not atomic:
+                # Readers tell a live session from one a dead writer left (engine.liveness);
+                # the lock is held before the row is visible.
+                self._lock = liveness.hold(self.path, self.id)
+                self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            self._lock.release()
             self._rollback()
             raise RecordingError(describe_sqlite_error(exc, self.path)) from None
 
@@ -319,12 +325,14 @@ class SessionWriter:
             self._rollback()
             raise RecordingError(describe_sqlite_error(exc, self.path)) from None
         self.closed = True
+        self._lock.release()
 
     def abort(self) -> None:
         """Give up: an atomic session vanishes; a streaming one keeps what was committed."""
         self._buffer.clear()
         self._rollback()
         self.closed = True
+        self._lock.release()
 
     def __enter__(self) -> SessionWriter:
         return self

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import urllib.parse
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
@@ -63,6 +62,7 @@ from replay_tui.engine.format import (
     WATCH,
     Operation,
 )
+from replay_tui.engine.readonly import lock_down, read_uri
 from replay_tui.engine.schema import SQLITE_MAGIC, RecordingError
 from replay_tui.recorder.importers.common import (
     CORE_BY_KIND,
@@ -194,12 +194,12 @@ class Source:
             if fh.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
                 raise ImportFormatError(f"{path}: {NOT_KUBESTEP}")
         self.path = path
-        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        uri = read_uri(path)  # reads without leaving -wal/-shm files beside the source
         try:
             self.conn = sqlite3.connect(uri, uri=True)
             # Text as bytes: a value that is not UTF-8 is one bad row, not an unreadable database.
             self.conn.text_factory = bytes
-            self.conn.execute("PRAGMA query_only = 1")
+            lock_down(self.conn)
             tables = {_text(r[0]) for r in self.conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
         except _DB_ERRORS as exc:
