@@ -16,7 +16,7 @@ from replay_tui.engine import state
 from replay_tui.engine.cursor import resolve_position
 from replay_tui.engine.format import VERB_ORDER, ObjectKey, Operation
 from replay_tui.engine.schema import RecordingError
-from replay_tui.engine.store import Recording, Session
+from replay_tui.engine.store import CORRUPTED, Recording, Session, at_op
 from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_ts
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -36,10 +36,17 @@ def emit_json(value: Any) -> None:
 @asynccontextmanager
 async def opened(db: str, session: str | None = None) -> AsyncIterator[Session]:
     rec = await Recording.open(db)
+    ses: Session | None = None
     try:
         ses = await rec.session(session)
         await ses.refresh()
         yield ses
+    except RecordingError as exc:
+        # Damage met in a scan says where: the first op of the session that cannot be read.
+        if ses is not None and CORRUPTED in str(exc) and f"{CORRUPTED} at op" not in str(exc):
+            body = "body" in str(exc)  # then look at the bodies too (slower: on the way to an error only)
+            raise at_op(exc, await ses.rec.damaged_op(ses.id, bodies=body)) from None
+        raise
     finally:
         await rec.close()
 
