@@ -30,6 +30,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.textsafe import safe
 
 PROG = "replay-tui"
 COMMANDS = ("sessions", "show", "diff", "stats", "analyze", "when", "why", "query", "demo", "import",
@@ -160,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except RecordingError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {safe(str(exc))}", file=sys.stderr)  # names in errors are recorded text
         return 1
     except KeyboardInterrupt:
         return 130
@@ -173,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("REPLAY_TUI_DEBUG"):
             raise
-        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} "
+        print(f"{PROG}: internal error: {type(exc).__name__}: {safe(str(exc))} "
               "(set REPLAY_TUI_DEBUG=1 for a traceback)", file=sys.stderr)
         return 70
 

@@ -21,6 +21,7 @@ from replay_tui.engine.format import WRITE_VERBS
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.stats import LATENCY_VERBS, Histogram, Latency, Stats, Timeline, compute, request_scale
 from replay_tui.engine.store import Session
+from replay_tui.engine.textsafe import safe
 from replay_tui.engine.writer import duration_bucket
 
 GRAPH_NODES = 50  # objects drawn in the Mermaid graph (the most written first)
@@ -386,8 +387,8 @@ def mermaid(nodes: list[str], edges: list[GraphEdge]) -> str:
     """``graph LR`` text: objects as boxes, reconcilers as stadiums; labels stripped of quotes."""
     ids = {n: f"n{i}" for i, n in enumerate(nodes)}
 
-    def clean(text: str) -> str:
-        return "".join(c for c in text if c not in '"`<>[]{}()|')
+    def clean(text: str) -> str:  # and no control character of a recorded name (engine.textsafe)
+        return "".join(c for c in safe(text) if c not in '"`<>[]{}()|')
 
     lines = ["graph LR"]
     for n, i in ids.items():

@@ -14,8 +14,10 @@ from replay_tui.recorder.importers.common import ImportResult
 
 
 def _print(results: list[ImportResult]) -> int:
+    from replay_tui.engine.textsafe import safe
+
     for result in results:
-        print(result.summary())
+        print(safe(result.summary()))
     sys.stdout.flush()
     return 0
 
