@@ -9,8 +9,6 @@ command noticed, and more.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import random
 import shutil
@@ -20,15 +18,7 @@ from typing import Any
 
 import pytest
 
-from replay_tui.cli.main import main
-from tests.conftest import simple_ops, write_session
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
+from tests.conftest import run_cli, simple_ops, write_session
 
 
 @pytest.fixture(scope="module")

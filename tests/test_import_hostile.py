@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import io
 import json
 import os
 import random
@@ -26,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replay_tui.cli.main import main
 from replay_tui.recorder.importers.audit import import_audit
+from tests.conftest import run_cli
 
 DATA = Path(__file__).parent / "data"
 AUDIT = DATA / "audit2rbac-demo.log"
@@ -37,12 +35,6 @@ SHARED_AUDIT = next((p for p in (Path(__file__).resolve().parents[n] / "shared" 
                                  / "audit2rbac-demo.log" for n in (2, 3)) if p.exists()),
                     Path(__file__).resolve().parents[2] / "shared" / "samples" / "audit" / "audit2rbac-demo.log")
 
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def ops_of(db: Path) -> list[tuple[Any, ...]]:

@@ -9,10 +9,8 @@ plain writer) with SIGKILL and read the file the way a user does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import http.client
-import io
 import json
 import os
 import signal
@@ -24,11 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from replay_tui.cli.main import main
 from replay_tui.engine import liveness
 from replay_tui.engine.store import Recording
 from replay_tui.engine.writer import RecordingWriter
-from tests.conftest import SECOND, T0, simple_ops, write_session
+from tests.conftest import SECOND, T0, run_cli, simple_ops, write_session
 
 pytestmark = pytest.mark.skipif(not liveness.supported(), reason="needs Linux open file description locks")
 
@@ -49,12 +46,6 @@ WRITER = textwrap.dedent("""
     time.sleep(600)
 """)
 
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def start_writer(db: Path, name: str) -> subprocess.Popen[str]:
@@ -195,3 +186,39 @@ def test_the_kubestep_source_is_read_without_side_files(tmp_path: Path) -> None:
     code, _, err = run_cli("import", "kubestep", str(src), "--db", str(tmp_path / "rec.db"))
     assert code == 0, err
     assert sorted(os.listdir(src.parent)) == ["kubestep.db"]
+
+
+async def test_the_session_picker_labels_an_interrupted_session(tmp_path: Path) -> None:
+    pytest.importorskip("textual")
+    from textual.widgets import OptionList
+
+    from replay_tui.tui.app import ReplayApp
+    from replay_tui.tui.screens.pickers import SessionPicker
+
+    db = tmp_path / "rec.db"
+    write_session(db, simple_ops(3), name="finished")
+    proc = start_writer(db, "crashed")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    async with await Recording.open(db) as rec:
+        infos = await rec.sessions()
+    app = ReplayApp(str(db), sessions=infos, persist_marks=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        deadline = time.monotonic() + 10
+        while not isinstance(app.screen, SessionPicker) and time.monotonic() < deadline:
+            await pilot.pause(0.02)
+        options = app.screen.query_one(OptionList)
+        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+    assert "interrupted (last op 2023-11-14 22:13:26)" in labels[1] and "recording" not in labels[1]
+    assert "interrupted" not in labels[0]
+
+
+def test_where_the_locks_do_not_exist_an_open_session_reads_recording(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "rec.db"
+    proc = start_writer(db, "crashed")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert sessions_json(db)["crashed"]["state"] == "interrupted"
+    monkeypatch.setattr(liveness, "_GETLK", None)  # as on a system without OFD locks
+    assert sessions_json(db)["crashed"]["state"] == "recording"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -25,7 +24,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replay_tui.cli.main import main
 from replay_tui.engine import codec
 from replay_tui.engine.writer import RecordingWriter
 from replay_tui.recorder.capture import Capture, Converter
@@ -34,6 +32,7 @@ from replay_tui.recorder.importers.kubestep import import_kubestep
 from replay_tui.recorder.importers.sieve import import_sieve
 from replay_tui.recorder.queue import CaptureQueue
 from replay_tui.recorder.redact import LAST_APPLIED, MARKER_PREFIX, Redactor
+from tests.conftest import run_cli
 
 DATA = Path(__file__).parent / "data"
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -341,12 +340,6 @@ def test_a_secrets_body_that_is_no_json_becomes_an_opaque_marker() -> None:
 ERLANG_COOKIE = "dGhpcy1pcy10aGUtZXJsYW5nLWNvb2tpZS0xMjM0NQ=="  # base64 of the cookie, as in .data
 BOOTSTRAP_SECRET = "9a0ef1c0e4b62c1d"
 
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_a_sieve_trace_with_the_rabbitmq_erlang_cookie(tmp_path: Path) -> None:

@@ -10,8 +10,6 @@ to the same data, with C1 and bidi characters written as ``\\u`` escapes.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -23,9 +21,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replay_tui.cli.main import main
 from replay_tui.engine.textsafe import safe_json
-from tests.conftest import SECOND, T0, k8s_object, op_for, status_body, write_session
+from tests.conftest import SECOND, T0, k8s_object, op_for, run_cli, status_body, write_session
 
 TITLE = "\x1b]0;pwned\x07"  # sets the terminal's title
 CLEAR = "\x1b[2J\x1b[H"  # clears the screen
@@ -71,12 +68,6 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_session(db, steps, name=f"session{TITLE}{NS}", attributes={"recorder": HTML})
     return db
 
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 TEXT_OUTPUTS: dict[str, list[str]] = {

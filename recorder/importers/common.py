@@ -52,8 +52,8 @@ def describe_input_error(exc: BaseException) -> str:
     """One line saying what was wrong with a record."""
     if isinstance(exc, RecursionError):
         return "nested too deeply"
-    if isinstance(exc, UnicodeDecodeError):
-        return f"invalid UTF-8 (byte {exc.start})"
+    if isinstance(exc, UnicodeDecodeError):  # its offset is into one string, not the line: left out
+        return "invalid UTF-8"
     return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
