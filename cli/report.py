@@ -72,7 +72,7 @@ def _sections(r: reportmod.Report) -> dict[str, Any]:
     redaction = {True: "on", False: "OFF", None: "not recorded"}[sec.redaction]
     security = [
         ("Redaction of Secret values", redaction),
-        ("Secret values redacted (latest state)",
+        ("Secret values redacted",
          "-" if sec.redacted_values is None else f"{sec.redacted_values:,}"),
         ("Operations on Secrets", f"{sec.secret_ops:,}"),
         ("Namespaces seen", ", ".join(sec.namespaces) or "-"),

@@ -111,7 +111,9 @@ class Finding(msgspec.Struct):
 
 class Security(msgspec.Struct):
     redaction: bool | None  # None: the recording does not say
-    redacted_values: int | None  # markers in the Secrets of the latest state (None: not searched)
+    # values the recorder or importer replaced (attribute redacted_values); for an older recording
+    # without it, the markers in the Secrets of the latest state (None: not searched)
+    redacted_values: int | None
     secret_ops: int
     namespaces: list[str]
     listen: str  # "" when not recorded
