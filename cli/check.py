@@ -29,8 +29,10 @@ def check(db: str, *, quick: bool = False, as_json: bool = False) -> int:
         problems = [safe(line) for line in verify.check(db, quick=quick, counts=counts)]
     except verify.DB_ERRORS as exc:
         raise sqlite_error(exc, db) from None
-    checked = (f"{counts.get('sessions', 0):,} sessions, {counts.get('ops', 0):,} ops"
-               + ("" if quick else f", {counts.get('bodies', 0):,} bodies"))
+    def n(what: str, one: str) -> str:
+        count = counts.get(what, 0)
+        return f"{count:,} {one if count == 1 else what}"
+    checked = f"{n('sessions', 'session')}, {n('ops', 'op')}" + ("" if quick else f", {n('bodies', 'body')}")
     if as_json:
         from replay_tui.cli.commands import emit_json
         emit_json({"ok": not problems, "problems": problems, "checked": counts, "quick": quick})

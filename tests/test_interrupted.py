@@ -209,7 +209,8 @@ async def test_the_session_picker_labels_an_interrupted_session(tmp_path: Path) 
             await pilot.pause(0.02)
         options = app.screen.query_one(OptionList)
         labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
-    assert "interrupted (last op 2023-11-14 22:13:26)" in labels[1] and "recording" not in labels[1]
+    assert "interrupted: its recorder died; last op 2023-11-14 22:13:26" in labels[1]
+    assert "● recording" not in labels[1]
     assert "interrupted" not in labels[0]
 
 
