@@ -102,6 +102,11 @@ def _body_ok(conn: sqlite3.Connection, blob_id: Any) -> bool:
 
 def _bad_text(cells: tuple[Any, ...]) -> str | None:
     """The first column of ``OP_TEXT`` whose cell is not UTF-8 text."""
+    try:  # the common case in one decode: an ASCII newline between cells cannot complete a broken sequence
+        b"\n".join([c for c in cells if c is not None]).decode("utf-8")
+        return None
+    except (UnicodeDecodeError, TypeError):
+        pass
     for name, cell in zip(OP_TEXT, cells):
         if cell is None:
             continue
