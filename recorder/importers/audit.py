@@ -249,7 +249,7 @@ class AuditImporter:
         for start, value in self.values.feed(lineno, line):
             self.value(start, value)
 
-    def value(self, lineno: int, data: bytes | str, *, item: bool = False) -> None:
+    def value(self, lineno: int, data: bytes | str, *, item: bool = False, split: bool = True) -> None:
         """One JSON value of the log: an Event, an EventList, or an array of them (a str: why
         the text there is none)."""
         if isinstance(data, str):
@@ -270,6 +270,11 @@ class AuditImporter:
             self.malformed.add(lineno, f"not an audit event ({describe_input_error(exc)})")
             return
         except INPUT_ERRORS as exc:
+            parts = JsonValues.split(lineno, data) if split and data[:1] == b"{" else []
+            if len(parts) > 1:  # objects concatenated on one line, each read on its own
+                for start, part in parts:
+                    self.value(start, part, split=False)
+                return
             self.malformed.add(lineno, f"invalid JSON ({describe_input_error(exc)})")
             return
         if event.kind == "EventList" and (event.apiVersion.startswith("audit.k8s.io/")

@@ -25,7 +25,7 @@ import msgspec
 from replay_tui.engine.format import EVENT_VERBS, READ_VERBS, WRITE_VERBS, Operation
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.writer import RecordingWriter, SessionWriter
-from replay_tui.recorder.redact import Redactor
+from replay_tui.recorder.redact import Redactor, might_carry_secret
 
 MAX_MALFORMED_KEPT = 20  # line numbers with reasons kept in the session attributes
 GZIP_MAGIC = b"\x1f\x8b"
@@ -95,8 +95,8 @@ class Bodies:
             raise BadInput(f"{what} is not valid JSON ({describe_input_error(exc)})") from None
         except INPUT_ERRORS as exc:
             raise BadInput(f"{what}: {describe_input_error(exc)}") from None
-        if self.redactor is None:
-            return data
+        if self.redactor is None or (not secret and not might_carry_secret(data)):
+            return data  # no Secret in it: no walk (the common case)
         out = self.redactor.value(value, secret=secret)
         return data if out is value else _encode_any(out)
 
@@ -215,6 +215,9 @@ class JsonValues:
         return self._depth > 0
 
     def feed(self, lineno: int, line: bytes) -> list[tuple[int, bytes | str]]:
+        """What this line completes.  A line that starts with ``{`` and ends with ``}`` is passed
+        on whole, unscanned (JSON lines, the common case): should it not decode, the caller asks
+        :meth:`split` whether it holds several values (``{...}{...}``)."""
         out: list[tuple[int, bytes | str]] = []
         text = line.strip()
         if not text:
@@ -222,11 +225,20 @@ class JsonValues:
         if self._depth and line.startswith(b'{"'):
             out.append((self._start, TRUNCATED + " (the next line starts a new one)"))
             self._reset()
-        if not self._depth and text[:1] == b"{" and text[-1:] == b"}" and b"}{" not in text \
-                and b"} {" not in text:
-            out.append((lineno, text))  # the common case, JSON lines: no scanning
+        if not self._depth and text[:1] == b"{" and text[-1:] == b"}":
+            out.append((lineno, text))
             return out
         self._scan(lineno, text, out)
+        return out
+
+    @staticmethod
+    def split(lineno: int, text: bytes) -> list[tuple[int, bytes | str]]:
+        """The values of one whole line, scanned (for a line :meth:`feed` passed on whole that did
+        not decode as one value); ``[(lineno, text)]`` when it holds just one."""
+        scanner = JsonValues()
+        out: list[tuple[int, bytes | str]] = []
+        scanner._scan(lineno, text, out)
+        out += scanner.finish()
         return out
 
     def _scan(self, lineno: int, text: bytes, out: list[tuple[int, bytes | str]]) -> None:
