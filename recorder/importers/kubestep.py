@@ -315,7 +315,7 @@ class _Spans:
             if span.end_ns is None and span.duration_ms not in (None, ""):
                 try:
                     span.end_ns = start + int(float(span.duration_ms) * 1_000_000)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):  # OverflowError: infinity
                     pass
             self.next = span
             return
@@ -476,7 +476,7 @@ class KubestepSession:
         if r.duration_ms not in (None, ""):
             try:
                 duration = max(0, int(float(r.duration_ms) * 1_000_000))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: infinity
                 self.malformed.add(line, f"bad duration_ms {_shown(r.duration_ms)!r}")
         generation = r.generation if isinstance(r.generation, int) and r.generation > 0 else None
         actor = _text(r.actor_id)
