@@ -16,7 +16,8 @@ from replay_tui.engine import state
 from replay_tui.engine.cursor import resolve_position
 from replay_tui.engine.format import VERB_ORDER, ObjectKey, Operation, is_path
 from replay_tui.engine.schema import RecordingError
-from replay_tui.engine.store import Recording, Session
+from replay_tui.engine.store import CORRUPTED, Recording, Session, at_op
+from replay_tui.engine.textsafe import safe, safe_block, safe_json
 from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_ts
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -30,16 +31,29 @@ def to_yaml(value: Any, indent: int = 2) -> str:
 
 
 def emit_json(value: Any) -> None:
-    sys.stdout.write(msgspec.json.encode(msgspec.to_builtins(value)).decode() + "\n")
+    sys.stdout.write(safe_json(msgspec.json.encode(msgspec.to_builtins(value)).decode()) + "\n")
+
+
+def emit(text: str) -> None:
+    """Print text output: recorded fields were escaped one by one (``safe``); this is the net
+    under them, so no control character of a recording reaches the terminal (engine.textsafe)."""
+    print(safe_block(text))
 
 
 @asynccontextmanager
 async def opened(db: str, session: str | None = None) -> AsyncIterator[Session]:
     rec = await Recording.open(db)
+    ses: Session | None = None
     try:
         ses = await rec.session(session)
         await ses.refresh()
         yield ses
+    except RecordingError as exc:
+        # Damage met in a scan says where: the first op of the session that cannot be read.
+        if ses is not None and CORRUPTED in str(exc) and f"{CORRUPTED} at op" not in str(exc):
+            body = "body" in str(exc)  # then look at the bodies too (slower: on the way to an error only)
+            raise at_op(exc, await ses.rec.damaged_op(ses.id, bodies=body)) from None
+        raise
     finally:
         await rec.close()
 
@@ -47,6 +61,7 @@ async def opened(db: str, session: str | None = None) -> AsyncIterator[Session]:
 def _session_json(info: Any) -> dict[str, Any]:
     out = msgspec.to_builtins(info)
     out["live"] = info.live
+    out["state"] = info.state
     return out
 
 
@@ -62,17 +77,19 @@ async def sessions(db: str, *, as_json: bool) -> int:
         emit_json([_session_json(i) for i in infos])
         return 0
     if not infos:
-        print(f"{db}: no sessions")
+        emit(f"{safe(db)}: no sessions")
         return 0
     rows = [("ID", "NAME", "SOURCE", "OPS", "STARTED (UTC)", "DURATION", "STATE")]
     for i in infos:
         duration = fmt_duration(i.ended_ns - i.started_ns) if i.ended_ns and i.started_ns else "-"
-        state = "recording" if i.live else "closed"
+        state = i.state
+        if i.interrupted:  # its writer died (killed, crashed): it will never be closed
+            state += f", last op {fmt_ts(i.last_op_ns)[:19] if i.last_op_ns else '-'}"
         if i.sample_rate < 1:
             state += f", sampled {i.sample_rate * 100:.4g}%"
-        rows.append((str(i.id), i.name, i.source, f"{i.operations:,}", fmt_ts(i.started_ns)[:19],
+        rows.append((str(i.id), safe(i.name), safe(i.source), f"{i.operations:,}", fmt_ts(i.started_ns)[:19],
                      duration, state))
-    print(_table(rows))
+    emit(_table(rows))
     return 0
 
 
@@ -133,46 +150,46 @@ async def show(db: str, session: str | None, at: str, resource: str | None, *, a
                 "exists": obj is not None, "object": obj,
             })
             return 0
-        out = [f"session {ses.info.name} ({ses.info.source}) - op {seq:,} of {ses.last:,}",
+        out = [f"session {safe(ses.info.name)} ({safe(ses.info.source)}) - op {seq:,} of {ses.last:,}",
                f"  time       {fmt_ts(op.ts_ns)} ({fmt_elapsed(op.ts_ns - start)})",
-               f"  verb       {op.verb} {_label(op)}" + (f" ({op.resource})" if op.resource and not is_path(op.resource)
-                                                         else ""),
-               f"  status     {op.status or '-'}" + (f" {op.reason}" if op.reason else "")
-               + (f": {op.message}" if op.message else "") + ("  [error]" if op.error else ""),
+               f"  verb       {safe(op.verb)} {safe(_label(op))}"
+               + (f" ({safe(op.resource)})" if op.resource and not is_path(op.resource) else ""),
+               f"  status     {op.status or '-'}" + (f" {safe(op.reason)}" if op.reason else "")
+               + (f": {safe(op.message)}" if op.message else "") + ("  [error]" if op.error else ""),
                f"  latency    {fmt_duration(op.duration_ns)}"]
         if span:
-            out.append(f"  reconcile  #{span.id} {span.reconciler or '-'} "
-                       f"{'/'.join(p for p in (span.kind, span.namespace, span.name) if p)} "
+            out.append(f"  reconcile  #{span.id} {safe(span.reconciler or '-')} "
+                       f"{safe('/'.join(p for p in (span.kind, span.namespace, span.name) if p))} "
                        f"(ops {span.start_seq}..{span.end_seq if span.end_seq is not None else '?'})"
                        + (" [inferred]" if span.inferred else ""))
         if op.actor:
-            out.append(f"  actor      {op.actor}")
+            out.append(f"  actor      {safe(op.actor)}")
         if op.uid or op.resource_version:
-            out.append(f"  object     uid={op.uid or '-'} resourceVersion={op.resource_version or '-'}"
+            out.append(f"  object     uid={safe(op.uid or '-')} resourceVersion={safe(op.resource_version or '-')}"
                        + (f" generation={op.generation}" if op.generation is not None else ""))
         if op.query:
-            out.append("  query      " + " ".join(f"{k}={v}" for k, v in op.query.items()))
+            out.append("  query      " + " ".join(f"{safe(k)}={safe(v)}" for k, v in op.query.items()))
         if op.request is not None:
-            out.append("  request" + (f" ({op.patch_type})" if op.patch_type else "") + ":")
-            out.append(to_yaml(op.request, 4).rstrip())
+            out.append("  request" + (f" ({safe(op.patch_type)})" if op.patch_type else "") + ":")
+            out.append(safe_block(to_yaml(op.request, 4).rstrip()))
         if op.response is not None:
             summary = _body_summary(op.response)
             if summary:
-                out.append(f"  response:  {summary}")
+                out.append(f"  response:  {safe(summary)}")
             elif obj is not None and op.response == obj:
                 out.append("  response:  the object below (this op produced that version)")
             else:
                 out.append("  response:")
-                out.append(to_yaml(op.response, 4).rstrip())
+                out.append(safe_block(to_yaml(op.response, 4).rstrip()))
         if key is not None:
             out.append("")
             if obj is None:
-                out.append(f"{key} does not exist at op {seq}"
+                out.append(f"{safe(str(key))} does not exist at op {seq}"
                            + (f" (deleted at op {version.seq})" if version and version.deleted else ""))
             else:
-                out.append(f"{key} at op {seq} (version from op {version.seq if version else '?'}):")
-                out.append(to_yaml(obj, 2).rstrip())
-        print("\n".join(out))
+                out.append(f"{safe(str(key))} at op {seq} (version from op {version.seq if version else '?'}):")
+                out.append(safe_block(to_yaml(obj, 2).rstrip()))
+        emit("\n".join(out))
         return 0
 
 
@@ -190,7 +207,7 @@ def _ignore(all_fields: bool, extra: list[str]) -> tuple[str, ...]:
 def _fmt_value(value: Any) -> str:
     if value is diffmod.MISSING:
         return "(absent)"
-    text = msgspec.json.encode(value).decode()
+    text = safe(msgspec.json.encode(value).decode())
     return text if len(text) <= 120 else text[:117] + "..."
 
 
@@ -198,12 +215,13 @@ def _change_lines(changes: list[diffmod.Change], indent: str = "  ") -> list[str
     lines = []
     for ch in changes:
         sign = {"added": "+", "removed": "-", "changed": "~"}[ch.kind]
+        path = safe(ch.path or ".")
         if ch.kind == "added":
-            lines.append(f"{indent}{sign} {ch.path or '.'}: {_fmt_value(ch.new)}")
+            lines.append(f"{indent}{sign} {path}: {_fmt_value(ch.new)}")
         elif ch.kind == "removed":
-            lines.append(f"{indent}{sign} {ch.path or '.'}: {_fmt_value(ch.old)}")
+            lines.append(f"{indent}{sign} {path}: {_fmt_value(ch.old)}")
         else:
-            lines.append(f"{indent}{sign} {ch.path or '.'}: {_fmt_value(ch.old)} -> {_fmt_value(ch.new)}")
+            lines.append(f"{indent}{sign} {path}: {_fmt_value(ch.old)} -> {_fmt_value(ch.new)}")
     return lines
 
 
@@ -220,8 +238,8 @@ async def diff(db: str, session: str | None, from_: str, to: str, resource: str 
                 emit_json({"from": a, "to": b, "resource": str(key),
                            "changes": [c.to_json() for c in changes]})
                 return 0
-            print(f"{key}: op {a} -> op {b}: {len(changes)} field(s) changed")
-            print("\n".join(_change_lines(changes)) if changes else "  (no changes)")
+            emit(f"{safe(str(key))}: op {a} -> op {b}: {len(changes)} field(s) changed")
+            emit("\n".join(_change_lines(changes)) if changes else "  (no changes)")
             return 0
         sd = await diffmod.state_diff(ses, a, b, ignore=ignore)
         keys = await ses.object_keys([*sd.added, *sd.removed, *sd.changed])
@@ -231,15 +249,15 @@ async def diff(db: str, session: str | None, from_: str, to: str, resource: str 
                        "removed": sorted(str(keys[i]) for i in sd.removed),
                        "changed": {str(keys[i]): [c.to_json() for c in ch] for i, ch in sd.changed.items()}})
             return 0
-        print(f"op {a} -> op {b}: {len(sd.added)} created, {len(sd.removed)} deleted, "
-              f"{len(sd.changed)} changed")
+        emit(f"op {a} -> op {b}: {len(sd.added)} created, {len(sd.removed)} deleted, "
+             f"{len(sd.changed)} changed")
         for i in sd.added:
-            print(f"+ {keys[i]}")
+            emit(f"+ {safe(str(keys[i]))}")
         for i in sd.removed:
-            print(f"- {keys[i]}")
+            emit(f"- {safe(str(keys[i]))}")
         for i, ch in sd.changed.items():
-            print(f"~ {keys[i]}")
-            print("\n".join(_change_lines(ch, "    ")))
+            emit(f"~ {safe(str(keys[i]))}")
+            emit("\n".join(_change_lines(ch, "    ")))
         return 0
 
 
@@ -258,7 +276,7 @@ async def stats(db: str, session: str | None, *, as_json: bool) -> int:
     if as_json:
         emit_json(data)
         return 0
-    print("\n".join(render_stats(ses.info.name, data)))
+    emit("\n".join(render_stats(ses.info.name, data)))
     return 0
 
 
@@ -275,7 +293,7 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
     lat = s.get("latency_ms") or {}
     rate = float(s.get("sample_rate", 1.0))
     approx = "~" if rate < 1 else ""
-    out = [f"session {name}: {approx}{s['operations']:,} operations over {s.get('duration_s', 0):,.1f}s"
+    out = [f"session {safe(name)}: {approx}{s['operations']:,} operations over {s.get('duration_s', 0):,.1f}s"
            f" ({s.get('ops_per_s', 0):,.1f}/s, peak {s.get('peak_ops_per_s', 0):,.0f}/s)",
            *([f"  {sampling_note(rate, int(s.get('recorded_operations', 0)), None)}"] if rate < 1 else []),
            f"  errors     {s['errors']:,} ({s.get('error_rate', 0) * 100:.2f}%)",
@@ -287,18 +305,19 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
     rows = [("VERB", "COUNT", "P50 ms", "P95 ms", "P99 ms")]
     for verb in [v for v in VERB_ORDER if by_verb.get(v)] + sorted(set(by_verb) - set(VERB_ORDER)):
         lv = lat_verb.get(verb) or {}
-        rows.append((verb, f"{by_verb[verb]:,}", _ms(lv.get("p50")), _ms(lv.get("p95")), _ms(lv.get("p99"))))
+        rows.append((safe(verb), f"{by_verb[verb]:,}", _ms(lv.get("p50")), _ms(lv.get("p95")),
+                     _ms(lv.get("p99"))))
     out.append(_table(rows, right=(1, 2, 3, 4)))
     by_kind = s.get("by_kind") or {}
     if by_kind:
         out.append("")
-        kinds = [("KIND", "COUNT")] + [(k or "-", f"{n:,}") for k, n in
+        kinds = [("KIND", "COUNT")] + [(safe(k or "-"), f"{n:,}") for k, n in
                                        sorted(by_kind.items(), key=lambda kv: -kv[1])[:15]]
         out.append(_table(kinds, right=(1,)))
     by_status = s.get("by_status") or {}
     if by_status:
         out.append("")
-        out.append("  status     " + "  ".join(f"{k}:{v:,}" for k, v in sorted(by_status.items())))
+        out.append("  status     " + "  ".join(f"{safe(str(k))}:{v:,}" for k, v in sorted(by_status.items())))
     top = s.get("top_objects") or {}
     for label in ("by_writes", "by_reads"):
         items = top.get(label) or []
@@ -306,7 +325,8 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
             out.append("")
             out.append(f"  top objects {label.replace('_', ' ')}:")
             for item in items[:5]:
-                out.append(f"    {item.get('key')}  reads {item.get('reads', 0):,}  writes {item.get('writes', 0):,}")
+                out.append(f"    {safe(str(item.get('key')))}  reads {item.get('reads', 0):,}  "
+                           f"writes {item.get('writes', 0):,}")
     return out
 
 
@@ -322,7 +342,7 @@ async def analyze(db: str, session: str | None, *, slow_ms: float, window_s: flo
     if as_json:
         emit_json(data)
         return 0
-    print("\n".join(render_analysis(ses.info.name, data)))
+    emit("\n".join(render_analysis(ses.info.name, data)))
     return 0
 
 
@@ -330,18 +350,18 @@ def _brief(value: Any, limit: int = 160) -> str:
     if value in ({}, []):
         return "none"
     if isinstance(value, dict):
-        text = ", ".join(f"{k}={_brief(v, 40)}" for k, v in value.items()
+        text = ", ".join(f"{safe(str(k))}={_brief(v, 40)}" for k, v in value.items()
                          if not isinstance(v, (list, dict)) or k in ("seqs", "examples", "example_seqs"))
     elif isinstance(value, list):
         text = ",".join(_brief(v, 20) for v in value[:6]) + ("..." if len(value) > 6 else "")
     else:
-        text = str(value)
+        text = safe(str(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def render_analysis(name: str, a: dict[str, Any]) -> list[str]:
     """Each section's entries, one line each; the JSON has every field."""
-    out = [f"session {name}: analysis"]
+    out = [f"session {safe(name)}: analysis"]
     for section in ("hot_loops", "cycles", "slow_operations", "error_patterns", "access_patterns"):
         value = a.get(section)
         out.append("")
@@ -351,7 +371,7 @@ def render_analysis(name: str, a: dict[str, Any]) -> list[str]:
             continue
         if section == "cycles":  # engine.causality.Cycle: one explanation each, and where to look
             for item in value[:10]:
-                out.append(f"  {item['explanation']}")
+                out.append(f"  {safe(str(item['explanation']))}")
                 out.append(f"    first rounds at ops {_brief(item['seqs'])}")
             continue
         if isinstance(value, list):
@@ -362,15 +382,15 @@ def render_analysis(name: str, a: dict[str, Any]) -> list[str]:
         elif isinstance(value, dict):
             for k, v in value.items():
                 if isinstance(v, list):
-                    out.append(f"  {k}: {len(v)}")
+                    out.append(f"  {safe(str(k))}: {len(v)}")
                     for item in v[:5]:
                         out.append("    " + _brief(item))
                 elif isinstance(v, dict) and any(isinstance(x, dict) for x in v.values()):
-                    out.append(f"  {k}:")
+                    out.append(f"  {safe(str(k))}:")
                     for name, item in list(v.items())[:10]:
-                        out.append(f"    {name}: {_brief(item)}")
+                        out.append(f"    {safe(str(name))}: {_brief(item)}")
                 else:
-                    out.append(f"  {k}: {_brief(v)}")
+                    out.append(f"  {safe(str(k))}: {_brief(v)}")
     return out
 
 

@@ -11,6 +11,7 @@
     replay-tui why DB --at N [--resource R]    which write, reconcile and event produced a version
     replay-tui query DB EXPR                   the ops matching a filter expression, streamed
     replay-tui report DB [--format md|json|html] [--out FILE]   a session report to share
+    replay-tui check DB [--quick]              is the recording sound? one line per problem
     replay-tui import {sieve,audit,kubestep} SRC --db DB
     replay-tui record --db DB -- COMMAND ...  record an operator through the recording proxy
 
@@ -29,10 +30,11 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.textsafe import safe
 
 PROG = "replay-tui"
 COMMANDS = ("sessions", "show", "diff", "stats", "analyze", "when", "why", "query", "demo", "import",
-            "record", "open", "report")
+            "record", "open", "report", "check")
 # The demo recording is package data (``replay_tui/demo -> fixtures/demo`` in the checkout).
 DEMO_RESOURCE = ("replay_tui", "demo/demo.db")
 
@@ -124,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", metavar="FILE", help="write the report there instead of stdout")
     p.add_argument("--slow-ms", type=float, default=1000.0,
                    help="endpoints with a p95 latency at or over this are flagged (default 1000)")
+    p = add("check", "check a recording: SQLite's integrity check and the recording's own invariants "
+                     "(one line per problem; exit 1 when there is one)", session=False)
+    p.add_argument("--quick", action="store_true",
+                   help="SQLite's quick check, and no decoding of every body (much faster on a big file)")
     from replay_tui.recorder.cli import register as register_record
     from replay_tui.recorder.importers.cli import register as register_import
 
@@ -155,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except RecordingError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {safe(str(exc))}", file=sys.stderr)  # names in errors are recorded text
         return 1
     except KeyboardInterrupt:
         return 130
@@ -168,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("REPLAY_TUI_DEBUG"):
             raise
-        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} "
+        print(f"{PROG}: internal error: {type(exc).__name__}: {safe(str(exc))} "
               "(set REPLAY_TUI_DEBUG=1 for a traceback)", file=sys.stderr)
         return 70
 
@@ -247,10 +253,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return _run(report.report(args.db, args.session, fmt=fmt, out=args.out, slow_ms=args.slow_ms))
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from replay_tui.cli import check
+    return check.check(args.db, quick=args.quick, as_json=args.json)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sessions": _cmd_sessions, "show": _cmd_show, "diff": _cmd_diff, "stats": _cmd_stats,
     "analyze": _cmd_analyze, "open": _cmd_open, "demo": _cmd_demo,
-    "when": _cmd_when, "why": _cmd_why, "query": _cmd_query, "report": _cmd_report,
+    "when": _cmd_when, "why": _cmd_why, "query": _cmd_query, "report": _cmd_report, "check": _cmd_check,
 }
 
 

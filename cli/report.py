@@ -18,6 +18,7 @@ from replay_tui.cli.commands import opened, sampling_note
 from replay_tui.engine import report as reportmod
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.stats import LATENCY_VERBS
+from replay_tui.engine.textsafe import safe, safe_block, safe_json
 from replay_tui.engine.units import fmt_duration, fmt_ts
 
 FORMATS = ("md", "json", "html")
@@ -38,7 +39,9 @@ def _sections(r: reportmod.Report) -> dict[str, Any]:
         ("Session", f"{m.session} (id {m.session_id})"), ("Source", m.source), ("Recorder", m.recorder),
         ("Recorder version", m.recorder_version or "not recorded"), ("Operator (actor)", m.actor or "-"),
         ("Cluster", m.cluster or "-"), ("Namespaces touched", ", ".join(m.namespaces) or "-"),
-        ("Start", fmt_ts(m.started_ns or m.first_ns)), ("End", fmt_ts(m.ended_ns or m.last_ns)),
+        ("Start", fmt_ts(m.started_ns or m.first_ns)),
+        ("End", fmt_ts(m.ended_ns) if m.ended_ns else
+         f"{m.state}: not closed; last op at {fmt_ts(m.last_ns)}" if m.last_ns else f"{m.state}: not closed"),
         ("Duration", fmt_duration(m.duration_s * 1e9)),
     ]
     lat = s.latency_ms
@@ -69,7 +72,7 @@ def _sections(r: reportmod.Report) -> dict[str, Any]:
     redaction = {True: "on", False: "OFF", None: "not recorded"}[sec.redaction]
     security = [
         ("Redaction of Secret values", redaction),
-        ("Secret values redacted (latest state)",
+        ("Secret values redacted",
          "-" if sec.redacted_values is None else f"{sec.redacted_values:,}"),
         ("Operations on Secrets", f"{sec.secret_ops:,}"),
         ("Namespaces seen", ", ".join(sec.namespaces) or "-"),
@@ -99,7 +102,7 @@ TITLES = {
 # --- Markdown ------------------------------------------------------------------------
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return safe(text).replace("|", "\\|")
 
 
 def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
@@ -111,7 +114,7 @@ def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]
 
 
 def render_markdown(r: reportmod.Report) -> str:
-    lines = [f"# replay-tui report: {r.metadata.session}", ""]
+    lines = [f"# replay-tui report: {safe(r.metadata.session)}", ""]
     for name, (header, rows) in _sections(r).items():
         lines += [f"## {TITLES[name]}", ""]
         if name == "Endpoints":
@@ -122,7 +125,7 @@ def render_markdown(r: reportmod.Report) -> str:
             if r.graph.truncated:
                 lines += [f"(the {reportmod.GRAPH_NODES} most written objects)", ""]
             lines += ["```mermaid", r.graph.mermaid, "```", ""]
-    return "\n".join(lines)
+    return safe_block("\n".join(lines))  # every cell was escaped; this is the net under them
 
 
 # --- HTML ----------------------------------------------------------------------------
@@ -143,7 +146,8 @@ td:first-child{white-space:nowrap}details{margin:.5rem 0}
 def _html_table(header: tuple[str, ...], rows: list[tuple[str, ...]], slow_col: int | None = None) -> str:
     if not rows:
         return "<p class=\"muted\">none</p>"
-    esc = html.escape
+    def esc(text: str) -> str:  # recorded text: control characters escaped, then HTML-escaped
+        return html.escape(safe(text))
     out = ["<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead><tbody>"]
     for row in rows:
         slow = slow_col is not None and bool(row[slow_col])
@@ -225,7 +229,9 @@ def graph_svg(g: reportmod.ObjectGraph, box_w: int = 250, box_h: int = 26, gap_x
     between columns and along a lane of its own below the boxes, so it never crosses one."""
     if not g.nodes:
         return "<p class=\"muted\">no objects written</p>"
-    esc = html.escape
+
+    def esc(text: str) -> str:
+        return html.escape(safe(text))
     layer = graph_layers(g.nodes, g.edges)
     columns: dict[int, list[str]] = {}
     for n in g.nodes:
@@ -286,7 +292,8 @@ def graph_svg(g: reportmod.ObjectGraph, box_w: int = 250, box_h: int = 26, gap_x
 
 
 def render_html(r: reportmod.Report) -> str:
-    esc = html.escape
+    def esc(text: str) -> str:
+        return html.escape(safe(text))
     body = [f"<h1>replay-tui report: {esc(r.metadata.session)}</h1>"]
     for name, (header, rows) in _sections(r).items():
         body.append(f"<h2>{esc(TITLES[name])}</h2>")
@@ -307,8 +314,8 @@ def render_html(r: reportmod.Report) -> str:
     body.append("<p class=\"muted\">Reconcilers (rounded) write objects; owners point at what they own. "
                 "The same graph as Mermaid source follows, for Markdown renderers.</p>")
     body.append(graph_svg(r.graph))
-    body.append(f"<details><summary>Mermaid source</summary><pre class=\"mermaid\">{esc(r.graph.mermaid)}"
-                "</pre></details>")
+    body.append(f"<details><summary>Mermaid source</summary><pre class=\"mermaid\">"
+                f"{html.escape(safe_block(r.graph.mermaid))}</pre></details>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>replay-tui report: {esc(r.metadata.session)}</title>"
             f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -318,7 +325,7 @@ def render_html(r: reportmod.Report) -> str:
 
 def render(r: reportmod.Report, fmt: str) -> str:
     if fmt == "json":
-        return msgspec.json.encode(msgspec.to_builtins(r)).decode() + "\n"
+        return safe_json(msgspec.json.encode(msgspec.to_builtins(r)).decode()) + "\n"
     if fmt == "html":
         return render_html(r)
     return render_markdown(r) + "\n"
@@ -384,5 +391,5 @@ async def report(db: str, session: str | None, *, fmt: str = "md", out: str | No
         sys.stdout.write(text)
         return 0
     write_text(path, text)
-    print(f"wrote {fmt} report of session {data.metadata.session!r} to {out}", file=sys.stderr)
+    print(f"wrote {fmt} report of session {safe(repr(data.metadata.session))} to {safe(out or path)}", file=sys.stderr)
     return 0

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from replay_tui.cli.commands import _table, emit_json, opened
+from replay_tui.cli.commands import _table, emit, emit_json, opened
 from replay_tui.engine import provenance, watch
 from replay_tui.engine import query as querymod
 from replay_tui.engine.cursor import resolve_position
@@ -27,6 +27,7 @@ from replay_tui.engine.filters import FilterError, parse
 from replay_tui.engine.format import OpRow
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import Session
+from replay_tui.engine.textsafe import safe, safe_json
 from replay_tui.engine.units import fmt_duration, fmt_elapsed
 
 PROG = "replay-tui"
@@ -44,7 +45,7 @@ def caret_error(what: str, expression: str, column: int, message: str) -> int:
 def _value(value: Any, limit: int = 100) -> str:
     if value is MISSING:
         return "(absent)"
-    text = msgspec.json.encode(value).decode()
+    text = safe(msgspec.json.encode(value).decode())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -87,18 +88,18 @@ async def when(db: str, session: str | None, field: str, *, before: str | None, 
             emit_json([dict(c.to_json(), write=_writer_json(w)) for c, w in zip(changes, writers)])
             return 0
         start, _ = await ses.time_range()
-        label = f"{index.key}:{ref.path or '.'}"
+        label = safe(f"{index.key}:{ref.path or '.'}")
         if not changes:
-            print(f"{label}: no change {scope} ({index.versions:,} versions of the object read)")
+            emit(f"{label}: no change {scope} ({index.versions:,} versions of the object read)")
             return 0
-        print(f"{label}: {len(changes):,} change(s) {scope} "
-              f"({len(index):,} in all, over {index.versions:,} versions)")
+        emit(f"{label}: {len(changes):,} change(s) {scope} "
+             f"({len(index):,} in all, over {index.versions:,} versions)")
         rows = [("SEQ", "ELAPSED", "VERB", "WRITTEN BY", "OLD -> NEW")]
         for c, w in zip(changes, writers):
-            rows.append((str(c.seq), fmt_elapsed(c.ts_ns - start) if c.ts_ns else "-", c.verb or "-",
+            rows.append((str(c.seq), fmt_elapsed(c.ts_ns - start) if c.ts_ns else "-", safe(c.verb or "-"),
                          _writer_text(w), f"{_value(c.old)} -> {_value(c.new)}"
                          + (" (object deleted)" if c.deleted else "")))
-        print(_table(rows, right=()))
+        emit(_table(rows, right=()))
         return 0
 
 
@@ -115,10 +116,10 @@ def _writer_text(w: provenance.Writer | str | None) -> str:
         return "another client"
     if isinstance(w, str):
         return "-"
-    text = f"op {w.seq} {w.verb}"
+    text = f"op {w.seq} {safe(w.verb)}"
     if w.reconcile is not None:
         text += f" #{w.reconcile}"
-    return text + (f" {_short(w.actor)}" if w.actor else "")
+    return text + (f" {_short(safe(w.actor))}" if w.actor else "")
 
 
 def _writer_json(w: provenance.Writer | str | None) -> Any:
@@ -156,10 +157,10 @@ async def why(db: str, session: str | None, at: str, resource: str | None, field
                        "links": [msgspec.to_builtins(link) for link in chain.links]})
             return 0
         what = f"{chain.object}:{path or '.'}" if path is not None else chain.object
-        print(f"why {what} at op {seq}")
+        emit(f"why {safe(what)} at op {seq}")
         for link in chain.links:
             where = f"op {link.seq}" if link.seq is not None else "-"
-            print(f"  {link.kind:<12} {where:<12} {link.text}")
+            emit(f"  {safe(link.kind):<12} {where:<12} {safe(link.text)}")
         return 0
 
 
@@ -167,11 +168,12 @@ async def why(db: str, session: str | None, at: str, resource: str | None, field
 
 def _row_text(row: OpRow, start: int, keys: dict[int, Any], fields: list[querymod.FieldMatch]) -> str:
     status = str(row.status) if row.status else "-"
-    text = (f"{row.seq:>9}  {fmt_elapsed(row.ts_ns - start):>12}  {row.verb:<8} {row.target or '-':<48} "
-            f"{status:>4}{' ' + row.reason if row.reason else ''}  {fmt_duration(row.duration_ns):>7}"
-            + (f"  #{row.reconcile}" if row.reconcile is not None else ""))
+    text = (f"{row.seq:>9}  {fmt_elapsed(row.ts_ns - start):>12}  {safe(row.verb):<8} "
+            f"{safe(row.target or '-'):<48} {status:>4}{' ' + safe(row.reason) if row.reason else ''}  "
+            f"{fmt_duration(row.duration_ns):>7}" + (f"  #{row.reconcile}" if row.reconcile is not None else ""))
     for f in fields:
-        text += f"\n{'':>11}{keys.get(f.obj_id, f.obj_id)}:{f.path}: {_value(f.old)} -> {_value(f.new)}"
+        text += (f"\n{'':>11}{safe(str(keys.get(f.obj_id, f.obj_id)))}:{safe(f.path)}: "
+                 f"{_value(f.old)} -> {_value(f.new)}")
     return text
 
 
@@ -203,7 +205,8 @@ async def run_query(db: str, session: str | None, expression: str, *, limit: int
         async for matches in querymod.stream(ses, flt, limit=limit):
             keys = await _keys(ses, matches)
             if as_json:
-                out.write("".join(("\n" if found + i == 0 else ",\n") + _row_json(m.row, keys, m.fields).decode()
+                out.write("".join(("\n" if found + i == 0 else ",\n")
+                                  + safe_json(_row_json(m.row, keys, m.fields).decode())
                                   for i, m in enumerate(matches)))
             else:
                 out.write("".join(_row_text(m.row, start, keys, m.fields) + "\n" for m in matches))
@@ -212,7 +215,7 @@ async def run_query(db: str, session: str | None, expression: str, *, limit: int
         if as_json:
             out.write("\n]\n" if found else "]\n")
         else:
-            out.write(f"-- {found:,} match(es) for {flt.text or '(everything)'}"
+            out.write(f"-- {found:,} match(es) for {safe(flt.text or '(everything)')}"
                       + (f" (stopped at --limit {limit})" if limit is not None and found >= limit else "")
                       + "\n")
         out.flush()

@@ -52,6 +52,21 @@ def from_json(data: bytes) -> Any:
         return _json_decode(data)
     except (msgspec.DecodeError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
         raise BodyError(f"malformed body: {exc}") from None
+    except RecursionError:
+        raise BodyError("malformed body: nested too deeply") from None
+
+
+#: A damaged zstd frame header can claim any size; no body the writer stores is near this.
+MAX_FRAME = 1 << 30
+
+
+def _decompress(data: bytes) -> bytes:
+    """zstd, refusing a frame that claims more than MAX_FRAME (a flipped header byte would
+    otherwise have the decompressor allocate it)."""
+    size = zstandard.frame_content_size(data)
+    if size > MAX_FRAME:
+        raise zstandard.ZstdError(f"frame claims {size} bytes")
+    return _zstd()[1].decompress(data)
 
 
 #: Content address of a body, for de-duplication: 128-bit XXH3, ~20x faster than
@@ -106,9 +121,9 @@ def unpack(codec: int, data: bytes) -> bytes:
         return bytes(data)
     if codec == ZSTD:
         try:
-            return _zstd()[1].decompress(data)
-        except zstandard.ZstdError as exc:
-            raise BodyError(f"corrupted body: {exc}") from None
+            return _decompress(data)
+        except (zstandard.ZstdError, MemoryError) as exc:
+            raise BodyError(f"corrupted body: {exc or type(exc).__name__}") from None
     raise BodyError(f"unknown body codec {codec}")
 
 
@@ -122,6 +137,6 @@ def encode_msgpack(value: Any) -> bytes:
 
 def decode_msgpack(data: bytes) -> Any:
     try:
-        return msgspec.msgpack.decode(_zstd()[1].decompress(data))
-    except (zstandard.ZstdError, msgspec.DecodeError) as exc:
+        return msgspec.msgpack.decode(_decompress(data))
+    except (zstandard.ZstdError, msgspec.DecodeError, MemoryError, RecursionError) as exc:
         raise BodyError(f"corrupted keyframe: {exc}") from None

@@ -8,7 +8,7 @@ JSON bytes straight off the wire; the store keeps them as JSON.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -56,6 +56,10 @@ def api_group(api_version: str) -> str:
     return api_version.rpartition("/")[0] if "/" in api_version else ""
 
 
+#: What SQLite stores as an INTEGER: a body claiming more is not an object the engine reads.
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
 class ObjectMeta(msgspec.Struct):
     """The metadata fields the engine reads from a body (the rest is skipped unparsed)."""
 
@@ -63,7 +67,7 @@ class ObjectMeta(msgspec.Struct):
     namespace: str = ""
     uid: str = ""
     resourceVersion: str = ""
-    generation: int | None = None
+    generation: Int64 | None = None
     deletionTimestamp: str | None = None
     finalizers: list[str] | None = None
 
@@ -189,11 +193,19 @@ class SessionInfo(msgspec.Struct, kw_only=True):
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     operations: int = 0
     keyframe_interval: int = 0
+    # Open, but its writer is gone (killed, crashed): it will never be closed (engine.liveness).
+    interrupted: bool = False
+    last_op_ns: int | None = None  # the start of its last op, for an interrupted session
 
     @property
     def live(self) -> bool:
-        """Still being written: the recorder has not closed it."""
-        return self.ended_ns is None
+        """Still being written: the recorder has not closed it, and is alive."""
+        return self.ended_ns is None and not self.interrupted
+
+    @property
+    def state(self) -> str:
+        """``recording``, ``interrupted`` or ``closed``."""
+        return "closed" if self.ended_ns is not None else "interrupted" if self.interrupted else "recording"
 
     @property
     def sample_rate(self) -> float:

@@ -71,7 +71,7 @@ class _Values:
             rows = await self.session.rec.fetchall(
                 f"SELECT id, codec, data FROM blobs WHERE id IN ({','.join('?' * len(part))})", part)
             if len(rows) != len(part):
-                raise RecordingError(f"{self.session.path}: a body is missing (corrupted recording)")
+                raise RecordingError(f"{self.session.path}: the recording is corrupted (a body is missing)")
             try:
                 values = await asyncio.to_thread(self._extract, rows)
             except ValueError as exc:  # codec.BodyError

@@ -21,6 +21,7 @@ from replay_tui.engine.format import WRITE_VERBS, target_label
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.stats import LATENCY_VERBS, Histogram, Latency, Stats, Timeline, compute, request_scale
 from replay_tui.engine.store import Session
+from replay_tui.engine.textsafe import safe
 from replay_tui.engine.writer import duration_bucket
 
 GRAPH_NODES = 50  # objects drawn in the Mermaid graph (the most written first)
@@ -46,6 +47,7 @@ class Metadata(msgspec.Struct):
     recorder: str  # "proxy", "client-hook", or the importer's source
     recorder_version: str  # "" when the recording does not say
     attributes: dict[str, Any]
+    state: str = "closed"  # "recording", "interrupted" (its writer died) or "closed"
 
 
 class Summary(msgspec.Struct):
@@ -109,7 +111,9 @@ class Finding(msgspec.Struct):
 
 class Security(msgspec.Struct):
     redaction: bool | None  # None: the recording does not say
-    redacted_values: int | None  # markers in the Secrets of the latest state (None: not searched)
+    # values the recorder or importer replaced (attribute redacted_values); for an older recording
+    # without it, the markers in the Secrets of the latest state (None: not searched)
+    redacted_values: int | None
     secret_ops: int
     namespaces: list[str]
     listen: str  # "" when not recorded
@@ -178,7 +182,7 @@ def _metadata(session: Session, stats: Stats, namespaces: list[str]) -> Metadata
                     ended_ns=info.ended_ns, first_ns=stats.first_ns, last_ns=stats.last_ns,
                     duration_s=stats.duration_s or _span_s(info.started_ns, info.ended_ns),
                     recorder=str(attrs.get("recorder") or info.source),
-                    recorder_version=str(version), attributes=attrs)
+                    recorder_version=str(version), attributes=attrs, state=info.state)
 
 
 def _int_attr(session: Session, name: str) -> int | None:
@@ -380,8 +384,8 @@ def mermaid(nodes: list[str], edges: list[GraphEdge]) -> str:
     """``graph LR`` text: objects as boxes, reconcilers as stadiums; labels stripped of quotes."""
     ids = {n: f"n{i}" for i, n in enumerate(nodes)}
 
-    def clean(text: str) -> str:
-        return "".join(c for c in text if c not in '"`<>[]{}()|')
+    def clean(text: str) -> str:  # and no control character of a recorded name (engine.textsafe)
+        return "".join(c for c in safe(text) if c not in '"`<>[]{}()|')
 
     lines = ["graph LR"]
     for n, i in ids.items():

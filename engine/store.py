@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sqlite3
-import urllib.parse
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
@@ -22,11 +22,14 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from replay_tui.engine import codec
+from replay_tui.engine import codec, liveness, readonly, verify
 from replay_tui.engine.format import Mark, ObjectKey, Operation, OpRow, Reconcile, SessionInfo
+from replay_tui.engine.readonly import read_uri
 from replay_tui.engine.schema import SQLITE_MAGIC, RecordingError, check_meta, describe_sqlite_error
 
 BODY_CACHE = 512
+CORRUPTED = "the recording is corrupted"
+_NOT_UTF8 = re.compile(r"Could not decode to UTF-8 column '([^']*)'")
 _INT64_MAX = 2**63 - 1
 OPROW_COLUMNS = ("seq, ts_ns, duration_ns, verb, kind, namespace, name, subresource, status, reason, reconcile,"
                  " resource")
@@ -66,6 +69,29 @@ def check_file(path: str) -> None:
         raise RecordingError(f"{path}: not an SQLite database (not a replay-tui recording)")
 
 
+def sqlite_error(exc: BaseException, path: str) -> RecordingError:
+    """An error of SQLite (or of decoding what it returned) as one line a user can act on;
+    damage reads "the recording is corrupted", never SQLite's raw text."""
+    if isinstance(exc, UnicodeDecodeError):  # SQLite quoted damaged bytes in its own message
+        return RecordingError(f"{path}: {CORRUPTED} (unreadable text)")
+    text = str(exc)
+    m = _NOT_UTF8.search(text)
+    if m:
+        return RecordingError(f"{path}: {CORRUPTED} (column {m.group(1)} holds text that is not UTF-8)")
+    if "not a database" in text.lower():  # it opened as one: damage met while reading
+        return RecordingError(f"{path}: {CORRUPTED} ({_one_line(exc)})")
+    return RecordingError(describe_sqlite_error(exc, path))
+
+
+def at_op(exc: RecordingError, seq: int | None, session: str | None = None) -> RecordingError:
+    """The same error, saying which op the damage is at (when it is damage and does not say yet)."""
+    text = str(exc)
+    if seq is None or CORRUPTED not in text or f"{CORRUPTED} at op" in text:
+        return exc
+    where = f"{CORRUPTED} at op {seq}" + (f" of session {session!r}" if session else "")
+    return type(exc)(text.replace(CORRUPTED, where, 1))
+
+
 def _one_line(exc: BaseException) -> str:
     """An exception's text on one line (decoders may quote the bad bytes, newlines included)."""
     return " ".join(str(exc).split()) or type(exc).__name__
@@ -95,15 +121,12 @@ class Recording:
     async def open(cls, path: str | os.PathLike[str]) -> Recording:
         path = os.fspath(path)
         check_file(path)
-        # A WAL recording needs its -shm/-wal files; in a directory we cannot write
-        # (a read-only mount, someone else's files) they cannot be created.  When no
-        # writer has the file open (no -wal), read it as immutable instead.
+        # How to read without writing or leaving -wal/-shm files behind: engine.readonly.
         no_writer = not os.path.exists(path + "-wal")
-        immutable = no_writer and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
         try:
-            rec, tables = await cls._connect(path, immutable)
+            rec, tables = await cls._connect(path, False)
         except RecordingError as exc:
-            if immutable or not no_writer or not _cannot_write_side_files(exc):
+            if not no_writer or not _cannot_write_side_files(exc):
                 raise
             rec, tables = await cls._connect(path, True)
         try:
@@ -124,9 +147,7 @@ class Recording:
     @classmethod
     async def _connect(cls, path: str, immutable: bool) -> tuple[Recording, set[str]]:
         """A read-only connection and the file's table names."""
-        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
-        if immutable:
-            uri += "&immutable=1"
+        uri = read_uri(path, immutable=immutable)
         try:
             db = await aiosqlite.connect(uri, uri=True)
         except sqlite3.Error as exc:
@@ -134,6 +155,7 @@ class Recording:
         rec = cls(path, db)
         try:
             await rec.execute("PRAGMA query_only = 1")
+            await db.set_authorizer(readonly.authorizer)  # with query_only: nothing can write
             await rec.execute("PRAGMA busy_timeout = 5000")
             tables = {r[0] for r in await rec.fetchall(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -170,8 +192,8 @@ class Recording:
                 except Exception:
                     pass
             raise
-        except sqlite3.Error as exc:
-            raise RecordingError(describe_sqlite_error(exc, self.path)) from None
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            raise sqlite_error(exc, self.path) from None
         except ValueError as exc:  # aiosqlite: connection closed
             raise RecordingError(f"{self.path}: {exc}") from None
         except OverflowError:  # a parameter beyond SQLite's 64-bit integers
@@ -222,23 +244,37 @@ class Recording:
         else:
             row = await self.fetchone("SELECT codec, data FROM blobs WHERE id = ?", (blob_id,))
             if row is None:
-                raise RecordingError(f"{self.path}: body {blob_id} is missing (corrupted recording)")
+                raise RecordingError(f"{self.path}: {CORRUPTED} (body {blob_id} is missing)")
             try:
                 data = codec.unpack(row[0], row[1])
             except (ValueError, TypeError) as exc:  # BodyError, or a value that is not a blob
-                raise self._corrupted_body(blob_id, exc) from None
+                raise await self._corrupted_body(blob_id, exc) from None
         try:
             value = codec.from_json(data)
         except (ValueError, TypeError) as exc:  # BodyError, bad UTF-8
-            raise self._corrupted_body(blob_id, exc) from None
+            raise await self._corrupted_body(blob_id, exc) from None
         self._bodies[blob_id] = data
         if len(self._bodies) > BODY_CACHE:
             self._bodies.popitem(last=False)
         return value
 
-    def _corrupted_body(self, blob_id: int, exc: BaseException) -> RecordingError:
+    async def _corrupted_body(self, blob_id: int, exc: BaseException) -> RecordingError:
         detail = _one_line(exc).removeprefix("corrupted body: ").removeprefix("malformed body: ")
-        return RecordingError(f"{self.path}: the recording is corrupted (body {blob_id}: {detail})")
+        error = RecordingError(f"{self.path}: {CORRUPTED} (body {blob_id}: {detail})")
+        try:  # which op stored it: a scan, but only on the way to an error
+            row = await self.fetchone(
+                "SELECT seq FROM operations WHERE request_blob = ? OR response_blob = ? ORDER BY seq LIMIT 1",
+                (blob_id, blob_id))
+            if row is None:
+                row = await self.fetchone("SELECT seq FROM states WHERE blob_id = ? ORDER BY seq LIMIT 1",
+                                          (blob_id,))
+        except RecordingError:
+            return error
+        return at_op(error, row[0] if row else None)
+
+    async def damaged_op(self, session_id: int, *, bodies: bool = False) -> int | None:
+        """The first op of a session that cannot be read (engine.verify), for an error to name."""
+        return await asyncio.to_thread(verify.first_damaged_op, self.path, session_id, bodies=bodies)
 
     # --- sessions -------------------------------------------------------------
 
@@ -247,7 +283,22 @@ class Recording:
             "SELECT s.id, s.name, s.source, s.started_ns, s.ended_ns, s.actor, s.cluster, s.attributes,"
             " s.keyframe_interval, (SELECT COALESCE(MAX(seq), 0) FROM operations o WHERE o.session_id = s.id)"
             " FROM sessions s ORDER BY s.id")
-        return [self._info(r) for r in rows]
+        infos = [self._info(r) for r in rows]
+        await self._mark_interrupted(infos)
+        return infos
+
+    async def _mark_interrupted(self, infos: Sequence[SessionInfo]) -> None:
+        """Open sessions whose writer is gone (engine.liveness): interrupted, with their last op time."""
+        open_ = [i for i in infos if i.ended_ns is None]
+        live = liveness.live_sessions(self.path, (i.id for i in open_))
+        if live is None:
+            return  # cannot tell: an open session stays "recording"
+        for info in open_:
+            info.interrupted = info.id not in live
+            if info.interrupted:
+                row = await self.fetchone(
+                    "SELECT MAX(ts_ns) FROM operations WHERE session_id = ?", (info.id,))
+                info.last_op_ns = row[0] if row else None
 
     def _info(self, r: Sequence[Any]) -> SessionInfo:
         try:
@@ -306,6 +357,8 @@ class Session:
         self.last = row[0]
         self.info.operations = row[0]
         self.info.ended_ns = row[1]
+        if row[1] is None and not self.info.interrupted:
+            await self.rec._mark_interrupted([self.info])  # the writer may have died since
         return self.last
 
     def check_position(self, seq: int, *, allow_zero: bool = False) -> int:
@@ -321,6 +374,12 @@ class Session:
     async def op(self, seq: int) -> Operation:
         """The full operation at ``seq``, bodies decoded."""
         self.check_position(seq)
+        try:
+            return await self._op(seq)
+        except RecordingError as exc:
+            raise at_op(exc, seq) from None
+
+    async def _op(self, seq: int) -> Operation:
         row = await self.rec.fetchone(
             f"SELECT {_OP_COLUMNS} FROM operations WHERE session_id = ? AND seq = ?", (self.id, seq))
         if row is None:

@@ -32,3 +32,14 @@ def safe(text: str) -> str:
 def safe_block(text: str) -> str:
     """Multi-line recorded text: newlines and tabs kept, every other control escaped."""
     return _BLOCK.sub(_escape, text) if _BLOCK.search(text) else text
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def safe_json(document: str) -> str:
+    """One encoded JSON document (no newline of ours in it), with every control and bidi character
+    written as a JSON escape (``\\u009b``): the same data for a parser, nothing raw for a terminal.
+    (Encoders escape C0 controls already; C1 controls and bidi overrides they leave raw.)"""
+    return _LINE.sub(_json_escape, document) if _LINE.search(document) else document

@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 import zstandard
 
-from replay_tui.engine import codec
+from replay_tui.engine import codec, liveness
 from replay_tui.engine.format import (
     ADDED,
     CREATE,
@@ -78,7 +78,7 @@ def bucket_value_ns(bucket: int) -> float:
 def _parse_head(data: bytes) -> ObjectHead | None:
     try:
         head = decode_head(data)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (ValueError, RecursionError):  # msgspec's errors, bad UTF-8, nesting too deep
         return None
     return head
 
@@ -210,9 +210,9 @@ class SessionWriter:
         self._rows_since_keyframe = 0
         self._last_ts = 0
         self._first_ts: int | None = None
+        self._lock = liveness.SessionLock(None)
         try:
-            if atomic:
-                self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("BEGIN IMMEDIATE")
             self.name = self._unique_name(name)
             cur = self.conn.execute(
                 "INSERT INTO sessions (name, source, started_ns, actor, cluster, attributes,"
@@ -222,7 +222,13 @@ class SessionWriter:
             )
             assert cur.lastrowid is not None
             self.id = int(cur.lastrowid)
+            if not atomic:
+                # Readers tell a live session from one a dead writer left (engine.liveness);
+                # the lock is held before the row is visible.
+                self._lock = liveness.hold(self.path, self.id)
+                self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            self._lock.release()
             self._rollback()
             raise RecordingError(describe_sqlite_error(exc, self.path)) from None
 
@@ -330,12 +336,14 @@ class SessionWriter:
             self._rollback()
             raise RecordingError(describe_sqlite_error(exc, self.path)) from None
         self.closed = True
+        self._lock.release()
 
     def abort(self) -> None:
         """Give up: an atomic session vanishes; a streaming one keeps what was committed."""
         self._buffer.clear()
         self._rollback()
         self.closed = True
+        self._lock.release()
 
     def __enter__(self) -> SessionWriter:
         return self
@@ -597,7 +605,7 @@ class SessionWriter:
         """
         try:
             body = decode_list(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (ValueError, RecursionError):
             return
         if not body.items or not body.kind.endswith("List"):
             return

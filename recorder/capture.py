@@ -193,20 +193,24 @@ class Converter:
         media = media_type(content_type)
         if "protobuf" in media:
             return {"$opaque": media, "bytes": len(data)}
+        redactor = self.redactor
         if media.endswith("yaml"):
             try:
                 value = yaml.safe_load(data)
-            except yaml.YAMLError:
-                return self._opaque(data, media, status)
-            return self.redactor.secret_body(value) if secret and self.redactor else value
-        if secret and self.redactor is not None:
+            except (yaml.YAMLError, RecursionError):
+                # never the text of a Secret's body, even in an error
+                return self._opaque(data, media, 0 if secret and redactor else status)
+            return redactor.value(value, secret=secret) if redactor is not None else value
+        if redactor is not None:
             try:
-                return self.redactor.secret_body(_any(data))
-            except msgspec.DecodeError:
-                return {"$opaque": media or "unknown", "bytes": len(data)}  # never store it as text
+                kept = redactor.json(data, secret=secret)  # a secrets body that is no JSON: a marker
+            except (ValueError, RecursionError):
+                return self._opaque(data, media, status)
+            if kept is not data:
+                return msgspec.Raw(kept)
         try:
             _raw(data)
-        except msgspec.DecodeError:
+        except (ValueError, RecursionError):
             return self._opaque(data, media, status)
         return msgspec.Raw(data)
 

@@ -264,8 +264,10 @@ class CaptureQueue:
         self._unflushed = 0
         with self._cond:
             self._closed = True
+        redactor = self.converter.redactor
+        redacted = {"redacted_values": redactor.count} if redactor is not None else {}
         try:
-            self.writer.close(**self.counters.attributes(), **self._attributes)
+            self.writer.close(**self.counters.attributes(), **redacted, **self._attributes)
         except RecordingError as exc:
             self.close_error = exc
 

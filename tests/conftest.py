@@ -403,3 +403,22 @@ async def object_ids(rec: Recording) -> dict[ObjectKey, int]:
     """Every object the recording knows, by key."""
     rows = await rec.fetchall("SELECT id, api_group, kind, namespace, name FROM objects")
     return {ObjectKey(r[1], r[2], r[3], r[4]): r[0] for r in rows}
+
+
+# --- the command line, in process ------------------------------------------------------
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """``replay-tui ARGV...`` run in this process: (exit status, stdout, stderr).
+
+    The same ``main`` the console script runs, minus a process start: fast enough for
+    tests that run a command hundreds of times (fuzzing, damaged copies).
+    """
+    import contextlib
+    import io
+
+    from replay_tui.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()

@@ -210,12 +210,12 @@ def _response_blob(path: Path, seq: int = 1) -> int:
 
 
 @pytest.mark.parametrize("codec, data, pattern", [
-    (0, b"{not json", r"corrupted \(body \d+: .*\)"),
-    (0, b'{"a": "\xff\xfe"}', r"corrupted \(body \d+"),           # invalid UTF-8
-    (1, b"\x28\xb5\x2f\xfd garbage", r"corrupted \(body \d+"),      # a broken zstd frame
-    (9, b"{}", r"unknown body codec 9"),
-    (0, "text, not a blob", r"corrupted \(body \d+"),
-    (0, 42, r"corrupted \(body \d+"),
+    (0, b"{not json", r"corrupted at op 2 \(body \d+: .*\)"),
+    (0, b'{"a": "\xff\xfe"}', r"corrupted at op 2 \(body \d+"),           # invalid UTF-8
+    (1, b"\x28\xb5\x2f\xfd garbage", r"corrupted at op 2 \(body \d+"),      # a broken zstd frame
+    (9, b"{}", r"at op 2 \(body \d+: unknown body codec 9"),
+    (0, "text, not a blob", r"corrupted at op 2 \(body \d+"),
+    (0, 42, r"corrupted at op 2 \(body \d+"),
 ])
 async def test_malformed_stored_body(recording: Path, codec: int, data: Any, pattern: str) -> None:
     blob = _response_blob(recording, 2)

@@ -225,7 +225,7 @@ def test_malformed_rows_are_counted(tmp_path: Path) -> None:
     (result,) = import_kubestep(str(src), str(tmp_path / "rec.db"), progress=False)
     assert result.malformed == 3
     assert [(m["line"], m["reason"].split(" (")[0]) for m in result.malformed_lines] == [
-        (2, "unknown operation_type 'FROB'"), (3, "resource_data is not JSON"),
+        (2, "unknown operation_type 'FROB'"), (3, "resource_data is not valid JSON"),
         (4, "bad timestamp 'yesterday'")]
     assert result.ops == 3  # the unreadable body and time are dropped, the ops kept
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from replay_tui.engine import readonly
 from replay_tui.engine.format import Operation
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import Recording, SessionNotFound
@@ -94,12 +95,32 @@ async def test_query_only_and_read_only_mode_refuse_writes(tmp_path: Path) -> No
             with pytest.raises(RecordingError) as info:
                 await rec.execute(sql)
             assert "\n" not in str(info.value)
-        # Even with query_only switched off, the connection itself is read-only (mode=ro).
+        # query_only cannot be switched off, and the authorizer refuses writes on its own.
+        with pytest.raises(RecordingError, match="not authorized"):
+            await rec.execute("PRAGMA query_only = 0")
+        await rec.db.set_authorizer(None)
         await rec.execute("PRAGMA query_only = 0")
-        with pytest.raises(RecordingError, match="readonly"):
-            await rec.execute("DELETE FROM operations")
+        await rec.db.set_authorizer(readonly.authorizer)
+        for sql in ("DELETE FROM operations", "CREATE TABLE intruder (a)", "ATTACH ':memory:' AS x"):
+            with pytest.raises(RecordingError, match="not authorized"):
+                await rec.execute(sql)
         assert (await rec.fetchone("SELECT COUNT(*) FROM operations")) == (5,)
     assert file_digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.db"]  # no -wal/-shm left behind
+
+
+async def test_a_recording_being_written_is_read_read_only(tmp_path: Path) -> None:
+    """While a writer has the file (a -wal exists), readers use mode=ro and never touch its files."""
+    path = tmp_path / "rec.db"
+    with RecordingWriter(path) as w:
+        sw = w.session("live", "proxy")
+        sw.extend(simple_ops(3))
+        sw.flush()
+        async with await Recording.open(path) as rec:
+            assert (await rec.fetchone("SELECT COUNT(*) FROM operations")) == (3,)
+            uri = readonly.read_uri(str(path))
+            assert uri.endswith("?mode=ro")
+        sw.close()
 
 
 _OPEN_IN_CHILD = textwrap.dedent("""

@@ -1,7 +1,11 @@
 """Import Kubernetes API server audit logs (JSON lines of ``audit.k8s.io`` Events).
 
-One line is one Event (``audit.k8s.io/v1`` or ``v1beta1``; an ``EventList``
-line is read item by item).  Mapping:
+The log is JSON lines of Events (``audit.k8s.io/v1`` or ``v1beta1``), or any mix of
+the shapes real collectors write: an ``EventList`` (the webhook backend's batch) is read
+item by item, a JSON array likewise; an event may be pretty-printed over several lines,
+or several may share one line (concatenated objects); events of the Kubernetes 1.11-1.13
+webhook shape without ``apiVersion`` are recognised by ``kind: Event`` with ``auditID``
+and ``stage``; a UTF-8 BOM and gzip compression are fine.  Mapping:
 
 * the stages of one ``auditID`` (RequestReceived, ResponseStarted,
   ResponseComplete, Panic) merge into one op, written when its last stage
@@ -18,7 +22,8 @@ line is read item by item).  Mapping:
   there is one, else ``user.username``;
 * bodies exist only at level Request (the request) and RequestResponse (both);
   a Metadata-level log has none, so object state cannot be reconstructed from
-  it (the ops are still there);
+  it (the ops are still there).  Secret values in them are redacted like the
+  proxy's (``recorder.redact``) unless ``redact=False``;
 * the kind comes from a body where one says it (learned in a quick first
   pass, so every op on a resource names the same kind), else a table of
   built-in resources, else the resource name singularised and capitalised;
@@ -28,8 +33,9 @@ line is read item by item).  Mapping:
 
 ``--user NAME`` keeps requests by that user (authenticated or impersonated);
 ``--user-agent TEXT`` keeps requests whose user agent contains TEXT (any case).
-Lines that are not audit events are counted as malformed with their line
-numbers.  An empty file, a file without a single audit event, and a log where
+Lines that are not audit events, and events holding what a recording cannot
+(invalid UTF-8, nesting too deep, numbers out of range), are counted as
+malformed with their line numbers and reasons.  An empty file, a file without a single audit event, and a log where
 the filters leave nothing are errors (no session is written).
 """
 
@@ -45,16 +51,22 @@ import msgspec
 
 from replay_tui.engine.format import READ_VERBS, WRITE_VERBS, Operation
 from replay_tui.recorder.importers.common import (
+    INPUT_ERRORS,
     NOT_OBJECT_KINDS,
+    BadInput,
+    Bodies,
     ImportFormatError,
     ImportResult,
+    JsonValues,
     LineReader,
     Malformed,
     Progress,
     Tally,
     Target,
     check_input,
+    check_op,
     default_session_name,
+    describe_input_error,
     feed_lines,
     first_pass,
     join_api_version,
@@ -66,6 +78,7 @@ SOURCE = "audit"
 EXPECTED = "a Kubernetes audit log"
 NOT_AUDIT = "not a Kubernetes audit log (expected JSON lines of audit.k8s.io/v1 or v1beta1 Events)"
 AUDIT_MARK = b'"audit.k8s.io/'
+AUDIT_ID = b'"auditID"'  # older events name no apiVersion, but every event has an auditID
 FINAL_STAGES = frozenset({"ResponseComplete", "Panic"})
 REQUEST_LEVELS = frozenset({"Request", "RequestResponse"})
 MAX_PENDING = 10000
@@ -128,6 +141,7 @@ class _KindOnly(msgspec.Struct):
 
 
 _decode_event = msgspec.json.Decoder(_Event).decode
+_decode_items = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode_ref = msgspec.json.Decoder(_Ref).decode
 _decode_kind = msgspec.json.Decoder(_KindOnly).decode
 
@@ -167,7 +181,7 @@ def prescan(path: str, bar: Progress | None = None) -> tuple[_Kinds, int]:
         for _, line in reader:
             if bar is not None and bar.enabled:
                 bar.update(reader.position, None)
-            if AUDIT_MARK not in line:
+            if AUDIT_MARK not in line and AUDIT_ID not in line:
                 continue
             audit_lines += 1
             if b'Object"' not in line:
@@ -186,6 +200,14 @@ def prescan(path: str, bar: Progress | None = None) -> tuple[_Kinds, int]:
     return kinds, audit_lines
 
 
+def _is_event(ev: _Event) -> bool:
+    """An audit Event: ``audit.k8s.io`` says so, or (1.11-1.13 webhooks) no apiVersion but an
+    auditID and a stage, which no other ``kind: Event`` (core/v1 events) carries."""
+    if ev.apiVersion:
+        return ev.apiVersion.startswith("audit.k8s.io/")
+    return bool(ev.auditID and ev.stage)
+
+
 def _query(uri: str) -> dict[str, str] | None:
     _, _, text = uri.partition("?")
     if not text:
@@ -200,14 +222,16 @@ class AuditImporter:
     """Streams one audit log into one session."""
 
     def __init__(self, sw: Any, kinds: _Kinds, malformed: Malformed, *, user: str | None,
-                 user_agent: str | None):
+                 user_agent: str | None, bodies: Bodies | None = None):
         self.sw = sw
         self.kinds = kinds
         self.malformed = malformed
         self.user = user
         self.user_agent = user_agent.lower() if user_agent else None
+        self.bodies = bodies if bodies is not None else Bodies()
         self.tally = Tally()
-        self.pending: OrderedDict[str, _Event] = OrderedDict()
+        self.values = JsonValues()
+        self.pending: OrderedDict[str, tuple[_Event, int]] = OrderedDict()  # auditID -> (so far, line)
         self.audit_events = 0
         self.filtered = 0
         self.non_resource = 0
@@ -220,30 +244,52 @@ class AuditImporter:
     # --- lines ----------------------------------------------------------------------------
 
     def line(self, lineno: int, line: bytes) -> None:
-        text = line.strip()
-        if not text:
-            return
-        if AUDIT_MARK in text:
+        if AUDIT_MARK in line or AUDIT_ID in line:
             self.looks_like_audit = True
+        for start, value in self.values.feed(lineno, line):
+            self.value(start, value)
+
+    def value(self, lineno: int, data: bytes | str, *, item: bool = False, split: bool = True) -> None:
+        """One JSON value of the log: an Event, an EventList, or an array of them (a str: why
+        the text there is none)."""
+        if isinstance(data, str):
+            self.malformed.add(lineno, data)
+            return
+        if data[:1] == b"[" and not item:
+            try:
+                items = _decode_items(data)
+            except INPUT_ERRORS as exc:
+                self.malformed.add(lineno, f"invalid JSON ({describe_input_error(exc)})")
+                return
+            for raw in items:
+                self.value(lineno, bytes(raw), item=True)
+            return
         try:
-            event = _decode_event(text)
-        except msgspec.DecodeError as exc:
-            self.malformed.add(lineno, f"invalid JSON ({exc})")
-            return
+            event = _decode_event(data)
         except msgspec.ValidationError as exc:
-            self.malformed.add(lineno, f"not an audit event ({exc})")
+            self.malformed.add(lineno, f"not an audit event ({describe_input_error(exc)})")
             return
-        if event.kind == "EventList" and event.apiVersion.startswith("audit.k8s.io/"):
-            for item in event.items or []:
+        except INPUT_ERRORS as exc:
+            parts = JsonValues.split(lineno, data) if split and data[:1] == b"{" else []
+            if len(parts) > 1:  # objects concatenated on one line, each read on its own
+                for start, part in parts:
+                    self.value(start, part, split=False)
+                return
+            self.malformed.add(lineno, f"invalid JSON ({describe_input_error(exc)})")
+            return
+        if event.kind == "EventList" and (event.apiVersion.startswith("audit.k8s.io/")
+                                          or (not event.apiVersion and event.items is not None)):
+            for raw in event.items or []:
                 try:
-                    self.event(lineno, _decode_event(bytes(item)))
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    self.malformed.add(lineno, f"EventList item is not an audit event ({exc})")
+                    self.event(lineno, _decode_event(bytes(raw)))
+                except INPUT_ERRORS as exc:
+                    self.malformed.add(lineno, "EventList item is not an audit event "
+                                               f"({describe_input_error(exc)})")
             return
         self.event(lineno, event)
 
     def event(self, lineno: int, ev: _Event) -> None:
-        if ev.kind != "Event" or not ev.apiVersion.startswith("audit.k8s.io/"):
+        if ev.kind != "Event" or not _is_event(ev):
             self.malformed.add(lineno, f"not an audit.k8s.io Event (kind {ev.kind!r}, "
                                        f"apiVersion {ev.apiVersion!r})")
             return
@@ -255,12 +301,14 @@ class AuditImporter:
             self.pending.pop(ev.auditID, None)
             return
         if final:
-            self.emit(self._merge(self.pending.pop(ev.auditID, None), ev) if ev.auditID else ev)
+            prev = self.pending.pop(ev.auditID, None) if ev.auditID else None
+            self.emit(self._merge(prev[0] if prev else None, ev), prev[1] if prev else lineno)
             return
-        self.pending[ev.auditID] = self._merge(self.pending.get(ev.auditID), ev)
+        prev = self.pending.get(ev.auditID)
+        self.pending[ev.auditID] = (self._merge(prev[0] if prev else None, ev), prev[1] if prev else lineno)
         self.pending.move_to_end(ev.auditID)
         if len(self.pending) > MAX_PENDING:
-            self.emit(self.pending.popitem(last=False)[1])
+            self.emit(*self.pending.popitem(last=False)[1])
 
     def _wanted(self, ev: _Event) -> bool:
         if self.user is not None:
@@ -291,7 +339,14 @@ class AuditImporter:
 
     # --- ops -----------------------------------------------------------------------------------
 
-    def emit(self, ev: _Event) -> None:
+    def emit(self, ev: _Event, lineno: int) -> None:
+        """Write one request as an op; what the recording cannot hold makes its line malformed."""
+        try:
+            self._emit(ev)
+        except BadInput as exc:
+            self.malformed.add(lineno, str(exc))
+
+    def _emit(self, ev: _Event) -> None:
         ref = ev.objectRef
         if ref is None or not ref.resource:
             self.non_resource += 1
@@ -302,8 +357,11 @@ class AuditImporter:
                 self.other_verbs[key] = self.other_verbs.get(key, 0) + 1
             return
         level = ev.level
-        request = _body(ev.requestObject) if level in REQUEST_LEVELS else None
-        response = _body(ev.responseObject) if level == "RequestResponse" else None
+        secret = ref.resource == "secrets" and not ref.apiGroup
+        request = self.bodies(_body(ev.requestObject) if level in REQUEST_LEVELS else None,
+                              secret=secret, what="requestObject")
+        response = self.bodies(_body(ev.responseObject) if level == "RequestResponse" else None,
+                               secret=secret, what="responseObject")
         kind = ""
         if not ref.subresource:
             for data in (response, request):
@@ -336,7 +394,7 @@ class AuditImporter:
             resource_version=ref.resourceVersion, status=status.code, reason=status.reason,
             message=status.message if status.code >= 400 else "", query=_query(ev.requestURI),
             request=request, response=response, actor=actor)
-        self.sw.append(op)
+        self.sw.append(check_op(op))
         self.tally.count(op.verb, op.error)
         self._remember(self.actors, actor)
         self._remember(self.agents, ev.userAgent)
@@ -347,9 +405,12 @@ class AuditImporter:
             counts[name] = counts.get(name, 0) + 1
 
     def finish(self) -> None:
-        """Requests whose last stage never came are written as far as they got."""
+        """A value cut short at the end is malformed; requests whose last stage never came are
+        written as far as they got."""
+        for start, value in self.values.finish():
+            self.value(start, value)
         while self.pending:
-            self.emit(self.pending.popitem(last=False)[1])
+            self.emit(*self.pending.popitem(last=False)[1])
 
     def skipped(self) -> dict[str, int]:
         out = {"non-resource requests": self.non_resource,
@@ -361,14 +422,16 @@ class AuditImporter:
         attrs: dict[str, Any] = self.tally.attributes()
         attrs.update(malformed=self.malformed.count, malformed_lines=self.malformed.lines,
                      audit_events=self.audit_events, non_resource_requests=self.non_resource,
-                     filtered=self.filtered, actors=dict(self.actors), user_agents=dict(self.agents))
+                     filtered=self.filtered, actors=dict(self.actors), user_agents=dict(self.agents),
+                     **self.bodies.attributes())
         if self.other_verbs:
             attrs["other_verbs"] = dict(self.other_verbs)
         return attrs
 
 
 def import_audit(path: str, db: str, *, session: str | None = None, user: str | None = None,
-                 user_agent: str | None = None, progress: bool | None = None) -> ImportResult:
+                 user_agent: str | None = None, progress: bool | None = None,
+                 redact: bool = True) -> ImportResult:
     """Import an audit log into a new session of recording ``db`` (atomically)."""
     size = check_input(path, EXPECTED)
     kinds, bar = first_pass(path, size, prescan, _Kinds, NOT_AUDIT, progress)
@@ -381,7 +444,8 @@ def import_audit(path: str, db: str, *, session: str | None = None, user: str | 
         attributes["filter_user_agent"] = user_agent
     malformed = Malformed()
     with Target(db) as target, target.session(name, SOURCE, attributes) as sw:
-        importer = AuditImporter(sw, kinds, malformed, user=user, user_agent=user_agent)
+        importer = AuditImporter(sw, kinds, malformed, user=user, user_agent=user_agent,
+                                 bodies=Bodies(redact))
         feed_lines(path, size, importer, bar)
         if importer.tally.ops == 0:
             if importer.audit_events == 0:
@@ -396,4 +460,5 @@ def import_audit(path: str, db: str, *, session: str | None = None, user: str | 
         return ImportResult(db=db, session=sw.name, session_id=sw.id, source=path,
                             ops=importer.tally.ops, verbs=dict(importer.tally.verbs),
                             errors=importer.tally.errors, malformed=malformed.count,
-                            malformed_lines=list(malformed.lines), skipped=importer.skipped())
+                            malformed_lines=list(malformed.lines), skipped=importer.skipped(),
+                            redacted=importer.bodies.redacted)

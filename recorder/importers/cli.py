@@ -14,26 +14,33 @@ from replay_tui.recorder.importers.common import ImportResult
 
 
 def _print(results: list[ImportResult]) -> int:
+    from replay_tui.engine.textsafe import safe
+
     for result in results:
-        print(result.summary())
+        print(safe(result.summary()))
     sys.stdout.flush()
     return 0
 
 
 def _sieve(args: argparse.Namespace) -> int:
     from replay_tui.recorder.importers.sieve import import_sieve
-    return _print([import_sieve(args.log, args.db, session=args.session)])
+    return _print([import_sieve(args.log, args.db, session=args.session, redact=not args.no_redact)])
 
 
 def _audit(args: argparse.Namespace) -> int:
     from replay_tui.recorder.importers.audit import import_audit
     return _print([import_audit(args.file, args.db, session=args.session, user=args.user,
-                                user_agent=args.user_agent)])
+                                user_agent=args.user_agent, redact=not args.no_redact)])
 
 
 def _kubestep(args: argparse.Namespace) -> int:
     from replay_tui.recorder.importers.kubestep import import_kubestep
-    return _print(import_kubestep(args.src, args.db, session=args.session))
+    return _print(import_kubestep(args.src, args.db, session=args.session, redact=not args.no_redact))
+
+
+def _no_redact(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-redact", action="store_true",
+                   help="store Secret values as they are (default: replaced by a keyed-hash marker)")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,11 +54,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("log", metavar="LOG", help="the Sieve learn trace")
     p.add_argument("--db", required=True, metavar="DB", help="recording to add the session to")
     p.add_argument("--session", "-s", metavar="NAME", help="session name (default: the file name)")
+    _no_redact(p)
     p.set_defaults(func=_sieve)
 
     p = formats.add_parser("audit", help="a Kubernetes audit log (JSON lines)",
-                           description="Import a Kubernetes API server audit log "
-                                       "(JSON lines of audit.k8s.io/v1 or v1beta1 Events).")
+                           description="Import a Kubernetes API server audit log: audit.k8s.io "
+                                       "Events as JSON lines, EventList batches, pretty-printed or "
+                                       "concatenated JSON.")
     p.add_argument("file", metavar="FILE", help="the audit log (may be gzip-compressed)")
     p.add_argument("--db", required=True, metavar="DB", help="recording to add the session to")
     p.add_argument("--session", "-s", metavar="NAME", help="session name (default: the file name)")
@@ -59,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="only requests by this user (authenticated or impersonated)")
     p.add_argument("--user-agent", metavar="SUBSTRING",
                    help="only requests whose user agent contains this text (any case)")
+    _no_redact(p)
     p.set_defaults(func=_audit)
 
     p = formats.add_parser("kubestep", help="a kubestep database",
@@ -67,4 +77,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("src", metavar="SRC", help="the kubestep SQLite database")
     p.add_argument("--db", required=True, metavar="DB", help="recording to add the sessions to")
     p.add_argument("--session", "-s", metavar="ID", help="import only this kubestep session id")
+    _no_redact(p)
     p.set_defaults(func=_kubestep)

@@ -16,21 +16,93 @@ import os
 import re
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TextIO, TypeVar
 
 import msgspec
 
-from replay_tui.engine.format import EVENT_VERBS, READ_VERBS, WRITE_VERBS
+from replay_tui.engine.format import EVENT_VERBS, READ_VERBS, WRITE_VERBS, Operation
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.writer import RecordingWriter, SessionWriter
+from replay_tui.recorder.redact import Redactor, might_carry_secret
 
 MAX_MALFORMED_KEPT = 20  # line numbers with reasons kept in the session attributes
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+INT64_MAX = 2**63 - 1
 
 
 class ImportFormatError(RecordingError):
     """The input is not what the importer reads (or holds nothing to import)."""
+
+
+# --- bad bytes ----------------------------------------------------------------------------
+
+class BadInput(ValueError):
+    """A record whose content the recording cannot hold (a malformed line, with this reason)."""
+
+
+#: What reading hostile input raises: msgspec's DecodeError/ValidationError, UnicodeDecodeError
+#: and BadInput are ValueErrors; a value nested deeper than Python recurses is a RecursionError.
+INPUT_ERRORS = (ValueError, RecursionError)
+
+
+def describe_input_error(exc: BaseException) -> str:
+    """One line saying what was wrong with a record."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):  # its offset is into one string, not the line: left out
+        return "invalid UTF-8"
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def check_op(op: Operation) -> Operation:
+    """Raise BadInput for a number SQLite cannot store (a 64-bit integer), before the writer sees it."""
+    for name in ("ts_ns", "duration_ns", "status", "generation"):
+        value = getattr(op, name)
+        if value is not None and not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise BadInput(f"{name} {value} is out of range")
+    if not 0 <= op.status <= 999:
+        raise BadInput(f"status {op.status} is no HTTP status")
+    return op
+
+
+class Bodies:
+    """Every body an importer stores passes here: checked to be JSON a reader can decode
+    (valid UTF-8, not nested too deeply), then redacted like the proxy's (recorder.redact).
+
+    ``redacted`` counts the Secret values replaced (the session attribute ``redacted_values``).
+    """
+
+    def __init__(self, redact: bool = True):
+        self.redactor = Redactor() if redact else None
+
+    @property
+    def redacted(self) -> int:
+        return self.redactor.count if self.redactor is not None else 0
+
+    def attributes(self) -> dict[str, Any]:
+        return {"redacted": self.redactor is not None, "redacted_values": self.redacted}
+
+    def __call__(self, data: bytes | None, *, secret: bool, what: str = "body") -> bytes | None:
+        """The JSON to store, or raise BadInput."""
+        if data is None:
+            return None
+        try:
+            value = _decode_any(data)
+        except msgspec.DecodeError as exc:
+            raise BadInput(f"{what} is not valid JSON ({describe_input_error(exc)})") from None
+        except INPUT_ERRORS as exc:
+            raise BadInput(f"{what}: {describe_input_error(exc)}") from None
+        if self.redactor is None or (not secret and not might_carry_secret(data)):
+            return data  # no Secret in it: no walk (the common case)
+        out = self.redactor.value(value, secret=secret)
+        return data if out is value else _encode_any(out)
+
+
+_decode_any = msgspec.json.decode
+_encode_any = msgspec.json.Encoder().encode
 
 
 # --- input ------------------------------------------------------------------------
@@ -91,9 +163,14 @@ class LineReader:
             for line in self._stream:
                 lineno += 1
                 self._plain_pos += len(line)
+                if lineno == 1 and line.startswith(UTF8_BOM):
+                    line = line[len(UTF8_BOM):]  # editors on Windows write one; it is no data
                 yield lineno, line
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise ImportFormatError(f"{self.path}: read error after line {lineno} ({exc})") from None
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            what = "corrupt compressed data" if isinstance(exc, (zlib.error, EOFError, gzip.BadGzipFile)) \
+                else "read error"
+            raise ImportFormatError(f"{self.path}: {what} after line {lineno} "
+                                    f"({describe_input_error(exc)})") from None
 
     def close(self) -> None:
         self._stream.close()
@@ -104,6 +181,129 @@ class LineReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- JSON values that span lines, or share one ----------------------------------------
+
+_JSON_TOKENS = re.compile(rb'[{}\[\]"\\]')
+MAX_VALUE_BYTES = 256 * 1024 * 1024  # one pretty-printed value; beyond, it is dropped as malformed
+NOT_JSON = "invalid JSON (text that is no JSON object or array)"
+TRUNCATED = "truncated JSON value"
+TOO_LARGE = f"JSON value larger than {MAX_VALUE_BYTES // 2**20} MiB"
+
+
+class JsonValues:
+    """Top-level JSON values from a text read line by line: one per line (JSON lines), one over
+    many lines (pretty-printed), or several on one line (concatenated), in any mix.
+
+    ``feed`` returns ``(line, value bytes)`` for each value it completes and ``(line, reason)``
+    (a ``str``) for text that is no JSON value (the caller counts it as malformed).  A value still open
+    when a line starting with ``{"`` arrives was cut short: it is reported, and the new line
+    starts afresh, so one truncated JSON line never swallows the lines after it.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._start = 0  # line where the open value began
+        self._depth = 0
+        self._in_string = False
+        self._skipping = False  # inside a value too large to keep
+
+    @property
+    def open(self) -> bool:
+        return self._depth > 0
+
+    def feed(self, lineno: int, line: bytes) -> list[tuple[int, bytes | str]]:
+        """What this line completes.  A line that starts with ``{`` and ends with ``}`` is passed
+        on whole, unscanned (JSON lines, the common case): should it not decode, the caller asks
+        :meth:`split` whether it holds several values (``{...}{...}``)."""
+        out: list[tuple[int, bytes | str]] = []
+        text = line.strip()
+        if not text:
+            return out
+        if self._depth and line.startswith(b'{"'):
+            out.append((self._start, TRUNCATED + " (the next line starts a new one)"))
+            self._reset()
+        if not self._depth and text[:1] == b"{" and text[-1:] == b"}":
+            out.append((lineno, text))
+            return out
+        self._scan(lineno, text, out)
+        return out
+
+    @staticmethod
+    def split(lineno: int, text: bytes) -> list[tuple[int, bytes | str]]:
+        """The values of one whole line, scanned (for a line :meth:`feed` passed on whole that did
+        not decode as one value); ``[(lineno, text)]`` when it holds just one."""
+        scanner = JsonValues()
+        out: list[tuple[int, bytes | str]] = []
+        scanner._scan(lineno, text, out)
+        out += scanner.finish()
+        return out
+
+    def _scan(self, lineno: int, text: bytes, out: list[tuple[int, bytes | str]]) -> None:
+        begin = 0 if self._depth else -1  # where the value being read starts in this line
+        skip = -1
+        pos = 0
+        for m in _JSON_TOKENS.finditer(text):
+            i = m.start()
+            if i < skip:
+                continue
+            c = text[i]
+            if self._in_string:
+                if c == 0x5C:  # backslash: the next character is escaped
+                    skip = i + 2
+                elif c == 0x22:
+                    self._in_string = False
+                continue
+            if not self._depth:
+                if text[pos:i].strip():
+                    out.append((lineno, NOT_JSON))  # text between values
+                if c not in (0x7B, 0x5B):  # a value must open with { or [
+                    out.append((lineno, NOT_JSON))
+                    pos = i + 1
+                    continue
+                begin, self._start = i, lineno
+            if c == 0x22:
+                self._in_string = True
+            elif c in (0x7B, 0x5B):
+                self._depth += 1
+            else:
+                self._depth -= 1
+                if not self._depth:
+                    value = b"".join((*self._parts, text[begin:i + 1]))
+                    out.append((self._start, TOO_LARGE if self._skipping else value))
+                    self._reset()
+                    pos, begin = i + 1, -1
+        if self._depth:
+            if self._in_string:  # JSON strings never span lines
+                out.append((self._start, TRUNCATED + " (a string runs past the end of a line)"))
+                self._reset()
+                return
+            part = text[max(begin, 0):] + b"\n"
+            self._size += len(part)
+            if self._size > MAX_VALUE_BYTES:
+                self._skipping = True
+                self._parts.clear()
+            elif not self._skipping:
+                self._parts.append(part)
+        elif text[pos:].strip():
+            out.append((lineno, NOT_JSON))
+
+    def finish(self) -> list[tuple[int, bytes | str]]:
+        """A value still open at the end of the input was cut short."""
+        if self._depth:
+            start = self._start
+            self._reset()
+            return [(start, TRUNCATED + " (at the end of the file)")]
+        return []
+
+    def _reset(self) -> None:
+        self._parts.clear()
+        self._size = 0
+        self._depth = 0
+        self._in_string = False
+        self._skipping = False
 
 
 # --- malformed lines and progress ----------------------------------------------------
@@ -271,7 +471,10 @@ def feed_lines(path: str, size: int, importer: Any, bar: Progress) -> None:
     try:
         with LineReader(path) as reader:
             for lineno, line in reader:
-                importer.line(lineno, line)
+                try:
+                    importer.line(lineno, line)
+                except INPUT_ERRORS as exc:  # whatever a hostile line does, it is one malformed line
+                    importer.malformed.add(lineno, describe_input_error(exc))
                 if bar.enabled:
                     bar.update(reader.position, importer.tally.ops)
         importer.finish()
@@ -414,13 +617,17 @@ def epoch_to_ns(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     magnitude = abs(value)
+    if magnitude != magnitude or magnitude == float("inf"):
+        return None  # NaN, infinity
     if magnitude < 1e11:
-        return int(value * 1_000_000_000)
-    if magnitude < 1e14:
-        return int(value * 1_000_000)
-    if magnitude < 1e17:
-        return int(value * 1_000)
-    return int(value)
+        ns = int(value * 1_000_000_000)
+    elif magnitude < 1e14:
+        ns = int(value * 1_000_000)
+    elif magnitude < 1e17:
+        ns = int(value * 1_000)
+    else:
+        ns = int(value)
+    return ns if -INT64_MAX - 1 <= ns <= INT64_MAX else None  # beyond what SQLite stores: not a time
 
 
 # --- results --------------------------------------------------------------------------
@@ -439,6 +646,7 @@ class ImportResult(msgspec.Struct, kw_only=True):
     malformed: int = 0
     malformed_lines: list[dict[str, Any]] = msgspec.field(default_factory=list)
     skipped: dict[str, int] = msgspec.field(default_factory=dict)
+    redacted: int = 0  # Secret values replaced by markers
 
     @property
     def watch_events(self) -> int:
@@ -456,6 +664,8 @@ class ImportResult(msgspec.Struct, kw_only=True):
         text = (f"imported {self.ops} ops ({self.watch_events} watch events, {self.reads} reads, "
                 f"{self.writes} writes), {self.reconciles} reconciles, {self.malformed} malformed "
                 f"line{'' if self.malformed == 1 else 's'} into {self.db} session {self.session}")
+        if self.redacted:
+            text += f"; {self.redacted} Secret value{'' if self.redacted == 1 else 's'} redacted"
         skipped = ", ".join(f"{n} {what}" for what, n in self.skipped.items() if n)
         return f"{text} (skipped: {skipped})" if skipped else text
 

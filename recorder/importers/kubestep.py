@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import urllib.parse
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
@@ -63,11 +62,15 @@ from replay_tui.engine.format import (
     WATCH,
     Operation,
 )
+from replay_tui.engine.readonly import lock_down, read_uri
 from replay_tui.engine.schema import SQLITE_MAGIC, RecordingError
 from replay_tui.recorder.importers.common import (
     CORE_BY_KIND,
     CORE_BY_LOWER_KIND,
     CORE_BY_PLURAL,
+    INPUT_ERRORS,
+    BadInput,
+    Bodies,
     ImportFormatError,
     ImportResult,
     Malformed,
@@ -75,7 +78,9 @@ from replay_tui.recorder.importers.common import (
     Tally,
     Target,
     check_input,
+    check_op,
     classify_error,
+    describe_input_error,
     epoch_to_ns,
     pluralise,
     status_body,
@@ -164,8 +169,18 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _shown(value: Any) -> Any:
+    """A value as a reason quotes it (text columns arrive as bytes)."""
+    return _text(value) if isinstance(value, bytes) else value
+
+
 def _ns(value: Any) -> int | None:
     return epoch_to_ns(value)
+
+
+#: What reading a damaged database raises: SQLite's errors, and (when SQLite quotes the damaged
+#: bytes in its message) the failure to decode that message.
+_DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
 
 
 # --- the source database -----------------------------------------------------------------
@@ -179,32 +194,38 @@ class Source:
             if fh.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
                 raise ImportFormatError(f"{path}: {NOT_KUBESTEP}")
         self.path = path
-        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        uri = read_uri(path)  # reads without leaving -wal/-shm files beside the source
         try:
             self.conn = sqlite3.connect(uri, uri=True)
-            self.conn.execute("PRAGMA query_only = 1")
-            tables = {r[0] for r in self.conn.execute(
+            # Text as bytes: a value that is not UTF-8 is one bad row, not an unreadable database.
+            self.conn.text_factory = bytes
+            lock_down(self.conn)
+            tables = {_text(r[0]) for r in self.conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.Error as exc:
-            raise ImportFormatError(f"{path}: {NOT_KUBESTEP} ({exc})") from None
+        except _DB_ERRORS as exc:
+            raise ImportFormatError(f"{path}: {NOT_KUBESTEP} ({describe_input_error(exc)})") from None
         if "meta" in tables and "sessions" in tables:
             self.conn.close()
             raise ImportFormatError(f"{path}: a replay-tui recording, {NOT_KUBESTEP}")
         if "operations" not in tables:
             self.conn.close()
             raise ImportFormatError(f"{path}: {NOT_KUBESTEP}")
-        self.op_columns = self._columns("operations")
+        try:
+            self.op_columns = self._columns("operations")
+            self.span_columns = self._columns("reconcile_spans") if "reconcile_spans" in tables else set()
+        except _DB_ERRORS as exc:
+            self.conn.close()
+            raise ImportFormatError(f"{path}: {NOT_KUBESTEP} ({describe_input_error(exc)})") from None
         missing = [c for c in REQUIRED_OP_COLUMNS if c not in self.op_columns]
         if missing:
             self.conn.close()
             raise ImportFormatError(f"{path}: {NOT_KUBESTEP} (operations has no column "
                                     f"{', '.join(missing)})")
-        self.span_columns = self._columns("reconcile_spans") if "reconcile_spans" in tables else set()
         if self.span_columns and not {"id", "session_id", "start_ts"} <= self.span_columns:
             self.span_columns = set()
 
     def _columns(self, table: str) -> set[str]:
-        return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+        return {_text(r[1]) for r in self.conn.execute(f"PRAGMA table_info({table})")}
 
     def _select(self, columns: tuple[str, ...], present: set[str]) -> str:
         return ", ".join(c if c in present else f"NULL AS {c}" for c in columns)
@@ -218,8 +239,8 @@ class Source:
             rows = self.conn.execute(
                 "SELECT session_id, COUNT(*), MIN(timestamp) FROM operations"
                 " GROUP BY session_id ORDER BY MIN(timestamp), session_id").fetchall()
-        except sqlite3.Error as exc:
-            raise RecordingError(f"{self.path}: cannot read operations ({exc})") from None
+        except _DB_ERRORS as exc:
+            raise RecordingError(f"{self.path}: cannot read operations ({describe_input_error(exc)})") from None
         return [(_text(r[0]), int(r[1])) for r in rows]
 
     def api_versions(self, session_id: str) -> dict[str, str]:
@@ -232,7 +253,7 @@ class Source:
                 " WHERE session_id = ? AND json_valid(resource_data)"
                 " AND json_type(resource_data, '$.apiVersion') = 'text'"
                 " GROUP BY resource_kind", (session_id,)).fetchall()
-        except sqlite3.Error:
+        except _DB_ERRORS:
             return {}  # no JSON1: learned while importing instead
         return {_text(k): _text(v) for k, v in rows if k and v}
 
@@ -257,8 +278,8 @@ class Source:
                     return
                 for row in rows:
                     yield struct(*row)
-        except sqlite3.Error as exc:
-            raise RecordingError(f"{self.path}: cannot read ({exc})") from None
+        except _DB_ERRORS as exc:
+            raise RecordingError(f"{self.path}: cannot read ({describe_input_error(exc)})") from None
 
 
 # --- one session ---------------------------------------------------------------------------
@@ -287,14 +308,14 @@ class _Spans:
             start = _ns(span.start_ts)
             if start is None:
                 self.malformed.add(0, f"reconcile span {_text(span.id)!r}: bad start_ts "
-                                      f"{span.start_ts!r}")
+                                      f"{_shown(span.start_ts)!r}")
                 continue
             span.start_ns = start
             span.end_ns = _ns(span.end_ts)
             if span.end_ns is None and span.duration_ms not in (None, ""):
                 try:
                     span.end_ns = start + int(float(span.duration_ms) * 1_000_000)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):  # OverflowError: infinity
                     pass
             self.next = span
             return
@@ -370,8 +391,9 @@ class KubestepSession:
     """Streams one kubestep session into one replay-tui session."""
 
     def __init__(self, sw: Any, api_versions: dict[str, str], spans: Iterator[_Span],
-                 malformed: Malformed):
+                 malformed: Malformed, bodies: Bodies | None = None):
         self.sw = sw
+        self.bodies = bodies if bodies is not None else Bodies()
         self.api_versions = dict(api_versions)
         self.malformed = malformed
         self.tally = Tally()
@@ -404,6 +426,12 @@ class KubestepSession:
     def row(self, r: _Row) -> None:
         self.rows += 1
         line = r.sequence_number if isinstance(r.sequence_number, int) else self.rows
+        try:
+            self._row(r, line)
+        except INPUT_ERRORS as exc:  # bad bytes, deep nesting, numbers out of range: one bad row
+            self.malformed.add(line, describe_input_error(exc))
+
+    def _row(self, r: _Row, line: int) -> None:
         otype = _text(r.operation_type).strip().upper()
         verb_col = _text(r.verb).strip().lower()
         verb = TYPE_VERBS.get(otype)
@@ -416,17 +444,18 @@ class KubestepSession:
             verb = DELETECOLLECTION
         ts = _ns(r.timestamp)
         if ts is None:
-            self.malformed.add(line, f"bad timestamp {r.timestamp!r}")
+            self.malformed.add(line, f"bad timestamp {_shown(r.timestamp)!r}")
             ts = self.last_ts
         self.last_ts = max(self.last_ts, ts)
         data: bytes | None = None
         raw = r.resource_data
         if raw not in (None, "", b""):
-            data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+            # bytes (text or a blob), else a number: never bytes(n), which is n zero bytes
+            data = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogateescape")
             try:
-                msgspec.json.decode(data)
-            except msgspec.DecodeError as exc:
-                self.malformed.add(line, f"resource_data is not JSON ({exc})")
+                data = self.bodies(data, secret=False, what="resource_data")  # checked: any JSON
+            except BadInput as exc:
+                self.malformed.add(line, str(exc))
                 data = None
         if verb == WATCH:
             event_verb = verb_col if verb_col in EVENT_VERBS else ""
@@ -440,13 +469,15 @@ class KubestepSession:
                     data = bytes(event.object) if event_verb else data
             verb = event_verb or WATCH
         kind, api_version, plural, meta = self._type(_text(r.resource_kind), data)
+        if data is not None and plural == "secrets" and api_version == "v1":
+            data = self.bodies(data, secret=True)  # as recorded, before a list is wrapped
         error = _text(r.error).strip()
         duration = 0
         if r.duration_ms not in (None, ""):
             try:
                 duration = max(0, int(float(r.duration_ms) * 1_000_000))
-            except (TypeError, ValueError):
-                self.malformed.add(line, f"bad duration_ms {r.duration_ms!r}")
+            except (TypeError, ValueError, OverflowError):  # OverflowError: infinity
+                self.malformed.add(line, f"bad duration_ms {_shown(r.duration_ms)!r}")
         generation = r.generation if isinstance(r.generation, int) and r.generation > 0 else None
         actor = _text(r.actor_id)
         op = Operation(verb=verb, ts_ns=ts, duration_ns=duration, api_version=api_version,
@@ -473,6 +504,7 @@ class KubestepSession:
                 op.request = data
             else:
                 op.response = data
+        check_op(op)
         # Watch events are what a controller hears, not what its reconciler does.
         op.reconcile = self.spans.before(ts, "" if verb in EVENT_VERBS else actor)
         seq = self.sw.append(op)
@@ -499,7 +531,7 @@ class KubestepSession:
 
 
 def import_kubestep(src: str, db: str, *, session: str | None = None,
-                    progress: bool | None = None) -> list[ImportResult]:
+                    progress: bool | None = None, redact: bool = True) -> list[ImportResult]:
     """Import every session of a kubestep database (or the one named) into recording ``db``.
 
     Each session is its own transaction: a failure rolls back the session
@@ -529,7 +561,7 @@ def import_kubestep(src: str, db: str, *, session: str | None = None,
                     "kubestep_session": session_id}
                 with target.session(session_id or "kubestep", SOURCE, attributes) as sw:
                     importer = KubestepSession(sw, source.api_versions(session_id),
-                                               source.spans(session_id), malformed)
+                                               source.spans(session_id), malformed, Bodies(redact))
                     try:
                         for row in source.operations(session_id):
                             importer.row(row)
@@ -545,13 +577,15 @@ def import_kubestep(src: str, db: str, *, session: str | None = None,
                             f"({malformed.count} malformed rows; first: {malformed.describe_first()})")
                     attrs = importer.tally.attributes()
                     attrs.update(reconciles=importer.spans.count, malformed=malformed.count,
-                                 malformed_lines=malformed.lines, rows=importer.rows)
+                                 malformed_lines=malformed.lines, rows=importer.rows,
+                                 **importer.bodies.attributes())
                     sw.close(**attrs)
                     results.append(ImportResult(
                         db=db, session=sw.name, session_id=sw.id, source=src,
                         ops=importer.tally.ops, verbs=dict(importer.tally.verbs),
                         reconciles=importer.spans.count, errors=importer.tally.errors,
-                        malformed=malformed.count, malformed_lines=list(malformed.lines)))
+                        malformed=malformed.count, malformed_lines=list(malformed.lines),
+                        redacted=importer.bodies.redacted))
         return results
     finally:
         source.close()

@@ -74,6 +74,8 @@ from replay_tui.engine.format import (
 )
 from replay_tui.recorder.importers.common import (
     CORE_BY_LOWER_KIND,
+    INPUT_ERRORS,
+    Bodies,
     ImportFormatError,
     ImportResult,
     LineReader,
@@ -82,8 +84,10 @@ from replay_tui.recorder.importers.common import (
     Tally,
     Target,
     check_input,
+    check_op,
     code_for_reason,
     default_session_name,
+    describe_input_error,
     feed_lines,
     first_pass,
     match_ns,
@@ -251,10 +255,11 @@ class _Pending(msgspec.Struct):
 class SieveImporter:
     """Streams one Sieve learn trace into one session."""
 
-    def __init__(self, sw: Any, types: _Types, malformed: Malformed):
+    def __init__(self, sw: Any, types: _Types, malformed: Malformed, bodies: Bodies | None = None):
         self.sw = sw
         self.types = types
         self.malformed = malformed
+        self.bodies = bodies if bodies is not None else Bodies()
         self.tally = Tally()
         self.last_ts = 0
         self.tagged = 0
@@ -303,18 +308,18 @@ class SieveImporter:
             handler(lineno, self.last_ts, rest)
         except _Record as exc:
             self.malformed.add(lineno, f"{tag.decode()} {exc}")
+        except INPUT_ERRORS as exc:  # bad bytes, deep nesting, numbers out of range
+            self.malformed.add(lineno, f"{tag.decode('utf-8', 'replace')} {describe_input_error(exc)}")
 
     # --- objects -----------------------------------------------------------------------
 
     def _object(self, raw: str, info: Any) -> tuple[bytes, ObjectMeta]:
-        """The object JSON with kind/apiVersion put back when Sieve dropped them."""
-        data = raw.encode("utf-8")
+        """The object JSON with kind/apiVersion put back when Sieve dropped them, redacted."""
+        data = self._checked(raw.encode("utf-8"), info, "object")
         try:
             head = decode_head(data)
-        except msgspec.DecodeError as exc:
-            raise _Record(f"object is not valid JSON ({exc})") from None
         except msgspec.ValidationError as exc:
-            raise _Record(f"object is not a Kubernetes object ({exc})") from None
+            raise _Record(f"object is not a Kubernetes object ({describe_input_error(exc)})") from None
         if not head.kind and not head.apiVersion and data.startswith(b"{"):
             prefix = msgspec.json.encode({"kind": info.kind, "apiVersion": info.api_version})
             data = prefix[:-1] + (b"," if data[1:].strip() != b"}" else b"") + data[1:]
@@ -327,22 +332,26 @@ class SieveImporter:
         return data, head.metadata or ObjectMeta()
 
     def _list(self, raw: str, info: _TypeInfo) -> bytes:
-        data = raw.encode("utf-8")
+        data = self._checked(raw.encode("utf-8"), info, "list")
         try:
             head = decode_list(data)
-        except msgspec.DecodeError as exc:
-            raise _Record(f"list is not valid JSON ({exc})") from None
         except msgspec.ValidationError as exc:
-            raise _Record(f"not a Kubernetes list ({exc})") from None
+            raise _Record(f"not a Kubernetes list ({describe_input_error(exc)})") from None
         if not head.kind and not head.apiVersion and data.startswith(b"{"):
             prefix = msgspec.json.encode({"kind": info.kind + "List", "apiVersion": info.api_version})
             data = prefix[:-1] + (b"," if data[1:].strip() != b"}" else b"") + data[1:]
         return data
 
+    def _checked(self, data: bytes, info: _TypeInfo, what: str) -> bytes:
+        """JSON a reader can decode, its Secret values redacted (a Secret's type is ``secret``)."""
+        out = self.bodies(data, secret=info.resource == "secrets" and info.api_version == "v1", what=what)
+        assert out is not None
+        return out
+
     # --- ops -------------------------------------------------------------------------------
 
     def _append(self, op: Operation) -> int:
-        seq = self.sw.append(op)
+        seq = self.sw.append(check_op(op))
         self.tally.count(op.verb, op.error)
         return seq
 
@@ -521,7 +530,8 @@ class SieveImporter:
     def attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = self.tally.attributes()
         attrs.update(reconciles=self.reconciles, malformed=self.malformed.count,
-                     malformed_lines=self.malformed.lines, untagged_lines=self.untagged)
+                     malformed_lines=self.malformed.lines, untagged_lines=self.untagged,
+                     **self.bodies.attributes())
         if self.ignored_tags:
             attrs["ignored_tags"] = dict(self.ignored_tags)
         if self.unclosed:
@@ -535,7 +545,7 @@ class SieveImporter:
 
 
 def import_sieve(path: str, db: str, *, session: str | None = None,
-                 progress: bool | None = None) -> ImportResult:
+                 progress: bool | None = None, redact: bool = True) -> ImportResult:
     """Import a Sieve learn trace into a new session of recording ``db`` (atomically)."""
     size = check_input(path, EXPECTED)
     types, bar = first_pass(path, size, prescan, _Types, NOT_SIEVE, progress)
@@ -544,7 +554,7 @@ def import_sieve(path: str, db: str, *, session: str | None = None,
                                   "format": "sieve learn trace"}
     malformed = Malformed()
     with Target(db) as target, target.session(name, SOURCE, attributes) as sw:
-        importer = SieveImporter(sw, types, malformed)
+        importer = SieveImporter(sw, types, malformed, Bodies(redact))
         feed_lines(path, size, importer, bar)
         if importer.tally.ops == 0 and importer.reconciles == 0:
             if importer.tagged == 0:
@@ -557,4 +567,5 @@ def import_sieve(path: str, db: str, *, session: str | None = None,
         return ImportResult(db=db, session=sw.name, session_id=sw.id, source=path,
                             ops=importer.tally.ops, verbs=dict(importer.tally.verbs),
                             reconciles=importer.reconciles, errors=importer.tally.errors,
-                            malformed=malformed.count, malformed_lines=list(malformed.lines))
+                            malformed=malformed.count, malformed_lines=list(malformed.lines),
+                            redacted=importer.bodies.redacted)

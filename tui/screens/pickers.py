@@ -177,6 +177,9 @@ class SessionPicker(ModalScreen["int | None"]):
                 t.append(f" {fmt_duration(s.ended_ns - s.started_ns):>8}", "#8a96a3")
             if s.live:
                 t.append("  ● recording", "bold #bf616a")
+            elif s.interrupted:  # its writer died: it will never be closed (a line of its own)
+                last = fmt_ts(s.last_op_ns)[:19] if s.last_op_ns else "-"
+                t.append(f"\n       ✕ interrupted: its recorder died; last op {last}", "#d08770")
             options.append(Option(t, id=str(s.id)))
         with Vertical():
             yield Label(f"{self.path}: {len(self.sessions)} sessions, pick one", classes="picker-title")
