@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import http.client
 import json
 import os
 import signal
@@ -115,9 +114,8 @@ def test_kill_9_of_the_recorder_leaves_an_interrupted_session(tmp_path: Path) ->
     with EmulatorThread(KubernetesAPIEmulator()) as emu:
         kubeconfig = emu.write_kubeconfig(tmp_path / "emulator.kubeconfig")
         with RecorderProcess(db, kubeconfig, session="operator") as rec:
-            host, port = rec.proxy_url.removeprefix("http://").rsplit(":", 1)
             for _ in range(5):
-                conn = http.client.HTTPConnection(host, int(port), timeout=10)
+                conn = rec.connection(timeout=10)
                 conn.request("GET", "/api/v1/namespaces", headers={"Authorization": f"Bearer {rec.token}"})
                 assert conn.getresponse().status == 200
                 conn.close()

@@ -417,8 +417,6 @@ def test_audit_events_at_request_response_level_with_a_bootstrap_token(tmp_path:
 
 def test_the_recording_proxy_stores_no_value_of_the_known_bypasses(tmp_path: Path) -> None:
     pytest.importorskip("kmock")
-    import http.client
-
     from tests.support.emulator import EmulatorThread, KubernetesAPIEmulator
     from tests.support.harness import RecorderProcess
 
@@ -427,10 +425,8 @@ def test_the_recording_proxy_stores_no_value_of_the_known_bypasses(tmp_path: Pat
     with EmulatorThread(KubernetesAPIEmulator()) as emu:
         kubeconfig = emu.write_kubeconfig(tmp_path / "emulator.kubeconfig")
         with RecorderProcess(db, kubeconfig, session="bypass") as rec:
-            host, port = rec.proxy_url.removeprefix("http://").rsplit(":", 1)
-
             def send(method: str, path: str, body: Any, ctype: str = "application/json") -> int:
-                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                conn = rec.connection()  # HTTPS with the proxy's per-run CA, as the kubeconfig says
                 conn.request(method, path, body=None if body is None else json.dumps(body),
                              headers={"Authorization": f"Bearer {rec.token}", "Content-Type": ctype})
                 status = conn.getresponse().status
