@@ -37,15 +37,11 @@ import threading
 import time
 from typing import Any
 
+from benchmarks.harness import percentile
+
 SIZE = (160, 45)
 TARGETS = (("launch_s", 1.5), ("step_ms_p50", 50.0), ("follow_ms_max", 500.0))
 
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(round(q * (len(values) - 1)), len(values) - 1)]
 
 
 def _run_child(args: list[str], timeout: float = 900) -> tuple[dict[str, Any], float]:
@@ -276,7 +272,7 @@ def run(ops: int, db: str | None, steps: int, follow_ops: int, follow_count: int
         for key in ("step_ms", "step_bar_ms", "step_busy_ms", "page_ms", "jump_ms"):
             values = launch[key]
             result[f"{key}_p50"] = statistics.median(values)
-            result[f"{key}_p95"] = _pct(values, 0.95)
+            result[f"{key}_p95"] = percentile(values, 95)
         result["held_key_settle_ms"] = launch["held_key_settle_ms"]
         if follow_count > 0:
             live = os.path.join(tmp, "live.db")

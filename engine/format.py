@@ -210,3 +210,18 @@ class OpRow(msgspec.Struct, array_like=True):
         parts = [p for p in (self.kind, self.namespace, self.name) if p]
         text = "/".join(parts)
         return f"{text}/{self.subresource}" if self.subresource else text
+
+
+def has_latency(verb: str, duration_ns: int) -> bool:
+    """Whether an op's duration is a measured latency.  Watch events have none of their own,
+    and a duration of 0 is one the source did not record (a Sieve trace's one-second
+    timestamps): both are unknown, never "0 ns"."""
+    return duration_ns > 0 and verb not in EVENT_VERBS
+
+
+def list_summary(body: Any) -> str | None:
+    """'PodList with 3 items' for a list body (None for anything else)."""
+    if isinstance(body, dict) and isinstance(body.get("items"), list):
+        n = len(body["items"])
+        return f"{body.get('kind') or 'List'} with {n:,} item{'s' if n != 1 else ''}"
+    return None

@@ -46,6 +46,13 @@ class SessionNotFound(RecordingError):
     """No session by that id or name."""
 
 
+class Interrupted(RecordingError):
+    """The query was stopped by ``interrupt()``: a cancelled neighbour's on a shared connection.
+
+    Not a problem with the recording: the caller may simply run the read again.
+    """
+
+
 def check_file(path: str) -> None:
     """Fail early, in one line, on a path that cannot be a recording."""
     if not os.path.exists(path):
@@ -169,6 +176,10 @@ class Recording:
                 except Exception:
                     pass
             raise
+        except sqlite3.OperationalError as exc:
+            if str(exc) == "interrupted":
+                raise Interrupted(f"{self.path}: the read was interrupted") from None
+            raise RecordingError(describe_sqlite_error(exc, self.path)) from None
         except sqlite3.Error as exc:
             raise RecordingError(describe_sqlite_error(exc, self.path)) from None
         except ValueError as exc:  # aiosqlite: connection closed
