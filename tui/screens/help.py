@@ -71,20 +71,20 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         table = self.key_table(2 if self.app.size.width >= WIDE else 1)
         with VerticalScroll():
-            yield Static(Text("replay-tui: keys (ctrl+p finds any action by name)", "replay.heading"))
+            yield Static(Text.styled("replay-tui: keys (ctrl+p finds any action by name)", "replay.heading"))
             yield Static(table)
-            yield Static(Text("\nmore keys, and the mouse", "replay.heading"))
+            yield Static(Text.styled("\nmore keys, and the mouse", "replay.heading"))
             yield Static(Text(MORE_HELP))
-            yield Static(Text("\njump (:) accepts", "replay.heading"))
+            yield Static(Text.styled("\njump (:) accepts", "replay.heading"))
             yield Static(Text(JUMP_HELP))
-            yield Static(Text("\nfilter (/) language", "replay.heading"))
+            yield Static(Text.styled("\nfilter (/) language", "replay.heading"))
             yield Static(Text(FILTER_HELP))
-            yield Static(Text("\ntimeline: ◆ mark, ┌│└ a reconcile span (one colour each), failed rows tinted, "
+            yield Static(Text.styled("\ntimeline: ◆ mark, ┌│└ a reconcile span (one colour each), failed rows tinted, "
                               "slow latency lit (>=250ms / >=1s), watch events in italics, '-' a latency the source "
                               "did not record; an op the filter hides but the cursor is on: a dim italic row.\n"
                               "Marks you set are kept beside your state, never written into the recording.",
                               "replay.label"))
-            yield Static(Text("\nEsc, q, ? or F1 closes this screen", "replay.label"))
+            yield Static(Text.styled("\nEsc, q, ? or F1 closes this screen", "replay.label"))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -71,7 +71,7 @@ class MarkPicker(ModalScreen["str | None"]):
     def compose(self) -> ComposeResult:
         options: list[Option] = []
         if self.extra:
-            options.append(Option(Text(self.extra, "italic"), id="\x00extra"))
+            options.append(Option(Text.styled(self.extra, "italic"), id="\x00extra"))
         for m in self.marks:
             t = Text()
             t.append(f"{safe(m.name):<16}", "replay.mark")
@@ -120,7 +120,7 @@ class ObjectPicker(ModalScreen["int | None"]):
     def compose(self) -> ComposeResult:
         tree = PickTree(Text(f"{len(self.keys):,} objects at op {self.seq:,}"))
         tree.root.expand()
-        tree.root.add_leaf(Text("⟲ follow the operation at the cursor", "italic"), data=FOLLOW_OP)
+        tree.root.add_leaf(Text.styled("⟲ follow the operation at the cursor", "italic"), data=FOLLOW_OP)
         kinds: dict[str, Any] = {}
         spaces: dict[tuple[str, str], Any] = {}
         counts: dict[str, int] = {}
@@ -138,7 +138,7 @@ class ObjectPicker(ModalScreen["int | None"]):
             if key.namespace:
                 snode = spaces.get((kind, key.namespace))
                 if snode is None:
-                    snode = spaces[(kind, key.namespace)] = knode.add(Text(safe(key.namespace), "replay.object"))
+                    snode = spaces[(kind, key.namespace)] = knode.add(Text.styled(safe(key.namespace), "replay.object"))
                 parent = snode
             leaf = parent.add_leaf(Text(safe(key.name)), data=obj_id)
             if obj_id == self.current:

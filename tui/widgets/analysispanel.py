@@ -89,7 +89,7 @@ def hot_loops(data: dict[str, Any]) -> list[Finding]:
 def cycle_section(cycles: list[dict[str, Any]] | None, error: str = "") -> tuple[str, list[Finding]]:
     """Causality cycles (engine.causality): the loop, its rounds and flip-flopping fields; None = computing."""
     if error:
-        return "causality cycles (could not be computed)", [(Text(safe(error), "replay.bad"), None)]
+        return "causality cycles (could not be computed)", [(Text.styled(safe(error), "replay.bad"), None)]
     if cycles is None:
         return "causality cycles (computing...)", []
     found: list[Finding] = []
@@ -112,7 +112,7 @@ def slow_section(so: Any) -> tuple[str, list[Finding]]:
     if not isinstance(so, dict):
         return "slow operations", [(Text(brief(i)), jump_target(i)) for i in so or []]
     if so.get("timing") is False:
-        return "slow operations", [(Text(NO_TIMING, LABEL), None)]
+        return "slow operations", [(Text.styled(NO_TIMING, LABEL), None)]
     threshold = num(so.get("threshold_ms"), 1000.0)
     slow: list[Finding] = []
     for op in so.get("slowest") or []:
@@ -215,16 +215,16 @@ class AnalysisPanel(OptionList):
         self.targets = {}
         if data is None:
             if error:
-                self.add_option(self._row(Text("the analysis could not be computed:", "replay.bad.strong")))
-                self.add_option(self._row(Text(safe(error), "replay.bad")))
+                self.add_option(self._row(Text.styled("the analysis could not be computed:", "replay.bad.strong")))
+                self.add_option(self._row(Text.styled(safe(error), "replay.bad")))
             else:
-                self.add_option(self._row(Text("computing analysis...", LABEL)))
+                self.add_option(self._row(Text.styled("computing analysis...", LABEL)))
             return
         n = 0
         for title, findings in analysis_sections(data):
             self.add_option(self._row(Text(f"{title.upper()}  ({len(findings)})", "replay.heading")))
             if not findings:
-                self.add_option(self._row(Text("  none found", LABEL)))
+                self.add_option(self._row(Text.styled("  none found", LABEL)))
             for text, target in findings[:60]:
                 line = Text("  ")
                 if isinstance(target, int) and target > 0:

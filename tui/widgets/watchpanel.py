@@ -57,18 +57,18 @@ class WatchPanel(OptionList):
         self.clear_options()
         self.rows = {}
         if not values:
-            self.add_option(Option(Text("no watched fields", LABEL), disabled=True))
-            self.add_option(Option(Text(HINT, LABEL), disabled=True))
+            self.add_option(Option(Text.styled("no watched fields", LABEL), disabled=True))
+            self.add_option(Option(Text.styled(HINT, LABEL), disabled=True))
             return
-        self.add_option(Option(Text(f"WATCHED FIELDS AT OP {seq:,}  ({len(values)})", "replay.heading"),
+        self.add_option(Option(Text.styled(f"WATCHED FIELDS AT OP {seq:,}  ({len(values)})", "replay.heading"),
                                disabled=True))
         for n, (index, value, change) in enumerate(values):
             oid = f"watch-{n}"
             self.rows[oid] = (index, change.seq if change is not None else None)
             self.add_option(Option(render_watch(index, value, change, seq), id=oid))
         self.add_option(Option(Text(""), disabled=True))
-        self.add_option(Option(Text("Enter: go to its last change · x: stop watching · " + HINT.split(" · ")[1],
-                                    LABEL), disabled=True))
+        self.add_option(Option(Text.styled("Enter: go to its last change · x: stop watching · "
+                                           + HINT.split(" · ")[1], LABEL), disabled=True))
         if highlighted is not None and highlighted < self.option_count:
             self.highlighted = highlighted
 
