@@ -175,3 +175,26 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "rich")))
 def test_the_controllers_never_load_textual() -> None:
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_binding_has_an_id() -> None:
+    """So a keymap can rebind any key (Textual's App.set_keymap takes binding ids)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from textual.binding import Binding
+
+    import replay_tui.tui as tui
+
+    missing, seen = [], 0
+    for info in pkgutil.walk_packages(tui.__path__, "replay_tui.tui."):
+        module = importlib.import_module(info.name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != module.__name__:
+                continue
+            for b in cls.__dict__.get("BINDINGS", []):
+                seen += 1
+                if not isinstance(b, Binding) or not b.id:
+                    missing.append(f"{cls.__name__}: {b}")
+    assert seen > 40 and missing == []

@@ -17,10 +17,20 @@ does).
 from __future__ import annotations
 
 from replay_tui.engine.cursor import Cursor, resolve_position
+from replay_tui.engine.filters import FilterError, parse
 from replay_tui.engine.format import Reconcile
 from replay_tui.engine.store import Session
 from replay_tui.tui.control.connections import retrying
 from replay_tui.tui.control.source import TimelineSource
+
+
+def filter_problem(text: str) -> tuple[str, int] | None:
+    """For the filter prompt: what is wrong with an expression (message, 1-based column), or None."""
+    try:
+        parse(text)
+    except FilterError as exc:
+        return exc.short, exc.column
+    return None
 
 
 class Navigator:

@@ -6,7 +6,6 @@ logic behind each key is in the plain-Python controllers (``tui.control``).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from textual.app import ComposeResult
@@ -18,13 +17,14 @@ from replay_tui.engine.filters import FilterError, parse
 from replay_tui.engine.textsafe import safe
 from replay_tui.tui.control import reportjob
 from replay_tui.tui.control.detail import objects_at
+from replay_tui.tui.control.navigation import filter_problem
 from replay_tui.tui.control.timetravel import ProvenanceWalk, check_watch_path
 from replay_tui.tui.messages import JumpTo, PaletteChanged, RemoveWatch
 from replay_tui.tui.screens import keys
 from replay_tui.tui.screens.debugger_core import LABELS, TABS, DebuggerCore
 from replay_tui.tui.screens.help import HelpScreen
 from replay_tui.tui.screens.pickers import FOLLOW_OP, MarkPicker, ObjectPicker, SessionPicker
-from replay_tui.tui.screens.prompt import ConfirmScreen, PromptScreen
+from replay_tui.tui.screens.prompt import PromptScreen
 from replay_tui.tui.widgets.analysispanel import AnalysisPanel
 from replay_tui.tui.widgets.diffpane import DiffPane
 from replay_tui.tui.widgets.keybar import KeyBar
@@ -55,13 +55,7 @@ class DebuggerScreen(DebuggerCore):
                                    ("analysis", AnalysisPanel), ("watches", WatchPanel)):
                     with TabPane(LABELS[name][0], id=TABS[name]):
                         yield pane(id=name)
-
-        def key(bid: str) -> tuple[str, str, str]:
-            b = keys.by_id(bid)
-            return b.key_display or keys.key_label(b.key), b.description, b.action
-
-        yield KeyBar([key(k) for k in keys.KEYBAR], [*(key(k) for k in keys.TAIL), ("^p", "Commands",
-                                                                                   "app.command_palette")], id="keys")
+        yield KeyBar(*keys.keybar(), id="keys")
 
     def on_mount(self) -> None:
         self.query_one("#op-box").border_title = "Operation"
@@ -97,8 +91,6 @@ class DebuggerScreen(DebuggerCore):
             changed = getattr(widget, "palette_changed", None)
             if callable(changed):
                 changed()
-        self._stale_tabs = {"state", "diff"}
-        self._show_tab_content(keep_scroll=True)
 
     def _session_picked(self, sid: int | None) -> None:
         if sid is None:
@@ -201,20 +193,12 @@ class DebuggerScreen(DebuggerCore):
         if self.nav is None:
             return
         flt = self.nav.source.filter
-
-        def check(text: str) -> tuple[str, int] | None:
-            try:
-                parse(text)
-            except FilterError as exc:
-                return exc.short, exc.column
-            return None
-
         self.app.push_screen(PromptScreen(
             "Filter the timeline", value=flt.text if flt else "",
             placeholder="verb:update kind:Pod ns:shop name:web-* status:409 latency>1s error, or free text",
             hint="fields: verb kind ns name status reason actor latency reconcile error changed=.status.phase"
                  " · ',' alternatives · '*' wildcard · != negates · empty clears · Esc cancels",
-            validate=check, prompt_id="filter-prompt"),
+            validate=filter_problem, prompt_id="filter-prompt"),
             lambda text: self.apply_filter(text) if text is not None else None)
 
     def apply_filter(self, text: str) -> None:
@@ -487,38 +471,3 @@ class DebuggerScreen(DebuggerCore):
             hint=f"the format follows the extension: {reportjob.reportfile.EXTENSION_LIST}; "
                  f"a relative path is from {reportjob.here()}.  Enter writes, Esc cancels."),
             lambda text: self.write_report(text.strip()) if text and text.strip() else None)
-
-    def write_report(self, out: str, *, overwrite: bool = False) -> None:
-        """Write the open session's report to ``out`` in a worker; what went wrong is a notification."""
-        ses = self.ses
-        if ses is None:
-            return
-        if self.report_writing is not None:
-            self.tell(f"a report is already being written to {self.report_writing}", "warning")
-            return
-        try:
-            path = reportjob.check(out, self.db)
-        except Exception as exc:
-            self.tell(f"report: {exc}")
-            return
-        if os.path.exists(path) and not overwrite:
-            self.app.push_screen(ConfirmScreen("That file already exists: replace it with the report?",
-                                               f"{path} would be overwritten"),
-                                 lambda yes: self.write_report(out, overwrite=True) if yes else
-                                 self.tell(f"report not written: {path} kept as it was", "information"))
-            return
-        self.report_writing = path
-        # kept up until the report is written (withdrawn then), however long the build takes
-        self._report_note = self.app.keep_note(  # type: ignore[attr-defined]
-            f"writing the report of session {safe(ses.info.name)!r} to {path}...")
-        self.start("report", lambda: reportjob.write(self.db, ses.info.id, path), self._report_written,
-                   failed=lambda text: self._report_written(None, text))
-
-    def _report_written(self, written: reportjob.Written | None, error: str = "") -> None:
-        self.report_writing = None
-        self.app.withdraw(self._report_note)  # type: ignore[attr-defined]
-        if written is None:
-            self.app.notify(f"report: {error}", severity="error", timeout=8, markup=False)
-        else:
-            self.app.notify(f"Report written to {written.path} ({written.size / 1024:,.1f} KiB, "
-                            f"{written.seconds:.1f} s)", timeout=8, markup=False)

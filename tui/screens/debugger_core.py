@@ -11,12 +11,13 @@ is computed from the reactive state below, so no code has to remember to repaint
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from textual.css.query import NoMatches
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import TabbedContent
 from textual.worker import Worker, WorkerState
@@ -24,6 +25,7 @@ from textual.worker import Worker, WorkerState
 from replay_tui.engine.format import Mark
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.textsafe import safe
+from replay_tui.tui.control import reportjob
 from replay_tui.tui.control.background import Background, compute
 from replay_tui.tui.control.connections import Connections, SessionSet
 from replay_tui.tui.control.detail import Detail, StateDiff, compute_detail, compute_state_diff, mark_diff_ends
@@ -31,6 +33,7 @@ from replay_tui.tui.control.marks import MarkStore
 from replay_tui.tui.control.navigation import Navigator
 from replay_tui.tui.control.timetravel import ProvenanceWalk, Watches
 from replay_tui.tui.messages import FollowTick, MatchesFound
+from replay_tui.tui.screens.prompt import ConfirmScreen
 from replay_tui.tui.widgets.analysispanel import AnalysisPanel
 from replay_tui.tui.widgets.diffpane import DiffPane
 from replay_tui.tui.widgets.oppane import OpPane
@@ -58,18 +61,18 @@ def error_text(exc: BaseException) -> str:
 class DebuggerCore(Screen[None]):
     """One session of a recording: the state behind the timeline, the bar, the panes and the tabs."""
 
-    seq: reactive[int] = reactive(0)
-    last: reactive[int] = reactive(0)
-    following: reactive[bool] = reactive(False)
-    ended: reactive[bool] = reactive(True)
-    session_name: reactive[str] = reactive("")
-    start_ns: reactive[int] = reactive(0)
-    cursor_ts: reactive[int | None] = reactive(None)
-    filter_state: reactive[tuple[str, int, bool]] = reactive(("", 0, False))
-    marks_version: reactive[int] = reactive(0)
-    diff_mark: reactive[str | None] = reactive(None)
-    pinned_label: reactive[str] = reactive("")
-    position: reactive[Position] = reactive(Position)
+    seq: var[int] = var(0)
+    last: var[int] = var(0)
+    following: var[bool] = var(False)
+    ended: var[bool] = var(True)
+    session_name: var[str] = var("")
+    start_ns: var[int] = var(0)
+    cursor_ts: var[int | None] = var(None)
+    filter_state: var[tuple[str, int, bool]] = var(("", 0, False))
+    marks_version: var[int] = var(0)
+    diff_mark: var[str | None] = var(None)
+    pinned_label: var[str] = var("")
+    position: var[Position] = var(Position)
 
     def __init__(self, conns: Connections, db: str, session: str | int | None = None, *, follow: bool = False,
                  sessions: list[Any] | None = None, persist_marks: bool = True):
@@ -151,7 +154,9 @@ class DebuggerCore(Screen[None]):
                 if failed is not None:
                     failed(text)
                 else:
-                    self.tell(f"{worker.name}: {text}" if worker.name not in ("detail", "open", "move") else text)
+                    where = {"timeline-pages": "timeline", "detail": "", "open": "", "move": ""}.get(worker.name,
+                                                                                                    worker.name)
+                    self.tell(f"{where}: {text}" if where else text)
             elif event.state == WorkerState.CANCELLED and worker.name in self.jobs.jobs:
                 self.jobs.cancelled(worker.name)
         except NoMatches:
@@ -230,9 +235,9 @@ class DebuggerCore(Screen[None]):
         if moved:
             self.timeline.update_count()
         self.timeline.select(nav.row(), center=center, moved=moved)
-        self.seq = seq
         row = self.timeline.row_for_seq(seq)
-        self.cursor_ts = row.ts_ns if row is not None else None
+        self.set_reactive(DebuggerCore.cursor_ts, row.ts_ns if row is not None else None)
+        self.seq = seq  # one repaint of the bar, with the time above
         if self._tab() == "watches":
             self._show_watches()
         self.load_detail()
@@ -391,6 +396,43 @@ class DebuggerCore(Screen[None]):
         if analysis.data is not None:
             data = dict(analysis.data, causality_cycles=cycles.data, cycles_error=cycles.error)
         self.query_one(AnalysisPanel).show_analysis(data, "" if data is not None else analysis.error)
+
+    # --- the session report (R) ------------------------------------------------------------------
+
+    def write_report(self, out: str, *, overwrite: bool = False) -> None:
+        """Write the open session's report to ``out`` in a worker; what went wrong is a notification."""
+        ses = self.ses
+        if ses is None:
+            return
+        if self.report_writing is not None:
+            self.tell(f"a report is already being written to {self.report_writing}", "warning")
+            return
+        try:
+            path = reportjob.check(out, self.db)
+        except RecordingError as exc:
+            self.tell(f"report: {exc}")
+            return
+        if os.path.exists(path) and not overwrite:
+            self.app.push_screen(ConfirmScreen("That file already exists: replace it with the report?",
+                                               f"{path} would be overwritten"),
+                                 lambda yes: self.write_report(out, overwrite=True) if yes else
+                                 self.tell(f"report not written: {path} kept as it was", "information"))
+            return
+        self.report_writing = path
+        # kept up until the report is written (withdrawn then), however long the build takes
+        self._report_note = self.app.keep_note(  # type: ignore[attr-defined]
+            f"writing the report of session {safe(ses.info.name)!r} to {path}...")
+        self.start("report", lambda: reportjob.write(self.db, ses.info.id, path), self._report_written,
+                   failed=lambda text: self._report_written(None, text))
+
+    def _report_written(self, written: reportjob.Written | None, error: str = "") -> None:
+        self.report_writing = None
+        self.app.withdraw(self._report_note)  # type: ignore[attr-defined]
+        if written is None:
+            self.app.notify(f"report: {error}", severity="error", timeout=8, markup=False)
+        else:
+            self.app.notify(f"Report written to {written.path} ({written.size / 1024:,.1f} KiB, "
+                            f"{written.seconds:.1f} s)", timeout=8, markup=False)
 
     # --- follow ----------------------------------------------------------------------------------
 

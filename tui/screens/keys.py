@@ -72,3 +72,12 @@ def bindings() -> list[Binding]:
 
 def by_id(bid: str) -> Binding:
     return next(b for b in bindings() if b.id == f"replay.{bid}")
+
+
+def keybar() -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """The key bar's keys (most used first) and its tail: (key as shown, description, action)."""
+    def key(bid: str) -> tuple[str, str, str]:
+        b = by_id(bid)
+        return b.key_display or key_label(b.key), b.description, b.action
+
+    return [key(k) for k in KEYBAR], [*(key(k) for k in TAIL), ("^p", "Commands", "app.command_palette")]

@@ -108,6 +108,7 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
         self._lines: list[Text] = []
         self._wrapped_at = 0
         self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(512)
+        self._base: Style | None = None  # the pane's own colours, computed once per theme and focus
 
     def set_body(self, text: Text | str | list[Line], *, keep_scroll: bool = False) -> None:
         """Show text: one Text (split at newlines) or, cheaper, a list of one-line Texts."""
@@ -146,6 +147,7 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
     def palette_changed(self) -> None:
         """The theme changed (or the focus, which tints the background): draw the lines again."""
         self._strips.clear()
+        self._base = None
         self.refresh()
 
     def on_focus(self) -> None:
@@ -157,7 +159,9 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         index = round(self.scroll_y) + y
-        base = self.rich_style  # the pane's own colours: Textual leaves a Line-API widget's background to it
+        if self._base is None:  # the pane's own colours: Textual leaves a Line-API widget's background to it
+            self._base = self.rich_style
+        base = self._base
         if index >= len(self._lines):
             return Strip.blank(width, base)
         key = (index, width)

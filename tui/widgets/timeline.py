@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
-from textual import work
 from textual.cache import LRUCache
 from textual.events import Click
 from textual.geometry import Size
@@ -361,9 +360,15 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         if page >= 0 and page in self._pages:  # a page read at the live end before it filled up
             self._pages.discard(page)
         self._wanted.add(page)
-        if not self._loading:
+        self._start_loading()
+
+    def _start_loading(self) -> None:
+        """Read the wanted pages in a worker of the screen: its end, a failure included, reaches the
+        screen's one handler of workers (``Worker.StateChanged`` does not bubble up from here)."""
+        if self._wanted and not self._loading:
             self._loading = True
-            self.call_later(self._load_pages)
+            self.call_later(lambda: self.screen.run_worker(self._load_pages(), name="timeline-pages",
+                                                           group="timeline-pages", exit_on_error=False))
 
     def _visible_pages(self) -> set[int]:
         source = self.source
@@ -374,7 +379,6 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         pages = {p for p in range(min(bases, default=0) // PAGE, max(bases, default=0) // PAGE + 1)}
         return pages | {-1}
 
-    @work(group="timeline-pages", exit_on_error=False)
     async def _load_pages(self) -> None:
         """Read wanted pages, those on screen first; pages scrolled past are dropped."""
         source = self.source
@@ -407,9 +411,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
             self.pages_loaded += 1
             self._lines.clear()  # neighbours decide brackets under a filter
         self.refresh()
-        if self._wanted and not self._loading:
-            self._loading = True
-            self.call_later(self._load_pages)
+        self._start_loading()
 
     # --- mouse ---------------------------------------------------------------------------
 
