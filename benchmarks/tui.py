@@ -120,9 +120,12 @@ async def child_launch(db: str, steps: int, seed: int) -> dict[str, Any]:
         out["step_busy_ms"] = busy
         # statistics and analysis run in the background after launch; measure steps once they are done
         t0 = time.monotonic()
-        while (app.debugger.jobs["stats"].data is None or app.debugger.jobs["stats"].running or app.debugger.jobs["analysis"].running) and time.monotonic() - t0 < 120:
+        jobs = app.debugger.jobs
+        while jobs["stats"].data is None and time.monotonic() - t0 < 120:
             await asyncio.sleep(0.05)
         out["stats_ready_s"] = time.monotonic() - t0
+        while jobs.running() and time.monotonic() - t0 < 300:  # analysis and causality cycles after them
+            await asyncio.sleep(0.05)
         rng = random.Random(seed)
         start = rng.randrange(1, max(app.debugger.last - steps - 2, 2))
         app.debugger.jump_to(str(start))

@@ -511,12 +511,13 @@ async def test_object_picker_pins_any_object_that_exists_here(fixture_db: Path) 
                                                               "Deployment.apps/shop/web"]
         cm_id = next(i for i, k in picker.keys.items() if k.kind == "ConfigMap")
         picker.dismiss(cm_id)
-        await until(pilot, lambda: app.debugger.detail is not None and app.debugger.detail.pinned and app.debugger.detail.seq == 12)
+        dbg = app.debugger
+        await until(pilot, lambda: dbg.detail is not None and dbg.detail.pinned and dbg.detail.seq == 12)
         assert "ConfigMap/shop/web-config" in pane(app, "state") and "pinned" in pane(app, "state")
         assert "pinned ConfigMap/shop/web-config" in bar(app)
         await pilot.press("l")  # stepping keeps the pinned object
         await ready(pilot, app, 13)
-        assert app.debugger.detail is not None and app.debugger.detail.key is not None and app.debugger.detail.key.kind == "ConfigMap"
+        assert dbg.detail is not None and dbg.detail.key is not None and dbg.detail.key.kind == "ConfigMap"
 
 
 async def test_noise_fields_fold_and_unfold(tmp_path: Path) -> None:

@@ -139,7 +139,8 @@ def colours(screen: str) -> dict[str, list[tuple[int, int, int]]]:
     return out
 
 
-@pytest.mark.parametrize("env, size", [({"NO_COLOR": "1"}, (80, 24)), ({"REPLAY_TUI_THEME": "textual-light"}, (160, 45))],
+@pytest.mark.parametrize("env, size", [({"NO_COLOR": "1"}, (80, 24)),
+                                       ({"REPLAY_TUI_THEME": "textual-light"}, (160, 45))],
                          ids=["no-color-80x24", "light-160x45"])
 def test_no_color_small_terminal_and_light_theme(tmp_path: Path, env: dict[str, str], size: tuple[int, int]) -> None:
     db = make_fixture(tmp_path / "fx.db")

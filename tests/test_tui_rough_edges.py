@@ -87,11 +87,11 @@ async def test_a_focused_pane_shows_it(fixture_db: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot, app, 1)
         state = dbg(app).query_one("#state")
-        before = list(state.render_line(0))[0].style.bgcolor
+        before = next(iter(state.render_line(0))).style.bgcolor
         await pilot.press("tab", "tab")  # timeline -> operation pane -> the tab's content
         await until(pilot, lambda: dbg(app).focused is state, what="the state pane focused")
         await pilot.pause(0.1)
-        assert list(state.render_line(0))[0].style.bgcolor != before  # tinted while it has the focus
+        assert next(iter(state.render_line(0))).style.bgcolor != before  # tinted while it has the focus
 
 
 async def test_x_outside_the_watches_tab_says_what_it_does(fixture_db: Path) -> None:

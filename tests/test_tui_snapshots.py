@@ -180,7 +180,8 @@ async def test_analysis_tab(fixture_db: Path) -> None:
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
-        await until(pilot, lambda: app.debugger.jobs["analysis"].data is not None and app.debugger.jobs["cycles"].data is not None)
+        jobs = app.debugger.jobs
+        await until(pilot, lambda: jobs["analysis"].data is not None and jobs["cycles"].data is not None)
         await pilot.press("4")
         await snapshot(pilot, app, "analysis")
 

@@ -12,8 +12,8 @@ from textual.widgets import Input, Static
 
 from replay_tui.engine.writer import RecordingWriter
 from replay_tui.tui.app import ReplayApp
-from replay_tui.tui.screens.prompt import PromptScreen
 from replay_tui.tui.screens.keys import help_rows
+from replay_tui.tui.screens.prompt import PromptScreen
 from replay_tui.tui.widgets.analysispanel import AnalysisPanel
 from replay_tui.tui.widgets.watchpanel import WatchPanel
 from tests.conftest import T0, k8s_object, op_for, write_session
