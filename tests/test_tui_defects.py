@@ -511,3 +511,23 @@ async def test_13_a_read_error_ends_computing_in_every_tab(fixture_db: Path, mon
         await pilot.press("4")
         await until(pilot, lambda: "corrupted at op 3" in screen(app), timeout=8, what="the analysis error")
         assert "computing" not in screen(app)
+
+
+async def test_13_a_read_error_at_the_cursor_shows_in_the_panes(fixture_db: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from replay_tui.engine.schema import RecordingError
+    from replay_tui.engine.store import Session
+
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, app, 1)
+
+        async def broken(self: Session, seq: int) -> Any:
+            raise RecordingError(f"{fixture_db}: the recording is corrupted at op {seq}")
+
+        monkeypatch.setattr(Session, "op", broken)
+        await pilot.press("l")
+        await until(pilot, lambda: "op 2 could not be read" in dbg(app).query_one("#op").body_text,
+                    what="the operation pane's error")
+        assert "corrupted at op 2" in dbg(app).query_one("#state").body_text
+        assert "op 2 of" in screen(app)
