@@ -208,3 +208,29 @@ async def test_a_failed_read_of_timeline_rows_is_told_through_the_one_failure_pa
         await until(pilot, lambda: "timeline: " in notices(app) and "corrupted at op 201" in notices(app),
                     what="the error, named for the timeline")
         assert app.is_running
+
+
+async def test_the_mouse_as_the_help_and_readme_describe_it(fixture_db: Path) -> None:
+    """A click on a key at the bottom runs it; the wheel scrolls the timeline without moving the
+    cursor; a click on a row goes there; a click on a tab opens it."""
+    from textual.events import MouseScrollDown
+    from textual.widgets import Tab
+
+    from replay_tui.tui.widgets.keybar import KeyBar
+
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, app, 1)
+        bar = dbg(app).query_one(KeyBar)
+        x = bar.text.index("e Next error")
+        await pilot.click(KeyBar, offset=(x + 1, 0))
+        await settled(pilot, app, CONFLICT_SEQ)
+        timeline = dbg(app).query_one(Timeline)
+        await pilot._post_mouse_events([MouseScrollDown] * 5, Timeline, offset=(20, 5))
+        await until(pilot, lambda: timeline.scroll_y > 0, what="the timeline scrolled by the wheel")
+        assert dbg(app).seq == CONFLICT_SEQ
+        await pilot.click(Timeline, offset=(20, 3))
+        await until(pilot, lambda: dbg(app).seq == round(timeline.scroll_y) + 3, what="the clicked row")
+        tabs = list(dbg(app).query(Tab))
+        await pilot.click(tabs[2])  # Stats
+        await until(pilot, lambda: dbg(app).query_one("TabbedContent").active == "tab-stats")
