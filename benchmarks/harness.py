@@ -39,8 +39,8 @@ FLOOR_DEFINITION = (
     " session's rowid range, iterated in Python, fresh connection (median of runs)")
 
 
-def _pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile, ``q`` in percent (every benchmark reports its figures this way)."""
     if not values:
         return 0.0
     ordered = sorted(values)
@@ -152,9 +152,9 @@ async def read_phase(db: str, *, session_ref: str | None, samples: int, seed: in
 
     out.update({
         "session_ops": last,
-        "step_ms_p50": _pct(step_ms, 50), "step_ms_p95": _pct(step_ms, 95),
-        "jump_state_ms_p50": _pct(jump_ms, 50), "jump_state_ms_p95": _pct(jump_ms, 95),
-        "diff_ms_p50": _pct(diff_ms, 50), "diff_ms_p95": _pct(diff_ms, 95),
+        "step_ms_p50": percentile(step_ms, 50), "step_ms_p95": percentile(step_ms, 95),
+        "jump_state_ms_p50": percentile(jump_ms, 50), "jump_state_ms_p95": percentile(jump_ms, 95),
+        "diff_ms_p50": percentile(diff_ms, 50), "diff_ms_p95": percentile(diff_ms, 95),
         "diff_samples_with_object": present,
         "stats_s": statistics.median(stats_s),
         "sqlite_floor_s": statistics.median(floor_s),

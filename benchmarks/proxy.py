@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.harness import percentile
+
 OBJECT = {"apiVersion": "v1", "kind": "ConfigMap",
           "metadata": {"name": "bench", "namespace": "default", "uid": "0f0e5b6c-1b4a-4c1e-9d57-6a3c9d6f0a11",
                        "resourceVersion": "1001", "creationTimestamp": "2024-01-01T00:00:00Z",
@@ -43,12 +45,6 @@ OBJECT = {"apiVersion": "v1", "kind": "ConfigMap",
                        "annotations": {"note": "x" * 200}},
           "data": {f"key{i}": "value " * 20 for i in range(8)}}
 
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 # --- the upstream ---------------------------------------------------------------------------
@@ -208,13 +204,13 @@ def run(requests: int, events: int, interval_ms: float, observe: bool = False, t
         result: dict[str, Any] = {
             "requests": requests, "events": events, "event_interval_ms": interval_ms,
             "recorder_args": OBSERVE_ARGS if observe else [], "tls": tls,
-            "request_us": {"direct_p50": _pct(d_times, 50), "proxy_p50": _pct(p_times, 50),
-                           "direct_p95": _pct(d_times, 95), "proxy_p95": _pct(p_times, 95),
-                           "direct_p99": _pct(d_times, 99), "proxy_p99": _pct(p_times, 99)},
-            "event_us": {"direct_p50": _pct(w_direct, 50), "proxy_p50": _pct(w_proxy, 50),
-                         "direct_p95": _pct(w_direct, 95), "proxy_p95": _pct(w_proxy, 95)},
-            "new_connection_us": {"direct_p50": _pct(h_direct, 50), "proxy_p50": _pct(h_proxy, 50),
-                                  "direct_p95": _pct(h_direct, 95), "proxy_p95": _pct(h_proxy, 95),
+            "request_us": {"direct_p50": percentile(d_times, 50), "proxy_p50": percentile(p_times, 50),
+                           "direct_p95": percentile(d_times, 95), "proxy_p95": percentile(p_times, 95),
+                           "direct_p99": percentile(d_times, 99), "proxy_p99": percentile(p_times, 99)},
+            "event_us": {"direct_p50": percentile(w_direct, 50), "proxy_p50": percentile(w_proxy, 50),
+                         "direct_p95": percentile(w_direct, 95), "proxy_p95": percentile(w_proxy, 95)},
+            "new_connection_us": {"direct_p50": percentile(h_direct, 50), "proxy_p50": percentile(h_proxy, 50),
+                                  "direct_p95": percentile(h_direct, 95), "proxy_p95": percentile(h_proxy, 95),
                                   "connections": handshakes},
             "recorded_ops": ops, "recorded": attrs.get("recorded"), "dropped": attrs.get("dropped"),
         }

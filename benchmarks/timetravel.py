@@ -29,6 +29,7 @@ import tempfile
 import time
 from typing import Any
 
+from benchmarks.harness import percentile
 from benchmarks.synth import ingest, max_rss_mb
 
 QUERIES = (
@@ -42,10 +43,6 @@ QUERIES = (
 FIELDS = (".metadata.resourceVersion", ".status.conditions[type=Ready].status")
 TARGETS = {"reverse_continue_ms_max": 50.0, "build_s_hot": 1.0, "query_first_match_ms_max": 100.0}
 
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 async def measure(db: str, *, session_ref: str | None, seed: int, samples: int) -> dict[str, Any]:
@@ -82,7 +79,7 @@ async def measure(db: str, *, session_ref: str | None, seed: int, samples: int) 
                 builds[f"{label} {path}"] = {
                     "object": str(key), "versions": versions, "changes": len(index),
                     "build_s": round(seconds, 3),
-                    "reverse_continue_ms_p50": round(_pct(rc, 50), 3),
+                    "reverse_continue_ms_p50": round(percentile(rc, 50), 3),
                     "reverse_continue_ms_max": round(max(rc), 3)}
         out["watch"] = builds
         out["build_s_hot"] = max(v["build_s"] for k, v in builds.items() if k.startswith("hot"))
@@ -112,7 +109,7 @@ async def measure(db: str, *, session_ref: str | None, seed: int, samples: int) 
             t = time.perf_counter()
             await provenance.explain(session, obj_id, pos)
             why.append((time.perf_counter() - t) * 1000)
-        out["why_ms_p50"] = round(_pct(why, 50), 2)
+        out["why_ms_p50"] = round(percentile(why, 50), 2)
         out["why_ms_max"] = round(max(why), 2)
 
         start = time.perf_counter()

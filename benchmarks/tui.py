@@ -37,15 +37,11 @@ import threading
 import time
 from typing import Any
 
+from benchmarks.harness import percentile
+
 SIZE = (160, 45)
 TARGETS = (("launch_s", 1.5), ("step_ms_p50", 50.0), ("follow_ms_max", 500.0))
 
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(round(q * (len(values) - 1)), len(values) - 1)]
 
 
 def _run_child(args: list[str], timeout: float = 900) -> tuple[dict[str, Any], float]:
@@ -62,7 +58,7 @@ def _run_child(args: list[str], timeout: float = 900) -> tuple[dict[str, Any], f
 async def _settled(pilot: Any, app: Any, seq: int, timeout: float = 30.0) -> None:
     """Every pane shows ``seq`` and the screen has been repainted."""
     deadline = time.monotonic() + timeout
-    while app.detail is None or app.detail.seq != seq or app.seq != seq:
+    while app.debugger.detail is None or app.debugger.detail.seq != seq or app.debugger.seq != seq:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the panes never showed op {seq}")
         await asyncio.sleep(0.001)
@@ -94,7 +90,7 @@ def _send(app: Any, key: str) -> None:
 
 async def _cursor_at(pilot: Any, app: Any, seq: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while app.seq != seq:
+    while app.debugger.seq != seq:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the cursor never reached op {seq}")
         await asyncio.sleep(0.0005)
@@ -113,7 +109,7 @@ async def child_launch(db: str, steps: int, seed: int) -> dict[str, Any]:
         await _rows_painted(pilot, timeline)
         await _settled(pilot, app, 1)
         out["painted_at"] = time.time()
-        out["ops"] = app.last
+        out["ops"] = app.debugger.last
         busy = []  # steps right after launch, while statistics and analysis are computed beside them
         for i in range(min(steps, 20)):
             t = time.perf_counter()
@@ -124,18 +120,21 @@ async def child_launch(db: str, steps: int, seed: int) -> dict[str, Any]:
         out["step_busy_ms"] = busy
         # statistics and analysis run in the background after launch; measure steps once they are done
         t0 = time.monotonic()
-        while (app.stats_data is None or app._stats.running or app._analysis.running) and time.monotonic() - t0 < 120:
+        jobs = app.debugger.jobs
+        while jobs["stats"].data is None and time.monotonic() - t0 < 120:
             await asyncio.sleep(0.05)
         out["stats_ready_s"] = time.monotonic() - t0
+        while jobs.running() and time.monotonic() - t0 < 300:  # analysis and causality cycles after them
+            await asyncio.sleep(0.05)
         rng = random.Random(seed)
-        start = rng.randrange(1, max(app.last - steps - 2, 2))
-        app.jump_to(str(start))
+        start = rng.randrange(1, max(app.debugger.last - steps - 2, 2))
+        app.debugger.jump_to(str(start))
         await _settled(pilot, app, start)
         await _rows_painted(pilot, timeline)
         bar_ms, pane_ms = [], []
         for i in range(steps):
             key = "l" if i % 4 != 3 else "h"
-            target = app.seq + (1 if key == "l" else -1)
+            target = app.debugger.seq + (1 if key == "l" else -1)
             t = time.perf_counter()
             _send(app, key)
             await _cursor_at(pilot, app, target)
@@ -145,7 +144,7 @@ async def child_launch(db: str, steps: int, seed: int) -> dict[str, Any]:
             await asyncio.sleep(0.01)  # a person does not press faster than this
         out["step_bar_ms"] = bar_ms
         out["step_ms"] = pane_ms
-        target = app.seq + 30
+        target = app.debugger.seq + 30
         t = time.perf_counter()
         for _ in range(30):
             _send(app, "l")
@@ -153,21 +152,21 @@ async def child_launch(db: str, steps: int, seed: int) -> dict[str, Any]:
         out["held_key_settle_ms"] = (time.perf_counter() - t) * 1000
         page_ms = []
         for _ in range(10):
-            before = app.seq
+            before = app.debugger.seq
             t = time.perf_counter()
             _send(app, "pagedown")
-            while app.seq == before:
+            while app.debugger.seq == before:
                 await asyncio.sleep(0.0005)
             await _rows_painted(pilot, timeline)
-            await _settled(pilot, app, app.seq)
+            await _settled(pilot, app, app.debugger.seq)
             page_ms.append((time.perf_counter() - t) * 1000)
         out["page_ms"] = page_ms
         jump_ms = []
         for _ in range(10):
             pct = rng.randrange(1, 100)
             t = time.perf_counter()
-            app.jump_to(f"{pct}%")
-            expected = max(1, round(app.last * pct / 100))
+            app.debugger.jump_to(f"{pct}%")
+            expected = max(1, round(app.debugger.last * pct / 100))
             await _settled(pilot, app, expected)
             await _rows_painted(pilot, timeline)
             jump_ms.append((time.perf_counter() - t) * 1000)
@@ -241,7 +240,7 @@ async def child_follow(db: str, ops: int, count: int, every: float) -> dict[str,
         target = ops + count
         while time.monotonic() < deadline and target not in seen:
             # a new op counts as shown once its row is on screen and the cursor (following) is on it or past it
-            new = [s for s in range(ops + 1, app.seq + 1)
+            new = [s for s in range(ops + 1, app.debugger.seq + 1)
                    if s not in seen and timeline.row_for_seq(s) is not None]
             if new:
                 await pilot._wait_for_screen()
@@ -276,7 +275,7 @@ def run(ops: int, db: str | None, steps: int, follow_ops: int, follow_count: int
         for key in ("step_ms", "step_bar_ms", "step_busy_ms", "page_ms", "jump_ms"):
             values = launch[key]
             result[f"{key}_p50"] = statistics.median(values)
-            result[f"{key}_p95"] = _pct(values, 0.95)
+            result[f"{key}_p95"] = percentile(values, 95)
         result["held_key_settle_ms"] = launch["held_key_settle_ms"]
         if follow_count > 0:
             live = os.path.join(tmp, "live.db")

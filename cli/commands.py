@@ -14,11 +14,12 @@ import yaml
 from replay_tui.engine import diff as diffmod
 from replay_tui.engine import state
 from replay_tui.engine.cursor import resolve_position
-from replay_tui.engine.format import VERB_ORDER, ObjectKey, Operation, is_path
+from replay_tui.engine.diff import short_value
+from replay_tui.engine.format import VERB_ORDER, ObjectKey, Operation, is_path, list_summary
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import CORRUPTED, Recording, Session, at_op
 from replay_tui.engine.textsafe import safe, safe_block, safe_json
-from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_ts
+from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_ms, fmt_ts
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -89,11 +90,11 @@ async def sessions(db: str, *, as_json: bool) -> int:
             state += f", sampled {i.sample_rate * 100:.4g}%"
         rows.append((str(i.id), safe(i.name), safe(i.source), f"{i.operations:,}", fmt_ts(i.started_ns)[:19],
                      duration, state))
-    emit(_table(rows))
+    emit(table(rows))
     return 0
 
 
-def _table(rows: Sequence[tuple[str, ...]], right: Iterable[int] = (3,)) -> str:
+def table(rows: Sequence[tuple[str, ...]], right: Iterable[int] = (3,)) -> str:
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     right = set(right)
     lines = []
@@ -117,12 +118,6 @@ def _label(op: Operation) -> str:
     if op.key:
         return f"{op.key}/{op.subresource}" if op.subresource else str(op.key)
     return op.target or "-"
-
-
-def _body_summary(body: Any) -> str | None:
-    if isinstance(body, dict) and isinstance(body.get("items"), list):
-        return f"{body.get('kind') or 'List'} with {len(body['items'])} items"
-    return None
 
 
 async def show(db: str, session: str | None, at: str, resource: str | None, *, as_json: bool) -> int:
@@ -173,7 +168,7 @@ async def show(db: str, session: str | None, at: str, resource: str | None, *, a
             out.append("  request" + (f" ({safe(op.patch_type)})" if op.patch_type else "") + ":")
             out.append(safe_block(to_yaml(op.request, 4).rstrip()))
         if op.response is not None:
-            summary = _body_summary(op.response)
+            summary = list_summary(op.response)
             if summary:
                 out.append(f"  response:  {safe(summary)}")
             elif obj is not None and op.response == obj:
@@ -204,12 +199,6 @@ def _ignore(all_fields: bool, extra: list[str]) -> tuple[str, ...]:
     return tuple(extra) if all_fields else diffmod.DEFAULT_IGNORE + tuple(extra)
 
 
-def _fmt_value(value: Any) -> str:
-    if value is diffmod.MISSING:
-        return "(absent)"
-    text = safe(msgspec.json.encode(value).decode())
-    return text if len(text) <= 120 else text[:117] + "..."
-
 
 def _change_lines(changes: list[diffmod.Change], indent: str = "  ") -> list[str]:
     lines = []
@@ -217,11 +206,11 @@ def _change_lines(changes: list[diffmod.Change], indent: str = "  ") -> list[str
         sign = {"added": "+", "removed": "-", "changed": "~"}[ch.kind]
         path = safe(ch.path or ".")
         if ch.kind == "added":
-            lines.append(f"{indent}{sign} {path}: {_fmt_value(ch.new)}")
+            lines.append(f"{indent}{sign} {path}: {short_value(ch.new)}")
         elif ch.kind == "removed":
-            lines.append(f"{indent}{sign} {path}: {_fmt_value(ch.old)}")
+            lines.append(f"{indent}{sign} {path}: {short_value(ch.old)}")
         else:
-            lines.append(f"{indent}{sign} {path}: {_fmt_value(ch.old)} -> {_fmt_value(ch.new)}")
+            lines.append(f"{indent}{sign} {path}: {short_value(ch.old)} -> {short_value(ch.new)}")
     return lines
 
 
@@ -263,9 +252,6 @@ async def diff(db: str, session: str | None, from_: str, to: str, resource: str 
 
 # --- stats and analysis ------------------------------------------------------------
 
-def _ms(v: Any) -> str:
-    return "-" if v is None else f"{v:,.1f}"
-
 
 async def stats(db: str, session: str | None, *, as_json: bool) -> int:
     from replay_tui.engine import stats as statsmod
@@ -298,22 +284,22 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
            *([f"  {sampling_note(rate, int(s.get('recorded_operations', 0)), None)}"] if rate < 1 else []),
            f"  errors     {s['errors']:,} ({s.get('error_rate', 0) * 100:.2f}%)",
            f"  reconciles {s['reconciles']:,}    watch events {s.get('watch_events', 0):,}",
-           f"  latency    p50 {_ms(lat.get('p50'))} ms  p95 {_ms(lat.get('p95'))} ms  "
-           f"p99 {_ms(lat.get('p99'))} ms  max {_ms(lat.get('max'))} ms", ""]
+           f"  latency    p50 {fmt_ms(lat.get('p50'))}  p95 {fmt_ms(lat.get('p95'))}  "
+           f"p99 {fmt_ms(lat.get('p99'))}  max {fmt_ms(lat.get('max'))}", ""]
     by_verb = s.get("by_verb") or {}
     lat_verb = s.get("latency_by_verb") or {}
-    rows = [("VERB", "COUNT", "P50 ms", "P95 ms", "P99 ms")]
+    rows = [("VERB", "COUNT", "P50", "P95", "P99")]
     for verb in [v for v in VERB_ORDER if by_verb.get(v)] + sorted(set(by_verb) - set(VERB_ORDER)):
         lv = lat_verb.get(verb) or {}
-        rows.append((safe(verb), f"{by_verb[verb]:,}", _ms(lv.get("p50")), _ms(lv.get("p95")),
-                     _ms(lv.get("p99"))))
-    out.append(_table(rows, right=(1, 2, 3, 4)))
+        rows.append((safe(verb), f"{by_verb[verb]:,}", fmt_ms(lv.get("p50")), fmt_ms(lv.get("p95")),
+                     fmt_ms(lv.get("p99"))))
+    out.append(table(rows, right=(1, 2, 3, 4)))
     by_kind = s.get("by_kind") or {}
     if by_kind:
         out.append("")
         kinds = [("KIND", "COUNT")] + [(safe(k or "-"), f"{n:,}") for k, n in
                                        sorted(by_kind.items(), key=lambda kv: -kv[1])[:15]]
-        out.append(_table(kinds, right=(1,)))
+        out.append(table(kinds, right=(1,)))
     by_status = s.get("by_status") or {}
     if by_status:
         out.append("")

@@ -39,10 +39,6 @@ COMMANDS = ("sessions", "show", "diff", "stats", "analyze", "when", "why", "quer
 DEMO_RESOURCE = ("replay_tui", "demo/demo.db")
 
 
-class UsageError(RecordingError):
-    """Bad arguments, reported like any other one-line error."""
-
-
 def _position(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("empty position")

@@ -19,17 +19,11 @@ from replay_tui.engine import report as reportmod
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.stats import LATENCY_VERBS
 from replay_tui.engine.textsafe import safe, safe_block, safe_json
-from replay_tui.engine.units import fmt_duration, fmt_ts
+from replay_tui.engine.units import fmt_duration, fmt_ms, fmt_percent, fmt_ts
 
 FORMATS = ("md", "json", "html")
 
 
-def _ms(value: float) -> str:
-    return fmt_duration(value * 1e6)
-
-
-def _pct(value: float) -> str:
-    return f"{value * 100:.1f}%"
 
 
 def _sections(r: reportmod.Report) -> dict[str, Any]:
@@ -51,22 +45,22 @@ def _sections(r: reportmod.Report) -> dict[str, Any]:
         ("Sampling", sampling_note(s.sample_rate, s.recorded_operations, s.sampled_out)),
         ("Operations", f"{est}{s.operations:,}"), ("Requests", f"{est}{s.requests:,}"),
         ("Watch events", f"{s.watch_events:,}"), ("Reconciles", f"{s.reconciles:,}"),
-        ("Errors", f"{est}{s.errors:,} ({_pct(s.error_rate)})"),
-        ("Latency avg / max", f"{_ms(lat.mean)} / {_ms(lat.max)}"),
-        ("Latency p50 / p95 / p99", f"{_ms(lat.p50)} / {_ms(lat.p95)} / {_ms(lat.p99)}"),
+        ("Errors", f"{est}{s.errors:,} ({fmt_percent(s.error_rate)})"),
+        ("Latency avg / max", f"{fmt_ms(lat.mean)} / {fmt_ms(lat.max)}"),
+        ("Latency p50 / p95 / p99", f"{fmt_ms(lat.p50)} / {fmt_ms(lat.p95)} / {fmt_ms(lat.p99)}"),
         ("Ops/s (avg / peak)", f"{s.ops_per_s:.1f} / {s.peak_ops_per_s:.0f}"),
     ]
     # Watch events have no duration and a watch lasts as long as its stream: no latency shown.
     endpoints = [(e.endpoint, f"{est if e.verb in LATENCY_VERBS else ''}{e.count:,}",
-                  _ms(e.avg_ms) if e.verb in LATENCY_VERBS else "-",
-                  _ms(e.p95_ms) if e.verb in LATENCY_VERBS else "-", f"{e.errors:,}",
+                  fmt_ms(e.avg_ms) if e.verb in LATENCY_VERBS else "-",
+                  fmt_ms(e.p95_ms) if e.verb in LATENCY_VERBS else "-", f"{e.errors:,}",
                   f"SLOW (p95 >= {r.slow_ms:g} ms, see seq {e.max_seq})" if e.slow else "")
                  for e in r.endpoints]
     profiles = [(p.reconciler, f"{p.reconciles:,}", f"{p.failed:,}",
-                 f"{_ms(p.cycle_ms.p50)} / {_ms(p.cycle_ms.p95)} / {_ms(p.cycle_ms.p99)}",
-                 (f"{p.slowest_op.verb} {p.slowest_op.target} {_ms(p.slowest_op.ms)} (seq {p.slowest_op.seq})"
+                 f"{fmt_ms(p.cycle_ms.p50)} / {fmt_ms(p.cycle_ms.p95)} / {fmt_ms(p.cycle_ms.p99)}",
+                 (f"{p.slowest_op.verb} {p.slowest_op.target} {fmt_ms(p.slowest_op.ms)} (seq {p.slowest_op.seq})"
                   if p.slowest_op else "-"),
-                 ", ".join(f"{v} {_pct(x)}" for v, x in p.time_by_verb.items()) or "-",
+                 ", ".join(f"{v} {fmt_percent(x)}" for v, x in p.time_by_verb.items()) or "-",
                  p.bottleneck or "-") for p in r.reconcilers]
     findings = [(f.kind, f.target, f.detail, str(f.seq)) for f in r.findings]
     redaction = {True: "on", False: "OFF", None: "not recorded"}[sec.redaction]
@@ -196,7 +190,7 @@ def latency_svg(r: reportmod.Report, width: int = 720, height: int = 200) -> str
             parts.append(f'<polyline points="{" ".join(run)}" fill="none" stroke="#bc4c00" stroke-width="2"/>')
     parts += [
         f'<text x="4" y="{top + 10}" font-size="11" fill="#0969da">{max_count} ops</text>',
-        f'<text x="{left + w + 4}" y="{top + 10}" font-size="11" fill="#bc4c00">{html.escape(_ms(max_p95))}</text>',
+        f'<text x="{left + w + 4}" y="{top + 10}" font-size="11" fill="#bc4c00">{html.escape(fmt_ms(max_p95))}</text>',
         f'<text x="{left}" y="{height - 8}" font-size="11" fill="#57606a">'
         f'{html.escape(fmt_ts(t.start_ns))}</text>',
         f'<text x="{left + w}" y="{height - 8}" font-size="11" fill="#57606a" text-anchor="end">'

@@ -18,11 +18,11 @@ from typing import Any
 
 import msgspec
 
-from replay_tui.cli.commands import _table, emit, emit_json, opened
+from replay_tui.cli.commands import emit, emit_json, opened, table
 from replay_tui.engine import provenance, watch
 from replay_tui.engine import query as querymod
 from replay_tui.engine.cursor import resolve_position
-from replay_tui.engine.diff import MISSING
+from replay_tui.engine.diff import short_value
 from replay_tui.engine.filters import FilterError, parse
 from replay_tui.engine.format import OpRow
 from replay_tui.engine.schema import RecordingError
@@ -41,12 +41,6 @@ def caret_error(what: str, expression: str, column: int, message: str) -> int:
     sys.stderr.write(f"{prefix}{line}\n{' ' * (len(prefix) + col - 1)}^ {message}\n")
     return 1
 
-
-def _value(value: Any, limit: int = 100) -> str:
-    if value is MISSING:
-        return "(absent)"
-    text = safe(msgspec.json.encode(value).decode())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --- when ------------------------------------------------------------------------------
@@ -97,9 +91,9 @@ async def when(db: str, session: str | None, field: str, *, before: str | None, 
         rows = [("SEQ", "ELAPSED", "VERB", "WRITTEN BY", "OLD -> NEW")]
         for c, w in zip(changes, writers):
             rows.append((str(c.seq), fmt_elapsed(c.ts_ns - start) if c.ts_ns else "-", safe(c.verb or "-"),
-                         _writer_text(w), f"{_value(c.old)} -> {_value(c.new)}"
+                         _writer_text(w), f"{short_value(c.old)} -> {short_value(c.new)}"
                          + (" (object deleted)" if c.deleted else "")))
-        emit(_table(rows, right=()))
+        emit(table(rows, right=()))
         return 0
 
 
@@ -173,7 +167,7 @@ def _row_text(row: OpRow, start: int, keys: dict[int, Any], fields: list[querymo
             f"{fmt_duration(row.duration_ns):>7}" + (f"  #{row.reconcile}" if row.reconcile is not None else ""))
     for f in fields:
         text += (f"\n{'':>11}{safe(str(keys.get(f.obj_id, f.obj_id)))}:{safe(f.path)}: "
-                 f"{_value(f.old)} -> {_value(f.new)}")
+                 f"{short_value(f.old)} -> {short_value(f.new)}")
     return text
 
 

@@ -101,9 +101,14 @@ class SlowOp(msgspec.Struct):
 
 
 class SlowOperations(msgspec.Struct):
-    """Requests over the threshold (watch streams and watch events are not requests with a latency)."""
+    """Requests over the threshold (watch streams and watch events are not requests with a latency).
+
+    ``timing`` is False when no request carries a latency (a Sieve trace's one-second
+    timestamps): then there is nothing to rank, rather than a list of "0 ns" operations.
+    """
 
     threshold_ms: float = 0.0
+    timing: bool = True
     count: int = 0
     slowest: list[SlowOp] = msgspec.field(default_factory=list)
     slowest_by_verb: dict[str, SlowOp] = msgspec.field(default_factory=dict)
@@ -544,9 +549,11 @@ def _slow_op(r: tuple[Any, ...]) -> SlowOp:
 async def _slow(session: Session, slow_ms: float, grouped: list[Group]) -> SlowOperations:
     slowest: dict[str, tuple[int, int]] = {}  # verb -> (duration, seq)
     count_by_verb: dict[str, int] = {}
+    if not any(g.max_ns > 0 for g in grouped if g.verb in LATENCY_VERBS):
+        return SlowOperations(threshold_ms=slow_ms, timing=False)
     for g in grouped:
         verb, over, mx, seq = g.verb, g.over, g.max_ns, g.max_seq
-        if verb not in LATENCY_VERBS:
+        if verb not in LATENCY_VERBS or mx <= 0:  # no latency recorded: not a candidate
             continue
         if over:
             count_by_verb[verb] = count_by_verb.get(verb, 0) + over
@@ -557,7 +564,7 @@ async def _slow(session: Session, slow_ms: float, grouped: list[Group]) -> SlowO
     id_lo, id_hi = await id_range(session) or (0, -1)
     top = await session.rec.fetchall(
         "SELECT seq, verb, kind, namespace, name, subresource, status, duration_ns, resource FROM operations"
-        f" WHERE id BETWEEN ? AND ? AND +session_id = ? AND verb IN ({verbs})"
+        f" WHERE id BETWEEN ? AND ? AND +session_id = ? AND verb IN ({verbs}) AND duration_ns > 0"
         " ORDER BY duration_ns DESC, seq LIMIT ?", (id_lo, id_hi, session.id, SLOWEST))
     details = await _op_rows(session, [seq for _, seq in slowest.values()]) if slowest else {}
     order = [v for v in VERB_ORDER if v in slowest]

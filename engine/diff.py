@@ -22,6 +22,7 @@ import msgspec
 
 from replay_tui.engine.state import Snapshot, object_at, snapshot
 from replay_tui.engine.store import Session
+from replay_tui.engine.textsafe import safe
 
 
 class _Missing:
@@ -47,6 +48,16 @@ LIST_KEYS = ("name", "type", "containerPort", "key", "mountPath", "devicePath", 
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 _encode = msgspec.json.Encoder().encode
+
+
+def short_value(value: Any, limit: int = 100) -> str:
+    """A field's value on one line, as a person reads it in a diff, a watch or a provenance link:
+    compact JSON, ``(absent)`` for MISSING, cut at ``limit`` characters with '…', and no control
+    character left raw (the value comes from a recording)."""
+    if value is MISSING:
+        return "(absent)"
+    text = safe(_encode(value).decode())
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
 class Change(msgspec.Struct, frozen=True):

@@ -242,3 +242,18 @@ class OpRow(msgspec.Struct, array_like=True):
         """kind/namespace/name as a person reads it (namespace and name omitted when absent), or the
         path of a discovery request (:func:`target_label`)."""
         return target_label(self.kind, self.namespace, self.name, self.subresource, self.resource)
+
+
+def has_latency(verb: str, duration_ns: int) -> bool:
+    """Whether an op's duration is a measured latency.  Watch events have none of their own,
+    and a duration of 0 is one the source did not record (a Sieve trace's one-second
+    timestamps): both are unknown, never "0 ns"."""
+    return duration_ns > 0 and verb not in EVENT_VERBS
+
+
+def list_summary(body: Any) -> str | None:
+    """'PodList with 3 items' for a list body (None for anything else)."""
+    if isinstance(body, dict) and isinstance(body.get("items"), list):
+        n = len(body["items"])
+        return f"{body.get('kind') or 'List'} with {n:,} item{'s' if n != 1 else ''}"
+    return None

@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from replay_tui.engine.diff import MISSING
+from replay_tui.engine.diff import short_value
 from replay_tui.engine.format import EVENT_VERBS, WRITE_VERBS, Reconcile
 from replay_tui.engine.state import Version
 from replay_tui.engine.store import Session
@@ -230,8 +230,8 @@ async def walk(session: Session, obj_id: int, at: int, *, path: str | None = Non
         yield Link(kind="field", seq=change.seq, object=name, obj_id=obj_id, verb=change.verb,
                    actor=change.actor, reconcile=change.reconcile,
                    old=jsonable(change.old), new=jsonable(change.new),
-                   text=f"{name}:{path or '.'} = {_value(change.new)} at op {at}, set at op {change.seq}"
-                        f" ({change.verb}; was {_value(change.old)})")
+                   text=f"{name}:{path or '.'} = {short_value(change.new, 60)} at op {at}, set at op {change.seq}"
+                        f" ({change.verb}; was {short_value(change.old, 60)})")
         vseq = change.seq
     else:
         v = await version_at(session, obj_id, at)
@@ -327,11 +327,5 @@ async def explain(session: Session, obj_id: int, at: int, *, path: str | None = 
     links = [link async for link in walk(session, obj_id, at, path=path, max_links=max_links)]
     return Provenance(object=await _key(session, obj_id), at=at, path=path, links=links)
 
-
-def _value(value: Any) -> str:
-    if value is MISSING:
-        return "(absent)"
-    text = msgspec.json.encode(value).decode()
-    return text if len(text) <= 60 else text[:57] + "..."
 
 

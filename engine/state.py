@@ -139,9 +139,3 @@ async def history(session: Session, obj_id: int, *, limit: int | None = None,
         (session.id, obj_id, -1 if limit is None else limit, offset))
     return [Version(*r) for r in rows]
 
-
-async def changed_objects(session: Session, seq: int) -> list[int]:
-    """The objects whose version op ``seq`` produced (or deleted)."""
-    rows = await session.rec.fetchall(
-        "SELECT obj_id FROM states WHERE session_id = ? AND seq = ?", (session.id, seq))
-    return [r[0] for r in rows]

@@ -50,6 +50,13 @@ class SessionNotFound(RecordingError):
     """No session by that id or name."""
 
 
+class Interrupted(RecordingError):
+    """The query was stopped by ``interrupt()``: a cancelled neighbour's on a shared connection.
+
+    Not a problem with the recording: the caller may simply run the read again.
+    """
+
+
 def check_file(path: str) -> None:
     """Fail early, in one line, on a path that cannot be a recording."""
     if not os.path.exists(path):
@@ -192,6 +199,10 @@ class Recording:
                 except Exception:
                     pass
             raise
+        except sqlite3.OperationalError as exc:
+            if str(exc) == "interrupted":
+                raise Interrupted(f"{self.path}: the read was interrupted") from None
+            raise sqlite_error(exc, self.path) from None
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise sqlite_error(exc, self.path) from None
         except ValueError as exc:  # aiosqlite: connection closed

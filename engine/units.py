@@ -48,3 +48,13 @@ def fmt_elapsed(ns: int) -> str:
     if m:
         return f"{sign}{m}m{s:06.3f}s"
     return f"{sign}{s:.3f}s"
+
+
+def fmt_ms(ms: float | None) -> str:
+    """A latency given in milliseconds (as statistics carry them), read like any duration."""
+    return "-" if ms is None else fmt_duration(ms * 1e6)
+
+
+def fmt_percent(ratio: float) -> str:
+    """A ratio from 0 to 1 as a percentage: 0.0123 -> '1.2%'."""
+    return f"{ratio * 100:.1f}%"

@@ -293,9 +293,6 @@ class SessionWriter:
         self._marks.append(Mark(name=name, seq=self.seq if seq is None else seq, note=note,
                                 created_ns=time.time_ns()))
 
-    def set_attributes(self, **attributes: Any) -> None:
-        self.attributes.update(attributes)
-
     def flush(self) -> None:
         """Write buffered operations; commits unless the session is atomic."""
         if not self._buffer and not self._dirty_reconciles and not self._marks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -27,17 +28,19 @@ def replay_tui() -> list[str]:
 class Terminal:
     """A detached 160x45 tmux session running one command, on a tmux server of its own."""
 
-    def __init__(self, command: list[str], env: dict[str, str]):
+    def __init__(self, command: list[str], env: dict[str, str], size: tuple[int, int] = (160, 45)):
         self.name = f"replay-tui-test-{uuid.uuid4().hex[:8]}"
         self.tmux = [str(TMUX), "-L", self.name]  # a private server: nobody else's sessions, no stale env
         # COLUMNS/LINES (set by pytest's terminal) would override the real 160x45 for the app
         exports = " ".join(f"{k}={v}" for k, v in env.items())
         line = f"cd {ROOT} && env -u COLUMNS -u LINES {exports} {' '.join(command)}; sleep 30"
         subprocess.run([*self.tmux, "-f", "/dev/null", "new-session", "-d", "-s", self.name,
-                        "-x", "160", "-y", "45", line], check=True)
+                        "-x", str(size[0]), "-y", str(size[1]), line], check=True)
 
-    def screen(self) -> str:
-        out = subprocess.run([*self.tmux, "capture-pane", "-t", self.name, "-p"], capture_output=True, text=True)
+    def screen(self, escapes: bool = False) -> str:
+        """What the terminal shows; with ``escapes``, the colours and attributes as sequences too."""
+        out = subprocess.run([*self.tmux, "capture-pane", "-t", self.name, "-p", *(["-e"] if escapes else [])],
+                             capture_output=True, text=True)
         return out.stdout
 
     def keys(self, *keys: str) -> None:
@@ -101,6 +104,63 @@ def test_replay_tui_in_a_real_terminal(tmp_path: Path) -> None:
         term.wait_gone("jump (:) accepts")
         term.keys("q")
         term.wait_gone(f"of {OPS}")  # the app is gone, the terminal is back
+    finally:
+        term.close()
+
+
+def _xterm(n: int) -> tuple[int, int, int]:
+    """The RGB of an xterm-256 colour index (16-231: the 6x6x6 cube, 232-255: greys)."""
+    if n >= 232:
+        return (8 + 10 * (n - 232),) * 3
+    if n >= 16:
+        levels = (0, 95, 135, 175, 215, 255)
+        n -= 16
+        return levels[n // 36], levels[n // 6 % 6], levels[n % 6]
+    return (0, 0, 0) if n in (0, 16) else (255, 255, 255) if n in (7, 15) else (n, n + 1, n + 2)  # a base colour
+
+
+def colours(screen: str) -> dict[str, list[tuple[int, int, int]]]:
+    """The foreground and background colours of an escaped capture (true colour or 256), and reverse."""
+    out: dict[str, list[tuple[int, int, int]]] = {"fg": [], "bg": [], "reverse": []}
+    for params in re.findall(r"\x1b\[([0-9;]*)m", screen):
+        p = [int(x) for x in params.split(";") if x]
+        i = 0
+        while i < len(p):
+            if p[i] in (38, 48) and i + 2 < len(p) and p[i + 1] == 5:
+                out["fg" if p[i] == 38 else "bg"].append(_xterm(p[i + 2]))
+                i += 3
+            elif p[i] in (38, 48) and i + 4 < len(p) and p[i + 1] == 2:
+                out["fg" if p[i] == 38 else "bg"].append((p[i + 2], p[i + 3], p[i + 4]))
+                i += 5
+            else:
+                if p[i] == 7:
+                    out["reverse"].append((0, 0, 0))
+                i += 1
+    return out
+
+
+@pytest.mark.parametrize("env, size", [({"NO_COLOR": "1"}, (80, 24)),
+                                       ({"REPLAY_TUI_THEME": "textual-light"}, (160, 45))],
+                         ids=["no-color-80x24", "light-160x45"])
+def test_no_color_small_terminal_and_light_theme(tmp_path: Path, env: dict[str, str], size: tuple[int, int]) -> None:
+    db = make_fixture(tmp_path / "fx.db")
+    term = Terminal([*replay_tui(), str(db)], {"REPLAY_TUI_STATE_DIR": str(tmp_path / "state"),
+                                                "TERM": "xterm-256color", **env}, size)
+    try:
+        term.wait_for(f"op 1 of {OPS}")
+        term.wait_for("Deployment/shop")
+        term.keys("e")
+        screen = term.wait_for(f"op {CONFLICT_SEQ} of {OPS}")
+        assert "409" in screen and "Analysis" in screen and "Watches" in screen  # every tab label fits
+        assert "? Help" in screen and "q Quit" in screen
+        drawn = colours(term.screen(escapes=True))
+        if "NO_COLOR" in env:  # grey only: red, green and blue equal in every colour drawn
+            assert drawn["fg"] and all(r == g == b for r, g, b in drawn["fg"] + drawn["bg"])
+            assert drawn["reverse"]  # the cursor row: reverse video
+        else:  # a light background under most of the screen
+            assert drawn["bg"] and sum(sum(c) > 600 for c in drawn["bg"]) > len(drawn["bg"]) / 2
+        term.keys("q")
+        term.wait_gone(f"of {OPS}")
     finally:
         term.close()
 

@@ -109,7 +109,7 @@ async def test_r_enter_writes_the_html_report_and_says_where(demo_db: Path, tmp_
         assert f"Report written to {out} (" in told and " KiB, " in told and " s)" in told
         await until(pilot, lambda: "Report written to" in toasts(app), what="the written toast")
         assert "writing the report" not in toasts(app)  # withdrawn once the file is there
-        assert app.report_writing is None
+        assert app.debugger.report_writing is None
     text = out.read_text()
     assert text.startswith("<!DOCTYPE html>")
     assert f"replay-tui report: {SESSION}" in text
@@ -157,12 +157,12 @@ async def test_a_bad_extension_is_refused_and_nothing_is_written(demo_db: Path, 
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, PromptScreen))
         # the same path without the prompt (the palette, a script) is an error notification
-        app.write_report("report.txt")
+        app.debugger.write_report("report.txt")
         await pilot.pause()
         assert ("error", "report: report.txt: extension '.txt' is no report format "
                          "(use .html, .htm, .md, .markdown or .json)") in app.notices
         assert "extension '.txt' is no report format" in toasts(app)
-        app.write_report(str(demo_db))
+        app.debugger.write_report(str(demo_db))
         await pilot.pause()
         assert "extension '.db' is no report format" in notices(app)
     assert {p.name for p in tmp_path.iterdir()} <= {"demo.db", "state"}  # no report.txt, nothing else
@@ -197,7 +197,7 @@ async def test_an_unwritable_directory_is_a_one_line_error(demo_db: Path, tmp_pa
             assert ("error", f"report: {locked / 'r.html'}: cannot write (Permission denied)") in app.notices
             assert f"{locked / 'r.html'}: cannot write" in toasts(app)
             assert "Traceback" not in told and "Report written" not in told
-            assert app.report_writing is None
+            assert app.debugger.report_writing is None
             # a directory that does not exist is caught in the prompt, before any work
             field = await open_prompt(pilot, app)
             field.value = str(missing)
@@ -221,7 +221,7 @@ async def test_escape_writes_nothing(demo_db: Path, tmp_path: Path) -> None:
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, PromptScreen))
         await pilot.pause(0.3)
-        assert app.report_writing is None
+        assert app.debugger.report_writing is None
         assert "report" not in notices(app).lower()
     assert not list(tmp_path.glob("*report*"))
 
@@ -255,8 +255,8 @@ async def test_a_second_r_while_writing_is_refused(demo_db: Path, tmp_path: Path
     app = ReplayApp(str(demo_db), SESSION, persist_marks=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await ready(pilot, app)
-        app.write_report("a.html")
-        app.write_report("b.html")
+        app.debugger.write_report("a.html")
+        app.debugger.write_report("b.html")
         await pilot.pause()
         assert f"a report is already being written to {tmp_path / 'a.html'}" in notices(app)
         await written(pilot, app)

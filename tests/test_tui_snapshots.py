@@ -92,7 +92,7 @@ async def test_main_screen(fixture_db: Path) -> None:
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
-        app.jump_to(str(SCALE_SEQ))
+        app.debugger.jump_to(str(SCALE_SEQ))
         await ready(pilot, app, SCALE_SEQ)
         await snapshot(pilot, app, "main")
 
@@ -107,23 +107,58 @@ async def test_error_row_and_operation(fixture_db: Path) -> None:
 
 
 async def test_filtered_timeline(fixture_db: Path) -> None:
+    """The cursor's op (12, a get of the Deployment) stays, as a dim row among the ConfigMap matches."""
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
-        app.apply_filter("kind:ConfigMap")
-        await until(pilot, lambda: app.source is not None and not app.source.scanning and not app._snap_pending)
-        await ready(pilot, app, 10)
+        app.debugger.jump_to("12")
+        await ready(pilot, app, 12)
+        app.debugger.apply_filter("kind:ConfigMap")
+        await until(pilot, lambda: app.debugger.nav is not None and not app.debugger.nav.source.scanning)
+        await ready(pilot, app, 12)
         await snapshot(pilot, app, "filter")
+
+
+# --- one per theme family: dark (the snapshots above), light, NO_COLOR; and the smallest terminal ------
+
+async def test_light_theme(fixture_db: Path) -> None:
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+        app.theme = "textual-light"
+        await pilot.press("e")
+        await ready(pilot, app, CONFLICT_SEQ)
+        await snapshot(pilot, app, "error-light")
+
+
+async def test_no_color(fixture_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+        await pilot.press("e")
+        await ready(pilot, app, CONFLICT_SEQ)
+        await snapshot(pilot, app, "error-nocolor")
+
+
+async def test_80x24(fixture_db: Path) -> None:
+    """Tab labels and the key bar fit; the bar drops the date before the session name."""
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot, app, 1)
+        await pilot.press("e")
+        await ready(pilot, app, CONFLICT_SEQ)
+        await snapshot(pilot, app, "narrow")
 
 
 async def test_diff_against_mark(fixture_db: Path) -> None:
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
-        app.set_mark("before", 2)
-        app.jump_to("12")
+        app.debugger.set_mark("before", 2)
+        app.debugger.jump_to("12")
         await ready(pilot, app, 12)
-        app._diff_mark_picked("before")
+        app.debugger.pick_diff_mark("before")
         await until(pilot, lambda: "whole state, op 2" in app.query_one("#diff").body_text)  # type: ignore[attr-defined]
         await snapshot(pilot, app, "diff-mark")
 
@@ -133,8 +168,8 @@ async def test_stats_tab(fixture_db: Path) -> None:
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
-        await until(pilot, lambda: app.stats_data is not None)
-        app.jump_to("100")
+        await until(pilot, lambda: app.debugger.jobs["stats"].data is not None)
+        app.debugger.jump_to("100")
         await ready(pilot, app, 100)
         await pilot.press("3")
         await snapshot(pilot, app, "stats")
@@ -145,7 +180,8 @@ async def test_analysis_tab(fixture_db: Path) -> None:
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
-        await until(pilot, lambda: app.analysis_data is not None and app.cycles_data is not None)
+        jobs = app.debugger.jobs
+        await until(pilot, lambda: jobs["analysis"].data is not None and jobs["cycles"].data is not None)
         await pilot.press("4")
         await snapshot(pilot, app, "analysis")
 

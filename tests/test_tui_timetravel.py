@@ -12,8 +12,9 @@ from textual.widgets import Input, Static
 
 from replay_tui.engine.writer import RecordingWriter
 from replay_tui.tui.app import ReplayApp
+from replay_tui.tui.screens.keys import help_rows
 from replay_tui.tui.screens.prompt import PromptScreen
-from replay_tui.tui.widgets.statspanel import AnalysisPanel
+from replay_tui.tui.widgets.analysispanel import AnalysisPanel
 from replay_tui.tui.widgets.watchpanel import WatchPanel
 from tests.conftest import T0, k8s_object, op_for, write_session
 from tests.test_causality import Script, healthy, widget_loop
@@ -61,7 +62,7 @@ async def watch_replicas(pilot: Any, app: ReplayApp) -> None:
     await until(pilot, lambda: isinstance(app.screen, PromptScreen), what="watch prompt")
     app.screen.query_one(Input).value = ".spec.replicas"
     await pilot.press("enter")
-    await until(pilot, lambda: app.watches is not None and len(app.watches) == 1, what="watch built")
+    await until(pilot, lambda: app.debugger.watches is not None and len(app.debugger.watches) == 1, what="watch built")
     await pilot.pause()
 
 
@@ -71,7 +72,7 @@ async def test_w_watches_a_field_and_c_C_land_on_its_changes(replicas_db: Path) 
         await ready(pilot, app, 1)
         await pilot.press("c")
         await until(pilot, lambda: "press w" in notices(app), what="hint to press w")
-        assert app.seq == 1
+        assert app.debugger.seq == 1
         await watch_replicas(pilot, app)
         assert "watching Deployment.apps/default/web:.spec.replicas: 3 changes" in notices(app)
         for seq in (4, 7):  # continue: exactly the ops that changed replicas, none of the others
@@ -81,7 +82,7 @@ async def test_w_watches_a_field_and_c_C_land_on_its_changes(replicas_db: Path) 
         assert "web:.spec.replicas: 3 -> 5 at op 7 (update)" in notices(app)
         await pilot.press("c")
         await until(pilot, lambda: "no change of a watched field after op 7" in notices(app))
-        assert app.seq == 7
+        assert app.debugger.seq == 7
         await pilot.press("G")
         await ready(pilot, app, LAST)
         for seq in (7, 4, 1):  # reverse-continue, from the end back to the creation
@@ -89,21 +90,21 @@ async def test_w_watches_a_field_and_c_C_land_on_its_changes(replicas_db: Path) 
             await ready(pilot, app, seq)
         await pilot.press("C")
         await until(pilot, lambda: "no change of a watched field before op 1" in notices(app))
-        assert app.seq == 1
+        assert app.debugger.seq == 1
 
 
 async def test_the_watch_prompt_offers_the_field_this_op_changed(replicas_db: Path) -> None:
     app = ReplayApp(str(replicas_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
-        app.jump_to("4")
+        app.debugger.jump_to("4")
         await ready(pilot, app, 4)
         await pilot.press("w")
         await until(pilot, lambda: isinstance(app.screen, PromptScreen))
         assert app.screen.query_one(Input).value == ".spec.replicas"
         await pilot.press("enter")
-        await until(pilot, lambda: app.watches is not None and len(app.watches) == 1)
-        assert app.watches.watches[0].path == ".spec.replicas"
+        await until(pilot, lambda: app.debugger.watches is not None and len(app.debugger.watches) == 1)
+        assert app.debugger.watches.indexes[0].path == ".spec.replicas"
 
 
 async def test_a_bad_path_names_its_column(replicas_db: Path) -> None:
@@ -119,12 +120,12 @@ async def test_a_bad_path_names_its_column(replicas_db: Path) -> None:
         error = str(app.screen.query_one(".prompt-error", Static).render())
         assert "column" in error and "^" in error
         await pilot.press("escape")
-        assert app.watches is not None and len(app.watches) == 0
+        assert app.debugger.watches is not None and len(app.debugger.watches) == 0
         # the same path given without the prompt (the palette, a script) is a notification
-        assert app.detail is not None and app.detail.obj_id is not None
-        app.add_watch(app.detail.obj_id, ".spec[replicas")
+        assert app.debugger.detail is not None and app.debugger.detail.obj_id is not None
+        app.debugger.add_watch(app.debugger.detail.obj_id, ".spec[replicas")
         await until(pilot, lambda: "bad field path '.spec[replicas' at column" in notices(app))
-        assert len(app.watches) == 0
+        assert len(app.debugger.watches) == 0
 
 
 async def test_the_watches_tab_shows_the_value_at_the_cursor(replicas_db: Path) -> None:
@@ -140,7 +141,7 @@ async def test_the_watches_tab_shows_the_value_at_the_cursor(replicas_db: Path) 
         assert "no watched fields" in text()
         await watch_replicas(pilot, app)
         assert "web:.spec.replicas = 1  changed HERE" in text()
-        app.jump_to("5")
+        app.debugger.jump_to("5")
         await ready(pilot, app, 5)
         assert "web:.spec.replicas = 3  last changed at op 4 (update" in text()
         await pilot.press("c")
@@ -157,7 +158,7 @@ async def test_the_watches_tab_shows_the_value_at_the_cursor(replicas_db: Path) 
         panel.highlighted = panel.get_option_index("watch-0")
         await pilot.press("x")
         await pilot.pause()
-        assert len(app.watches) == 0 and "no watched fields" in text()
+        assert len(app.debugger.watches) == 0 and "no watched fields" in text()
         assert "stopped watching Deployment.apps/default/web:.spec.replicas" in notices(app)
 
 
@@ -184,10 +185,10 @@ async def test_p_walks_the_provenance_chain_one_link_back_per_press(reconcile_db
     app = ReplayApp(str(reconcile_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
-        app.jump_to("4")  # the echo of the status write
+        app.debugger.jump_to("4")  # the echo of the status write
         await ready(pilot, app, 4)
         await pilot.press("p")
-        await until(pilot, lambda: app.provenance is not None, what="chain")
+        await until(pilot, lambda: app.debugger.walk is not None, what="chain")
         await ready(pilot, app, 3)  # the version at op 4 is the one the write at op 3 made
         assert "provenance of Widget.example.com/default/w at op 4" in notices(app)
         # version (3) -> the write (3) -> its reconcile (2) -> the watch event that started it (1)
@@ -199,11 +200,11 @@ async def test_p_walks_the_provenance_chain_one_link_back_per_press(reconcile_db
         await pilot.press("p")
         await until(pilot, lambda: "end of the chain" in notices(app))
         # moving elsewhere starts over: the next p explains the new position
-        app.jump_to("4")
+        app.debugger.jump_to("4")
         await ready(pilot, app, 4)
-        assert app.provenance is None
+        assert app.debugger.walk is None
         await pilot.press("p")
-        await until(pilot, lambda: app.provenance is not None and app.provenance["i"] == 0)
+        await until(pilot, lambda: app.debugger.walk is not None and app.debugger.walk.i == 0)
         await ready(pilot, app, 3)
 
 
@@ -218,10 +219,10 @@ async def test_the_analysis_tab_lists_a_causality_cycle_and_jumps_to_it(tmp_path
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
         await pilot.press("4")
-        await until(pilot, lambda: app.cycles_data is not None, timeout=20, what="cycles")
+        await until(pilot, lambda: app.debugger.jobs["cycles"].data is not None, timeout=20, what="cycles")
         await pilot.pause()
-        assert len(app.cycles_data) == 1
-        first = app.cycles_data[0]["first_seq"]
+        assert len(app.debugger.jobs["cycles"].data) == 1
+        first = app.debugger.jobs["cycles"].data[0]["first_seq"]
         panel = app.query_one(AnalysisPanel)
         texts = [str(panel.get_option_at_index(i).prompt) for i in range(panel.option_count)]
         assert any(t.startswith("CAUSALITY CYCLES  (1)") for t in texts)
@@ -236,7 +237,7 @@ async def test_the_analysis_tab_lists_a_causality_cycle_and_jumps_to_it(tmp_path
 
 async def test_the_keys_are_bindings_in_help_and_palette(replicas_db: Path) -> None:
     app = ReplayApp(str(replicas_db), persist_marks=False)
-    keys = dict(app.help_bindings())
+    keys = dict(help_rows())
     assert keys["w"] == "Watch field"
     assert keys["c"] == "Next watched change"
     assert keys["C"] == "Previous watched change"
@@ -267,8 +268,8 @@ async def test_c_finds_a_change_recorded_after_the_watch_while_following(tmp_pat
                 body = dep(i, replicas)
                 sw.append(op_for("update", body, request=body, response=body, ts_ns=T0 + i))
             sw.flush()
-            await until(pilot, lambda: app.last == 5, what="growth")
-            assert app.seq == 2
+            await until(pilot, lambda: app.debugger.last == 5, what="growth")
+            assert app.debugger.seq == 2
             await pilot.press("c")
             await ready(pilot, app, 5)  # ops 3 and 4 left replicas at 2; op 5 set it to 4
             assert "web:.spec.replicas: 2 -> 4 at op 5" in notices(app)

@@ -5,6 +5,11 @@ Paths are spelt as ``engine.diff`` spells them (``.spec.replicas``,
 ``.spec.args[2]``); a line is highlighted when its path, or one of its
 parents, is among the changed paths.  Lists of keyed objects are matched both
 by key and by index, as the diff may use either.
+
+Keys and values come from a recording: every one passes through ``textsafe`` (no control
+character reaches the terminal raw), and styles are palette roles (``replay.yaml.key``),
+never colours.  Huge values (a base64 certificate) are folded to their first line until
+the user unfolds them.
 """
 
 from __future__ import annotations
@@ -17,19 +22,20 @@ import msgspec
 from rich.text import Text
 
 from replay_tui.engine.diff import key_segment, list_key
+from replay_tui.engine.textsafe import safe
 
-KEY = "bold #81a1c1"
-STRING = "#a3be8c"
-NUMBER = "#88c0d0"
-CONST = "#b48ead"
-DIM = "#6c7a89"
-CHANGED = "on #3b3a1a"
-ADDED = "on #1d3b24"
-REMOVED = "#bf616a strike"
-MARK_CHANGED = "bold #ebcb8b"
-MARK_ADDED = "bold #a3be8c"
-MARK_REMOVED = "bold #bf616a"
+KEY = "replay.yaml.key"
+STRING = "replay.yaml.string"
+NUMBER = "replay.yaml.number"
+CONST = "replay.yaml.const"
+DIM = "replay.dim"
+CHANGED = "replay.changed"
+ADDED = "replay.added"
+MARK_CHANGED = "replay.sign.changed"
+MARK_ADDED = "replay.sign.added"
 MAX_LINES = 4000
+FOLD_CHARS = 200  # a longer scalar is folded (z unfolds)
+FOLD_LINES = 8  # a longer block scalar is folded
 
 _PLAIN = re.compile(r"[A-Za-z0-9_./@][A-Za-z0-9_./@ :-]*\Z")
 _RESERVED = {"true", "false", "null", "yes", "no", "on", "off", "~", ""}
@@ -37,7 +43,7 @@ _NUMBERLIKE = re.compile(r"[-+]?(\d[\d_]*)?(\.\d*)?([eE][-+]?\d+)?\Z")
 
 
 def scalar(value: Any) -> tuple[str, str]:
-    """A scalar as YAML shows it, and its colour."""
+    """A scalar as YAML shows it, and its role."""
     if value is None:
         return "null", CONST
     if isinstance(value, bool):
@@ -48,22 +54,28 @@ def scalar(value: Any) -> tuple[str, str]:
         if (_PLAIN.match(value) and value.lower() not in _RESERVED and not _NUMBERLIKE.match(value)
                 and ": " not in value and not value.endswith(":") and not value.endswith(" ")):
             return value, STRING
-        return msgspec.json.encode(value).decode(), STRING
-    return msgspec.json.encode(value).decode(), STRING
+        return safe(msgspec.json.encode(value).decode()), STRING
+    return safe(msgspec.json.encode(value).decode()), STRING
 
 
 def _selector(value: Any) -> str:
     return value if isinstance(value, str) else msgspec.json.encode(value).decode()
 
 
+def _folded(n: int, what: str) -> Text:
+    return Text(f" … ({n:,} {what} folded: z shows them)", DIM)
+
+
 class _Renderer:
-    def __init__(self, changed: dict[str, str], hidden: Iterable[str], max_lines: int):
+    def __init__(self, changed: dict[str, str], hidden: Iterable[str], max_lines: int, fold: bool):
         self.changed = changed  # path -> "changed" | "added"
         self.hidden = set(hidden)
         self.lines: list[Text] = []
         self.max_lines = max_lines
+        self.fold = fold
         self.truncated = 0
         self.lit = 0
+        self.folded = 0
 
     def mark_of(self, paths: tuple[str, ...], inherited: str | None) -> str | None:
         if inherited:
@@ -103,7 +115,8 @@ class _Renderer:
         if any(p in self.hidden for p in paths):
             size = len(value) if isinstance(value, (list, dict)) else len(str(value))
             what = "entries" if isinstance(value, (list, dict)) else "characters"
-            self.emit(indent, head, Text(f" ({size:,} {what} hidden: z shows them)", DIM + " italic"), mark)
+            self.emit(indent, head, Text(f" ({size:,} {what} hidden: z shows them)", DIM), mark)
+            self.folded += 1
             return
         if isinstance(value, dict) and value:
             if dash:
@@ -125,19 +138,31 @@ class _Renderer:
                     sub = (sub + tuple(p + f"[{k}={_selector(item[k])}]" for p in paths))[:8]
                 self.node(item, sub, indent, Text("- ", DIM), dash=True, inherited=mark)
             return
+        gap = " " if head is not None and not dash else ""
+        if isinstance(value, str) and "\n" in value.rstrip("\n"):
+            block = "|" if value.endswith("\n") else "|-"
+            parts = value.splitlines()
+            shown = parts[:1] if self.fold and len(parts) > FOLD_LINES else parts
+            rest = _folded(len(parts) - 1, "more lines") if len(shown) < len(parts) else None
+            self.emit(indent, head, Text(gap + block, DIM), mark)
+            for part in shown:
+                self.emit(inner, None, Text(safe(part), STRING), mark)
+            if rest is not None:
+                self.folded += 1
+                self.emit(inner, None, rest, mark)
+            return
         if isinstance(value, dict):
             text, style = "{}", DIM
         elif isinstance(value, list):
             text, style = "[]", DIM
         else:
             text, style = scalar(value)
-        if isinstance(value, str) and "\n" in value.rstrip("\n"):
-            block = "|" if value.endswith("\n") else "|-"
-            self.emit(indent, head, Text((" " if head is not None and not dash else "") + block, DIM), mark)
-            for part in value.splitlines():
-                self.emit(inner, None, Text(part, STRING), mark)
+        if self.fold and len(text) > FOLD_CHARS:
+            self.folded += 1
+            line = Text(gap + text[:60], style)
+            line.append_text(_folded(len(text) - 60, "more characters"))
+            self.emit(indent, head, line, mark)
             return
-        gap = " " if head is not None and not dash else ""
         self.emit(indent, head, Text(gap + text, style), mark)
 
     def mapping(self, value: dict[str, Any], paths: tuple[str, ...], indent: int, mark: str | None,
@@ -147,7 +172,7 @@ class _Renderer:
             head = Text()
             if item:
                 head.append("- " if n == 0 else "  ", DIM)
-            head.append(str(k), KEY)
+            head.append(safe(str(k)), KEY)
             head.append(":")
             sub = tuple(p + key_segment(str(k)) for p in paths)
             self.node(v, sub, indent, head, inherited=mark,
@@ -155,17 +180,13 @@ class _Renderer:
 
 
 def render_lines(obj: Any, changed: dict[str, str] | None = None, *, hidden: Iterable[str] = (),
-                 max_lines: int = MAX_LINES) -> tuple[list[Text], int]:
-    """The object as YAML, one Text per line; returns (lines, number of highlighted lines)."""
-    r = _Renderer(changed or {}, hidden, max_lines)
+                 max_lines: int = MAX_LINES, fold: bool = False) -> tuple[list[Text], int]:
+    """The object as YAML, one Text per line; returns (lines, number of highlighted lines).
+
+    ``hidden`` paths show only their size; with ``fold``, huge values show their start.
+    """
+    r = _Renderer(changed or {}, hidden, max_lines, fold)
     r.node(obj, ("",), 0, None)
     if r.truncated:
         r.lines.append(Text(f"  ... {r.truncated:,} more lines", DIM))
     return r.lines, r.lit
-
-
-def render(obj: Any, changed: dict[str, str] | None = None, *, hidden: Iterable[str] = (),
-           max_lines: int = MAX_LINES) -> tuple[Text, int]:
-    """The object as one YAML text; returns (text, number of highlighted lines)."""
-    lines, lit = render_lines(obj, changed, hidden=hidden, max_lines=max_lines)
-    return Text("\n").join(lines), lit

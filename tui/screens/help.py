@@ -22,6 +22,16 @@ latency>200ms   reason:Conflict   actor:kopf   reconcile:12   error   changed=.s
 reason or message).  Terms are ANDed; ',' lists alternatives; '*' is a wildcard; != negates.
 Esc clears the filter."""
 
+#: Keys that are not the debugger's own bindings, and the mouse.
+MORE_HELP = """Tab / shift+Tab   move the focus: timeline → operation pane → tab content (a focused pane scrolls with
+                  ↑ ↓ PgUp PgDn Home End; every other key still works the timeline)
+Enter / z         in the State pane: unfold huge values and noise fields (z anywhere)
+x, Delete         in the Watches tab: stop watching the highlighted field
+ctrl+q            quit (as q does); ctrl+c copies selected text, or says how to quit
+mouse             click a timeline row: go to that op · wheel: scroll the timeline or a pane ·
+                  click a tab, a finding (Analysis) or a watch (Watches): open it · click a key at
+                  the bottom: run it · drag over text: select it (ctrl+c copies)"""
+
 
 WIDE = 120  # terminal columns from which the keys are listed in two columns
 
@@ -29,7 +39,7 @@ WIDE = 120  # terminal columns from which the keys are listed in two columns
 class HelpScreen(ModalScreen[None]):
     """Keys come from the app's bindings, so this never drifts from what the keys do."""
 
-    BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close")]
+    BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close", id="help.close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; background: $background 50%; }
     HelpScreen > VerticalScroll {
@@ -45,9 +55,9 @@ class HelpScreen(ModalScreen[None]):
     def key_table(self, columns: int) -> Table:
         """The keys in ``columns`` side-by-side pairs, read down the first then the next: on a
         wide terminal everything (keys, jump forms, filter language) fits on one screen."""
-        table = Table(show_header=True, header_style="bold #8fbcbb", box=None, expand=False, padding=(0, 2))
+        table = Table(show_header=True, header_style="replay.heading", box=None, expand=False, padding=(0, 2))
         for _ in range(columns):
-            table.add_column("key", style="bold #ebcb8b", no_wrap=True, min_width=8)
+            table.add_column("key", style="replay.accent", no_wrap=True, min_width=8)
             table.add_column("what it does", no_wrap=columns > 1)
         rows = -(-len(self.bindings) // columns)
         for r in range(rows):
@@ -61,17 +71,20 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         table = self.key_table(2 if self.app.size.width >= WIDE else 1)
         with VerticalScroll():
-            yield Static(Text("replay-tui: keys (ctrl+p finds any action by name)", "bold #88c0d0"))
+            yield Static(Text.styled("replay-tui: keys (ctrl+p finds any action by name)", "replay.heading"))
             yield Static(table)
-            yield Static(Text("\njump (:) accepts", "bold #88c0d0"))
+            yield Static(Text.styled("\nmore keys, and the mouse", "replay.heading"))
+            yield Static(Text(MORE_HELP))
+            yield Static(Text.styled("\njump (:) accepts", "replay.heading"))
             yield Static(Text(JUMP_HELP))
-            yield Static(Text("\nfilter (/) language", "bold #88c0d0"))
+            yield Static(Text.styled("\nfilter (/) language", "replay.heading"))
             yield Static(Text(FILTER_HELP))
-            yield Static(Text("\ntimeline: ◆ mark, ┌│└ a reconcile span (one colour each), red rows failed, "
-                              "yellow/red latency slow (>=250ms / >=1s), cyan italics watch events.\n"
+            yield Static(Text.styled("\ntimeline: ◆ mark, ┌│└ a reconcile span (one colour each), failed rows tinted, "
+                              "slow latency lit (>=250ms / >=1s), watch events in italics, '-' a latency the source "
+                              "did not record; an op the filter hides but the cursor is on: a dim italic row.\n"
                               "Marks you set are kept beside your state, never written into the recording.",
-                              "#8a96a3"))
-            yield Static(Text("\nEsc, q, ? or F1 closes this screen", "#8a96a3"))
+                              "replay.label"))
+            yield Static(Text.styled("\nEsc, q, ? or F1 closes this screen", "replay.label"))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1,4 +1,4 @@
-"""A one-line input in a modal: jump (:), filter (/), mark name (m)."""
+"""Small modal questions: a one-line input (jump, filter, mark name, report file) and a yes/no."""
 
 from __future__ import annotations
 
@@ -13,31 +13,35 @@ from textual.widgets import Input, Label, Static
 
 Validator = Callable[[str], "tuple[str, int] | None"]
 
+DIALOG_CSS = """
+{name} {{
+    align: center top;
+    background: $background 40%;
+}}
+{name} > Vertical {{
+    margin-top: 3;
+    width: 90;
+    max-width: 95%;
+    height: auto;
+    border: round $accent;
+    background: $panel;
+    padding: 0 1;
+}}
+{name} .prompt-title {{ text-style: bold; color: $text-accent; }}
+{name} .prompt-hint {{ color: $text-muted; }}
+{name} .prompt-error {{ color: $text-error; height: auto; }}
+{name} Input {{ margin: 0; }}
+"""
+
 
 class PromptScreen(ModalScreen["str | None"]):
-    """Enter accepts (after ``validate`` finds nothing wrong), Esc cancels."""
+    """Enter accepts (after ``validate`` finds nothing wrong), Esc cancels.
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    DEFAULT_CSS = """
-    PromptScreen {
-        align: center top;
-        background: $background 40%;
-    }
-    PromptScreen > Vertical {
-        margin-top: 3;
-        width: 90;
-        max-width: 95%;
-        height: auto;
-        border: round $accent;
-        background: $panel;
-        padding: 0 1;
-    }
-    PromptScreen .prompt-title { text-style: bold; color: $accent; }
-    PromptScreen .prompt-hint { color: $text-muted; }
-    PromptScreen .prompt-error { color: $error; height: auto; }
-    PromptScreen Input { margin: 0; }
+    A problem is shown under the input, a caret under the column it names.
     """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
+    DEFAULT_CSS = DIALOG_CSS.format(name="PromptScreen")
 
     def __init__(self, title: str, *, value: str = "", placeholder: str = "", hint: str = "",
                  validate: Validator | None = None, prompt_id: str = "prompt"):
@@ -51,14 +55,26 @@ class PromptScreen(ModalScreen["str | None"]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id=self.prompt_id):
-            yield Label(self.title_text, classes="prompt-title")
+            yield Label(Text(self.title_text), classes="prompt-title")
             yield Input(value=self.value, placeholder=self.placeholder, select_on_focus=True)
             yield Static("", classes="prompt-error")
             if self.hint:
-                yield Static(self.hint, classes="prompt-hint")
+                yield Static(Text(self.hint), classes="prompt-hint")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
+
+    def caret_line(self, column: int, message: str) -> Text:
+        """``message`` after a caret under the input's ``column`` (1-based; 0: no caret)."""
+        err = Text()
+        if column > 0:
+            inp = self.query_one(Input)
+            error = self.query_one(".prompt-error", Static)
+            # the input's text starts inside its border and padding, and may be scrolled
+            indent = inp.content_region.x - error.content_region.x - round(inp.scroll_x) + column - 1
+            err.append(" " * max(indent, 0) + "^ ", "bold")
+        err.append(message)
+        return err
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -67,11 +83,7 @@ class PromptScreen(ModalScreen["str | None"]):
             problem = self.validate_fn(text)
             if problem is not None:
                 message, column = problem
-                err = Text()
-                if column > 0:
-                    err.append(" " * (column - 1) + "^ ", "bold")
-                err.append(message)
-                self.query_one(".prompt-error", Static).update(err)
+                self.query_one(".prompt-error", Static).update(self.caret_line(column, message))
                 return
         self.dismiss(text)
 
@@ -80,3 +92,26 @@ class PromptScreen(ModalScreen["str | None"]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question; anything but y is no (Enter and Esc included)."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+                Binding("n,escape,enter", "answer(False)", "No", id="confirm.no")]
+    DEFAULT_CSS = DIALOG_CSS.format(name="ConfirmScreen")
+
+    def __init__(self, question: str, detail: str = ""):
+        super().__init__()
+        self.question = question
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm"):
+            yield Label(Text(self.question), classes="prompt-title")
+            if self.detail:
+                yield Static(Text(self.detail), classes="prompt-hint")
+            yield Static(Text("y: yes · n, Enter or Esc: no"), classes="prompt-hint")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

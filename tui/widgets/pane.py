@@ -1,13 +1,17 @@
 """A scrollable pane of text: the operation, state, diff and statistics panes.
 
-A Line-API ScrollView: the text is split into lines (long ones wrapped to the
-pane's width once, when it is set) and only the lines on screen are rendered,
-so a 4,000-line object costs the same to show as a 10-line one, and stepping
-never re-lays out the screen.
+A Line-API ScrollView: the text is split into lines (long ones wrapped to the pane's width
+once, when it is set, continuation lines indented under the value they continue) and only
+the lines on screen are rendered, so a 4,000-line object costs the same to show as a
+10-line one, and stepping never re-lays out the screen.  Styles are palette roles,
+resolved when a line is drawn: a new theme only needs the drawn lines forgotten.
 """
 
 from __future__ import annotations
 
+import re
+
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -17,6 +21,11 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
+
+#: A line of a pane: a Text, or a Text and the column its wrapped continuation lines start at.
+Line = Text | tuple[Text, int]
+
+_VALUE = re.compile(r"^\s*(?:[-~+] )?\s*(?:- )?[^\s:][^:]{0,60}?: ")  # "key: " -> continue under the value
 
 
 def set_virtual_size(widget: ScrollView, size: Size) -> None:
@@ -34,8 +43,42 @@ def set_virtual_size(widget: ScrollView, size: Size) -> None:
     widget.refresh()
 
 
+def hang_of(line: Text) -> int:
+    """Where a wrapped line continues: under a ``key: value``'s value, else two past its indent."""
+    plain = line.plain
+    m = _VALUE.match(plain)
+    if m:
+        return m.end()
+    return len(plain) - len(plain.lstrip(" ")) + 2
+
+
+def wrap(line: Text, width: int, hang: int) -> list[Text]:
+    """``line`` in rows of at most ``width`` cells, breaking at spaces (folding longer words);
+    rows after the first start with ``hang`` spaces."""
+    plain = line.plain
+    if cell_len(plain) <= width:
+        return [line]
+    hang = hang if hang < width // 2 else 2
+    offsets: list[int] = []
+    start, room = 0, width
+    while cell_len(plain[start:]) > room:
+        end = start
+        used = 0
+        cut = -1
+        while end < len(plain) and used + cell_len(plain[end]) <= room:
+            used += cell_len(plain[end])
+            if plain[end] == " ":
+                cut = end + 1
+            end += 1
+        stop = cut if cut > start else end  # a word longer than the row is folded
+        offsets.append(stop)
+        start, room = stop, width - hang
+    rows = list(line.divide(offsets))
+    return [rows[0], *(Text(" " * hang) + row for row in rows[1:])]
+
+
 class Pane(ScrollView, can_focus=True, inherit_bindings=False):
-    """Scrolls with up/down/page keys when focused; every other key goes to the app (steps, jumps)."""
+    """Scrolls with up/down/page/home/end keys when focused; every other key goes to the screen."""
 
     DEFAULT_CSS = """
     Pane {
@@ -45,23 +88,29 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
         overflow-y: scroll;
         padding: 0;
     }
+    Pane:focus {
+        background-tint: $foreground 4%;
+    }
     """
 
     BINDINGS = [
-        Binding("up", "scroll_up", "Scroll up", show=False),
-        Binding("down", "scroll_down", "Scroll down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("up", "scroll_up", "Scroll up", show=False, id="pane.scroll_up"),
+        Binding("down", "scroll_down", "Scroll down", show=False, id="pane.scroll_down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="pane.page_up"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="pane.page_down"),
+        Binding("home", "scroll_home", "Top of the pane", show=False, id="pane.top"),
+        Binding("end", "scroll_end", "Bottom of the pane", show=False, id="pane.bottom"),
     ]
 
     def __init__(self, **kwargs: object):
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._source: list[Text] = []
+        self._source: list[Line] = []
         self._lines: list[Text] = []
         self._wrapped_at = 0
         self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(512)
+        self._base: Style | None = None  # the pane's own colours, computed once per theme and focus
 
-    def set_body(self, text: Text | str | list[Text], *, keep_scroll: bool = False) -> None:
+    def set_body(self, text: Text | str | list[Line], *, keep_scroll: bool = False) -> None:
         """Show text: one Text (split at newlines) or, cheaper, a list of one-line Texts."""
         if isinstance(text, str):
             text = Text(text)
@@ -79,13 +128,13 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _wrap(self) -> None:
         width = self._width()
-        console = self.app.console
         out: list[Text] = []
-        for line in self._source:
+        for item in self._source:
+            line, hang = item if isinstance(item, tuple) else (item, -1)
             if line.cell_len <= width:
                 out.append(line)
             else:
-                out.extend(line.wrap(console, width, overflow="fold"))
+                out.extend(wrap(line, width, hang if hang >= 0 else hang_of(line)))
         self._lines = out
         self._wrapped_at = width
         self._strips.clear()
@@ -95,11 +144,26 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
         if self._source and self._width() != self._wrapped_at:
             self._wrap()
 
+    def palette_changed(self) -> None:
+        """The theme changed (or the focus, which tints the background): draw the lines again."""
+        self._strips.clear()
+        self._base = None
+        self.refresh()
+
+    def on_focus(self) -> None:
+        self.palette_changed()
+
+    def on_blur(self) -> None:
+        self.palette_changed()
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         index = round(self.scroll_y) + y
+        if self._base is None:  # the pane's own colours: Textual leaves a Line-API widget's background to it
+            self._base = self.rich_style
+        base = self._base
         if index >= len(self._lines):
-            return Strip.blank(width)
+            return Strip.blank(width, base)
         key = (index, width)
         strip = self._strips.get(key)
         if strip is None:
@@ -108,10 +172,10 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
             body = line.render(console)
             if line.style:  # Text.render leaves the base style to its caller
                 body = Segment.apply_style(body, console.get_style(line.style, default=None))
-            segments = [Segment(" "), *body]  # a 1-cell margin
-            pad = None
-            if segments and segments[-1].style is not None and segments[-1].style.bgcolor is not None:
-                pad = Style(bgcolor=segments[-1].style.bgcolor)  # a lit line is lit to the edge
+            # every segment styled (Textual's NO_COLOR filter cannot take one without a style)
+            segments = list(Segment.apply_style([Segment(" "), *body], base))
+            last = segments[-1].style
+            pad = Style(bgcolor=last.bgcolor) if last is not None and last.bgcolor else base  # a lit line to the edge
             strip = Strip(segments).adjust_cell_length(width, pad)
             self._strips[key] = strip
         return strip
@@ -119,9 +183,8 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
     @property
     def body_text(self) -> str:
         """What the pane shows, as plain text (for tests)."""
-        return "\n".join(line.plain for line in self._source)
+        return "\n".join((item[0] if isinstance(item, tuple) else item).plain for item in self._source)
 
     @property
     def lines(self) -> list[str]:
         return [line.plain for line in self._lines]
-

@@ -1,18 +1,27 @@
-"""The position bar: where the cursor is (op N of total, time, elapsed), LIVE when following."""
+"""The position bar: where the cursor is (op N of total, time, elapsed), LIVE when following.
+
+The bar draws a :class:`Position`, a value the debugger screen computes from its reactive
+state (cursor, follow, filter, marks): any of them changing repaints the bar, with no
+call to remember.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import Static
 
+from replay_tui.engine.textsafe import safe
 from replay_tui.engine.units import fmt_elapsed, fmt_ts
 
+WIDE = 120  # columns from which the date and the microseconds are shown
 
-@dataclass
+
+@dataclass(frozen=True)
 class Position:
-    """What the bar shows; the app fills it in and calls ``PositionBar.show``."""
+    """What the bar shows."""
 
     session: str = ""
     seq: int = 0
@@ -30,8 +39,50 @@ class Position:
     pinned: str = ""
 
 
+def render_position(p: Position, width: int = 160) -> Text:
+    sep = ("  │  " if width >= WIDE else " │ ", "replay.sep")
+    t = Text(no_wrap=True, overflow="ellipsis")
+    if p.following:
+        t.append(" FOLLOW " if p.ended else " ● LIVE ", "replay.following" if p.ended else "replay.live")
+        t.append(" ")
+    t.append(" op ", "replay.label")
+    if p.last == 0:
+        t.append("- of 0", "replay.heading")
+    else:
+        t.append(f"{p.seq:,}", "replay.heading")
+        t.append(f" of {p.last:,}", "replay.text")
+    if p.ts_ns:
+        t.append(*sep)
+        stamp = fmt_ts(p.ts_ns, date=width >= WIDE)
+        t.append(stamp if width >= WIDE else stamp[:12], "replay.text")
+        t.append(" ")
+        t.append(fmt_elapsed(p.ts_ns - p.start_ns) if p.start_ns else "", "replay.accent")
+    t.append(*sep)
+    if width >= WIDE:
+        t.append("session ", "replay.label")
+    t.append(safe(p.session), "replay.session")
+    if p.filter_text:
+        t.append(*sep)
+        t.append("filter ", "replay.label")
+        t.append(p.filter_text, "replay.warn")
+        t.append(f" {p.matches:,} match{'es' if p.matches != 1 else ''}" + (" (scanning...)" if p.scanning else ""),
+                 "replay.text")
+        if not p.in_filter and p.last:
+            t.append(" · cursor op not in filter", "replay.ghost")
+    if p.marks_here:
+        t.append(*sep)
+        t.append("◆ " + safe(p.marks_here), "replay.mark")
+    if p.diff_mark:
+        t.append(*sep)
+        t.append("diff vs " + safe(p.diff_mark), "replay.accent")
+    if p.pinned:
+        t.append(*sep)
+        t.append("pinned " + safe(p.pinned), "replay.object")
+    return t
+
+
 class PositionBar(Static):
-    """One line at the top of the main screen."""
+    """One line at the top of the debugger."""
 
     DEFAULT_CSS = """
     PositionBar {
@@ -41,52 +92,21 @@ class PositionBar(Static):
     }
     """
 
+    position: reactive[Position] = reactive(Position, layout=False)
+
     def __init__(self, **kwargs: object):
         super().__init__("", **kwargs)  # type: ignore[arg-type]
-        self.position = Position()
 
-    def show(self, pos: Position) -> None:
-        self.position = pos
-        self.update(self.render_text(pos), layout=False)
+    def watch_position(self, position: Position) -> None:
+        self.update(render_position(position, self.size.width or 160), layout=False)
 
-    @staticmethod
-    def render_text(p: Position) -> Text:
-        t = Text(no_wrap=True, overflow="ellipsis")
-        if p.following:
-            if p.ended:
-                t.append(" FOLLOW ", "bold #2e3440 on #ebcb8b")
-            else:
-                t.append(" ● LIVE ", "bold #ffffff on #bf3b3b")
-            t.append(" ")
-        t.append(" op ", "#8a96a3")
-        if p.last == 0:
-            t.append("- of 0", "bold")
-        else:
-            t.append(f"{p.seq:,}", "bold #eceff4")
-            t.append(f" of {p.last:,}", "#d8dee9")
-        if p.ts_ns:
-            t.append("  │  ", "#4c566a")
-            t.append(fmt_ts(p.ts_ns), "#d8dee9")
-            t.append("  ")
-            t.append(fmt_elapsed(p.ts_ns - p.start_ns) if p.start_ns else "", "#88c0d0")
-        t.append("  │  ", "#4c566a")
-        t.append("session ", "#8a96a3")
-        t.append(p.session, "bold #a3be8c")
-        if p.filter_text:
-            t.append("  │  ", "#4c566a")
-            t.append("filter ", "#8a96a3")
-            t.append(p.filter_text, "bold #ebcb8b")
-            t.append(f" {p.matches:,} match{'es' if p.matches != 1 else ''}" + (" (scanning...)" if p.scanning else ""),
-                     "#d8dee9")
-            if not p.in_filter and p.last:
-                t.append(" · cursor op not in filter", "italic #d08770")
-        if p.marks_here:
-            t.append("  │  ", "#4c566a")
-            t.append("◆ " + p.marks_here, "bold #ebcb8b")
-        if p.diff_mark:
-            t.append("  │  ", "#4c566a")
-            t.append("diff vs " + p.diff_mark, "bold #b48ead")
-        if p.pinned:
-            t.append("  │  ", "#4c566a")
-            t.append("pinned " + p.pinned, "bold #88c0d0")
-        return t
+    def on_resize(self) -> None:
+        self.watch_position(self.position)
+
+    def palette_changed(self) -> None:
+        self.watch_position(self.position)
+
+    @property
+    def text(self) -> str:
+        """What the bar says, as plain text (for tests)."""
+        return render_position(self.position, self.size.width or 160).plain

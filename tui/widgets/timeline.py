@@ -1,20 +1,21 @@
 """The timeline: one Line-API ScrollView over every operation of a session.
 
-Row ``i`` is drawn from a page of rows read by index (``TimelineSource``); the
-widget holds an LRU of pages and an LRU of rendered lines, and asks a worker
-for missing pages, nearest to the screen first.  Nothing is a widget per row,
-so a million rows scroll as smoothly as ten.
+Row ``i`` is drawn from a page of rows read by index (``TimelineSource``); the widget holds
+an LRU of pages and an LRU of rendered lines, and asks a worker for missing pages, nearest
+to the screen first.  Nothing is a widget per row, so a million rows scroll as smoothly as
+ten.  The highlighted row is always the cursor's op: under a filter that hides it, its
+ghost row (dim, italic) stands where it belongs in time.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
-from textual import work
 from textual.cache import LRUCache
 from textual.events import Click
 from textual.geometry import Size
@@ -22,39 +23,35 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from replay_tui.engine.format import EVENT_VERBS, READ_VERBS, OpRow, Reconcile
+from replay_tui.engine.format import EVENT_VERBS, READ_VERBS, OpRow, Reconcile, has_latency
+from replay_tui.engine.textsafe import safe
 from replay_tui.engine.units import fmt_duration
-from replay_tui.tui.messages import Notice, PageLoaded
-from replay_tui.tui.source import PAGE, TimelineSource
+from replay_tui.tui.control.source import PAGE, TimelineSource
+from replay_tui.tui.messages import PageLoaded
 from replay_tui.tui.widgets.pane import set_virtual_size
 
-SLOW_NS = 1_000_000_000  # a call this slow is shown in red; SLOWISH_NS in yellow
+SLOW_NS = 1_000_000_000  # a call this slow is drawn as slow; SLOWISH_NS as slowish
 SLOWISH_NS = 250_000_000
-
-S = Style.parse
-BASE = S("#d8dee9")
-HEADER = S("bold #8fbcbb on #1f2630")
-DIM = S("#5c6773")
-SEQ = S("#7b8794")
-TIME = S("#8a96a3")
-VERB_READ = S("#81a1c1")
-VERB_CREATE = S("bold #a3be8c")
-VERB_WRITE = S("bold #ebcb8b")
-VERB_DELETE = S("bold #d08770")
-VERB_EVENT = S("italic #88c0d0")
-OBJ = S("#d8dee9")
-OBJ_EVENT = S("#6f98a3")
-STATUS_OK = S("#7b8794")
-STATUS_ERR = S("bold #ff6b6b")
-ERROR_ROW = S("on #3a1f24")
-LAT = S("#8a96a3")
-LAT_SLOWISH = S("#ebcb8b")
-LAT_SLOW = S("bold #ff6b6b")
-MARK = S("bold #ebcb8b")
-SELECTED = S("on #2e4a6b")
-SELECTED_INEXACT = S("on #263140")
-SPAN_COLOURS = [S(c) for c in ("#b48ead", "#5e81ac", "#a3be8c", "#d08770", "#88c0d0", "#ebcb8b")]
+OBJECT_MAX = 72  # the OBJECT column's widest; what is left goes to RECONCILE
+SPANS = 6  # reconcile bracket colours, replay.span.0 .. 5
 VERB_SHORT = {"deletecollection": "deletecoll"}
+ROLES = ("header", "dim", "seq", "label", "text", "event", "bad.strong", "error.row", "slow", "slowish", "mark",
+         "cursor", "ghost", *(f"verb.{v}" for v in ("read", "create", "write", "delete", "event")),
+         *(f"span.{i}" for i in range(SPANS)))
+OVERLAYS = ("error.row", "ghost", "cursor")
+
+
+def verb_role(verb: str) -> str:
+    """The palette role a verb is drawn in (also used by the panes)."""
+    if verb in EVENT_VERBS:
+        return "replay.verb.event"
+    if verb in READ_VERBS:
+        return "replay.verb.read"
+    if verb == "create":
+        return "replay.verb.create"
+    if verb in ("delete", "deletecollection"):
+        return "replay.verb.delete"
+    return "replay.verb.write"
 
 
 class Columns:
@@ -68,78 +65,51 @@ class Columns:
         self.status = 18 if width >= 120 else 15 if width >= 100 else 4
         self.latency = 8
         fixed = 1 + 2 + self.seq + 1 + self.time + 1 + self.verb + 1 + 1 + self.status + 1 + self.latency + 1
-        self.obj = max(width - fixed, 8)
+        rest = max(width - fixed, 8)
+        self.obj = min(rest, OBJECT_MAX) if rest >= OBJECT_MAX + 14 else rest
+        self.reconcile = rest - self.obj - 1 if rest > self.obj else 0
 
 
-def _cell(text: str, width: int, right: bool = False) -> str:
+def cell(text: str, width: int, right: bool = False) -> str:
+    """``text`` in exactly ``width`` cells (cut with '…' at the end)."""
     if cell_len(text) > width:
         return set_cell_size(text[: max(width - 1, 0)], max(width - 1, 0)) + "…" if width > 0 else ""
     pad = " " * (width - cell_len(text))
     return pad + text if right else text + pad
 
 
-def verb_style(verb: str) -> Style:
-    if verb in EVENT_VERBS:
-        return VERB_EVENT
-    if verb in READ_VERBS:
-        return VERB_READ
-    if verb == "create":
-        return VERB_CREATE
-    if verb in ("delete", "deletecollection"):
-        return VERB_DELETE
-    return VERB_WRITE
+def elide(text: str, width: int) -> str:
+    """``text`` in exactly ``width`` cells, a long one cut in the middle: object names differ at their end."""
+    if cell_len(text) <= width or width < 12:
+        return cell(text, width)
+    head = (width - 1) * 2 // 5
+    tail = width - 1 - head
+    return text[:head] + "…" + text[-tail:]
 
 
-def span_glyph(row: OpRow, span: Reconcile | None) -> str:
-    if row.reconcile is None:
+def span_glyph(row: OpRow, span: Reconcile | None, prev: OpRow | None, nxt: OpRow | None, filtered: bool) -> str:
+    """The reconcile bracket beside a row: ┌ first, │ inside, └ last (╶ alone) of the rows shown."""
+    rid = row.reconcile
+    if rid is None:
         return " "
-    if span is None:
-        return "│"
-    start, end = span.start_seq, span.end_seq
-    if start == row.seq and end == row.seq:
-        return "╶"
-    if start == row.seq:
-        return "┌"
-    if end == row.seq:
-        return "└"
-    return "│"
-
-
-def header_strip(cols: Columns) -> Strip:
-    text = (" " + " " + " " + _cell("SEQ", cols.seq, right=True) + " " + _cell("TIME (UTC)", cols.time)
-            + " " + _cell("VERB", cols.verb) + " " + _cell("OBJECT", cols.obj) + " "
-            + _cell("STATUS", cols.status) + " " + _cell("LATENCY", cols.latency, right=True) + " ")
-    return Strip([Segment(_cell(text, cols.width), HEADER)], cols.width)
-
-
-def row_strip(row: OpRow, cols: Columns, span: Reconcile | None, marked: bool) -> Strip:
-    """One operation as a line of the timeline."""
-    error = row.error
-    event = row.verb in EVENT_VERBS
-    segs: list[Segment] = []
-    add = segs.append
-    add(Segment("◆" if marked else " ", MARK))
-    glyph = span_glyph(row, span)
-    add(Segment(glyph + " ", SPAN_COLOURS[(row.reconcile or 0) % len(SPAN_COLOURS)]))
-    add(Segment(_cell(str(row.seq), cols.seq, right=True) + " ", SEQ))
-    ts = time.strftime("%H:%M:%S", time.gmtime(row.ts_ns // 1_000_000_000))
-    add(Segment(f"{ts}.{(row.ts_ns // 1_000_000) % 1000:03d} ", TIME))
-    add(Segment(_cell(VERB_SHORT.get(row.verb, row.verb), cols.verb) + " ", verb_style(row.verb)))
-    add(Segment(_cell(row.target or "-", cols.obj) + " ", OBJ_EVENT if event else OBJ))
-    if row.status:
-        status = f"{row.status} {row.reason}" if row.reason else str(row.status)
+    if filtered or span is None:  # the bracket spans the rows on screen, whichever the filter kept
+        first = prev is None or prev.reconcile != rid
+        last = nxt is None or nxt.reconcile != rid
     else:
-        status = row.reason or ("ERROR" if error else "")
-    add(Segment(" " + _cell(status, cols.status) + " ", STATUS_ERR if error else STATUS_OK))
-    lat = row.duration_ns
-    lat_style = LAT_SLOW if lat >= SLOW_NS else LAT_SLOWISH if lat >= SLOWISH_NS else LAT
-    add(Segment(_cell(fmt_duration(lat) if lat or not event else "", cols.latency, right=True) + " ",
-                lat_style))
-    strip = Strip(segs)
-    strip = strip.adjust_cell_length(cols.width, None)
-    if error:
-        strip = Strip(Segment.apply_style(list(strip), ERROR_ROW), cols.width)
-    return strip
+        first, last = span.start_seq == row.seq, span.end_seq == row.seq
+    return "╶" if first and last else "┌" if first else "└" if last else "│"
+
+
+def latency_cell(row: OpRow) -> str:
+    """A measured latency; '-' for a request whose latency was not recorded; nothing for a watch event."""
+    if has_latency(row.verb, row.duration_ns):
+        return fmt_duration(row.duration_ns)
+    return "" if row.verb in EVENT_VERBS else "-"
+
+
+@dataclass
+class RowClicked(Message):
+    index: int
 
 
 class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
@@ -152,25 +122,26 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         overflow-x: hidden;
         overflow-y: scroll;
     }
+    Timeline:focus {
+        background-tint: $foreground 3%;
+    }
     """
 
-    class RowClicked(Message):
-        def __init__(self, index: int):
-            super().__init__()
-            self.index = index
+    RowClicked = RowClicked
 
     def __init__(self, **kwargs: object):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.source: TimelineSource | None = None
         self.selected = 0
-        self.exact = True
         self.marked: set[int] = set()
         self.empty_text = "opening the recording..."
         self._pages: LRUCache[int, list[OpRow]] = LRUCache(256)
+        self._ghosts: LRUCache[int, OpRow] = LRUCache(16)
         self._lines: LRUCache[tuple[int, int, int], Strip] = LRUCache(4096)
         self._wanted: set[int] = set()
         self._loading = False
         self._cols: Columns | None = None
+        self._styles: dict[str, Style] = {}
         self.pages_loaded = 0  # for tests and the benchmark
 
     # --- data ------------------------------------------------------------------
@@ -194,12 +165,12 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
 
     def on_resize(self) -> None:
         self.update_count()
+        self.call_after_refresh(self.scroll_to_cursor)  # a smaller window keeps the cursor row in view
 
     def grew(self, old_count: int) -> None:
         """The session (or the match list) grew: the old last page is incomplete now."""
         if old_count:
-            page = (old_count - 1) // PAGE
-            self._pages.discard(page)
+            self._pages.discard((old_count - 1) // PAGE)
             self._lines.clear()
         self.update_count()
         self.refresh()
@@ -209,12 +180,30 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         self._lines.clear()
         self.refresh()
 
+    def palette_changed(self) -> None:
+        """The theme changed (or the focus, which tints the background): draw the rows again."""
+        self._styles = {}
+        self._lines.clear()
+        self.refresh()
+
+    def on_focus(self) -> None:
+        self.palette_changed()
+
+    def on_blur(self) -> None:
+        self.palette_changed()
+
     def row_at(self, index: int) -> OpRow | None:
-        """The row at an index when its page is loaded (None otherwise)."""
-        page = self._pages.get(index // PAGE)
+        """The row at an index when it is loaded (None otherwise)."""
+        source = self.source
+        if source is None:
+            return None
+        base = source.base_of(index)
+        if base is None:
+            return self._ghosts.get(source.ghost) if source.ghost is not None else None
+        page = self._pages.get(base // PAGE)
         if page is None:
             return None
-        i = index % PAGE
+        i = base % PAGE
         return page[i] if i < len(page) else None
 
     def row_for_seq(self, seq: int) -> OpRow | None:
@@ -232,10 +221,10 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
     def body_height(self) -> int:
         return max(self.scrollable_content_region.height - 1, 1)
 
-    def select(self, index: int, exact: bool = True, *, center: bool = False) -> None:
+    def select(self, index: int, *, center: bool = False, moved: bool = False) -> None:
+        """Highlight row ``index`` and scroll it into view (``moved``: rows shifted, repaint all)."""
         old = self.selected
         self.selected = index
-        self.exact = exact
         top = round(self.scroll_y)
         height = self.body_height
         if center and not top <= index < top + height:
@@ -249,15 +238,31 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         if target != top:
             self.scroll_to(y=target, animate=False, immediate=True)
             self.refresh()
+        elif moved:
+            self.refresh()
         else:
             self._refresh_index(old)
             self._refresh_index(index)
+
+    def scroll_to_cursor(self) -> None:
+        if self.source is not None and self.source.count:
+            self.select(self.selected)
 
     def _refresh_index(self, index: int) -> None:
         if 0 <= index - round(self.scroll_y) < self.body_height:
             self.refresh_line(index + 1)  # virtual line: the header sits above row 0
 
     # --- rendering -----------------------------------------------------------------
+
+    def _style(self, role: str) -> Style:
+        """A role over the timeline's own colours (its theme background under every cell)."""
+        if not self._styles:
+            get, base = self.app.console.get_style, self.rich_style
+            self._styles = {r: base + get(f"replay.{r}", default="none") for r in ROLES}
+            self._styles["base"] = base
+            for r in OVERLAYS:  # laid over a whole row: only what the role itself sets
+                self._styles[f"over.{r}"] = get(f"replay.{r}", default="none")
+        return self._styles[role]
 
     def _columns(self, width: int) -> Columns:
         cols = self._cols
@@ -266,75 +271,131 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
             cols = self._cols = Columns(width, last)
         return cols
 
+    def header_strip(self, cols: Columns) -> Strip:
+        text = ("   " + cell("SEQ", cols.seq, right=True) + " " + cell("TIME (UTC)", cols.time)
+                + " " + cell("VERB", cols.verb) + " " + cell("OBJECT", cols.obj) + " "
+                + cell("STATUS" if cols.status >= 6 else "CODE", cols.status) + " "
+                + cell("LATENCY", cols.latency, right=True) + " ")
+        if cols.reconcile:
+            text += " " + cell("RECONCILE", cols.reconcile)
+        return Strip([Segment(cell(text, cols.width), self._style("header"))], cols.width)
+
+    def row_strip(self, row: OpRow, cols: Columns, index: int, ghost: bool) -> Strip:
+        """One operation as a line of the timeline."""
+        source = self.source
+        assert source is not None
+        s = self._style
+        error = row.error
+        event = row.verb in EVENT_VERBS
+        span = source.spans.get(row.reconcile) if row.reconcile is not None else None
+        segs: list[Segment] = []
+        add = segs.append
+        add(Segment("◆" if row.seq in self.marked else " ", s("mark")))
+        glyph = span_glyph(row, span, self.row_at(index - 1) if index else None, self.row_at(index + 1),
+                           source.filtered)
+        add(Segment(glyph + " ", s(f"span.{(row.reconcile or 0) % SPANS}")))
+        add(Segment(cell(str(row.seq), cols.seq, right=True) + " ", s("seq")))
+        ts = time.strftime("%H:%M:%S", time.gmtime(row.ts_ns // 1_000_000_000))
+        add(Segment(f"{ts}.{(row.ts_ns // 1_000_000) % 1000:03d} ", s("label")))
+        verb = cell(VERB_SHORT.get(row.verb, row.verb), cols.verb) + " "
+        add(Segment(verb, s(verb_role(row.verb).removeprefix("replay."))))
+        add(Segment(elide(safe(row.target) or "-", cols.obj) + " ", s("event" if event else "text")))
+        if row.status:
+            status = f"{row.status} {safe(row.reason)}" if row.reason else str(row.status)
+        else:
+            status = safe(row.reason) or ("ERROR" if error else "")
+        add(Segment(" " + cell(status, cols.status) + " ", s("bad.strong" if error else "seq")))
+        lat = row.duration_ns if has_latency(row.verb, row.duration_ns) else 0
+        add(Segment(cell(latency_cell(row), cols.latency, right=True) + " ",
+                    s("slow" if lat >= SLOW_NS else "slowish" if lat >= SLOWISH_NS else "label")))
+        if cols.reconcile:
+            what = f"#{row.reconcile} {safe(span.reconciler) if span else ''}" if row.reconcile is not None else ""
+            add(Segment(" " + cell(what.rstrip(), cols.reconcile), s(f"span.{(row.reconcile or 0) % SPANS}")))
+        strip = Strip(segs).adjust_cell_length(cols.width, s("base"))
+        if ghost:
+            strip = Strip(Segment.apply_style(list(strip), post_style=s("over.ghost")), cols.width)
+        elif error:
+            strip = Strip(Segment.apply_style(list(strip), post_style=s("over.error.row")), cols.width)
+        return strip
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         cols = self._columns(width)
         if y == 0:
-            return header_strip(cols)
+            return self.header_strip(cols)
         source = self.source
         count = source.count if source else 0
         index = round(self.scroll_y) + y - 1
         if index >= count:
             if count == 0 and y == 2:
-                return Strip([Segment(_cell("   " + self.empty_text, width), DIM)], width)
-            return Strip.blank(width)
+                return Strip([Segment(cell("   " + self.empty_text, width), self._style("dim"))], width)
+            return Strip.blank(width, self._style("base"))
         assert source is not None
-        key = (source.generation, index, width)
+        seq = source.seq_at(index)
+        ghost = source.base_of(index) is None
+        key = (source.generation, -seq if ghost else seq, width)
         strip = self._lines.get(key)
         if strip is None:
             row = self.row_at(index)
             if row is None:
-                page = index // PAGE
-                if page in self._pages:  # a page read at the live end before it filled up
-                    self._pages.discard(page)
-                self._want(page)
-                seq = source.seq_at(index)
-                return self._decorate(Strip([Segment(_cell(f"   {seq:>{cols.seq}}  ...", width), DIM)], width),
-                                      index)
-            span = source.spans.get(row.reconcile) if row.reconcile is not None else None
-            strip = row_strip(row, cols, span, row.seq in self.marked)
+                self._want(index)
+                return self._decorate(Strip([Segment(cell(f"   {seq:>{cols.seq}}  ...", width), self._style("dim"))],
+                                            width), index)
+            strip = self.row_strip(row, cols, index, ghost)
             self._lines[key] = strip
         return self._decorate(strip, index)
 
     def _decorate(self, strip: Strip, index: int) -> Strip:
         if index != self.selected:
             return strip
-        style = SELECTED if self.exact else SELECTED_INEXACT
-        return Strip(Segment.apply_style(list(strip), post_style=style), strip.cell_length)
+        return Strip(Segment.apply_style(list(strip), post_style=self._style("over.cursor")), strip.cell_length)
 
     # --- page loading ------------------------------------------------------------------
 
-    def _want(self, page: int) -> None:
+    def _want(self, index: int) -> None:
+        source = self.source
+        assert source is not None
+        base = source.base_of(index)
+        page = -1 if base is None else base // PAGE  # -1: the ghost row
+        if page >= 0 and page in self._pages:  # a page read at the live end before it filled up
+            self._pages.discard(page)
         self._wanted.add(page)
-        if not self._loading:
+        self._start_loading()
+
+    def _start_loading(self) -> None:
+        """Read the wanted pages in a worker of the screen: its end, a failure included, reaches the
+        screen's one handler of workers (``Worker.StateChanged`` does not bubble up from here)."""
+        if self._wanted and not self._loading:
             self._loading = True
-            self.call_later(self._load_pages)
+            self.call_later(lambda: self.screen.run_worker(self._load_pages(), name="timeline-pages",
+                                                           group="timeline-pages", exit_on_error=False))
 
     def _visible_pages(self) -> set[int]:
+        source = self.source
+        if source is None:
+            return set()
         top = round(self.scroll_y)
-        return {p for p in range(top // PAGE, (top + self.body_height) // PAGE + 1)}
+        bases = [b for b in (source.base_of(top), source.base_of(top + self.body_height)) if b is not None]
+        pages = {p for p in range(min(bases, default=0) // PAGE, max(bases, default=0) // PAGE + 1)}
+        return pages | {-1}
 
-    @work(group="timeline-pages", exit_on_error=False)
     async def _load_pages(self) -> None:
         """Read wanted pages, those on screen first; pages scrolled past are dropped."""
         source = self.source
         try:
             while self._wanted and source is self.source and source is not None:
-                visible = self._visible_pages()
-                self._wanted &= visible | {self.selected // PAGE}
+                self._wanted &= self._visible_pages()
                 if not self._wanted:
                     break
                 page = min(self._wanted)
                 self._wanted.discard(page)
-                if page in self._pages:
-                    continue
                 generation = source.generation
-                rows = await source.fetch_page(page)
-                self.post_message(PageLoaded(generation, page, rows))
-        except Exception as exc:
-            from replay_tui.engine.schema import RecordingError
-            text = str(exc) if isinstance(exc, RecordingError) else f"{type(exc).__name__}: {exc}"
-            self.post_message(Notice(f"timeline: {text}"))
+                if page < 0:
+                    if source.ghost is not None and source.ghost not in self._ghosts:
+                        self.post_message(PageLoaded(generation, -1, await source.rows_by_seq([source.ghost])))
+                    continue
+                if page not in self._pages:
+                    self.post_message(PageLoaded(generation, page, await source.fetch_page(page)))
         finally:
             self._loading = False
 
@@ -342,15 +403,15 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         message.stop()
         if self.source is None or message.generation != self.source.generation:
             return
-        self._pages[message.page] = message.rows
-        self.pages_loaded += 1
-        top = round(self.scroll_y)
-        first, last = message.page * PAGE, (message.page + 1) * PAGE
-        if first < top + self.body_height and last > top:
-            self.refresh()
-        if self._wanted and not self._loading:
-            self._loading = True
-            self.call_later(self._load_pages)
+        if message.page < 0:
+            for row in message.rows:
+                self._ghosts[row.seq] = row
+        else:
+            self._pages[message.page] = message.rows
+            self.pages_loaded += 1
+            self._lines.clear()  # neighbours decide brackets under a filter
+        self.refresh()
+        self._start_loading()
 
     # --- mouse ---------------------------------------------------------------------------
 
@@ -359,4 +420,4 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
             return
         index = round(self.scroll_y) + event.y - 1
         if 0 <= index < self.source.count:
-            self.post_message(self.RowClicked(index))
+            self.post_message(RowClicked(index))
