@@ -1,0 +1,79 @@
+"""Recordings written before schema version 2 still open and read the same.
+
+``tests/data/v1/demo-v1.db`` is the demo recording as release 1 wrote it (schema version
+1: no rollups, no change index, plain zstd bodies).  ``demo-v1-golden.json`` holds what
+every read-only command printed on it (``--json``) with the code of that release
+(``capture_golden.py`` made it, once).  The same commands must print the same today: a
+v1 file is read the old way (statistics aggregated from its operations, watched fields
+decoded version by version), never upgraded in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from replay_tui.cli.main import main
+
+DATA = Path(__file__).parent / "data" / "v1"
+GOLDEN: dict[str, Any] = json.loads((DATA / "demo-v1-golden.json").read_text())
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> Any:
+    code = main(args)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)
+
+
+def _without(value: Any, drop: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _without(v, drop) for k, v in value.items() if k not in drop}
+    if isinstance(value, list):
+        return [_without(v, drop) for v in value]
+    return value
+
+
+def test_the_v1_file_is_schema_version_1() -> None:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{DATA / 'demo-v1.db'}?mode=ro", uri=True) as conn:
+        assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "1"
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_every_command_prints_what_release_1_printed(name: str, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = GOLDEN[name]
+    monkeypatch.chdir(DATA.parent.parent.parent)  # the commands name the file relative to the checkout
+    before = hashlib.sha256((DATA / "demo-v1.db").read_bytes()).hexdigest()
+    got = _run(entry["args"], capsys)
+    assert got == entry["json"]
+    assert hashlib.sha256((DATA / "demo-v1.db").read_bytes()).hexdigest() == before  # read, never written
+
+
+def test_a_new_session_appended_to_a_v1_file_keeps_the_old_ones_readable(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from replay_tui.engine.format import Operation
+    from replay_tui.engine.writer import RecordingWriter
+
+    path = tmp_path / "old.db"
+    shutil.copy(DATA / "demo-v1.db", path)
+    with RecordingWriter(path) as w:
+        s = w.session("new", "synthetic")
+        s.append(Operation(verb="get", api_version="v1", kind="ConfigMap", namespace="default",
+                           name="x", status=200, duration_ns=2_000_000,
+                           response={"kind": "ConfigMap", "apiVersion": "v1",
+                                     "metadata": {"name": "x", "namespace": "default"}}))
+        s.close()
+    old = _run(["stats", str(path), "-s", "buggy-operator", "--json"], capsys)
+    assert old == GOLDEN["buggy-operator/stats"]["json"]
+    new = _run(["stats", str(path), "-s", "new", "--json"], capsys)
+    assert new["operations"] == 1 and new["by_kind"] == {"ConfigMap": 1}
+    sessions = _run(["sessions", str(path), "--json"], capsys)
+    assert [s["name"] for s in sessions] == ["healthy-operator", "buggy-operator", "new"]
