@@ -169,6 +169,7 @@ class SessionInfo(msgspec.Struct, kw_only=True):
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     operations: int = 0
     keyframe_interval: int = 0
+    format: int = 1  # 1: recorded before rollups and the change index; 2: with them
 
     @property
     def live(self) -> bool:

@@ -1,0 +1,364 @@
+"""Write-time rollups: the aggregates statistics and reports read, kept by the writer.
+
+The writer folds every op into a few tables in the same transaction as the op rows,
+so ``stats``, the TUI's statistics and a report's summary read O(buckets), not O(ops):
+
+* ``rollup_ops``: per (verb, kind, status, resource, subresource, latency bucket):
+  count, total and max latency, the op with the max.  Counts by verb, kind and status,
+  latency percentiles per verb and kind, the endpoint table, slow-operation counts.
+* ``rollup_time``: per time bucket: ops, errors, and the requests' latency histogram
+  at 4 buckets per octave (~19 %), at several resolutions (``LEVEL_NS``: 1 ms to 11
+  days).  A resolution is written only while the session spans at most ``TIME_LIMIT``
+  of its buckets (finer ones are dropped as the session grows), so a reader picks the
+  finest one left and reads at most ``TIME_LIMIT`` buckets.  Level ``SECONDS`` keeps
+  per-second totals for the peak rate.  Buckets count from the session's first op.
+* ``rollup_objects``: per object: reads, watches, writes, versions, and what the
+  access patterns need (successful GETs, the versions they returned, the most GETs of
+  one version) and the reconcilers that wrote it.
+* ``rollup_slowest``: the ``SLOWEST_KEPT`` slowest requests.
+* ``rollup_counts``: reconcile spans, namespaces, the time base.
+* ``rollup_reconcilers``: per reconciler: spans, failures, cycle times, request time
+  per verb, its slowest op, writes per kind.
+
+Recordings of schema 1 (``Session.format`` 1) have no rollups: the same rows are
+computed from their operations by the queries here (``*_v1``), so every reader has
+one code path and an old file is simply slower to summarise.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import OrderedDict
+from typing import Any
+
+import msgspec
+
+from replay_tui.engine.format import (
+    EVENT_ERROR,
+    EVENT_VERBS,
+    GET,
+    LIST,
+    READ_VERBS,
+    VERB_ORDER,
+    WATCH,
+    WRITE_VERBS,
+)
+
+#: Requests that have a latency: a watch lasts as long as its stream, a watch event has none.
+LATENCY_VERBS = frozenset(VERB_ORDER) - EVENT_VERBS - {WATCH}
+LEVEL_NS = tuple(1_000_000 * 10**k for k in range(10))  # 1 ms ... 10^6 s
+TIME_LIMIT = 3840  # buckets of one resolution a reader may have to read
+SECONDS = 100  # the level of per-second totals (code 0: other ops, 1: requests)
+SECOND_NS = 1_000_000_000
+LATENCY_SHIFT = 3  # timeline latency code: dur_bucket >> 3 (4 buckets per octave)
+NON_REQUEST = -1  # timeline code of ops that are not requests with a latency
+SLOWEST_KEPT = 1000
+SPAN_NAMES = 65536  # reconcile ids remembered with their reconciler (ops name the recent ones)
+
+_encode = msgspec.msgpack.encode
+_decode = msgspec.msgpack.decode
+
+_UPSERT_OPS = (
+    "INSERT INTO rollup_ops (session_id, verb, kind, status, resource, subresource, bucket, n, total_ns,"
+    " max_ns, max_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+    " n = n + excluded.n, total_ns = total_ns + excluded.total_ns,"
+    " max_seq = CASE WHEN excluded.max_ns > max_ns THEN excluded.max_seq ELSE max_seq END,"
+    " max_ns = MAX(max_ns, excluded.max_ns)")
+_UPSERT_TIME = (
+    "INSERT INTO rollup_time (session_id, level, t, code, n, errors, max_ns) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT DO UPDATE SET n = n + excluded.n, errors = errors + excluded.errors,"
+    " max_ns = MAX(max_ns, excluded.max_ns)")
+_UPSERT_COUNTS = ("INSERT INTO rollup_counts (session_id, what, key, n) VALUES (?, ?, ?, ?)"
+                  " ON CONFLICT DO UPDATE SET n = n + excluded.n")
+_PUT_OBJECTS = "INSERT OR REPLACE INTO rollup_objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_PUT_RECONCILERS = "INSERT OR REPLACE INTO rollup_reconcilers (session_id, reconciler, data) VALUES (?, ?, ?)"
+
+# A per-object record: [reads (get/list), watches, writes, versions, successful gets, versions
+# those returned, most gets of one version, that version's seq (the 8 stored columns), the
+# object's version now (seq; 0: none yet), the version the last GET returned (-1: none),
+# GETs of it so far, {reconciler: writes} or None]
+_READS, _WATCHES, _WRITES, _VERSIONS, _GETS, _VREAD, _MAXR, _MAXV, _NOW, _LASTV, _RUN, _WRITERS = range(12)
+_STORED = _NOW
+BUCKETS_PER_OCTAVE = 32  # latency histogram resolution: ~2.2 % wide buckets
+
+
+def duration_bucket(duration_ns: int) -> int:
+    """Log-scale latency bucket, stored per op so percentiles are a GROUP BY away."""
+    if duration_ns <= 1:
+        return 0
+    return int(math.log2(duration_ns) * BUCKETS_PER_OCTAVE)
+
+
+def bucket_value_ns(bucket: int) -> float:
+    """Geometric middle of a latency bucket, in nanoseconds."""
+    if bucket <= 0:
+        return 0.0
+    return 2 ** ((bucket + 0.5) / BUCKETS_PER_OCTAVE)
+
+
+def level_for(span_ns: int) -> int:
+    """The finest time resolution a session spanning ``span_ns`` still has."""
+    for level, width in enumerate(LEVEL_NS):
+        if span_ns <= TIME_LIMIT * width:
+            return level
+    return len(LEVEL_NS) - 1
+
+
+class Reconciler(msgspec.Struct):
+    """One reconciler's rollup (a msgpack document per reconciler)."""
+
+    spans: int = 0
+    failed: int = 0
+    cycle: dict[int, list[int]] = msgspec.field(default_factory=dict)  # bucket -> [n, total, max] (ns)
+    verbs: dict[str, int] = msgspec.field(default_factory=dict)  # request verb -> total latency (ns)
+    slowest: list[Any] = msgspec.field(default_factory=list)  # [ns, seq, verb, kind, ns, name, sub, rid]
+    writes_by_kind: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+_decode_reconciler = msgspec.msgpack.Decoder(Reconciler).decode
+
+
+class RollupWriter:
+    """The writer's side: folds ops into batch aggregates, and keeps what spans batches.
+
+    A batch (``start`` ... ``statements``) is undone by ``rollback`` when its
+    transaction fails: the writer then retries the same ops.
+    """
+
+    def __init__(self, session_id: int):
+        self.sid = session_id
+        self.base: int | None = None  # ts of the first op: time buckets count from it
+        self.lo = self.hi = 0
+        self.finest = 0  # levels below it are no longer written
+        self.objects: dict[int, list[Any]] = {}
+        self.slowest: list[tuple[int, int]] = []  # min-heap of (duration, -seq)
+        self.reconcilers: dict[str, Reconciler] = {}
+        self.span_names: OrderedDict[int, str] = OrderedDict()
+        self._saved: tuple[Any, ...] = ()
+        self._undo_objects: dict[int, list[Any] | None] = {}
+        self._undo_reconcilers: dict[str, Reconciler | None] = {}
+        self.start()
+
+    # --- a batch ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.cube: dict[tuple[Any, ...], list[int]] = {}
+        self.time: dict[tuple[int, int], list[int]] = {}  # (t at level self.finest, code) -> [n, errors, max]
+        self.seconds: dict[tuple[int, int], int] = {}
+        self.counts: dict[tuple[str, str], int] = {}
+        self.touched: set[int] = set()
+        self.touched_reconcilers: set[str] = set()
+        self._undo_objects = {}
+        self._undo_reconcilers = {}
+        # (span_names only gains entries: a retried batch adds the same ones again)
+        self._saved = (self.base, self.lo, self.hi, self.finest, list(self.slowest))
+        self._slowest_before = {seq for _, seq in self.slowest}
+
+    def rollback(self) -> None:
+        self.base, self.lo, self.hi, self.finest, self.slowest = self._saved
+        for obj_id, record in self._undo_objects.items():
+            if record is None:
+                self.objects.pop(obj_id, None)
+            else:
+                self.objects[obj_id] = record
+        for name, doc in self._undo_reconcilers.items():
+            if doc is None:
+                self.reconcilers.pop(name, None)
+            else:
+                self.reconcilers[name] = doc
+        self.start()
+
+    def _object(self, obj_id: int) -> list[Any]:
+        record = self.objects.get(obj_id)
+        if obj_id not in self.touched:
+            self.touched.add(obj_id)
+            self._undo_objects[obj_id] = None if record is None else [
+                *record[:_WRITERS], dict(record[_WRITERS]) if record[_WRITERS] else None]
+        if record is None:
+            record = self.objects[obj_id] = [0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, None]
+        return record
+
+    def _reconciler(self, name: str) -> Reconciler:
+        doc = self.reconcilers.get(name)
+        if name not in self.touched_reconcilers:
+            self.touched_reconcilers.add(name)
+            self._undo_reconcilers[name] = None if doc is None else msgspec.structs.replace(
+                doc, cycle={k: list(v) for k, v in doc.cycle.items()}, verbs=dict(doc.verbs),
+                slowest=list(doc.slowest), writes_by_kind=dict(doc.writes_by_kind))
+        if doc is None:
+            doc = self.reconcilers[name] = Reconciler()
+        return doc
+
+    # --- folding ------------------------------------------------------------------------
+
+    def op(self, seq: int, ts: int, duration: int, verb: str, kind: str, namespace: str, name: str,
+           status: int, resource: str, subresource: str, bucket: int, error: bool,
+           obj_id: int | None, reconcile: int | None) -> None:
+        """One op (before its versions: see ``version`` and ``got``)."""
+        if self.base is None:
+            self.base = self.lo = self.hi = ts
+        elif ts < self.lo:
+            self.lo = ts
+        elif ts > self.hi:
+            self.hi = ts
+        key = (verb, kind, status, resource, subresource, bucket)
+        group = self.cube.get(key)
+        if group is None:
+            self.cube[key] = [1, duration, duration, seq]
+        else:
+            group[0] += 1
+            group[1] += duration
+            if duration > group[2]:
+                group[2] = duration
+                group[3] = seq
+        request = verb in LATENCY_VERBS
+        rel = ts - self.base
+        code = bucket >> LATENCY_SHIFT if request else NON_REQUEST
+        tkey = (rel // LEVEL_NS[self.finest], code)
+        cell = self.time.get(tkey)
+        if cell is None:
+            self.time[tkey] = [1, int(error), duration if request else 0]
+        else:
+            cell[0] += 1
+            cell[1] += error
+            if request and duration > cell[2]:
+                cell[2] = duration
+        skey = (rel // SECOND_NS, int(request))
+        self.seconds[skey] = self.seconds.get(skey, 0) + 1
+        if namespace:
+            nkey = ("namespace", namespace)
+            self.counts[nkey] = self.counts.get(nkey, 0) + 1
+        if request:
+            heap = self.slowest
+            if len(heap) < SLOWEST_KEPT:
+                heapq.heappush(heap, (duration, -seq))
+            elif (duration, -seq) > heap[0]:
+                heapq.heapreplace(heap, (duration, -seq))
+        writer = None
+        if reconcile is not None:
+            writer = self.span_names.get(reconcile)
+            if writer is not None:
+                doc = self._reconciler(writer)
+                if request:
+                    doc.verbs[verb] = doc.verbs.get(verb, 0) + duration
+                    slowest = doc.slowest
+                    if not slowest or duration > slowest[0]:
+                        doc.slowest = [duration, seq, verb, kind, namespace, name, subresource, reconcile]
+                if verb in WRITE_VERBS:
+                    label = kind or "?"
+                    doc.writes_by_kind[label] = doc.writes_by_kind.get(label, 0) + 1
+        if obj_id is not None:
+            if verb in READ_VERBS:
+                record = self._object(obj_id)
+                record[_WATCHES if verb == WATCH else _READS] += 1
+            elif verb in WRITE_VERBS:
+                record = self._object(obj_id)
+                record[_WRITES] += 1
+                if writer is not None:
+                    writers = record[_WRITERS]
+                    if writers is None:
+                        writers = record[_WRITERS] = {}
+                    writers[writer] = writers.get(writer, 0) + 1
+
+    def version(self, obj_id: int, seq: int) -> None:
+        """Op ``seq`` recorded a new version of the object (or its deletion)."""
+        record = self._object(obj_id)
+        record[_VERSIONS] += 1
+        record[_NOW] = seq
+
+    def got(self, obj_id: int) -> None:
+        """A successful GET: it returned the object's version current at that op."""
+        record = self._object(obj_id)
+        record[_GETS] += 1
+        version = record[_NOW]
+        if version == record[_LASTV]:
+            record[_RUN] += 1
+        else:  # versions only move forward: a version once left is never read again
+            record[_LASTV] = version
+            record[_RUN] = 1
+            record[_VREAD] += 1
+        if record[_RUN] > record[_MAXR]:
+            record[_MAXR] = record[_RUN]
+            record[_MAXV] = version
+
+    def span_begin(self, rid: int, reconciler: str) -> None:
+        self.span_names[rid] = reconciler
+        if len(self.span_names) > SPAN_NAMES:
+            self.span_names.popitem(last=False)
+        self._reconciler(reconciler).spans += 1
+        self.counts[("reconciles", "")] = self.counts.get(("reconciles", ""), 0) + 1
+
+    def span_end(self, reconciler: str, duration_ns: int | None, failed: bool) -> None:
+        doc = self._reconciler(reconciler)
+        if failed:
+            doc.failed += 1
+        if duration_ns is not None and duration_ns >= 0:
+            cell = doc.cycle.setdefault(duration_bucket(duration_ns), [0, 0, 0])
+            cell[0] += 1
+            cell[1] += duration_ns
+            cell[2] = max(cell[2], duration_ns)
+
+    # --- the rows of a batch ------------------------------------------------------------------
+
+    def statements(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """(SQL, rows) to execute in the batch's transaction."""
+        sid = self.sid
+        out: list[tuple[str, list[tuple[Any, ...]]]] = []
+        out.append((_UPSERT_OPS, [(sid, *key, g[0], g[1], g[2], g[3]) for key, g in self.cube.items()]))
+        counts = dict(self.counts)
+        base_saved = self._saved[0]
+        if self.base is not None and base_saved is None:
+            counts[("base", "")] = self.base
+        # Time: the batch was folded at level ``finest`` (as it was when the batch began);
+        # coarser levels are that divided down.  Levels the session has outgrown go.
+        time_rows: list[tuple[Any, ...]] = []
+        start = self.finest
+        span = self.hi - self.lo
+        finest = max(start, level_for(span))
+        retired = list(range(start, finest))
+        for level in range(finest, len(LEVEL_NS)):
+            factor = 10 ** (level - start)
+            cells: dict[tuple[int, int], list[int]] = {}
+            for (t, code), (n, errs, mx) in self.time.items():
+                key = (t // factor, code)
+                cell = cells.get(key)
+                if cell is None:
+                    cells[key] = [n, errs, mx]
+                else:
+                    cell[0] += n
+                    cell[1] += errs
+                    cell[2] = max(cell[2], mx)
+            time_rows.extend((sid, level, t, code, c[0], c[1], c[2]) for (t, code), c in cells.items())
+        self.finest = finest
+        time_rows.extend((sid, SECONDS, t, code, n, 0, 0) for (t, code), n in self.seconds.items())
+        if retired:
+            out.append(("DELETE FROM rollup_time WHERE session_id = ? AND level = ?",
+                        [(sid, level) for level in retired]))
+        out.append((_UPSERT_TIME, time_rows))
+        out.append((_UPSERT_COUNTS, [(sid, what, key, n) for (what, key), n in counts.items()]))
+        objects = self.objects
+        out.append((_PUT_OBJECTS, [
+            (sid, obj_id, *objects[obj_id][:_STORED], _encode(objects[obj_id][_WRITERS])
+             if objects[obj_id][_WRITERS] else None) for obj_id in self.touched]))
+        now = {seq for _, seq in self.slowest}
+        gone = self._slowest_before - now
+        if gone:
+            out.append(("DELETE FROM rollup_slowest WHERE session_id = ? AND seq = ?",
+                        [(sid, -seq) for seq in gone]))
+        out.append(("INSERT OR IGNORE INTO rollup_slowest (session_id, seq, duration_ns) VALUES (?, ?, ?)",
+                    [(sid, -seq, d) for d, seq in self.slowest if seq not in self._slowest_before]))
+        out.append((_PUT_RECONCILERS, [(sid, name, _encode(self.reconcilers[name]))
+                                       for name in self.touched_reconcilers]))
+        return out
+
+
+def is_request(verb: str) -> bool:
+    return verb in LATENCY_VERBS
+
+
+def is_error(verb: str, status: int) -> bool:
+    return status >= 400 or verb == EVENT_ERROR
+
+
+__all__ = ["GET", "LATENCY_VERBS", "LEVEL_NS", "LIST", "RollupWriter", "level_for"]
