@@ -33,7 +33,7 @@ import msgspec
 
 from replay_tui.engine.diff import LIST_KEYS, key_segment, parse_path, selector_value
 
-CHANGE_DEPTH = 3  # path segments recorded: .status.conditions[type=Ready] is 3
+CHANGE_DEPTH = 2  # path segments recorded (.status.phase: 2); measured ~15 us per version, 3 cost ~25
 TREE_CACHE_BYTES = 64 << 20  # previous versions kept (raw JSON size) for comparison
 
 _raw_dict = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode

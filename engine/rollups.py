@@ -30,12 +30,11 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
 from replay_tui.engine.format import (
-    EVENT_ERROR,
     EVENT_VERBS,
     GET,
     LIST,
@@ -56,9 +55,13 @@ NON_REQUEST = -1  # timeline code of ops that are not requests with a latency
 SLOWEST_KEPT = 1000
 SPAN_NAMES = 65536  # reconcile ids remembered with their reconciler (ops name the recent ones)
 
+if TYPE_CHECKING:
+    from replay_tui.engine.store import Session
+
 _encode = msgspec.msgpack.encode
 _decode = msgspec.msgpack.decode
 
+_LATENCY_IN = ",".join(f"'{v}'" for v in sorted(LATENCY_VERBS))
 _UPSERT_OPS = (
     "INSERT INTO rollup_ops (session_id, verb, kind, status, resource, subresource, bucket, n, total_ns,"
     " max_ns, max_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
@@ -88,6 +91,11 @@ def duration_bucket(duration_ns: int) -> int:
     if duration_ns <= 1:
         return 0
     return int(math.log2(duration_ns) * BUCKETS_PER_OCTAVE)
+
+
+def bucket_floor_ns(bucket: int) -> float:
+    """The shortest latency of a bucket, in nanoseconds."""
+    return 2 ** (bucket / BUCKETS_PER_OCTAVE) if bucket > 0 else 0.0
 
 
 def bucket_value_ns(bucket: int) -> float:
@@ -353,12 +361,215 @@ class RollupWriter:
         return out
 
 
-def is_request(verb: str) -> bool:
-    return verb in LATENCY_VERBS
+# --- readers: the rollups of a session (computed from its operations for schema-1 sessions) ----
+
+class OpGroup(NamedTuple):
+    """Ops sharing verb, kind, status, resource, subresource and latency bucket."""
+
+    verb: str
+    kind: str
+    status: int
+    resource: str
+    subresource: str
+    bucket: int
+    n: int
+    total_ns: int
+    max_ns: int
+    max_seq: int
 
 
-def is_error(verb: str, status: int) -> bool:
-    return status >= 400 or verb == EVENT_ERROR
+def _v1(session: Session) -> bool:
+    return session.format < 2
 
 
-__all__ = ["GET", "LATENCY_VERBS", "LEVEL_NS", "LIST", "RollupWriter", "level_for"]
+async def op_groups(session: Session) -> list[OpGroup]:
+    """Every (verb, kind, status, resource, subresource, bucket) group of the session."""
+    if _v1(session):
+        sql = ("SELECT verb, kind, status, resource, subresource, dur_bucket, COUNT(*), SUM(duration_ns),"
+               " MAX(duration_ns), seq FROM operations WHERE session_id = ?"
+               " GROUP BY verb, kind, status, resource, subresource, dur_bucket")
+    else:
+        sql = ("SELECT verb, kind, status, resource, subresource, bucket, n, total_ns, max_ns, max_seq"
+               " FROM rollup_ops WHERE session_id = ?")
+    return [OpGroup(*r) for r in await session.rec.fetchall(sql, (session.id,))]
+
+
+async def count(session: Session, what: str, key: str = "") -> int | None:
+    """A counter of ``rollup_counts`` (None for a schema-1 session)."""
+    if _v1(session):
+        return None
+    row = await session.rec.fetchone(
+        "SELECT n FROM rollup_counts WHERE session_id = ? AND what = ? AND key = ?", (session.id, what, key))
+    return int(row[0]) if row else 0
+
+
+async def reconcile_count(session: Session) -> int:
+    n = await count(session, "reconciles")
+    return n if n is not None else await session.reconcile_count()
+
+
+async def namespaces(session: Session) -> list[str]:
+    """The namespaces the session's ops named, sorted."""
+    if _v1(session):
+        sql = ("SELECT DISTINCT namespace FROM operations WHERE session_id = ? AND namespace != ''"
+               " ORDER BY namespace")
+    else:
+        sql = "SELECT key FROM rollup_counts WHERE session_id = ? AND what = 'namespace' ORDER BY key"
+    return [r[0] for r in await session.rec.fetchall(sql, (session.id,))]
+
+
+def coarse_value_ns(code: int) -> float:
+    """The geometric middle of a timeline latency code (4 buckets per octave)."""
+    return 2 ** ((code * (1 << LATENCY_SHIFT) + (1 << (LATENCY_SHIFT - 1))) / BUCKETS_PER_OCTAVE)
+
+
+async def timeline(session: Session, first_ns: int, last_ns: int, width_ns: int,
+                   buckets: int) -> list[tuple[int, int, int, int, int]]:
+    """(display bucket, code, ops, errors, max request latency) over ``buckets`` buckets of
+    ``width_ns`` from ``first_ns``; code NON_REQUEST or a request latency code.  Each time
+    bucket of the finest resolution kept goes where it starts (at most 1/``TIME_LIMIT`` of
+    the session off)."""
+    level = level_for(last_ns - first_ns)
+    width_level = LEVEL_NS[level]
+    if _v1(session):
+        base = first_ns
+        source = (f"(SELECT (ts_ns - ?2) / {width_level} AS t,"
+                  f" CASE WHEN verb IN ({_LATENCY_IN}) THEN dur_bucket >> {LATENCY_SHIFT} ELSE {NON_REQUEST}"
+                  " END AS code, COUNT(*) AS n, SUM(error) AS errors,"
+                  f" MAX(CASE WHEN verb IN ({_LATENCY_IN}) THEN duration_ns ELSE 0 END) AS max_ns"
+                  " FROM operations WHERE session_id = ?1 GROUP BY t, code)")
+    else:
+        base = await count(session, "base") or first_ns
+        source = f"(SELECT t, code, n, errors, max_ns FROM rollup_time WHERE session_id = ?1 AND level = {level})"
+    rows = await session.rec.fetchall(
+        f"SELECT MIN(MAX((?3 + t * {width_level} - ?2) / ?4, 0), ?5) AS d, code, SUM(n), SUM(errors),"
+        f" MAX(max_ns) FROM {source} GROUP BY d, code",
+        (session.id, first_ns, base, width_ns, buckets - 1))
+    return [(int(d), code, n, errs or 0, mx or 0) for d, code, n, errs, mx in rows]
+
+
+async def peak(session: Session, first_ns: int, scale: float) -> int:
+    """The most ops in one second (requests weighed by ``scale`` in a sampled session)."""
+    if _v1(session):
+        weight = "COUNT(*)" if scale == 1.0 else f"SUM(1 + (verb IN ({_LATENCY_IN})) * {scale - 1.0!r})"
+        row = await session.rec.fetchone(
+            f"SELECT {weight} AS n FROM operations WHERE session_id = ? AND ts_ns >= ?"
+            f" GROUP BY (ts_ns - ?) / {SECOND_NS} ORDER BY n DESC LIMIT 1", (session.id, first_ns, first_ns))
+    else:
+        row = await session.rec.fetchone(
+            f"SELECT MAX(x) FROM (SELECT SUM(CASE code WHEN 1 THEN n * {scale!r} ELSE n END) AS x FROM rollup_time"
+            f" WHERE session_id = ? AND level = {SECONDS} GROUP BY t)", (session.id,))
+    return round(row[0]) if row and row[0] is not None else 0
+
+
+class ObjectRollup(NamedTuple):
+    obj_id: int
+    reads: int  # get/list requests naming it
+    watches: int
+    writes: int
+    versions: int
+    gets: int  # successful gets
+    versions_read: int
+    max_reads: int
+    max_read_seq: int
+
+
+_OBJECT_COLUMNS = "obj_id, reads, watches, writes, versions, gets, versions_read, max_reads, max_read_seq"
+
+
+def _objects_v1(session: Session) -> str:
+    """The per-object rollup of a schema-1 session, as a subquery (parameter ?1: the session)."""
+    writes = ",".join(f"'{v}'" for v in sorted(WRITE_VERBS))
+    return (
+        "(SELECT o.obj_id, o.reads, o.watches, o.writes, COALESCE(v.versions, 0) AS versions,"
+        " COALESCE(g.gets, 0) AS gets, COALESCE(g.versions_read, 0) AS versions_read,"
+        " COALESCE(g.max_reads, 0) AS max_reads, COALESCE(g.max_read_seq, 0) AS max_read_seq FROM"
+        f" (SELECT obj_id, SUM(verb IN ('{GET}', '{LIST}')) AS reads, SUM(verb = '{WATCH}') AS watches,"
+        f"  SUM(verb IN ({writes})) AS writes FROM operations WHERE session_id = ?1 AND obj_id IS NOT NULL"
+        "  GROUP BY obj_id) o"
+        " LEFT JOIN (SELECT obj_id, COUNT(*) AS versions FROM states WHERE session_id = ?1 GROUP BY obj_id) v"
+        "  ON v.obj_id = o.obj_id"
+        # (LIMIT -1 keeps SQLite from flattening the inner query and looking v up twice.)
+        " LEFT JOIN (SELECT obj_id, SUM(n) AS gets, COUNT(*) AS versions_read, MAX(n) AS max_reads,"
+        "  v AS max_read_seq FROM (SELECT obj_id, v, COUNT(*) AS n FROM (SELECT o.obj_id AS obj_id,"
+        "  COALESCE((SELECT MAX(s.seq) FROM states s WHERE s.session_id = ?1 AND s.obj_id = o.obj_id"
+        f"  AND s.seq <= o.seq), 0) AS v FROM operations o WHERE o.session_id = ?1 AND o.verb = '{GET}'"
+        "  AND o.error = 0 AND o.obj_id IS NOT NULL LIMIT -1) GROUP BY obj_id, v) GROUP BY obj_id) g"
+        "  ON g.obj_id = o.obj_id)")
+
+
+async def top_objects(session: Session, order: str, limit: int, params: tuple[Any, ...] = (),
+                      where: str = "1") -> list[ObjectRollup]:
+    """Objects of the session's per-object rollup, the first ``limit`` by the SQL ``order``."""
+    source = _objects_v1(session) if _v1(session) else "(SELECT * FROM rollup_objects WHERE session_id = ?1)"
+    rows = await session.rec.fetchall(
+        f"SELECT {_OBJECT_COLUMNS} FROM {source} WHERE {where} ORDER BY {order} LIMIT {int(limit)}",
+        (session.id, *params))
+    return [ObjectRollup(*r) for r in rows]
+
+
+async def writers(session: Session, obj_ids: list[int]) -> dict[int, dict[str, int]]:
+    """{obj_id: {reconciler: writes}} for these objects."""
+    if not obj_ids:
+        return {}
+    marks = ",".join(str(int(o)) for o in obj_ids)
+    out: dict[int, dict[str, int]] = {}
+    if _v1(session):
+        writes = ",".join(f"'{v}'" for v in sorted(WRITE_VERBS))
+        for name, obj_id, n in await session.rec.fetchall(
+                "SELECT r.reconciler, o.obj_id, COUNT(*) FROM operations o JOIN reconciles r"
+                " ON r.session_id = o.session_id AND r.id = o.reconcile"
+                f" WHERE o.session_id = ? AND o.verb IN ({writes}) AND o.obj_id IN ({marks})"
+                " GROUP BY r.reconciler, o.obj_id", (session.id,)):
+            out.setdefault(obj_id, {})[name] = n
+        return out
+    for obj_id, data in await session.rec.fetchall(
+            f"SELECT obj_id, writers FROM rollup_objects WHERE session_id = ? AND obj_id IN ({marks})"
+            " AND writers IS NOT NULL", (session.id,)):
+        out[obj_id] = _decode(data)
+    return out
+
+
+async def slowest(session: Session, limit: int) -> list[tuple[int, int]] | None:
+    """(seq, duration) of the slowest requests, slowest first (None: not kept, schema 1)."""
+    if _v1(session):
+        return None
+    rows = await session.rec.fetchall(
+        "SELECT seq, duration_ns FROM rollup_slowest WHERE session_id = ? ORDER BY duration_ns DESC, seq"
+        " LIMIT ?", (session.id, limit))
+    return [(r[0], r[1]) for r in rows]
+
+
+async def reconcilers(session: Session) -> dict[str, Reconciler]:
+    """Each reconciler's rollup (computed from spans and ops for a schema-1 session)."""
+    if not _v1(session):
+        return {name: _decode_reconciler(data) for name, data in await session.rec.fetchall(
+            "SELECT reconciler, data FROM rollup_reconcilers WHERE session_id = ?", (session.id,))}
+    rec, sid = session.rec, session.id
+    out: dict[str, Reconciler] = {}
+    async for rows in rec.stream(
+            "SELECT reconciler, error != '', end_ns - start_ns FROM reconciles WHERE session_id = ?", (sid,)):
+        for name, failed, dur in rows:
+            doc = out.setdefault(name, Reconciler())
+            doc.spans += 1
+            doc.failed += int(bool(failed))
+            if dur is not None and dur >= 0:
+                cell = doc.cycle.setdefault(duration_bucket(dur), [0, 0, 0])
+                cell[0] += 1
+                cell[1] += dur
+                cell[2] = max(cell[2], dur)
+    join = "FROM operations o JOIN reconciles r ON r.session_id = o.session_id AND r.id = o.reconcile"
+    for name, verb, total, mx, seq, kind, ns, obj, sub, rid in await rec.fetchall(
+            "SELECT r.reconciler, o.verb, SUM(o.duration_ns), MAX(o.duration_ns), o.seq, o.kind, o.namespace,"
+            f" o.name, o.subresource, o.reconcile {join} WHERE o.session_id = ? AND o.verb IN ({_LATENCY_IN})"
+            " GROUP BY r.reconciler, o.verb", (sid,)):
+        doc = out.setdefault(name, Reconciler())
+        doc.verbs[verb] = total or 0
+        if not doc.slowest or (mx or 0) > doc.slowest[0]:
+            doc.slowest = [mx or 0, seq, verb, kind, ns, obj, sub, rid]
+    writes = ",".join(f"'{v}'" for v in sorted(WRITE_VERBS))
+    for name, kind, n in await rec.fetchall(
+            f"SELECT r.reconciler, o.kind, COUNT(*) {join} WHERE o.session_id = ? AND o.verb IN ({writes})"
+            " GROUP BY r.reconciler, o.kind", (sid,)):
+        out.setdefault(name, Reconciler()).writes_by_kind[kind or "?"] = n
+    return out

@@ -1,9 +1,16 @@
-"""Capture every read-only command's --json output on the v1 recording (run once, with the v1 code)."""
-import json, subprocess, sys
+"""Capture every read-only command's --json output on the v1 recording.
+
+Run once, from the checkout root, with release 1's code (schema 1): the output is what
+``tests/test_v1_compat.py`` holds today's code to.  Not run by the tests.
+"""
+
+import json
+import subprocess
+from pathlib import Path
+
 DB = "tests/data/v1/demo-v1.db"
-CMDS = {
-    "sessions": ["sessions", DB, "--json"],
-}
+BUGGY, HEALTHY = ["-s", "buggy-operator"], ["-s", "healthy-operator"]
+CMDS: dict[str, list[str]] = {"sessions": ["sessions", DB, "--json"]}
 for s in ("healthy-operator", "buggy-operator"):
     S = ["-s", s]
     CMDS[f"{s}/stats"] = ["stats", DB, *S, "--json"]
@@ -15,22 +22,24 @@ for s in ("healthy-operator", "buggy-operator"):
     CMDS[f"{s}/query-changed"] = ["query", DB, *S, "changed=.status", "--json"]
     CMDS[f"{s}/query-verb"] = ["query", DB, *S, "verb=patch,update status>=200", "--limit", "40", "--json"]
     CMDS[f"{s}/why-40"] = ["why", DB, *S, "--at", "40", "--json"]
-CMDS["buggy-operator/when-lastsync"] = ["when", DB, "-s", "buggy-operator", "--field", "Report/default/daily:.status.lastSync", "--json"]
-CMDS["buggy-operator/when-after"] = ["when", DB, "-s", "buggy-operator", "--field", "Report/default/weekly:.status.lastSync", "--after", "200", "--json"]
-CMDS["buggy-operator/when-before"] = ["when", DB, "-s", "buggy-operator", "--field", "Report/default/weekly:.status", "--before", "300", "--all", "--json"]
-CMDS["buggy-operator/when-rv"] = ["when", DB, "-s", "buggy-operator", "--field", "ConfigMap/default/daily-summary:.metadata.resourceVersion", "--json"]
-CMDS["buggy-operator/diff-obj"] = ["diff", DB, "-s", "buggy-operator", "--from", "50", "--to", "400", "-r", "Report/default/daily", "--json"]
-CMDS["buggy-operator/query-changed-deep"] = ["query", DB, "-s", "buggy-operator", "changed=.metadata.finalizers,.spec.schedule", "--json"]
-CMDS["healthy-operator/when-data"] = ["when", DB, "-s", "healthy-operator", "--field", "ConfigMap/default/hello-greeting:.data", "--json"]
-CMDS["healthy-operator/when-status"] = ["when", DB, "-s", "healthy-operator", "--field", "Greeting/default/hello:.status", "--json"]
+CMDS["buggy-operator/when-lastsync"] = ["when", DB, *BUGGY, "--field", "Report/default/daily:.status.lastSync",
+                                        "--json"]
+CMDS["buggy-operator/when-after"] = ["when", DB, *BUGGY, "--field", "Report/default/weekly:.status.lastSync",
+                                     "--after", "200", "--json"]
+CMDS["buggy-operator/when-before"] = ["when", DB, *BUGGY, "--field", "Report/default/weekly:.status",
+                                      "--before", "300", "--all", "--json"]
+CMDS["buggy-operator/when-rv"] = ["when", DB, *BUGGY, "--field",
+                                  "ConfigMap/default/daily-summary:.metadata.resourceVersion", "--json"]
+CMDS["buggy-operator/diff-obj"] = ["diff", DB, *BUGGY, "--from", "50", "--to", "400", "-r",
+                                   "Report/default/daily", "--json"]
+CMDS["buggy-operator/query-changed-deep"] = ["query", DB, *BUGGY, "changed=.metadata.finalizers,.spec.schedule",
+                                             "--json"]
+CMDS["healthy-operator/when-data"] = ["when", DB, *HEALTHY, "--field", "ConfigMap/default/hello-greeting:.data",
+                                      "--json"]
+CMDS["healthy-operator/when-status"] = ["when", DB, *HEALTHY, "--field", "Greeting/default/hello:.status", "--json"]
+
 out = {}
 for name, args in CMDS.items():
-    p = subprocess.run([".venv/bin/replay-tui", *args], capture_output=True, text=True)
-    assert p.returncode == 0, (name, p.stderr)
-    text = p.stdout
-    try:
-        out[name] = {"args": args, "json": json.loads(text)}
-    except json.JSONDecodeError:
-        out[name] = {"args": args, "json": [json.loads(l) for l in text.strip().splitlines() if l.strip() not in ("[", "]")]} if False else {"args": args, "text": text}
-json.dump(out, open("tests/data/v1/demo-v1-golden.json", "w"), indent=1, sort_keys=True)
-print({k: ("json" if "json" in v else "text") for k, v in out.items()})
+    proc = subprocess.run([".venv/bin/replay-tui", *args], capture_output=True, text=True, check=True)
+    out[name] = {"args": args, "json": json.loads(proc.stdout)}
+Path("tests/data/v1/demo-v1-golden.json").write_text(json.dumps(out, indent=1, sort_keys=True))
