@@ -89,7 +89,8 @@ async def when(db: str, session: str | None, field: str, *, before: str | None, 
         start, _ = await ses.time_range()
         label = f"{index.key}:{ref.path or '.'}"
         if not changes:
-            print(f"{label}: no change {scope} ({index.versions:,} versions of the object read)")
+            print(f"{label}: no change {scope} ({index.versions:,} versions of the object,"
+                  f" {index.decoded:,} of them read)")
             return 0
         print(f"{label}: {len(changes):,} change(s) {scope} "
               f"({len(index):,} in all, over {index.versions:,} versions)")

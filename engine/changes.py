@@ -162,6 +162,14 @@ def _walk(old: _Node | None, new: _Node | None, prefix: str, depth: int, out: li
                           None if n is None else new.child(key, n), path, child, out)  # type: ignore[union-attr]
 
 
+def changed_paths(old: bytes, new: bytes) -> list[str]:
+    """The paths (to CHANGE_DEPTH segments) in which two JSON documents differ, parents first."""
+    out: list[str] = []
+    if bytes(old) != bytes(new):
+        _walk(_Node(msgspec.Raw(old)), _Node(msgspec.Raw(new)), "", 0, out)
+    return out
+
+
 class ChangeTracker:
     """The writer's side: each live object's latest version (decoded as far as compared)
     and the session's path ids.  Bounded: past ``max_bytes`` of cached JSON the least

@@ -5,10 +5,13 @@ rest of the session is still being scanned: windows start small (a selective
 query answers quickly near the start) and double up to ``filters.SCAN_WINDOW``.
 
 ``changed=PATH`` terms are decided against bodies: for every version an op
-produced (``states`` rows, list items included) the field is read from the new
-version and from the object's previous one; the op matches when some object's
-value differs, for every changed= term (alternatives of one term: any of them).
-Only the field is decoded (engine.watch's extractor), on a worker thread.
+produced (``states`` rows, list items included) that the writer's change index
+says may have changed one of the paths (``engine.changes``; SQLite filters the
+rest out), the field is read from the new version and from the object's previous
+one; the op matches when some object's value differs, for every changed= term
+(alternatives of one term: any of them).  Only the field is decoded (engine.watch's
+extractor), on a worker thread.  A schema-1 session has no change index: each of
+its versions is read, in smaller windows.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from replay_tui.engine.filters import SCAN_WINDOW, Filter
 from replay_tui.engine.format import OpRow
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import OPROW_COLUMNS, Session
-from replay_tui.engine.watch import FieldReader, jsonable, same
+from replay_tui.engine.watch import FieldReader, candidates_sql, jsonable, same
 
 FIRST_WINDOW = 4096
 BODY_FIRST = 256  # first window when bodies are read (changed=): the first match comes fast
@@ -62,6 +65,9 @@ class _Values:
         self.session = session
         self.fields = {p: FieldReader(p) for p in paths}
         self.cache: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self.candidates: tuple[str, tuple[Any, ...]] | None = None  # the change-index condition
+        # Windows of ops per query: wide when the change index leaves few versions to read.
+        self.window = BODY_WINDOW if session.format < 2 else SCAN_WINDOW
 
     async def load(self, blob_ids: set[int]) -> None:
         missing = sorted({b for b in blob_ids
@@ -72,6 +78,10 @@ class _Values:
                 f"SELECT id, codec, data FROM blobs WHERE id IN ({','.join('?' * len(part))})", part)
             if len(rows) != len(part):
                 raise RecordingError(f"{self.session.path}: a body is missing (corrupted recording)")
+            for kind, data in ((r[1], r[2]) for r in rows):
+                if kind == codec.ZSTD_DICT:
+                    await self.session.rec.load_dictionary(codec.Dictionaries.frame_dict_id(data))
+                    break  # a session has one dictionary
             try:
                 values = await asyncio.to_thread(self._extract, rows)
             except ValueError as exc:  # codec.BodyError
@@ -83,8 +93,9 @@ class _Values:
 
     def _extract(self, rows: list[tuple[Any, ...]]) -> list[tuple[tuple[str, int], Any]]:
         out = []
+        unpack = self.session.rec.unpack
         for blob_id, kind, data in rows:
-            raw = codec.unpack(kind, data)
+            raw = unpack(kind, data)
             for path, field in self.fields.items():
                 out.append(((path, blob_id), field.value(raw)))
         return out
@@ -96,14 +107,17 @@ class _Values:
 async def _changed_in(session: Session, flt: Filter, lo: int, hi: int,
                       values: _Values) -> dict[int, list[FieldMatch]]:
     """Ops in (lo, hi] passing the SQL part whose versions change every changed= term."""
+    if values.candidates is None:
+        values.candidates = await candidates_sql(session, list(values.fields), "s.changed")
+    candidates, candidate_params = values.candidates
     rows = await session.rec.fetchall(
         "SELECT s.seq, s.obj_id, s.blob_id,"
         " (SELECT p.blob_id FROM states p INDEXED BY states_object"
         "  WHERE p.session_id = s.session_id AND p.obj_id = s.obj_id"
         "  AND p.seq < s.seq ORDER BY p.seq DESC LIMIT 1)"
-        " FROM states s WHERE s.session_id = ? AND s.seq > ? AND s.seq <= ? AND s.seq IN"
+        f" FROM states s WHERE s.session_id = ? AND s.seq > ? AND s.seq <= ? AND {candidates} AND s.seq IN"
         f" (SELECT seq FROM operations WHERE session_id = ? AND seq > ? AND seq <= ? AND ({flt.sql}))"
-        " ORDER BY s.seq", (session.id, lo, hi, session.id, lo, hi, *flt.params))
+        " ORDER BY s.seq", (session.id, lo, hi, *candidate_params, session.id, lo, hi, *flt.params))
     if not rows:
         return {}
     await values.load({b for r in rows for b in (r[2], r[3]) if b is not None})
@@ -148,7 +162,7 @@ async def stream(session: Session, flt: Filter, *, after: int = 0, upto: int | N
     """Matches in (after, upto], oldest first, a window at a time (only non-empty windows)."""
     end = session.last if upto is None else min(upto, session.last)
     values = _Values(session, {p for term in flt.changed for p in term}) if flt.changed else None
-    largest = BODY_WINDOW if values is not None else SCAN_WINDOW
+    largest = values.window if values is not None else SCAN_WINDOW
     found = 0
     for lo, hi in _windows(after, end, True, largest, BODY_FIRST if values is not None else FIRST_WINDOW):
         fields: dict[int, list[FieldMatch]] = {}
@@ -203,9 +217,9 @@ async def find(session: Session, seq: int, flt: Filter, forward: bool = True) ->
         return await sql_find(session, seq, flt, forward)
     values = _Values(session, {p for term in flt.changed for p in term})
     if forward:
-        windows = _windows(seq, session.last, True, BODY_WINDOW, BODY_FIRST)
+        windows = _windows(seq, session.last, True, values.window, BODY_FIRST)
     else:
-        windows = _windows(0, min(seq - 1, session.last), False, BODY_WINDOW, BODY_FIRST)
+        windows = _windows(0, min(seq - 1, session.last), False, values.window, BODY_FIRST)
     for lo, hi in windows:
         found = await _changed_in(session, flt, lo, hi, values)
         if found:
