@@ -183,6 +183,7 @@ class SessionWriter:
         self.attributes = dict(attributes)
         self.seq = 0
         self.closed = False
+        self.json_bytes = 0  # request and response bodies appended, as JSON (what a raw log would hold)
         self._buffer: list[_Pending] = []
         self._reconciles: dict[int, Reconcile] = {}
         self._dirty_reconciles: set[int] = set()
@@ -250,6 +251,10 @@ class SessionWriter:
             request = codec.to_json(request)
         if response is not None and type(response) is not bytes:
             response = codec.to_json(response)
+        if request is not None:
+            self.json_bytes += len(request)
+        if response is not None:
+            self.json_bytes += len(response)
         buffer = self._buffer
         buffer.append((op, request, response))
         if len(buffer) >= self.batch:
