@@ -7,11 +7,11 @@ so ``stats``, the TUI's statistics and a report's summary read O(buckets), not O
   count, total and max latency, the op with the max.  Counts by verb, kind and status,
   latency percentiles per verb and kind, the endpoint table, slow-operation counts.
 * ``rollup_time``: per time bucket: ops, errors, and the requests' latency histogram
-  at 4 buckets per octave (~19 %), at several resolutions (``LEVEL_NS``: 1 ms to 11
-  days).  A resolution is written only while the session spans at most ``TIME_LIMIT``
-  of its buckets (finer ones are dropped as the session grows), so a reader picks the
-  finest one left and reads at most ``TIME_LIMIT`` buckets.  Level ``SECONDS`` keeps
-  per-second totals for the peak rate.  Buckets count from the session's first op.
+  at 4 buckets per octave (~19 %), at one resolution (``LEVEL_NS``: 1 ms to 11 days):
+  the finest at which the session spans at most ``TIME_LIMIT`` buckets.  As the session
+  grows, its buckets are added up into the next resolution (ten times coarser), so a
+  reader reads at most ``TIME_LIMIT`` buckets.  Level ``SECONDS`` keeps per-second
+  totals for the peak rate.  Buckets count from the session's first op.
 * ``rollup_objects``: per object: reads, watches, writes, versions, and what the
   access patterns need (successful GETs, the versions they returned, the most GETs of
   one version) and the reconcilers that wrote it.
@@ -70,6 +70,13 @@ _UPSERT_OPS = (
     " max_ns = MAX(max_ns, excluded.max_ns)")
 _UPSERT_TIME = (
     "INSERT INTO rollup_time (session_id, level, t, code, n, errors, max_ns) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT DO UPDATE SET n = n + excluded.n, errors = errors + excluded.errors,"
+    " max_ns = MAX(max_ns, excluded.max_ns)")
+# t // 10 with Python's rounding (toward minus infinity: an op before the first one has t < 0)
+_COARSEN = (
+    "INSERT INTO rollup_time (session_id, level, t, code, n, errors, max_ns) SELECT ?, ?, d, code, SUM(n),"
+    " SUM(errors), MAX(max_ns) FROM (SELECT CASE WHEN t >= 0 THEN t / 10 ELSE -((9 - t) / 10) END AS d,"
+    " code, n, errors, max_ns FROM rollup_time WHERE session_id = ? AND level = ?) GROUP BY d, code"
     " ON CONFLICT DO UPDATE SET n = n + excluded.n, errors = errors + excluded.errors,"
     " max_ns = MAX(max_ns, excluded.max_ns)")
 _UPSERT_COUNTS = ("INSERT INTO rollup_counts (session_id, what, key, n) VALUES (?, ?, ?, ?)"
@@ -318,31 +325,31 @@ class RollupWriter:
         base_saved = self._saved[0]
         if self.base is not None and base_saved is None:
             counts[("base", "")] = self.base
-        # Time: the batch was folded at level ``finest`` (as it was when the batch began);
-        # coarser levels are that divided down.  Levels the session has outgrown go.
+        # Time: one resolution is kept, the finest the session's span allows.  When the
+        # session outgrows it, its rows are added up into the next one (in SQL: at most
+        # TIME_LIMIT buckets of them, once per resolution) and dropped; the batch was folded
+        # at the resolution it began with, and is divided down to the one now kept.
         time_rows: list[tuple[Any, ...]] = []
         start = self.finest
-        span = self.hi - self.lo
-        finest = max(start, level_for(span))
-        retired = list(range(start, finest))
-        for level in range(finest, len(LEVEL_NS)):
-            factor = 10 ** (level - start)
-            cells: dict[tuple[int, int], list[int]] = {}
-            for (t, code), (n, errs, mx) in self.time.items():
-                key = (t // factor, code)
-                cell = cells.get(key)
-                if cell is None:
-                    cells[key] = [n, errs, mx]
-                else:
-                    cell[0] += n
-                    cell[1] += errs
-                    cell[2] = max(cell[2], mx)
-            time_rows.extend((sid, level, t, code, c[0], c[1], c[2]) for (t, code), c in cells.items())
+        finest = max(start, level_for(self.hi - self.lo))
+        coarser = [(sid, level + 1, sid, level) for level in range(start, finest)]
+        factor = 10 ** (finest - start)
+        cells: dict[tuple[int, int], list[int]] = {}
+        for (t, code), (n, errs, mx) in self.time.items():
+            key = (t // factor, code)
+            cell = cells.get(key)
+            if cell is None:
+                cells[key] = [n, errs, mx]
+            else:
+                cell[0] += n
+                cell[1] += errs
+                cell[2] = max(cell[2], mx)
+        time_rows.extend((sid, finest, t, code, c[0], c[1], c[2]) for (t, code), c in cells.items())
         self.finest = finest
         time_rows.extend((sid, SECONDS, t, code, n, 0, 0) for (t, code), n in self.seconds.items())
-        if retired:
-            out.append(("DELETE FROM rollup_time WHERE session_id = ? AND level = ?",
-                        [(sid, level) for level in retired]))
+        for row in coarser:  # in order: each resolution from the one before
+            out.append((_COARSEN, [row]))
+            out.append(("DELETE FROM rollup_time WHERE session_id = ? AND level = ?", [row[2:]]))
         out.append((_UPSERT_TIME, time_rows))
         out.append((_UPSERT_COUNTS, [(sid, what, key, n) for (what, key), n in counts.items()]))
         objects = self.objects
