@@ -11,9 +11,12 @@ recorded too, so a question about ``.status`` is one id, like one about ``.statu
 
 ``changed`` is NULL when the writer could not compare (the first version of an object,
 a deletion, or a previous version no longer in its bounded cache): such a version is
-a candidate for every path.  The index never misses a change; it may name a path
-whose value is the same under another spelling of the JSON (readers compare the
-values of the candidates, which they need anyway).
+a candidate for every path.  The index never misses a change, and names a path only
+when its value changed: scalars are compared as values (``1.0`` and ``1.00`` are the
+same), objects and lists by their bytes, so an object whose keys were merely written in
+another order would be named (the API server writes them in a fixed order).  Readers
+that need the values (``when``, ``query``) compare them anyway; a count (the TUI's
+filtered timeline) trusts the index for a path it records whole.
 
 Readers (``engine.watch``, ``engine.query``, ``engine.causality``, ``engine.analysis``)
 ask for the versions whose ``changed`` contains a path's id (``candidates_sql``):
@@ -40,6 +43,7 @@ _raw_dict = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode = msgspec.json.Decoder().decode
 _OBJECT, _ARRAY = ord("{"), ord("[")
+_CONTAINERS = (_OBJECT, _ARRAY)
 _SCALAR: Any = ()  # the children of a scalar
 
 
@@ -115,6 +119,14 @@ def _segment(key: str) -> str:
     return seg
 
 
+def _same_scalars(a: msgspec.Raw, b: msgspec.Raw) -> bool:
+    """Two raw values that are both scalars and equal as JSON values (1 != 1.0 != true)."""
+    if memoryview(a)[0] in _CONTAINERS or memoryview(b)[0] in _CONTAINERS:
+        return False
+    x, y = _decode(a), _decode(b)
+    return type(x) is type(y) and x == y
+
+
 def _walk(old: _Node | None, new: _Node | None, prefix: str, depth: int, out: list[str]) -> None:
     """Record the children (depth ``depth + 1``) in which two different values differ, and recurse."""
     child = depth + 1
@@ -132,6 +144,8 @@ def _walk(old: _Node | None, new: _Node | None, prefix: str, depth: int, out: li
             gone = [k for k in od if k not in nd]
         for key in differing:
             o = od.get(key)
+            if o is not None and _same_scalars(o, nd[key]):
+                continue  # another spelling of the same number or string
             path = prefix + _segment(key)
             out.append(path)
             if deeper:
@@ -152,7 +166,7 @@ def _walk(old: _Node | None, new: _Node | None, prefix: str, depth: int, out: li
             nitems = nkeyed.get(field, {})
             for value in oitems.keys() | nitems.keys():
                 o, n = oitems.get(value), nitems.get(value)
-                if o is not None and n is not None and o == n:
+                if o is not None and n is not None and (o == n or _same_scalars(o, n)):
                     continue
                 path = f"{prefix}[{field}={value}]"
                 out.append(path)

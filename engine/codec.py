@@ -116,7 +116,8 @@ def pack_many(datas: Sequence[bytes], compressed: Sequence[bytes],
 
 def train(samples: list[bytes], dict_id: int) -> zstandard.ZstdCompressionDict:
     """A dictionary for a session's bodies (holds no GIL: run on the writer's worker thread)."""
-    return zstandard.train_dictionary(DICT_SIZE, samples, dict_id=dict_id, level=1)
+    return zstandard.train_dictionary(DICT_SIZE, list[bytes | bytearray | memoryview](samples),
+                                      dict_id=dict_id, level=1)
 
 
 def dict_compressor(dictionary: zstandard.ZstdCompressionDict) -> zstandard.ZstdCompressor:

@@ -24,7 +24,8 @@ from typing import Any
 import msgspec
 
 from replay_tui.engine import codec
-from replay_tui.engine.diff import MISSING
+from replay_tui.engine.changes import format_path, index_path, token
+from replay_tui.engine.diff import MISSING, parse_path
 from replay_tui.engine.filters import SCAN_WINDOW, Filter
 from replay_tui.engine.format import OpRow
 from replay_tui.engine.schema import RecordingError
@@ -66,6 +67,7 @@ class _Values:
         self.fields = {p: FieldReader(p) for p in paths}
         self.cache: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self.candidates: tuple[str, tuple[Any, ...]] | None = None  # the change-index condition
+        self.trusted: dict[str, str] = {}  # paths the index decides, and their tokens
         # Windows of ops per query: wide when the change index leaves few versions to read.
         self.window = BODY_WINDOW if session.format < 2 else SCAN_WINDOW
 
@@ -104,14 +106,36 @@ class _Values:
         return MISSING if blob_id is None else self.cache.get((path, blob_id), MISSING)
 
 
-async def _changed_in(session: Session, flt: Filter, lo: int, hi: int,
-                      values: _Values) -> dict[int, list[FieldMatch]]:
-    """Ops in (lo, hi] passing the SQL part whose versions change every changed= term."""
+async def _trusted(session: Session, paths: set[str]) -> dict[str, str]:
+    """Paths the change index records whole (at most CHANGE_DEPTH segments, no list index),
+    with the token that names them in ``states.changed`` ('' when no version changed them)."""
+    if session.format < 2:
+        return {}
+    whole = {p: format_path(parse_path(p)) for p in paths if index_path(p) == format_path(parse_path(p))}
+    if not whole:
+        return {}
+    rows = await session.rec.fetchall(
+        f"SELECT path, id FROM paths WHERE session_id = ? AND path IN ({','.join('?' * len(whole))})",
+        (session.id, *sorted(set(whole.values()))))
+    ids = dict(rows)
+    return {p: token(ids[q]) if q in ids else "" for p, q in whole.items()}
+
+
+async def _changed_in(session: Session, flt: Filter, lo: int, hi: int, values: _Values,
+                      with_values: bool = True) -> dict[int, list[FieldMatch]]:
+    """Ops in (lo, hi] passing the SQL part whose versions change every changed= term.
+
+    Without ``with_values`` (a count, a filtered timeline) a path the index records whole is
+    decided by it, and only the other versions (the index could not compare them) are read;
+    with them, every candidate is read and the values say (each match lists them)."""
     if values.candidates is None:
         values.candidates = await candidates_sql(session, list(values.fields), "s.changed")
+        values.trusted = await _trusted(session, set(values.fields))
     candidates, candidate_params = values.candidates
+    trusted = {} if with_values else values.trusted
+    changed = "s.changed" if session.format >= 2 else "NULL"
     rows = await session.rec.fetchall(
-        "SELECT s.seq, s.obj_id, s.blob_id,"
+        f"SELECT s.seq, s.obj_id, s.blob_id, {changed},"
         " (SELECT p.blob_id FROM states p INDEXED BY states_object"
         "  WHERE p.session_id = s.session_id AND p.obj_id = s.obj_id"
         "  AND p.seq < s.seq ORDER BY p.seq DESC LIMIT 1)"
@@ -120,21 +144,32 @@ async def _changed_in(session: Session, flt: Filter, lo: int, hi: int,
         " ORDER BY s.seq", (session.id, lo, hi, *candidate_params, session.id, lo, hi, *flt.params))
     if not rows:
         return {}
-    await values.load({b for r in rows for b in (r[2], r[3]) if b is not None})
-    by_seq: dict[int, list[FieldMatch]] = {}
-    for seq, obj_id, blob_id, prev in rows:
+    found: dict[int, set[str]] = {}
+    fields: dict[int, list[FieldMatch]] = {}
+    to_read: list[tuple[int, int, int | None, int | None, list[str]]] = []
+    for seq, obj_id, blob_id, marks, prev in rows:
         if blob_id == prev:
             continue
+        check = []
         for path in values.fields:
-            old, new = values.get(path, prev), values.get(path, blob_id)
-            if not same(old, new):
-                by_seq.setdefault(seq, []).append(FieldMatch(obj_id=obj_id, path=path, old=old, new=new))
-    out = {}
-    for seq, found in by_seq.items():
-        paths = {f.path for f in found}
-        if all(any(p in paths for p in term) for term in flt.changed):
-            out[seq] = found
-    return out
+            mark = trusted.get(path)
+            if marks is not None and mark is not None:
+                if mark and mark in marks:
+                    found.setdefault(seq, set()).add(path)
+            else:
+                check.append(path)
+        if check:
+            to_read.append((seq, obj_id, blob_id, prev, check))
+    if to_read:
+        await values.load({b for r in to_read for b in (r[2], r[3]) if b is not None})
+        for seq, obj_id, blob_id, prev, check in to_read:
+            for path in check:
+                old, new = values.get(path, prev), values.get(path, blob_id)
+                if not same(old, new):
+                    found.setdefault(seq, set()).add(path)
+                    fields.setdefault(seq, []).append(FieldMatch(obj_id=obj_id, path=path, old=old, new=new))
+    return {seq: fields.get(seq, []) for seq, paths in found.items()
+            if all(any(p in paths for p in term) for term in flt.changed)}
 
 
 def _windows(start: int, end: int, forward: bool, largest: int,
@@ -204,10 +239,17 @@ async def scan(session: Session, flt: Filter, after: int, upto: int) -> list[int
             f"SELECT seq FROM operations WHERE session_id = ? AND seq > ? AND seq <= ?"
             f" AND ({flt.sql}) ORDER BY seq", (session.id, after, upto, *flt.params))
         return [r[0] for r in rows]
-    out: list[int] = []
-    async for matches in stream(session, flt, after=after, upto=upto):
-        out.extend(m.row.seq for m in matches)
-    return out
+    return [seq async for seqs in _matching(session, flt, after, upto) for seq in seqs]
+
+
+async def _matching(session: Session, flt: Filter, after: int, upto: int) -> AsyncIterator[list[int]]:
+    """The seqs of matching ops in (after, upto], a window at a time (changed= terms decided by
+    the change index where it can, by values where it cannot)."""
+    values = _Values(session, {p for term in flt.changed for p in term})
+    for lo, hi in _windows(after, min(upto, session.last), True, values.window, BODY_FIRST):
+        found = await _changed_in(session, flt, lo, hi, values, with_values=False)
+        if found:
+            yield sorted(found)
 
 
 async def find(session: Session, seq: int, flt: Filter, forward: bool = True) -> int | None:
@@ -221,7 +263,7 @@ async def find(session: Session, seq: int, flt: Filter, forward: bool = True) ->
     else:
         windows = _windows(0, min(seq - 1, session.last), False, values.window, BODY_FIRST)
     for lo, hi in windows:
-        found = await _changed_in(session, flt, lo, hi, values)
+        found = await _changed_in(session, flt, lo, hi, values, with_values=False)
         if found:
             return min(found) if forward else max(found)
     return None
@@ -233,6 +275,6 @@ async def count(session: Session, flt: Filter) -> int:
         from replay_tui.engine.filters import count as sql_count
         return await sql_count(session, flt)
     n = 0
-    async for matches in stream(session, flt):
-        n += len(matches)
+    async for seqs in _matching(session, flt, 0, session.last):
+        n += len(seqs)
     return n

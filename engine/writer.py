@@ -536,7 +536,7 @@ class SessionWriter:
                                           or head.kind.endswith("List")):
                 req_head = req_entry[1]
                 if req_head is _UNPARSED:
-                    req_head = req_entry[1] = _parse_head(request)  # type: ignore[arg-type]
+                    req_head = req_entry[1] = _parse_head(request)
             self._fill_identity(op, head, req_entry is not None, req_head)
             kind, name, namespace, api_version = op.kind, op.name, op.namespace, op.api_version
             obj_id = None

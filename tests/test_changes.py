@@ -197,3 +197,8 @@ def test_values_that_read_the_same_are_not_changes() -> None:
     old, new = b'{"spec":{"a":1,"b":2}}', b'{"spec":{"b":2,"a":1}}'
     assert ".spec" in changed_paths(old, new)
     assert same(get_path(msgspec.json.decode(old), ".spec"), get_path(msgspec.json.decode(new), ".spec"))
+
+
+def test_a_number_written_another_way_is_no_change() -> None:
+    assert changed_paths(b'{"spec":{"a":1.0,"b":"x"}}', b'{"spec":{"a":1.00,"b":"\\u0078"}}') == []
+    assert changed_paths(b'{"spec":{"a":1}}', b'{"spec":{"a":1.0}}') == [".spec", ".spec.a"]  # int -> float

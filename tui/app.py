@@ -86,7 +86,7 @@ from replay_tui.tui.widgets.statspanel import AnalysisPanel, StatsPanel
 from replay_tui.tui.widgets.timeline import Timeline
 from replay_tui.tui.widgets.watchpanel import WatchPanel
 
-STATS_DELAY_S = 0.0  # after the first paint: statistics come from the rollups (engine.rollups), milliseconds
+STATS_DELAY_S = 0.01  # after the first paint: statistics come from the rollups (engine.rollups), milliseconds
 STATS_EVERY_S = 2.0  # while following: recompute statistics at most this often
 ANALYSIS_EVERY_S = 10.0
 STATE_DIFF_DEBOUNCE_S = 0.15
