@@ -13,8 +13,9 @@ recorded too, so a question about ``.status`` is one id, like one about ``.statu
 a deletion, or a previous version no longer in its bounded cache): such a version is
 a candidate for every path.  The index never misses a change, and names a path only
 when its value changed: scalars are compared as values (``1.0`` and ``1.00`` are the
-same), objects and lists by their bytes, so an object whose keys were merely written in
-another order would be named (the API server writes them in a fixed order).  Readers
+same), objects by their members, lists and the objects at the last level by their bytes,
+so one of those whose keys were merely written in another order would be named (the API
+server writes them in a fixed order).  Readers
 that need the values (``when``, ``query``) compare them anyway; a count (the TUI's
 filtered timeline) trusts the index for a path it records whole.
 
@@ -143,14 +144,18 @@ def _walk(old: _Node | None, new: _Node | None, prefix: str, depth: int, out: li
             differing = [k for k, v in nd.items() if k not in od or od[k] != v]
             gone = [k for k in od if k not in nd]
         for key in differing:
-            o = od.get(key)
-            if o is not None and _same_scalars(o, nd[key]):
+            o, n = od.get(key), nd[key]
+            if o is not None and _same_scalars(o, n):
                 continue  # another spelling of the same number or string
             path = prefix + _segment(key)
-            out.append(path)
-            if deeper:
-                _walk(None if o is None else old.child(key, o),  # type: ignore[union-attr]
-                      new.child(key, nd[key]), path, child, out)  # type: ignore[union-attr]
+            if not deeper:
+                out.append(path)
+                continue
+            mark = len(out)
+            _walk(None if o is None else old.child(key, o),  # type: ignore[union-attr]
+                  new.child(key, n), path, child, out)  # type: ignore[union-attr]
+            if len(out) > mark or o is None or not (memoryview(o)[0] == memoryview(n)[0] == _OBJECT):
+                out.insert(mark, path)  # (two objects differ only where a member does)
         for key in gone:
             path = prefix + _segment(key)
             out.append(path)
