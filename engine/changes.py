@@ -9,20 +9,20 @@ differ in ``states.changed`` as ``|3|17|42|``.  Paths read as in ``diff``:
 key field of ``diff.LIST_KEYS`` the items carry.  An ancestor of a changed path is
 recorded too, so a question about ``.status`` is one id, like one about ``.status.phase``.
 
-``changed`` is NULL when the writer could not compare (the first version of an object,
-a deletion, or a previous version no longer in its bounded cache): such a version is
-a candidate for every path.  The index never misses a change, and names a path only
-when its value changed: scalars are compared as values (``1.0`` and ``1.00`` are the
-same), objects by their members, lists and the objects at the last level by their bytes,
-so one of those whose keys were merely written in another order would be named (the API
-server writes them in a fixed order).  Readers
-that need the values (``when``, ``query``) compare them anyway; a count (the TUI's
-filtered timeline) trusts the index for a path it records whole.
+An object's first version records every path it has, its deletion every path it had.
+``changed`` is NULL when the writer could not compare (the previous version is no
+longer in its bounded cache): such a version is a candidate for every path.  The index
+never misses a change, and names a path only when its value changed: scalars are
+compared as values (``1.0`` and ``1.00`` are the same), objects by their members,
+lists and the objects at the last level by their bytes (one whose keys were merely
+written in another order would be named; the API server writes them in a fixed
+order).  Readers that need the values (``when``, ``query``) compare them anyway; a
+count (the TUI's filtered timeline) trusts the index for a path it records whole.
 
-Readers (``engine.watch``, ``engine.query``, ``engine.causality``, ``engine.analysis``)
-ask for the versions whose ``changed`` contains a path's id (``candidates_sql``):
-SQLite filters the object's (or the session's) version rows with ``instr`` on a
-covering index, and only those versions are decompressed and decoded.
+Readers (``engine.watch``, ``engine.query``) ask for the versions whose ``changed``
+contains a path's id (``watch.candidates_sql``): SQLite filters the object's (or the
+session's) version rows with ``instr`` on a covering index, and only those versions
+are decompressed and decoded.
 """
 
 from __future__ import annotations
@@ -199,28 +199,34 @@ class ChangeTracker:
         self.next_id = first_id
         self.fresh: list[tuple[int, str]] = []  # paths numbered since the last commit
         self._trees: OrderedDict[int, _Node] = OrderedDict()
+        self._seen: set[int] = set()  # objects that have a version (live or evicted from the cache)
         self._bytes = 0
         self.max_bytes = max_bytes
 
     def version(self, obj_id: int, data: bytes | None) -> str | None:
-        """The ``changed`` text of a new version of ``obj_id``; None when it cannot be told (the
-        first version, a deletion (``data`` None), or the previous version is not cached)."""
+        """The ``changed`` text of a new version of ``obj_id`` (``data`` None: its deletion): the
+        paths it changes; for a first version every path it has, for a deletion every path
+        the object had.  None when it cannot be told (the previous version is not cached)."""
         trees = self._trees
         old = trees.pop(obj_id, None)
         if old is not None:
             self._bytes -= len(old.raw)
-        if data is None:
-            return None
-        new = _Node(data)  # type: ignore[arg-type]  # bytes: one level decodes as Raw views of it
-        trees[obj_id] = new
-        self._bytes += len(data)
-        while self._bytes > self.max_bytes and len(trees) > 1:
-            _, gone = trees.popitem(last=False)
-            self._bytes -= len(gone.raw)
-        if old is None:
+        first = obj_id not in self._seen
+        if data is not None:
+            new = _Node(data)  # type: ignore[arg-type]  # bytes: one level decodes as Raw views of it
+            trees[obj_id] = new
+            self._bytes += len(data)
+            self._seen.add(obj_id)
+            while self._bytes > self.max_bytes and len(trees) > 1:
+                _, gone = trees.popitem(last=False)
+                self._bytes -= len(gone.raw)
+        else:
+            new = None
+            self._seen.discard(obj_id)  # re-created later: a first version again
+        if old is None and not first:
             return None
         out: list[str] = []
-        if old.raw != new.raw:
+        if old is None or new is None or old.raw != new.raw:
             _walk(old, new, "", 0, out)
         if not out:
             return "|"
@@ -251,7 +257,7 @@ class ChangeTracker:
         for _, path in fresh:
             self.paths.pop(path, None)
         self._trees.clear()
-        self._bytes = 0
+        self._bytes = 0  # (_seen stays: an object seen before is no first version when retried)
 
 
 # --- readers ------------------------------------------------------------------------------

@@ -73,14 +73,15 @@ def test_paths_name_list_items_by_key_and_stop_at_the_depth() -> None:
 
 def test_the_tracker_records_unknown_where_it_cannot_compare() -> None:
     t = ChangeTracker(1, max_bytes=60)
-    assert t.version(1, b'{"a":1}') is None  # the first version
+    assert t.version(1, b'{"a":1}') == "|1|"  # the first version: every path it has
     assert t.version(1, b'{"a":2}') == "|1|"
     assert t.version(1, b'{"a":2,"b":[1]}') == "|2|"
-    assert t.version(1, None) is None  # deleted
+    assert t.version(1, None) == "|1|2|"  # deleted: every path it had
+    assert t.version(1, b'{"c":0}') == "|3|"  # re-created
     t.version(2, b'{"a":1,"pad":"' + b"x" * 40 + b'"}')
     t.version(3, b'{"a":1,"pad":"' + b"y" * 40 + b'"}')  # 2 no longer fits the cache
     assert t.version(2, b'{"a":3}') is None
-    assert dict(t.committed()) == {1: ".a", 2: ".b"}
+    assert dict(t.committed()) == {1: ".a", 2: ".b", 3: ".c", 4: ".pad"}
 
 
 # --- readers: the same answers as reading every version --------------------------------------
