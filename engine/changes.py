@@ -170,15 +170,15 @@ def _walk(old: _Node | None, new: _Node | None, prefix: str, depth: int, out: li
             oitems = okeyed.get(field, {})
             nitems = nkeyed.get(field, {})
             for value in oitems.keys() | nitems.keys():
-                o, n = oitems.get(value), nitems.get(value)
-                if o is not None and n is not None and (o == n or _same_scalars(o, n)):
+                a, b = oitems.get(value), nitems.get(value)
+                if a is not None and b is not None and (a == b or _same_scalars(a, b)):
                     continue
                 path = f"{prefix}[{field}={value}]"
                 out.append(path)
                 if deeper:
                     key = (field, value)
-                    _walk(None if o is None else old.child(key, o),  # type: ignore[union-attr]
-                          None if n is None else new.child(key, n), path, child, out)  # type: ignore[union-attr]
+                    _walk(None if a is None else old.child(key, a),  # type: ignore[union-attr]
+                          None if b is None else new.child(key, b), path, child, out)  # type: ignore[union-attr]
 
 
 def changed_paths(old: bytes, new: bytes) -> list[str]:

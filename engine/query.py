@@ -133,38 +133,43 @@ async def _changed_in(session: Session, flt: Filter, lo: int, hi: int, values: _
         values.trusted = await _trusted(session, set(values.fields))
     candidates, candidate_params = values.candidates
     trusted = {} if with_values else values.trusted
-    changed = "s.changed" if session.format >= 2 else "NULL"
-    rows = await session.rec.fetchall(
-        f"SELECT s.seq, s.obj_id, s.blob_id, {changed},"
-        " (SELECT p.blob_id FROM states p INDEXED BY states_object"
-        "  WHERE p.session_id = s.session_id AND p.obj_id = s.obj_id"
-        "  AND p.seq < s.seq ORDER BY p.seq DESC LIMIT 1)"
-        f" FROM states s WHERE s.session_id = ? AND s.seq > ? AND s.seq <= ? AND {candidates} AND s.seq IN"
-        f" (SELECT seq FROM operations WHERE session_id = ? AND seq > ? AND seq <= ? AND ({flt.sql}))"
-        " ORDER BY s.seq", (session.id, lo, hi, *candidate_params, session.id, lo, hi, *flt.params))
-    if not rows:
-        return {}
+    ops = (session.id, lo, hi, *flt.params)
+    in_ops = f"s.seq IN (SELECT seq FROM operations WHERE session_id = ? AND seq > ? AND seq <= ? AND ({flt.sql}))"
+    prev = ("(SELECT p.blob_id FROM states p INDEXED BY states_object WHERE p.session_id = s.session_id"
+            " AND p.obj_id = s.obj_id AND p.seq < s.seq ORDER BY p.seq DESC LIMIT 1)")
     found: dict[int, set[str]] = {}
     fields: dict[int, list[FieldMatch]] = {}
     to_read: list[tuple[int, int, int | None, int | None, list[str]]] = []
-    for seq, obj_id, blob_id, marks, prev in rows:
-        if blob_id == prev:
+    unsure = [p for p in values.fields if p not in trusted]
+    if trusted:
+        # What the index decides: no body is read, no previous version looked up.
+        marks = {p: m for p, m in trusted.items() if m}
+        if marks:
+            rows = await session.rec.fetchall(
+                f"SELECT s.seq, s.changed FROM states s WHERE s.session_id = ? AND s.seq > ? AND s.seq <= ?"
+                f" AND ({' OR '.join('instr(s.changed, ?) > 0' for _ in marks)}) AND {in_ops}",
+                (session.id, lo, hi, *marks.values(), *ops))
+            for seq, changed in rows:
+                found.setdefault(seq, set()).update(p for p, m in marks.items() if m in changed)
+        read_sql, read_params = (f"(s.changed IS NULL OR {candidates})", candidate_params) if unsure \
+            else ("s.changed IS NULL", ())
+    else:
+        read_sql, read_params = candidates, candidate_params
+    rows = await session.rec.fetchall(
+        f"SELECT s.seq, s.obj_id, s.blob_id, {'s.changed' if session.format >= 2 else 'NULL'}, {prev}"
+        f" FROM states s WHERE s.session_id = ? AND s.seq > ? AND s.seq <= ? AND {read_sql} AND {in_ops}"
+        " ORDER BY s.seq", (session.id, lo, hi, *read_params, *ops))
+    for seq, obj_id, blob_id, changed, before in rows:
+        if blob_id == before:
             continue
-        check = []
-        for path in values.fields:
-            mark = trusted.get(path)
-            if marks is not None and mark is not None:
-                if mark and mark in marks:
-                    found.setdefault(seq, set()).add(path)
-            else:
-                check.append(path)
+        check = [p for p in values.fields if changed is None or p not in trusted]
         if check:
-            to_read.append((seq, obj_id, blob_id, prev, check))
+            to_read.append((seq, obj_id, blob_id, before, check))
     if to_read:
         await values.load({b for r in to_read for b in (r[2], r[3]) if b is not None})
-        for seq, obj_id, blob_id, prev, check in to_read:
+        for seq, obj_id, blob_id, before, check in to_read:
             for path in check:
-                old, new = values.get(path, prev), values.get(path, blob_id)
+                old, new = values.get(path, before), values.get(path, blob_id)
                 if not same(old, new):
                     found.setdefault(seq, set()).add(path)
                     fields.setdefault(seq, []).append(FieldMatch(obj_id=obj_id, path=path, old=old, new=new))
