@@ -56,7 +56,7 @@ from replay_tui.engine.format import (
     decode_head,
     decode_list,
 )
-from replay_tui.engine.rollups import BUCKETS_PER_OCTAVE, RollupWriter, bucket_value_ns, duration_bucket
+from replay_tui.engine.rollups import BUCKETS_PER_OCTAVE, RollupWriter
 from replay_tui.engine.schema import (
     FORMAT_V2,
     ID_SHIFT,
@@ -74,8 +74,6 @@ LIST_ITEM_CACHE = 16384  # list items remembered as already parsed
 DICT_SAMPLE_BYTES = 4 << 20  # bodies a session's dictionary is trained on (measured: ratio ~9.7)
 DICT_MIN_SAMPLES = 32
 
-__all__ = ["BUCKETS_PER_OCTAVE", "RecordingWriter", "SessionWriter", "bucket_value_ns", "duration_bucket",
-           "open_write"]
 
 _OBJECT_VERBS = frozenset({GET, CREATE, UPDATE, PATCH, ADDED, MODIFIED})
 _INSERT_OP = f"INSERT INTO operations ({', '.join(OP_COLUMNS)}) VALUES ({', '.join('?' * len(OP_COLUMNS))})"
