@@ -210,6 +210,7 @@ class SessionWriter:
         self._sample_bytes = 0
         self._training: Future[zstandard.ZstdCompressionDict] | None = None
         self._dictionary_row: tuple[int, int, bytes] | None = None  # to insert with the next batch
+        self.changes = ChangeTracker(1)  # path ids are per session (paths' key is (session, id))
         try:
             if atomic:
                 self.conn.execute("BEGIN IMMEDIATE")
@@ -227,7 +228,6 @@ class SessionWriter:
             raise RecordingError(describe_sqlite_error(exc, self.path)) from None
         first = (self.id << ID_SHIFT) + 1
         self._next_blob = self._next_object = first
-        self.changes = ChangeTracker(1)  # path ids are per session (paths' key is (session, id))
         self.rollups = RollupWriter(self.id)
 
     # --- public API ----------------------------------------------------------
