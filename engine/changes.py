@@ -6,7 +6,8 @@ a decode), down to ``CHANGE_DEPTH`` segments, and stores the ids of the paths th
 differ in ``states.changed`` as ``|3|17|42|``.  Paths read as in ``diff``:
 ``.status.phase``, ``.metadata.labels.app``, and list items by their key field
 (``.status.conditions[type=Ready]``, ``.spec.containers[name=web]``), one entry per
-key field of ``diff.LIST_KEYS`` the items carry.  An ancestor of a changed path is
+key field of ``diff.LIST_KEYS`` the items carry (the items of a list at the last depth
+too: ``.status.conditions[type=Ready]``).  An ancestor of a changed path is
 recorded too, so a question about ``.status`` is one id, like one about ``.status.phase``.
 
 An object's first version records every path it has, its deletion every path it had.
@@ -37,7 +38,7 @@ import msgspec
 
 from replay_tui.engine.diff import LIST_KEYS, key_segment, parse_path, selector_value
 
-CHANGE_DEPTH = 2  # path segments recorded (.status.phase: 2); measured ~15 us per version, 3 cost ~25
+CHANGE_DEPTH = 2  # path segments recorded (.status.phase: 2), and list items by key one deeper
 TREE_CACHE_BYTES = 64 << 20  # previous versions kept (raw JSON size) for comparison
 
 _raw_dict = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
@@ -150,6 +151,7 @@ def _walk(old: _Node | None, new: _Node | None, prefix: str, depth: int, out: li
             path = prefix + _segment(key)
             if not deeper:
                 out.append(path)
+                _last(old, new, key, o, n, path, out)
                 continue
             mark = len(out)
             _walk(None if o is None else old.child(key, o),  # type: ignore[union-attr]
@@ -161,6 +163,8 @@ def _walk(old: _Node | None, new: _Node | None, prefix: str, depth: int, out: li
             out.append(path)
             if deeper:
                 _walk(old.child(key, od[key]), None, path, child, out)  # type: ignore[union-attr]
+            else:
+                _last(old, None, key, od[key], None, path, out)
     if type(ok) is list or type(nk) is list:
         okeyed = old.keyed() if old is not None and type(ok) is list else {}
         nkeyed = new.keyed() if new is not None and type(nk) is list else {}
@@ -175,10 +179,31 @@ def _walk(old: _Node | None, new: _Node | None, prefix: str, depth: int, out: li
                     continue
                 path = f"{prefix}[{field}={value}]"
                 out.append(path)
+                key = (field, value)
                 if deeper:
-                    key = (field, value)
                     _walk(None if a is None else old.child(key, a),  # type: ignore[union-attr]
                           None if b is None else new.child(key, b), path, child, out)  # type: ignore[union-attr]
+                else:
+                    _last(old, new, key, a, b, path, out)
+
+
+def _last(old: _Node | None, new: _Node | None, key: Any, o: msgspec.Raw | None, n: msgspec.Raw | None,
+          path: str, out: list[str]) -> None:
+    """A value at the last depth recorded differs: when it is a list, its items by key too
+    (``.status.conditions[type=Ready]`` one level below ``.status.conditions``), no deeper."""
+    if (o is None or memoryview(o)[0] != _ARRAY) and (n is None or memoryview(n)[0] != _ARRAY):
+        return
+    a = None if o is None or old is None else old.child(key, o)
+    b = None if n is None or new is None else new.child(key, n)
+    akeyed = a.keyed() if a is not None else {}
+    bkeyed = b.keyed() if b is not None else {}
+    for field in akeyed.keys() | bkeyed.keys():
+        aitems = akeyed.get(field, {})
+        bitems = bkeyed.get(field, {})
+        for value in aitems.keys() | bitems.keys():
+            x, y = aitems.get(value), bitems.get(value)
+            if x is None or y is None or not (x == y or _same_scalars(x, y)):
+                out.append(f"{path}[{field}={value}]")
 
 
 def changed_paths(old: bytes, new: bytes) -> list[str]:
@@ -277,13 +302,16 @@ def format_path(segments: list[tuple[str, Any]]) -> str:
 
 def index_path(path: str) -> str:
     """The indexed path a field path is looked up by: the path itself when it has at most
-    CHANGE_DEPTH segments, else its ancestor at that depth; cut before a list index
-    (``[2]``: items are indexed by key only) or a selector on a field that is no list key.
+    CHANGE_DEPTH segments (and a list item by key one deeper), else its ancestor at that
+    depth; cut before a list index (``[2]``: items are indexed by key only) or a selector
+    on a field that is no list key.
     '' means the index cannot narrow it down (every version is a candidate)."""
     kept = []
-    for kind, arg in parse_path(path)[:CHANGE_DEPTH]:
+    for depth, (kind, arg) in enumerate(parse_path(path)[:CHANGE_DEPTH + 1]):
         if kind == "index" or (kind == "sel" and arg[0] not in LIST_KEYS):
             break
+        if depth == CHANGE_DEPTH and kind != "sel":
+            break  # below the last depth only list items are recorded
         kept.append((kind, arg))
     return format_path(kept)
 
