@@ -38,7 +38,7 @@ BENCH_DB ?= bench-$(OPS).db
 bench: $(STAMP)
 	$(PY) -m benchmarks --ops $(OPS) --db $(BENCH_DB) --json
 	$(PY) -m benchmarks.timetravel --ops $(OPS) --db $(BENCH_DB) --json
-	$(PY) -m benchmarks.tui --ops $(OPS) --db $(BENCH_DB) --json
+	$(PY) -m benchmarks.tui --ops $(OPS) --db $(BENCH_DB) --load --json
 	$(PY) -m benchmarks.proxy --json
 	$(PY) -m benchmarks.proxy --observe --json
 

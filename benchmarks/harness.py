@@ -37,6 +37,15 @@ STATS_DEFINITION = "await engine.stats.compute(session) on a freshly opened Reco
 FLOOR_DEFINITION = (
     "plain sqlite3: SELECT verb, kind, status, dur_bucket, duration_ns, ts_ns, error, obj_id over the"
     " session's rowid range, iterated in Python, fresh connection (median of runs)")
+INGEST_FLOOR_DEFINITION = (
+    "benchmarks.floor: every row of the recording inserted by bare executemany into a fresh file with the"
+    " same schema and pragmas, in as many transactions as the writer committed (only inserts and commits timed)")
+WHEN_FIELD = ".status.conditions[type=Ready].status"
+WHEN_DEFINITION = (
+    f"replay-tui when --field HOT:{WHEN_FIELD} --after N, cold: watch.watch (the object's change index) + next(N),"
+    " HOT = the object with the most versions, N random; when_rv = the same for .metadata.resourceVersion"
+    " (a field every version changes: all of them are decoded)")
+REPORT_DEFINITION = "await engine.report.build(session) on a freshly opened Recording (what replay-tui report computes)"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -56,7 +65,7 @@ async def _timed_ms(fn: Callable[[], Awaitable[Any]]) -> float:
 async def read_phase(db: str, *, session_ref: str | None, samples: int, seed: int,
                      stats_runs: int) -> dict[str, Any]:
     """Every reading measurement, on one process (its peak RSS is reported)."""
-    from replay_tui.engine import state, stats
+    from replay_tui.engine import report, state, stats, watch
     from replay_tui.engine.cursor import Cursor
     from replay_tui.engine.diff import object_diff
     from replay_tui.engine.store import Recording
@@ -125,6 +134,37 @@ async def read_phase(db: str, *, session_ref: str | None, samples: int, seed: in
     finally:
         await rec.close()
 
+    when_s, when_rv_s = [], []
+    for field, sink in ((WHEN_FIELD, when_s), (".metadata.resourceVersion", when_rv_s)):
+        cold = await Recording.open(db)
+        try:
+            s = await cold.session(session_ref)
+            row = await cold.fetchone(
+                "SELECT obj_id FROM states INDEXED BY states_object WHERE session_id = ? GROUP BY obj_id"
+                " ORDER BY COUNT(*) DESC LIMIT 1", (s.id,))
+            assert row is not None
+            key = (await s.object_keys([row[0]]))[row[0]]
+            position = rng.randint(1, s.last)
+            start = time.perf_counter()
+            index = await watch.watch(s, f"{key}:{field}")
+            index.next(position)
+            sink.append(time.perf_counter() - start)
+            out[f"when_hot_object{'' if field == WHEN_FIELD else '_rv'}"] = {
+                "object": str(key), "versions": index.versions, "decoded": index.decoded, "changes": len(index)}
+        finally:
+            await cold.close()
+
+    report_s = []
+    for _ in range(1 if last >= 2_000_000 else 2):
+        cold = await Recording.open(db)
+        try:
+            s = await cold.session(session_ref)
+            start = time.perf_counter()
+            await report.build(s)
+            report_s.append(time.perf_counter() - start)
+        finally:
+            await cold.close()
+
     stats_s = []
     for _ in range(stats_runs):
         cold = await Recording.open(db)
@@ -158,6 +198,8 @@ async def read_phase(db: str, *, session_ref: str | None, samples: int, seed: in
         "diff_samples_with_object": present,
         "stats_s": statistics.median(stats_s),
         "sqlite_floor_s": statistics.median(floor_s),
+        "when_first_s_hot": when_s[0], "when_rv_first_s_hot": when_rv_s[0],
+        "report_s": min(report_s),
         "samples": samples,
         "rss_mb": max_rss_mb(),
     })
@@ -242,6 +284,11 @@ def run(*, ops: int, db: str | None, seed: int, samples: int, stats_runs: int,
             per_op = 1e6 / result["ingest_ops_per_s"] if result["ingest_ops_per_s"] else 0.0
             result["writer_us_per_op"] = max(0.0, per_op - gen["gen_us_per_op"])
             result["writer_ops_per_s"] = 1e6 / result["writer_us_per_op"] if result["writer_us_per_op"] else 0.0
+            floor = _subprocess(["-m", "benchmarks.floor", "--db", db])
+            result["ingest_floor_s"] = floor["ingest_floor_s"]
+            result["ingest_floor_ops_per_s"] = ops / floor["ingest_floor_s"] if floor["ingest_floor_s"] else 0.0
+            result["ingest_vs_floor"] = result["ingest_s"] / floor["ingest_floor_s"] if floor["ingest_floor_s"] else 0.0
+            result["db_vs_json"] = result["db_mb"] / result["json_mb"] if result.get("json_mb") else 0.0
         read_args = ["-m", "benchmarks.harness", "read", "--db", db, "--samples", str(samples),
                      "--seed", str(seed), "--stats-runs", str(stats_runs)]
         if session_ref:
@@ -253,7 +300,8 @@ def run(*, ops: int, db: str | None, seed: int, samples: int, stats_runs: int,
         result.update({
             "step_definition": STEP_DEFINITION, "jump_state_definition": JUMP_STATE_DEFINITION,
             "diff_definition": DIFF_DEFINITION, "stats_definition": STATS_DEFINITION,
-            "sqlite_floor_definition": FLOOR_DEFINITION, "cpus": os.cpu_count(),
+            "sqlite_floor_definition": FLOOR_DEFINITION, "ingest_floor_definition": INGEST_FLOOR_DEFINITION,
+            "when_definition": WHEN_DEFINITION, "report_definition": REPORT_DEFINITION, "cpus": os.cpu_count(),
             "load_avg_1m": os.getloadavg()[0],
         })
     finally:

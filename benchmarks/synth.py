@@ -12,10 +12,11 @@ import os
 import resource
 import sys
 import time
+from typing import Any
 
 from benchmarks.generator import write_session
 from replay_tui.engine.schema import RecordingError
-from replay_tui.engine.writer import RecordingWriter
+from replay_tui.engine.writer import RecordingWriter, SessionWriter
 
 
 def max_rss_mb() -> float:
@@ -24,17 +25,31 @@ def max_rss_mb() -> float:
 
 
 def ingest(db: str, ops: int, *, seed: int = 0, name: str = "synthetic") -> dict[str, float]:
-    """Generate and write ``ops`` operations; the time covers generation, writing and close."""
+    """Generate and write ``ops`` operations; the time covers generation, writing and close.
+
+    ``json_mb`` is what the bodies weigh as the JSON the writer was handed (a raw log of
+    them would hold that much), ``db_mb`` what the recording holds on disk."""
     start, cpu_start = time.perf_counter(), _cpu_s()
+    sessions: list[SessionWriter] = []
     with RecordingWriter(db) as writer:
+        opened = writer.session
+
+        def session(*args: Any, **kw: Any) -> SessionWriter:
+            sessions.append(opened(*args, **kw))
+            return sessions[-1]
+
+        writer.session = session  # type: ignore[method-assign]
         session_id = write_session(writer, ops, name=name, seed=seed)
     seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu_start
     size = sum(os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p))
+    json_bytes = sum(s.json_bytes for s in sessions)
     return {"session": session_id, "ops": ops, "ingest_s": seconds,
             "ingest_ops_per_s": ops / seconds if seconds > 0 else 0.0,
             # CPU seconds of all threads: on a shared machine a steadier figure than wall time.
             "ingest_cpu_s": cpu, "ingest_ops_per_cpu_s": ops / cpu if cpu > 0 else 0.0,
-            "db_mb": size / 1e6, "ingest_rss_mb": max_rss_mb()}
+            "db_mb": size / 1e6, "json_mb": json_bytes / 1e6,
+            "db_bytes_per_op": size / ops if ops else 0.0, "json_bytes_per_op": json_bytes / ops if ops else 0.0,
+            "ingest_rss_mb": max_rss_mb()}
 
 
 def _cpu_s() -> float:

@@ -4,7 +4,8 @@ Measures what a user of the debugger waits for (issue 6):
 
 * ``build_s``: the first build of an object's change index, for the object with
   the most versions (the synthetic hot loop), the 99th and the 50th percentile
-  object by versions;
+  object by versions (``build_s_hot``: the hot object's Ready condition, the target;
+  ``build_s_hot_every_version``: its resourceVersion, which every version changes);
 * ``reverse_continue_ms``: after that build, ``watch.change_index(...)`` (a cache
   hit that also checks for new ops) + ``prev(cursor)`` from random cursors;
 * ``query first match``: time to the first streamed match of whole-session
@@ -77,12 +78,15 @@ async def measure(db: str, *, session_ref: str | None, seed: int, samples: int) 
                     again.prev(pos)
                     rc.append((time.perf_counter() - t) * 1000)
                 builds[f"{label} {path}"] = {
-                    "object": str(key), "versions": versions, "changes": len(index),
+                    "object": str(key), "versions": versions, "changes": len(index), "decoded": index.decoded,
                     "build_s": round(seconds, 3),
                     "reverse_continue_ms_p50": round(percentile(rc, 50), 3),
                     "reverse_continue_ms_max": round(max(rc), 3)}
         out["watch"] = builds
-        out["build_s_hot"] = max(v["build_s"] for k, v in builds.items() if k.startswith("hot"))
+        # The target is for a field a person watches (it changes now and then); a field every
+        # version changes (resourceVersion) decodes them all: reported beside it.
+        out["build_s_hot"] = builds[f"hot {FIELDS[1]}"]["build_s"]
+        out["build_s_hot_every_version"] = builds[f"hot {FIELDS[0]}"]["build_s"]
         out["reverse_continue_ms_max"] = max(v["reverse_continue_ms_max"] for v in builds.values())
 
         queries: dict[str, Any] = {}

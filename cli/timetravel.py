@@ -84,7 +84,8 @@ async def when(db: str, session: str | None, field: str, *, before: str | None, 
         start, _ = await ses.time_range()
         label = safe(f"{index.key}:{ref.path or '.'}")
         if not changes:
-            emit(f"{label}: no change {scope} ({index.versions:,} versions of the object read)")
+            emit(f"{label}: no change {scope} ({index.versions:,} versions of the object,"
+                 f" {index.decoded:,} of them read)")
             return 0
         emit(f"{label}: {len(changes):,} change(s) {scope} "
              f"({len(index):,} in all, over {index.versions:,} versions)")

@@ -19,11 +19,12 @@ import math
 from collections import deque
 from collections.abc import AsyncGenerator
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from replay_tui.engine import diff as diffmod
+from replay_tui.engine import rollups
 from replay_tui.engine.format import (
     ADDED,
     CREATE,
@@ -41,15 +42,7 @@ from replay_tui.engine.format import (
     target_label,
 )
 from replay_tui.engine.schema import RecordingError
-from replay_tui.engine.stats import (
-    LATENCY_VERBS,
-    Group,
-    gather_all,
-    groups,
-    id_range,
-    known_kinds,
-    object_label,
-)
+from replay_tui.engine.stats import LATENCY_VERBS, gather_all, id_range, object_label
 from replay_tui.engine.store import Session
 
 EXAMPLES = 5  # example seqs per finding
@@ -522,15 +515,71 @@ async def _changed_fields(session: Session, blob_a: int, blob_b: int) -> list[st
 
 # --- slow operations ------------------------------------------------------------------
 
-async def _grouped(session: Session, slow_ms: float) -> list[Group]:
-    """The grouped scan of ``engine.stats`` (verb, kind, status, latency bucket), with the
-    count over the threshold and the slowest op of each group: one scan serves both the
-    slow-operation summary and the access patterns."""
-    bounds = await id_range(session)
-    if bounds is None:
+class _Group(NamedTuple):
+    """A rollup group with the count of its ops over the slow threshold."""
+
+    verb: str
+    kind: str
+    n: int
+    max_ns: int
+    max_seq: int
+    over: int
+
+
+async def _grouped(session: Session, slow_ms: float) -> list[_Group]:
+    """The rollup groups (verb, kind, status, resource, latency bucket): one read serves both
+    the slow-operation summary and the access patterns.  How many ops of a group are
+    over the threshold: all or none, unless the threshold falls inside its latency
+    bucket; then the slowest requests the writer kept tell, when they reach that far
+    down (else the ops of that bucket are counted as over when its middle is)."""
+    over_ns = int(slow_ms * 1e6)
+    groups = await rollups.op_groups(session)
+    threshold_bucket = rollups.duration_bucket(over_ns)
+    exact: dict[int, int] | None = None  # seq -> duration of the kept slowest requests
+    if any(g.bucket == threshold_bucket and g.max_ns > over_ns for g in groups):
+        kept = await rollups.slowest(session, rollups.SLOWEST_KEPT)
+        if kept is None:  # a schema-1 session: count them in its operations
+            exact = None
+        elif len(kept) < rollups.SLOWEST_KEPT or kept[-1][1] < rollups.bucket_floor_ns(threshold_bucket):
+            exact = dict(kept)
+    straddling: dict[tuple[str, str], int] = {}
+    if exact is not None:
+        seqs = [seq for seq, d in exact.items() if d > over_ns and rollups.duration_bucket(d) == threshold_bucket]
+        for verb, kind, n in await _over_by_group(session, seqs):
+            straddling[(verb, kind)] = straddling.get((verb, kind), 0) + n
+    elif session.format < 2:
+        for verb, kind, n in await session.rec.fetchall(
+                "SELECT verb, kind, COUNT(*) FROM operations WHERE session_id = ? AND dur_bucket = ?"
+                " AND duration_ns > ? GROUP BY verb, kind", (session.id, threshold_bucket, over_ns)):
+            straddling[(verb, kind)] = n
+    out: dict[tuple[str, str], list[int]] = {}
+    for g in groups:
+        if g.bucket < threshold_bucket or g.max_ns <= over_ns:
+            over = 0
+        elif g.bucket > threshold_bucket:
+            over = g.n
+        elif exact is not None or session.format < 2:
+            over = straddling.pop((g.verb, g.kind), 0)
+        else:
+            over = g.n if rollups.bucket_value_ns(g.bucket) > over_ns else 0
+        acc = out.get((g.verb, g.kind))
+        if acc is None:
+            out[(g.verb, g.kind)] = [g.n, g.max_ns, g.max_seq, over]
+        else:
+            acc[0] += g.n
+            acc[3] += over
+            if g.max_ns > acc[1] or (g.max_ns == acc[1] and g.max_seq < acc[2]):
+                acc[1], acc[2] = g.max_ns, g.max_seq
+    return [_Group(verb, kind, *acc) for (verb, kind), acc in out.items()]
+
+
+async def _over_by_group(session: Session, seqs: list[int]) -> list[tuple[str, str, int]]:
+    if not seqs:
         return []
-    return await groups(session.rec, session.id, *bounds, await known_kinds(session.rec),
-                        over_ns=int(slow_ms * 1e6))
+    rows = await session.rec.fetchall(
+        f"SELECT verb, kind, COUNT(*) FROM operations WHERE session_id = ? AND seq IN ({','.join('?' * len(seqs))})"
+        " GROUP BY verb, kind", (session.id, *seqs))
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 async def _op_rows(session: Session, seqs: list[int]) -> dict[int, tuple[Any, ...]]:
@@ -546,7 +595,7 @@ def _slow_op(r: tuple[Any, ...]) -> SlowOp:
                   status=status)
 
 
-async def _slow(session: Session, slow_ms: float, grouped: list[Group]) -> SlowOperations:
+async def _slow(session: Session, slow_ms: float, grouped: list[_Group]) -> SlowOperations:
     slowest: dict[str, tuple[int, int]] = {}  # verb -> (duration, seq)
     count_by_verb: dict[str, int] = {}
     if not any(g.max_ns > 0 for g in grouped if g.verb in LATENCY_VERBS):
@@ -560,12 +609,17 @@ async def _slow(session: Session, slow_ms: float, grouped: list[Group]) -> SlowO
         best = slowest.get(verb)
         if best is None or (mx, -seq) > (best[0], -best[1]):
             slowest[verb] = (mx, seq)
-    verbs = ",".join(f"'{v}'" for v in sorted(LATENCY_VERBS))
-    id_lo, id_hi = await id_range(session) or (0, -1)
-    top = await session.rec.fetchall(
-        "SELECT seq, verb, kind, namespace, name, subresource, status, duration_ns, resource FROM operations"
-        f" WHERE id BETWEEN ? AND ? AND +session_id = ? AND verb IN ({verbs}) AND duration_ns > 0"
-        " ORDER BY duration_ns DESC, seq LIMIT ?", (id_lo, id_hi, session.id, SLOWEST))
+    kept = await rollups.slowest(session, SLOWEST)
+    if kept is not None:
+        rows = await _op_rows(session, [seq for seq, _ in kept]) if kept else {}
+        top = [rows[seq] for seq, _ in kept if seq in rows and rows[seq][7] > 0]
+    else:  # a schema-1 session: the slowest requests are found by a scan
+        verbs = ",".join(f"'{v}'" for v in sorted(LATENCY_VERBS))
+        id_lo, id_hi = await id_range(session) or (0, -1)
+        top = await session.rec.fetchall(
+            "SELECT seq, verb, kind, namespace, name, subresource, status, duration_ns, resource FROM operations"
+            f" WHERE id BETWEEN ? AND ? AND +session_id = ? AND verb IN ({verbs}) AND duration_ns > 0"
+            " ORDER BY duration_ns DESC, seq LIMIT ?", (id_lo, id_hi, session.id, SLOWEST))
     details = await _op_rows(session, [seq for _, seq in slowest.values()]) if slowest else {}
     order = [v for v in VERB_ORDER if v in slowest]
     return SlowOperations(
@@ -657,11 +711,8 @@ async def error_patterns(session: Session, *, window_ns: int) -> ErrorPatterns:
 
 # --- access patterns ------------------------------------------------------------------
 
-async def _access(session: Session, grouped: list[Group], hot_min: int) -> AccessPatterns:
-    row = await session.rec.fetchone(
-        "SELECT (SELECT MIN(ts_ns) FROM operations WHERE session_id = ?1),"
-        " (SELECT MAX(ts_ns) FROM operations WHERE session_id = ?1)", (session.id,))
-    first, last = (row[0] or 0, row[1] or 0) if row else (0, 0)
+async def _access(session: Session, grouped: list[_Group], hot_min: int) -> AccessPatterns:
+    first, last = await session.time_range()
     minutes = max(last - first, 1_000_000_000) / 60e9
     kinds: dict[str, dict[str, int]] = {}
     for g in grouped:
@@ -680,25 +731,16 @@ async def _access(session: Session, grouped: list[Group], hot_min: int) -> Acces
             lists_per_min=lists / minutes))
     by_kind.sort(key=lambda k: (-(k.gets + k.lists + k.writes + k.watch_events), k.kind))
 
-    # The version each successful GET returned is the object's latest version at that
-    # seq (a GET that returned something new produced a version itself).
-    id_lo, id_hi = await id_range(session) or (0, -1)
-    rows = await session.rec.fetchall(
-        # (LIMIT -1 keeps SQLite from flattening the inner query and looking v up twice.)
-        "SELECT obj_id, SUM(n), COUNT(*), MAX(n), v FROM (SELECT obj_id, v, COUNT(*) AS n FROM ("
-        " SELECT o.obj_id AS obj_id, (SELECT MAX(s.seq) FROM states s WHERE s.session_id = ?1"
-        " AND s.obj_id = o.obj_id AND s.seq <= o.seq) AS v FROM operations o"
-        " WHERE o.id BETWEEN ?3 AND ?4 AND +o.session_id = ?1 AND o.verb = ?2 AND o.error = 0"
-        " AND o.obj_id IS NOT NULL LIMIT -1) GROUP BY obj_id, v) GROUP BY obj_id",
-        (session.id, GET, id_lo, id_hi))
-    reads = [(r[0], r[1], r[2], r[3], r[4] or 0) for r in rows]
-    rereads = heapq.nsmallest(TOP, (r for r in reads if r[3] >= hot_min), key=lambda r: (-(r[1] - r[2]), r[0]))
-    most = heapq.nsmallest(TOP, reads, key=lambda r: (-r[1], r[0]))
-    keys = await session.object_keys([r[0] for r in (*rereads, *most)])
+    # Each successful GET returned the object's version current at its seq; the rollup
+    # counts them per object (the GETs, the versions they returned, the most of one).
+    rereads = await rollups.top_objects(session, "gets - versions_read DESC, obj_id", TOP,
+                                        (hot_min,), "max_reads >= ?2")
+    most = await rollups.top_objects(session, "gets DESC, obj_id", TOP, (), "gets > 0")
+    keys = await session.object_keys([r.obj_id for r in (*rereads, *most)])
 
-    def item(r: tuple[int, int, int, int, int]) -> ObjectReads:
-        return ObjectReads(key=object_label(keys.get(r[0]), r[0]), obj_id=r[0], gets=r[1], versions_read=r[2],
-                           max_reads_of_one_version=r[3], redundant_gets=r[1] - r[2], most_read_version_seq=r[4])
+    def item(r: rollups.ObjectRollup) -> ObjectReads:
+        return ObjectReads(key=object_label(keys.get(r.obj_id), r.obj_id), obj_id=r.obj_id, gets=r.gets,
+                           versions_read=r.versions_read, max_reads_of_one_version=r.max_reads,
+                           redundant_gets=r.gets - r.versions_read, most_read_version_seq=r.max_read_seq)
 
     return AccessPatterns(by_kind=by_kind, rereads=[item(r) for r in rereads], most_read=[item(r) for r in most])
-

@@ -4,6 +4,13 @@ Measured on Kubernetes objects of 2-10 KB (see README, "Storage"): zstd level 1
 compresses ~3.4x at ~10 us per object, 3x faster than zlib level 1 at the same
 ratio, and decompresses in ~6 us.  Bodies under ``MIN_COMPRESS`` bytes are kept
 raw: there the frame overhead eats the gain.
+
+A session's later bodies are compressed with a dictionary trained on its first
+ones (``ZSTD_DICT``; Kubernetes objects share most of their keys and much of their
+values): measured on the synthetic benchmark's 5-7 KB objects, 2.4x smaller than
+plain zstd (ratio ~9.7 instead of ~4), compressing and decompressing no slower.  The
+frame names its dictionary (``dictionaries.id``); ``Dictionaries`` holds a
+recording's.
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ import msgspec
 import xxhash
 import zstandard
 
-RAW, ZSTD = 0, 1
+RAW, ZSTD, ZSTD_DICT = 0, 1, 2
 MIN_COMPRESS = 256
+DICT_SIZE = 65536  # bytes of a trained dictionary
+DICT_BASE = 32768  # a session's dictionary id is DICT_BASE + its id (zstd reserves ids below 32768)
 
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
@@ -102,21 +111,87 @@ def compress_many(datas: Sequence[bytes], compressor: zstandard.ZstdCompressor) 
     return [out[i].tobytes() for i in range(len(out))]
 
 
-def pack_many(datas: Sequence[bytes], compressed: Sequence[bytes]) -> list[tuple[int, bytes]]:
+def pack_many(datas: Sequence[bytes], compressed: Sequence[bytes],
+              codecs: Sequence[int] | None = None) -> list[tuple[int, bytes]]:
     """``pack``'s choice for each body, given ``compressed`` = compress_many(the bodies of
-    at least MIN_COMPRESS bytes), in order."""
+    at least MIN_COMPRESS bytes), in order; ``codecs`` says how each of those was
+    compressed (ZSTD when not given)."""
     out: list[tuple[int, bytes]] = []
     it = iter(compressed)
+    kinds = iter(codecs) if codecs is not None else None
     for d in datas:
         if len(d) >= MIN_COMPRESS:
             packed = next(it)
-            out.append((ZSTD, packed) if len(packed) < len(d) else (RAW, d))
+            kind = next(kinds) if kinds is not None else ZSTD
+            out.append((kind, packed) if len(packed) < len(d) else (RAW, d))
         else:
             out.append((RAW, d))
     return out
 
 
-def unpack(codec: int, data: bytes) -> bytes:
+def train(samples: list[bytes], dict_id: int) -> zstandard.ZstdCompressionDict:
+    """A dictionary for a session's bodies (holds no GIL: run on the writer's worker thread)."""
+    return zstandard.train_dictionary(DICT_SIZE, list[bytes | bytearray | memoryview](samples),
+                                      dict_id=dict_id, level=1)
+
+
+def dict_compressor(dictionary: zstandard.ZstdCompressionDict) -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(level=1, dict_data=dictionary)
+
+
+class Dictionaries:
+    """A recording's zstd dictionaries by id, with a decompressor per thread for each."""
+
+    def __init__(self) -> None:
+        self._dicts: dict[int, zstandard.ZstdCompressionDict] = {}
+        self._local = threading.local()
+
+    @classmethod
+    def of(cls, conn: Any) -> Dictionaries:
+        """Every dictionary of a recording open with plain ``sqlite3`` (scripts, tests)."""
+        dicts = cls()
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'dictionaries'").fetchone():
+            for dict_id, data in conn.execute("SELECT id, data FROM dictionaries"):
+                dicts.add(dict_id, data)
+        return dicts
+
+    def __contains__(self, dict_id: int) -> bool:
+        return dict_id in self._dicts
+
+    def add(self, dict_id: int, data: bytes) -> None:
+        self._dicts[dict_id] = zstandard.ZstdCompressionDict(bytes(data))
+
+    def decompress(self, data: bytes) -> bytes:
+        try:
+            dict_id = zstandard.get_frame_parameters(data).dict_id
+        except zstandard.ZstdError as exc:
+            raise BodyError(f"corrupted body: {exc}") from None
+        cache = getattr(self._local, "decompressors", None)
+        if cache is None:
+            cache = self._local.decompressors = {}
+        decompressor = cache.get(dict_id)
+        if decompressor is None:
+            dictionary = self._dicts.get(dict_id)
+            if dictionary is None:
+                raise BodyError(f"corrupted body: dictionary {dict_id} is missing")
+            decompressor = cache[dict_id] = zstandard.ZstdDecompressor(dict_data=dictionary)
+        try:
+            size = zstandard.frame_content_size(data)
+            if size > MAX_FRAME:
+                raise zstandard.ZstdError(f"frame claims {size} bytes")
+            return decompressor.decompress(data)
+        except (zstandard.ZstdError, MemoryError) as exc:
+            raise BodyError(f"corrupted body: {exc or type(exc).__name__}") from None
+
+    @staticmethod
+    def frame_dict_id(data: bytes) -> int | None:
+        try:
+            return zstandard.get_frame_parameters(data).dict_id
+        except zstandard.ZstdError:
+            return None
+
+
+def unpack(codec: int, data: bytes, dicts: Dictionaries | None = None) -> bytes:
     if codec == RAW:
         return bytes(data)
     if codec == ZSTD:
@@ -124,11 +199,15 @@ def unpack(codec: int, data: bytes) -> bytes:
             return _decompress(data)
         except (zstandard.ZstdError, MemoryError) as exc:
             raise BodyError(f"corrupted body: {exc or type(exc).__name__}") from None
+    if codec == ZSTD_DICT:
+        if dicts is None:
+            raise BodyError("corrupted body: compressed with a dictionary the reader does not have")
+        return dicts.decompress(data)
     raise BodyError(f"unknown body codec {codec}")
 
 
-def decode(codec: int, data: bytes) -> Any:
-    return from_json(unpack(codec, data))
+def decode(codec: int, data: bytes, dicts: Dictionaries | None = None) -> Any:
+    return from_json(unpack(codec, data, dicts))
 
 
 def encode_msgpack(value: Any) -> bytes:

@@ -93,7 +93,7 @@ def key_segment(key: str) -> str:
     return f".{key}" if _PLAIN.match(key) else f"[{msgspec.json.encode(key).decode()}]"
 
 
-def _selector_value(value: Any) -> str:
+def selector_value(value: Any) -> str:
     return value if isinstance(value, str) else msgspec.json.encode(value).decode()
 
 
@@ -107,7 +107,7 @@ def list_key(items: Sequence[Any]) -> str | None:
             v = item.get(k, MISSING)
             if v is MISSING or isinstance(v, (dict, list)):
                 break
-            sv = _selector_value(v)
+            sv = selector_value(v)
             if sv in seen or "]" in sv:
                 break
             seen.add(sv)
@@ -139,8 +139,8 @@ def _diff(old: Any, new: Any, path: str, ignore: frozenset[str], out: list[Chang
             return
         k = list_key(old) if old else None
         if k is not None and new and list_key(new) == k:
-            old_ids = [_selector_value(i[k]) for i in old]
-            new_ids = [_selector_value(i[k]) for i in new]
+            old_ids = [selector_value(i[k]) for i in old]
+            new_ids = [selector_value(i[k]) for i in new]
             new_set = set(new_ids)
             kept = [i for i in old_ids if i in new_set]
             old_set = set(old_ids)
@@ -216,7 +216,7 @@ def get_path(value: Any, path: str | list[tuple[str, Any]]) -> Any:
                 return MISSING
             field, wanted = arg
             value = next((i for i in value if isinstance(i, dict) and field in i
-                          and _selector_value(i[field]) == wanted), MISSING)
+                          and selector_value(i[field]) == wanted), MISSING)
             if value is MISSING:
                 return MISSING
     return value
@@ -252,7 +252,7 @@ def _set(container: Any, segments: list[tuple[str, Any]], new: Any) -> None:
     else:
         field, wanted = arg
         for i, item in enumerate(container):
-            if isinstance(item, dict) and field in item and _selector_value(item[field]) == wanted:
+            if isinstance(item, dict) and field in item and selector_value(item[field]) == wanted:
                 if last:
                     if new is MISSING:
                         del container[i]

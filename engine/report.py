@@ -2,10 +2,9 @@
 
 Built only from the engine's own reads: ``stats.compute`` (summary, timeline),
 ``analysis.analyze`` (hot loops, 409 storms), ``causality.cycles``, the latest
-``state.snapshot`` (owner references for the object graph) and a few SQL
-aggregates (per endpoint, per reconciler).  Nothing loads a whole session: the
-aggregates are GROUP BYs, reconcile durations are streamed into histograms, and
-the object graph reads at most ``GRAPH_NODES`` bodies.  Rendering (Markdown,
+``state.snapshot`` (owner references for the object graph) and the writer's
+rollups (per endpoint, per reconciler, per object: ``engine.rollups``).  Nothing
+loads a whole session, and the object graph reads at most ``GRAPH_NODES`` bodies.  Rendering (Markdown,
 HTML) lives in ``cli.report``; ``msgspec.to_builtins(Report)`` is the JSON.
 """
 
@@ -16,20 +15,17 @@ from typing import Any
 
 import msgspec
 
-from replay_tui.engine import analysis, causality, state
-from replay_tui.engine.format import WRITE_VERBS, target_label
+from replay_tui.engine import analysis, causality, rollups, state
+from replay_tui.engine.format import EVENT_ERROR, target_label
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.stats import LATENCY_VERBS, Histogram, Latency, Stats, Timeline, compute, request_scale
 from replay_tui.engine.store import Session
 from replay_tui.engine.textsafe import safe
-from replay_tui.engine.writer import duration_bucket
 
 GRAPH_NODES = 50  # objects drawn in the Mermaid graph (the most written first)
 SECRET_SCAN = 200  # Secrets whose bodies are searched for redaction markers
 REDACTION_MARKER = "redacted:hmac-sha256:"  # recorder.redact.MARKER_PREFIX (engine may not import it)
 
-_LATENCY_IN = ",".join(f"'{v}'" for v in sorted(LATENCY_VERBS))
-_WRITES_IN = ",".join(f"'{v}'" for v in sorted(WRITE_VERBS))
 
 
 class Metadata(msgspec.Struct):
@@ -152,9 +148,7 @@ async def build(session: Session, *, slow_ms: float = 1000.0, window_s: float = 
     stats = await compute(session)
     found = await analysis.analyze(session, slow_ms=slow_ms, window_s=window_s, hot_min=hot_min)
     loops = await causality.cycles(session)
-    namespaces = [r[0] for r in await session.rec.fetchall(
-        "SELECT DISTINCT namespace FROM operations WHERE session_id = ? AND namespace != ''"
-        " ORDER BY namespace", (session.id,))]
+    namespaces = await rollups.namespaces(session)
     return Report(
         metadata=_metadata(session, stats, namespaces),
         summary=Summary(operations=stats.operations, requests=stats.requests,
@@ -202,19 +196,17 @@ def endpoint_label(verb: str, resource: str, subresource: str) -> str:
 
 async def endpoints(session: Session, *, slow_ms: float) -> list[Endpoint]:
     """One row per (verb, resource, subresource), busiest first; latency from the bucket histogram."""
-    rows = await session.rec.fetchall(
-        "SELECT verb, resource, subresource, dur_bucket, COUNT(*), SUM(duration_ns), MAX(duration_ns), seq,"
-        " SUM(error) FROM operations WHERE session_id = ? GROUP BY verb, resource, subresource, dur_bucket",
-        (session.id,))
     hists: dict[tuple[str, str, str], Histogram] = {}
     errors: dict[tuple[str, str, str], int] = {}
     max_seq: dict[tuple[str, str, str], tuple[int, int]] = {}
-    for verb, resource, sub, bucket, n, total, mx, seq, errs in rows:
-        key = (verb, resource, sub)
-        hists.setdefault(key, Histogram()).add(bucket, n, total or 0, mx or 0)
-        errors[key] = errors.get(key, 0) + (errs or 0)
-        if (mx or 0) >= max_seq.get(key, (-1, 0))[0]:
-            max_seq[key] = (mx or 0, seq)
+    for g in await rollups.op_groups(session):
+        key = (g.verb, g.resource, g.subresource)
+        hists.setdefault(key, Histogram()).add(g.bucket, g.n, g.total_ns or 0, g.max_ns or 0)
+        if g.status >= 400 or g.verb == EVENT_ERROR:
+            errors[key] = errors.get(key, 0) + g.n
+        best = max_seq.get(key)
+        if best is None or (g.max_ns, -g.max_seq) > (best[0], -best[1]):
+            max_seq[key] = (g.max_ns, g.max_seq)
     scale = request_scale(session.info.sample_rate)
     out = []
     for key, hist in hists.items():
@@ -223,7 +215,7 @@ async def endpoints(session: Session, *, slow_ms: float) -> list[Endpoint]:
         request = verb in LATENCY_VERBS
         w = scale if request else 1.0
         out.append(Endpoint(endpoint=endpoint_label(verb, resource, sub), verb=verb, resource=resource,
-                            subresource=sub, count=round(hist.count * w), errors=round(errors[key] * w),
+                            subresource=sub, count=round(hist.count * w), errors=round(errors.get(key, 0) * w),
                             avg_ms=lat.mean, p95_ms=lat.p95, max_ms=lat.max, max_seq=max_seq[key][1],
                             slow=request and lat.p95 >= slow_ms, recorded=hist.count))
     out.sort(key=lambda e: (-e.count, e.endpoint))
@@ -232,41 +224,24 @@ async def endpoints(session: Session, *, slow_ms: float) -> list[Endpoint]:
 
 async def reconcilers(session: Session) -> list[ReconcilerProfile]:
     """Per reconciler: spans, cycle-time percentiles, its slowest op, request time per verb."""
-    rec, sid = session.rec, session.id
-    counts: dict[str, list[int]] = {}
-    hists: dict[str, Histogram] = {}
-    async for rows in rec.stream(
-            "SELECT reconciler, error != '', end_ns - start_ns FROM reconciles WHERE session_id = ?", (sid,)):
-        for name, failed, dur in rows:
-            c = counts.setdefault(name, [0, 0])
-            c[0] += 1
-            c[1] += int(bool(failed))
-            if dur is not None and dur >= 0:
-                hists.setdefault(name, Histogram()).add(duration_bucket(dur), 1, dur, dur)
-    if not counts:
-        return []
-    join = ("FROM operations o JOIN reconciles r ON r.session_id = o.session_id AND r.id = o.reconcile"
-            f" WHERE o.session_id = ? AND o.verb IN ({_LATENCY_IN})")
-    # One grouped scan: time per (reconciler, verb) and, as bare columns taken from the
-    # MAX row, that group's slowest op; the slowest of a reconciler is the max of its groups.
-    time: dict[str, dict[str, int]] = {}
-    slowest: dict[str, tuple[int, SlowestOp]] = {}
-    for name, verb, total, mx, seq, kind, ns, obj, sub, rid, resource in await rec.fetchall(
-            "SELECT r.reconciler, o.verb, SUM(o.duration_ns), MAX(o.duration_ns), o.seq, o.kind, o.namespace,"
-            f" o.name, o.subresource, o.reconcile, o.resource {join} GROUP BY r.reconciler, o.verb", (sid,)):
-        time.setdefault(name, {})[verb] = total or 0
-        if name not in slowest or (mx or 0) > slowest[name][0]:
-            slowest[name] = (mx or 0, SlowestOp(seq=seq, verb=verb, target=target_label(kind, ns, obj, sub, resource),
-                                                ms=(mx or 0) / 1e6, reconcile=rid))
+    docs = await rollups.reconcilers(session)
     out = []
-    for name in sorted(counts, key=lambda n: (-counts[n][0], n)):
-        spent = time.get(name, {})
+    for name in sorted((n for n, d in docs.items() if d.spans), key=lambda n: (-docs[n].spans, n)):
+        doc = docs[name]
+        hist = Histogram()
+        for bucket, (n, total, mx) in doc.cycle.items():
+            hist.add(bucket, n, total, mx)
+        spent = doc.verbs
         whole = sum(spent.values())
         shares = {v: t / whole for v, t in sorted(spent.items(), key=lambda kv: -kv[1])} if whole else {}
+        slowest = None
+        if doc.slowest:
+            mx, seq, verb, kind, ns, obj, sub, rid = doc.slowest
+            slowest = SlowestOp(seq=seq, verb=verb, target=target_label(kind, ns, obj, sub, ""), ms=mx / 1e6,
+                                reconcile=rid)
         out.append(ReconcilerProfile(
-            reconciler=name, reconciles=counts[name][0], failed=counts[name][1],
-            cycle_ms=hists[name].latency() if name in hists else Latency(),
-            slowest_op=slowest[name][1] if name in slowest else None, time_by_verb=shares,
+            reconciler=name, reconciles=doc.spans, failed=doc.failed,
+            cycle_ms=hist.latency() if hist.count else Latency(), slowest_op=slowest, time_by_verb=shares,
             bottleneck=next(iter(shares), "")))
     return out
 
@@ -287,9 +262,7 @@ def _findings(found: analysis.Analysis, loops: list[causality.Cycle]) -> list[Fi
 async def _security(session: Session, namespaces: list[str]) -> Security:
     attrs = session.info.attributes or {}
     redaction = attrs.get("redacted")
-    row = await session.rec.fetchone(
-        "SELECT COUNT(*) FROM operations WHERE session_id = ? AND resource = 'secrets'", (session.id,))
-    secret_ops = int(row[0]) if row else 0
+    secret_ops = sum(g.n for g in await rollups.op_groups(session) if g.resource == "secrets")
     counted = attrs.get("redacted_values")
     redacted_values: int | None = int(counted) if isinstance(counted, int) else None
     if redacted_values is None and secret_ops:
@@ -327,12 +300,9 @@ async def _count_markers(session: Session) -> int:
 
 async def object_graph(session: Session, *, limit: int = GRAPH_NODES) -> ObjectGraph:
     """The most written objects, their owners (latest state) and the reconcilers writing them."""
-    rec, sid = session.rec, session.id
-    written = await rec.fetchall(
-        f"SELECT obj_id, COUNT(*) AS n FROM operations WHERE session_id = ? AND verb IN ({_WRITES_IN})"
-        " AND obj_id IS NOT NULL GROUP BY obj_id ORDER BY n DESC, obj_id", (sid,))
+    written = await rollups.top_objects(session, "writes DESC, obj_id", limit + 1, (), "writes > 0")
     truncated = len(written) > limit
-    chosen = [r[0] for r in written[:limit]]
+    chosen = [r.obj_id for r in written[:limit]]
     keys = await session.object_keys(chosen)
     labels = {o: str(keys[o]) if o in keys else f"#{o}" for o in chosen}
     nodes = list(labels.values())
@@ -354,21 +324,15 @@ async def object_graph(session: Session, *, limit: int = GRAPH_NODES) -> ObjectG
                         continue
                     nodes.append(owner)
                 edges.append(GraphEdge(source=owner, target=labels[obj_id], label="owns"))
-    writes_by_kind: dict[str, dict[str, int]] = {}
-    join = ("FROM operations o JOIN reconciles r ON r.session_id = o.session_id AND r.id = o.reconcile"
-            f" WHERE o.session_id = ? AND o.verb IN ({_WRITES_IN})")
-    for name, kind, n in await rec.fetchall(
-            f"SELECT r.reconciler, o.kind, COUNT(*) {join} GROUP BY r.reconciler, o.kind", (sid,)):
-        writes_by_kind.setdefault(name, {})[kind or "?"] = n
-    if chosen:
-        marks = ",".join("?" * len(chosen))
-        for name, obj_id, n in await rec.fetchall(
-                f"SELECT r.reconciler, o.obj_id, COUNT(*) {join} AND o.obj_id IN ({marks})"
-                " GROUP BY r.reconciler, o.obj_id", (sid, *chosen)):
-            reconciler = f"reconciler {name}"
-            if reconciler not in nodes:
-                nodes.append(reconciler)
-            edges.append(GraphEdge(source=reconciler, target=labels[obj_id], label=f"writes {n}"))
+    docs = await rollups.reconcilers(session)
+    writes_by_kind = {name: dict(doc.writes_by_kind) for name, doc in sorted(docs.items()) if doc.writes_by_kind}
+    by_object = await rollups.writers(session, chosen)
+    for name, obj_id, n in sorted((name, obj_id, n) for obj_id, names in by_object.items()
+                                  for name, n in names.items()):
+        reconciler = f"reconciler {name}"
+        if reconciler not in nodes:
+            nodes.append(reconciler)
+        edges.append(GraphEdge(source=reconciler, target=labels[obj_id], label=f"writes {n}"))
     return ObjectGraph(nodes=nodes, edges=edges, writes_by_kind=writes_by_kind, truncated=truncated,
                        mermaid=mermaid(nodes, edges))
 

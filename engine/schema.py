@@ -11,14 +11,29 @@ One file holds any number of sessions.  Access paths the engine relies on:
 * ``keyframes``: the full object map (object -> version) every N ops, so a jump
   costs O(N) rather than O(position);
 * ``blobs``: bodies, content-addressed within a writer (identical bodies stored
-  once: a watch event usually repeats the object the write returned).
+  once: a watch event usually repeats the object the write returned);
+* ``rollup_*`` (schema 2): aggregates the writer maintains in the same transaction as
+  the ops (``engine.rollups``), so statistics and reports read O(buckets), not O(ops);
+* ``states.changed`` and ``paths`` (schema 2): the change index, the paths (to
+  ``CHANGE_DEPTH`` segments) in which each new version differs from the one before
+  (``engine.changes``).
+
+Schema 2 gives each session its own id space for objects and blobs
+(``session_id << ID_SHIFT | n``) and paths (keyed by session), so a writer numbers
+them without asking the database.  A schema-1 file is read as it is (``Session.format`` says which
+queries apply); a writer adding a session to it first upgrades the schema in place
+(new tables and columns only: the old sessions keep their rows and are still read
+the old way).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Session formats: 1 = written before rollups and the change index; 2 = with them.
+FORMAT_V1, FORMAT_V2 = 1, 2
+ID_SHIFT = 32  # objects and blobs of session S have ids S << 32 | n
 APPLICATION = "replay-tui"
 
 
@@ -41,20 +56,26 @@ CREATE TABLE IF NOT EXISTS sessions (
     cluster           TEXT NOT NULL DEFAULT '',
     attributes        TEXT NOT NULL DEFAULT '{}',
     keyframe_interval INTEGER NOT NULL,
-    op_count          INTEGER NOT NULL DEFAULT 0
+    op_count          INTEGER NOT NULL DEFAULT 0,
+    format            INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS objects (
     id        INTEGER PRIMARY KEY,
     api_group TEXT NOT NULL,
     kind      TEXT NOT NULL,
     namespace TEXT NOT NULL,
-    name      TEXT NOT NULL,
-    UNIQUE (api_group, kind, namespace, name)
+    name      TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS objects_name ON objects (name);
 CREATE TABLE IF NOT EXISTS blobs (
     id    INTEGER PRIMARY KEY,
     codec INTEGER NOT NULL,
     data  BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dictionaries (
+    id         INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL,
+    data       BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS operations (
     id               INTEGER PRIMARY KEY,
@@ -93,9 +114,17 @@ CREATE TABLE IF NOT EXISTS states (
     seq        INTEGER NOT NULL,
     obj_id     INTEGER NOT NULL,
     blob_id    INTEGER,
+    changed    TEXT,
     PRIMARY KEY (session_id, seq, obj_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS states_object ON states (session_id, obj_id, seq);
+CREATE INDEX IF NOT EXISTS states_object ON states (session_id, obj_id, seq, blob_id, changed);
+CREATE TABLE IF NOT EXISTS paths (
+    session_id INTEGER NOT NULL,
+    id         INTEGER NOT NULL,
+    path       TEXT NOT NULL,
+    PRIMARY KEY (session_id, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS paths_path ON paths (session_id, path);
 CREATE TABLE IF NOT EXISTS keyframes (
     session_id INTEGER NOT NULL,
     seq        INTEGER NOT NULL,
@@ -128,6 +157,64 @@ CREATE TABLE IF NOT EXISTS marks (
     created_ns INTEGER NOT NULL,
     PRIMARY KEY (session_id, name)
 );
+""" + """
+CREATE TABLE IF NOT EXISTS rollup_ops (
+    session_id  INTEGER NOT NULL,
+    verb        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    status      INTEGER NOT NULL,
+    resource    TEXT NOT NULL,
+    subresource TEXT NOT NULL,
+    bucket      INTEGER NOT NULL,
+    n           INTEGER NOT NULL,
+    total_ns    INTEGER NOT NULL,
+    max_ns      INTEGER NOT NULL,
+    max_seq     INTEGER NOT NULL,
+    PRIMARY KEY (session_id, verb, kind, status, resource, subresource, bucket)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_time (
+    session_id INTEGER NOT NULL,
+    level      INTEGER NOT NULL,
+    t          INTEGER NOT NULL,
+    code       INTEGER NOT NULL,
+    n          INTEGER NOT NULL,
+    errors     INTEGER NOT NULL,
+    max_ns     INTEGER NOT NULL,
+    PRIMARY KEY (session_id, level, t, code)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_objects (
+    session_id    INTEGER NOT NULL,
+    obj_id        INTEGER NOT NULL,
+    reads         INTEGER NOT NULL,
+    watches       INTEGER NOT NULL,
+    writes        INTEGER NOT NULL,
+    versions      INTEGER NOT NULL,
+    gets          INTEGER NOT NULL,
+    versions_read INTEGER NOT NULL,
+    max_reads     INTEGER NOT NULL,
+    max_read_seq  INTEGER NOT NULL,
+    writers       BLOB,
+    PRIMARY KEY (session_id, obj_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_slowest (
+    session_id  INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    duration_ns INTEGER NOT NULL,
+    PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_counts (
+    session_id INTEGER NOT NULL,
+    what       TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    PRIMARY KEY (session_id, what, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_reconcilers (
+    session_id INTEGER NOT NULL,
+    reconciler TEXT NOT NULL,
+    data       BLOB NOT NULL,
+    PRIMARY KEY (session_id, reconciler)
+) WITHOUT ROWID;
 """
 
 #: Columns of ``operations`` in the order the writer inserts them.
@@ -147,7 +234,9 @@ def create(conn: sqlite3.Connection) -> None:
     if tables and "meta" not in tables:
         raise RecordingError("the file is an SQLite database but not a replay-tui recording")
     if "meta" in tables:
-        check_meta(dict(conn.execute("SELECT key, value FROM meta").fetchall()))
+        version = check_meta(dict(conn.execute("SELECT key, value FROM meta").fetchall()))
+        if version < SCHEMA_VERSION:
+            upgrade(conn)
         return
     with conn:
         conn.executescript(DDL)
@@ -157,8 +246,34 @@ def create(conn: sqlite3.Connection) -> None:
         )
 
 
-def check_meta(meta: dict[str, str]) -> None:
-    """Refuse files that are not ours or come from a newer release."""
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2, in place, for a writer about to add a session: new tables and columns.
+
+    The old sessions keep their rows (``sessions.format`` stays 1 for them, so they are
+    read the old way).  ``objects`` loses its UNIQUE key (in schema 2 each session names
+    its own objects), which SQLite can only do by copying the table: it holds one row per
+    object, not per op.
+    """
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        version = int(dict(conn.execute("SELECT key, value FROM meta").fetchall())["schema_version"])
+        if version >= SCHEMA_VERSION:
+            return  # another writer got there first
+        conn.execute("ALTER TABLE sessions ADD COLUMN format INTEGER NOT NULL DEFAULT 1")
+        conn.execute("ALTER TABLE states ADD COLUMN changed TEXT")
+        conn.execute("CREATE TABLE objects_v2 (id INTEGER PRIMARY KEY, api_group TEXT NOT NULL,"
+                     " kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL)")
+        conn.execute("INSERT INTO objects_v2 SELECT id, api_group, kind, namespace, name FROM objects")
+        conn.execute("DROP TABLE objects")
+        conn.execute("ALTER TABLE objects_v2 RENAME TO objects")
+        for statement in DDL.split(";"):
+            if statement.strip():
+                conn.execute(statement)  # the new tables and indexes (IF NOT EXISTS)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+
+def check_meta(meta: dict[str, str]) -> int:
+    """Refuse files that are not ours or come from a newer release; the schema version."""
     if meta.get("application") != APPLICATION:
         raise RecordingError("the file is an SQLite database but not a replay-tui recording")
     raw = meta.get("schema_version", "")
@@ -173,6 +288,7 @@ def check_meta(meta: dict[str, str]) -> None:
         )
     if version < 1:
         raise RecordingError(f"unknown recording schema version {version}")
+    return version
 
 
 def describe_sqlite_error(exc: BaseException, path: str) -> str:

@@ -1,17 +1,13 @@
 """Session statistics: counts, error rate, latency percentiles, a timeline, top objects.
 
-Everything comes from SQL aggregates over ``operations``; nothing is loaded per op.
-Latency percentiles come from the per-op log-scale bucket ``dur_bucket`` the
-writer stores (32 buckets per octave), so they are exact up to the bucket width
-(~2 %); means and maxima are exact.
-
-Why the queries look the way they do (measured on 1M ops, 2 cores): a GROUP BY
-without a matching index is a sort of every row, and that sort dominates the
-cost.  Sorting one integer key is ~1.6x cheaper than sorting (verb, kind,
-status, bucket) as text columns, so verb, kind, status and latency bucket are
-folded into one integer.  Three grouped scans (that key; time bucket x latency
-bucket; object) plus a per-second count over the timestamp index run on two
-connections, each over half of the session, in parallel.
+Everything comes from the rollups the writer kept (``engine.rollups``): a few
+thousand rows however long the session, nothing loaded per op.  Latency
+percentiles come from the log-scale bucket of each op (32 buckets per octave), so
+they are exact up to the bucket width (~2 %); means and maxima are exact.  The
+timeline is assembled from time buckets of the finest resolution the session
+kept (at least ``rollups.TIME_LIMIT / buckets`` of them per timeline bucket), and
+its p95 line from a coarser latency histogram (4 buckets per octave, capped at the
+bucket's slowest request).  The peak rate counts whole seconds from the first op.
 
 Sampled sessions (``record --sample RATE`` keeps that fraction of non-watch
 requests): request counts are scaled by 1/RATE, so totals, per-verb/kind/status
@@ -24,48 +20,22 @@ and ``Latency.count`` stay as recorded.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import math
 from collections.abc import Awaitable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
-from replay_tui.engine.format import (
-    EVENT_ERROR,
-    EVENT_VERBS,
-    READ_VERBS,
-    VERB_ORDER,
-    WATCH,
-    WRITE_VERBS,
-    ObjectKey,
-)
-from replay_tui.engine.store import Recording, Session
-from replay_tui.engine.writer import bucket_value_ns
+from replay_tui.engine import rollups
+from replay_tui.engine.format import EVENT_ERROR, EVENT_VERBS, VERB_ORDER, ObjectKey
+from replay_tui.engine.rollups import LATENCY_VERBS, bucket_value_ns
+from replay_tui.engine.store import Session
 
 TOP_OBJECTS = 10
-PARALLEL_MIN = 200_000  # below this many ops a second connection costs more than it saves
 SECOND_NS = 1_000_000_000
 
-#: Latency is a property of requests: a watch request lasts as long as its stream
-#: and a watch event has no duration, so both are left out of the overall and
-#: per-kind latency (``latency_by_verb`` still shows them).
-LATENCY_VERBS = frozenset(VERB_ORDER) - EVENT_VERBS - {WATCH}
-
-_DUR_SPAN = 2048  # dur_bucket < 2048 for any 64-bit duration
-_STATUS_SPAN = 1001  # statuses 0..999; 1000 = out of range (re-read by text)
-#: Verb -> small integer, and the SQL expression computing it (unknown verbs: len(VERB_ORDER)).
-VERB_CODE = {v: i for i, v in enumerate(VERB_ORDER)}
-_VERB_SPAN = len(VERB_ORDER) + 1  # last code: a verb outside the vocabulary
-_REQUEST_CODES = len(READ_VERBS | WRITE_VERBS)
-assert set(VERB_ORDER[:_REQUEST_CODES]) == READ_VERBS | WRITE_VERBS
-VERB_CODE_SQL = ("CASE verb " + " ".join(f"WHEN '{v}' THEN {i}" for v, i in VERB_CODE.items())
-              + f" ELSE {len(VERB_ORDER)} END")
-
-
-# (A CASE costs less per row than "verb IN (...)".)
-_IS_REQUEST_SQL = ("CASE verb " + " ".join(f"WHEN '{v}' THEN 1" for v in VERB_ORDER if v in LATENCY_VERBS)
-                   + " ELSE 0 END")
+__all__ = ["LATENCY_VERBS", "Histogram", "Latency", "Stats", "Timeline", "compute", "gather_all",
+           "id_range", "object_label", "percentile_ns", "request_scale"]
 
 
 class Latency(msgspec.Struct):
@@ -201,152 +171,42 @@ async def gather_all(*coros: Awaitable[Any]) -> list[Any]:
 
 # --- the queries ----------------------------------------------------------------------
 
-class Group(NamedTuple):
-    """Ops sharing verb, kind, status and latency bucket (one row of the main grouped scan)."""
-
-    verb: str
-    kind: str
-    status: int
-    bucket: int
-    n: int  # how many ops
-    total_ns: int
-    max_ns: int
-    max_seq: int  # the op with max_ns
-    over: int  # ops longer than the ``over_ns`` asked for (0 when not asked)
-
-
-class _Part(msgspec.Struct):
-    """One connection's share of the work: aggregates over a rowid range and a time range."""
-
-    groups: list[Group]
-    timeline: list[tuple[Any, ...]]
-    objects: list[tuple[Any, ...]]
-    peak: int
-
-
-# A rowid range reads the table in order; "+session_id" keeps SQLite off the session
-# index, which would fetch each row by a separate lookup.  Rowids grow with seq
-# within a session, so [rowid of seq 1, rowid of the last seq] holds it all.
-_RANGE = "id BETWEEN ? AND ? AND +session_id = ?"
-
-
 async def id_range(session: Session) -> tuple[int, int] | None:
-    """Rowids of the session's first and last op; None when it has none."""
+    """Rowids of the session's first and last op; None when it has none.
+
+    Rowids grow with seq within a session, so a scan of the rowid range reads the
+    session's ops in order without going through the session index row by row."""
     row = await session.rec.fetchone(
         "SELECT (SELECT id FROM operations WHERE session_id = ?1 ORDER BY seq LIMIT 1),"
         " (SELECT id FROM operations WHERE session_id = ?1 ORDER BY seq DESC LIMIT 1)", (session.id,))
     return (row[0], row[1]) if row and row[0] is not None else None
 
 
-async def known_kinds(rec: Recording) -> list[str]:
-    """Kinds the integer key can name: every object's kind, and '' (requests without one)."""
-    kinds = [r[0] for r in await rec.fetchall("SELECT DISTINCT kind FROM objects ORDER BY kind")]
-    return kinds if "" in kinds else ["", *kinds]
-
-
-async def groups(rec: Recording, session_id: int, id_lo: int, id_hi: int, kinds: Sequence[str],
-                 *, over_ns: int | None = None) -> list[Group]:
-    """The main grouped scan over ops with rowid in [id_lo, id_hi]; see the module doc."""
-    span = (id_lo, id_hi, session_id)
-    nk = len(kinds) + 1
-    kind_case = "CASE kind " + " ".join("WHEN ? THEN ?" for _ in kinds) + f" ELSE {len(kinds)} END"
-    kind_params: list[Any] = [x for i, k in enumerate(kinds) for x in (k, i)]
-    status_case = f"CASE WHEN status BETWEEN 0 AND 999 THEN status ELSE {_STATUS_SPAN - 1} END"
-    over = "SUM(duration_ns > ?)" if over_ns is not None else "0"
-    over_params = (over_ns,) if over_ns is not None else ()
-    # seq is a "bare" column: with a single max() in the query SQLite takes it from the max row.
-    aggregates = f"COUNT(*), SUM(duration_ns), MAX(duration_ns), seq, {over}"
-    rows = await rec.fetchall(
-        f"SELECT ((({VERB_CODE_SQL}) * {nk} + ({kind_case})) * {_STATUS_SPAN} + {status_case})"
-        f" * {_DUR_SPAN} + dur_bucket AS k, {aggregates} FROM operations WHERE {_RANGE} GROUP BY k",
-        (*kind_params, *over_params, *span))
-    out: list[Group] = []
-    unknown = False
-    for key, n, total, mx, seq, n_over in rows:
-        rest, bucket = divmod(key, _DUR_SPAN)
-        rest, status = divmod(rest, _STATUS_SPAN)
-        v, k = divmod(rest, nk)
-        if v == len(VERB_ORDER) or k == len(kinds) or status == _STATUS_SPAN - 1:
-            unknown = True
-            continue
-        out.append(Group(VERB_ORDER[v], kinds[k], status, bucket, n, total or 0, mx or 0, seq, n_over or 0))
-    if unknown:
-        # Rows the integer key cannot name (a kind not in ``objects``, an unknown verb,
-        # a status outside 0..999) are read again by their text; normally there are none.
-        marks = ",".join("?" * len(kinds))
-        verbs = ",".join(f"'{v}'" for v in VERB_ORDER)
-        rows = await rec.fetchall(
-            f"SELECT verb, kind, status, dur_bucket, {aggregates} FROM operations WHERE {_RANGE}"
-            f" AND (kind NOT IN ({marks}) OR verb NOT IN ({verbs}) OR status NOT BETWEEN 0 AND 999)"
-            " GROUP BY verb, kind, status, dur_bucket", (*over_params, *span, *kinds))
-        out.extend(Group(r[0], r[1], r[2], r[3], r[4], r[5] or 0, r[6] or 0, r[7], r[8] or 0) for r in rows)
-    return out
-
-
-async def _scan(rec: Recording, session_id: int, id_lo: int, id_hi: int, ts_lo: int, ts_hi: int,
-                kinds: Sequence[str], first_ns: int, width_ns: int, scale: float) -> _Part:
-    """Aggregate ops with rowid in [id_lo, id_hi] (and, for the peak, ts in [ts_lo, ts_hi))."""
-    span = (id_lo, id_hi, session_id)
-    main = await groups(rec, session_id, id_lo, id_hi, kinds)
-    # The low bit says whether the ops were requests, whose latency makes the p95 line.
-    timeline = await rec.fetchall(
-        f"SELECT ((ts_ns - ?) / ? * {_DUR_SPAN} + dur_bucket) * 2 + ({_IS_REQUEST_SQL}) AS k,"
-        f" COUNT(*), SUM(error) FROM operations WHERE {_RANGE} GROUP BY k", (first_ns, width_ns, *span))
-    # Requests only (codes below _REQUEST_CODES); verb codes are cheaper to test than IN lists.
-    objects = await rec.fetchall(
-        f"SELECT obj_id * {_VERB_SPAN} + ({VERB_CODE_SQL}) AS k, COUNT(*) FROM operations WHERE {_RANGE}"
-        f" AND obj_id IS NOT NULL AND ({VERB_CODE_SQL}) < {_REQUEST_CODES} GROUP BY k", span)
-    # Per-second counts from the timestamp index alone (no table reads), unless sampled
-    # requests must be weighed (then the verb is read too).
-    weight = "COUNT(*)" if scale == 1.0 else f"SUM(1 + ({_IS_REQUEST_SQL}) * {scale - 1.0!r})"
-    row = await rec.fetchone(
-        f"SELECT {weight} AS n FROM operations WHERE session_id = ? AND ts_ns >= ? AND ts_ns < ?"
-        f" GROUP BY (ts_ns - ?) / {SECOND_NS} ORDER BY n DESC LIMIT 1",
-        (session_id, ts_lo, ts_hi, first_ns))
-    return _Part(main, timeline, objects, round(row[0]) if row else 0)
-
-
 async def compute(session: Session, *, buckets: int = 60) -> Stats:
-    """Statistics of a whole session (it may still be recording: what is committed so far)."""
-    rec, sid = session.rec, session.id
+    """Statistics of a whole session (it may still be recording: what is committed so far),
+    from its rollups: O(buckets) however many ops it holds."""
     buckets = max(1, int(buckets))
-    row = await rec.fetchone(
-        "SELECT (SELECT id FROM operations WHERE session_id = ?1 ORDER BY seq LIMIT 1),"
-        " (SELECT id FROM operations WHERE session_id = ?1 ORDER BY seq DESC LIMIT 1),"
-        " (SELECT seq FROM operations WHERE session_id = ?1 ORDER BY seq DESC LIMIT 1),"
-        " (SELECT MIN(ts_ns) FROM operations WHERE session_id = ?1),"
-        " (SELECT MAX(ts_ns) FROM operations WHERE session_id = ?1),"
-        " (SELECT COUNT(*) FROM reconciles WHERE session_id = ?1)", (sid,))
-    assert row is not None
-    id_lo, id_hi, last_seq, first_ns, last_ns, reconciles = row
+    first_ns, last_ns = await session.time_range()
+    reconciles = await rollups.reconcile_count(session)
     rate = session.info.sample_rate
-    if id_lo is None:
-        return Stats(reconciles=reconciles or 0, sample_rate=rate, timeline=Timeline(
+    groups = await rollups.op_groups(session)
+    if not groups:
+        return Stats(reconciles=reconciles, sample_rate=rate, timeline=Timeline(
             counts=[0] * buckets, errors=[0] * buckets, p95_ms=[0.0] * buckets))
     width_ns = max(1, -(-(last_ns - first_ns) // buckets))  # the last op joins the last bucket
-    kinds = await known_kinds(rec)
-    args = (kinds, first_ns, width_ns, request_scale(rate))
-    if last_seq >= PARALLEL_MIN and id_hi > id_lo:
-        id_mid = (id_lo + id_hi) // 2
-        ts_mid = first_ns + (last_ns - first_ns) // 2 // SECOND_NS * SECOND_NS
-        other = await rec.clone()
-        try:
-            parts = await gather_all(
-                _scan(rec, sid, id_lo, id_mid, first_ns, ts_mid, *args),
-                _scan(other, sid, id_mid + 1, id_hi, ts_mid, last_ns + 1, *args))
-        finally:
-            await other.close()
-    else:
-        parts = [await _scan(rec, sid, id_lo, id_hi, first_ns, last_ns + 1, *args)]
-    return await _assemble(session, parts, first_ns, last_ns, width_ns, buckets, reconciles, rate)
+    scale = request_scale(rate)
+    cells = await rollups.timeline(session, first_ns, last_ns, width_ns, buckets)
+    peak = await rollups.peak(session, first_ns, scale)
+    return await _assemble(session, groups, cells, peak, first_ns, last_ns, width_ns, buckets, reconciles, rate)
 
 
 def _rounded(counts: dict[str, float]) -> dict[str, int]:
     return {k: round(v) for k, v in counts.items()}
 
 
-async def _assemble(session: Session, parts: Sequence[_Part], first_ns: int, last_ns: int,
-                    width_ns: int, buckets: int, reconciles: int, rate: float) -> Stats:
+async def _assemble(session: Session, groups: Sequence[rollups.OpGroup], cells: Sequence[tuple[int, ...]],
+                    peak: int, first_ns: int, last_ns: int, width_ns: int, buckets: int, reconciles: int,
+                    rate: float) -> Stats:
     scale = request_scale(rate)
     by_verb: dict[str, float] = {}
     by_kind: dict[str, float] = {}
@@ -356,7 +216,7 @@ async def _assemble(session: Session, parts: Sequence[_Part], first_ns: int, las
     per_kind: dict[str, Histogram] = {}
     errors = 0.0
     recorded = 0
-    for verb, kind, status, bucket, n, total, mx, _, _ in (g for part in parts for g in part.groups):
+    for verb, kind, status, _res, _sub, bucket, n, total, mx, _ in groups:
         recorded += n
         w = n * scale if verb in LATENCY_VERBS else n
         by_verb[verb] = by_verb.get(verb, 0) + w
@@ -385,13 +245,13 @@ async def _assemble(session: Session, parts: Sequence[_Part], first_ns: int, las
         latency_ms=overall.latency(),
         latency_by_verb={v: per_verb[v].latency() for v in _ordered_verbs(per_verb)},
         latency_by_kind={k: per_kind[k].latency() for k in sorted(per_kind)},
-        timeline=_timeline(parts, first_ns, width_ns, buckets, scale),
-        top_objects=await _top_objects(session, parts, scale),
+        timeline=_timeline(cells, first_ns, width_ns, buckets, scale),
+        top_objects=await _top_objects(session, scale),
         first_ns=first_ns,
         last_ns=last_ns,
         duration_s=duration_s,
         ops_per_s=operations / duration_s if duration_s > 0 else float(operations),
-        peak_ops_per_s=float(max(p.peak for p in parts)),
+        peak_ops_per_s=float(peak),
         sample_rate=rate,
         recorded_operations=recorded,
     )
@@ -402,42 +262,54 @@ def _ordered_verbs(counts: dict[str, Any]) -> dict[str, Any]:
     return {v: counts[v] for v in order}
 
 
-def _timeline(parts: Iterable[_Part], first_ns: int, width_ns: int, buckets: int,
+def _timeline(cells: Iterable[tuple[int, ...]], first_ns: int, width_ns: int, buckets: int,
               scale: float = 1.0) -> Timeline:
     counts = [0.0] * buckets
     errors = [0.0] * buckets
     hists: list[dict[int, int]] = [{} for _ in range(buckets)]
-    for part in parts:
-        for key, n, errs in part.timeline:
-            t, bucket = divmod(key >> 1, _DUR_SPAN)
-            t = min(max(t, 0), buckets - 1)
-            w = scale if key & 1 else 1.0
-            counts[t] += n * w
-            errors[t] += (errs or 0) * w
-            if key & 1:
-                hists[t][bucket] = hists[t].get(bucket, 0) + n
+    maxima = [0] * buckets
+    for t, code, n, errs, mx in cells:
+        request = code != rollups.NON_REQUEST
+        w = scale if request else 1.0
+        counts[t] += n * w
+        errors[t] += errs * w
+        if request:
+            hists[t][code] = hists[t].get(code, 0) + n
+            maxima[t] = max(maxima[t], mx)
     return Timeline(start_ns=first_ns, width_ns=width_ns, counts=[round(c) for c in counts],
-                    errors=[round(e) for e in errors], p95_ms=[percentile_ns(h, 0.95) / 1e6 for h in hists])
+                    errors=[round(e) for e in errors],
+                    p95_ms=[_coarse_percentile(h, 0.95, m) / 1e6 for h, m in zip(hists, maxima)])
 
 
-async def _top_objects(session: Session, parts: Iterable[_Part], scale: float = 1.0) -> TopObjects:
-    reads: dict[int, int] = {}
-    writes: dict[int, int] = {}
-    for part in parts:
-        for key, n in part.objects:
-            obj_id, code = divmod(key, _VERB_SPAN)
-            verb = VERB_ORDER[code]
-            target = writes if verb in WRITE_VERBS else reads
-            target[obj_id] = target.get(obj_id, 0) + (round(n * scale) if verb in LATENCY_VERBS else n)
-    top_r = heapq.nsmallest(TOP_OBJECTS, reads, key=lambda o: (-reads[o], o))
-    top_w = heapq.nsmallest(TOP_OBJECTS, writes, key=lambda o: (-writes[o], o))
-    keys = await session.object_keys(list({*top_r, *top_w}))
+def _coarse_percentile(codes: dict[int, int], q: float, max_ns: int) -> float:
+    """Nearest-rank percentile of a timeline histogram (4 buckets per octave), capped at the max;
+    the max itself when the rank is the last (the p95 of fewer than 20 requests)."""
+    n = sum(codes.values())
+    if n == 0:
+        return 0.0
+    rank = max(1, math.ceil(q * n - 1e-9))
+    if rank == n and max_ns:
+        return float(max_ns)
+    seen = 0
+    for code in sorted(codes):
+        seen += codes[code]
+        if seen >= rank:
+            return min(rollups.coarse_value_ns(code), max_ns) if max_ns else rollups.coarse_value_ns(code)
+    return 0.0  # unreachable
 
-    def item(obj_id: int) -> ObjectActivity:
-        return ObjectActivity(key=object_label(keys.get(obj_id), obj_id), obj_id=obj_id,
-                              reads=reads.get(obj_id, 0), writes=writes.get(obj_id, 0))
 
-    return TopObjects(by_reads=[item(o) for o in top_r], by_writes=[item(o) for o in top_w])
+async def _top_objects(session: Session, scale: float = 1.0) -> TopObjects:
+    by_reads = await rollups.top_objects(
+        session, "ROUND(reads * ?2) + watches DESC, obj_id", TOP_OBJECTS, (scale,), "reads + watches > 0")
+    by_writes = await rollups.top_objects(
+        session, "ROUND(writes * ?2) DESC, obj_id", TOP_OBJECTS, (scale,), "writes > 0")
+    keys = await session.object_keys(list({o.obj_id for o in (*by_reads, *by_writes)}))
+
+    def item(o: rollups.ObjectRollup) -> ObjectActivity:
+        return ObjectActivity(key=object_label(keys.get(o.obj_id), o.obj_id), obj_id=o.obj_id,
+                              reads=round(o.reads * scale) + o.watches, writes=round(o.writes * scale))
+
+    return TopObjects(by_reads=[item(o) for o in by_reads], by_writes=[item(o) for o in by_writes])
 
 
 def object_label(key: ObjectKey | None, obj_id: int) -> str:

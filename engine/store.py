@@ -25,7 +25,13 @@ import msgspec
 from replay_tui.engine import codec, liveness, readonly, verify
 from replay_tui.engine.format import Mark, ObjectKey, Operation, OpRow, Reconcile, SessionInfo
 from replay_tui.engine.readonly import read_uri
-from replay_tui.engine.schema import SQLITE_MAGIC, RecordingError, check_meta, describe_sqlite_error
+from replay_tui.engine.schema import (
+    FORMAT_V1,
+    SQLITE_MAGIC,
+    RecordingError,
+    check_meta,
+    describe_sqlite_error,
+)
 
 BODY_CACHE = 512
 CORRUPTED = "the recording is corrupted"
@@ -118,11 +124,14 @@ def _reconcile(row: Sequence[Any]) -> Reconcile:
 class Recording:
     """One recording file, open read-only."""
 
-    def __init__(self, path: str, db: aiosqlite.Connection):
+    def __init__(self, path: str, db: aiosqlite.Connection, dicts: codec.Dictionaries | None = None):
         self.path = path
         self.db = db
         self._bodies: OrderedDict[int, bytes] = OrderedDict()  # blob id -> its JSON
         self._inflight = 0  # calls awaiting this connection
+        self.schema_version = 1
+        # zstd dictionaries of the sessions opened so far (shared with clones)
+        self.dicts = dicts if dicts is not None else codec.Dictionaries()
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> Recording:
@@ -140,7 +149,7 @@ class Recording:
             if "meta" not in tables:
                 raise RecordingError(f"{path}: an SQLite database but not a replay-tui recording")
             try:
-                check_meta(dict(await rec.fetchall("SELECT key, value FROM meta")))
+                rec.schema_version = check_meta(dict(await rec.fetchall("SELECT key, value FROM meta")))
             except RecordingError as exc:
                 raise RecordingError(f"{path}: {exc}") from None
             missing = {"sessions", "operations", "states", "objects", "blobs", "keyframes"} - tables
@@ -173,7 +182,9 @@ class Recording:
 
     async def clone(self) -> Recording:
         """Another read-only connection to the same file, for heavy work beside interactive reads."""
-        return await Recording.open(self.path)
+        other = await Recording.open(self.path)
+        other.dicts = self.dicts
+        return other
 
     async def close(self) -> None:
         await self.db.close()
@@ -256,8 +267,10 @@ class Recording:
             row = await self.fetchone("SELECT codec, data FROM blobs WHERE id = ?", (blob_id,))
             if row is None:
                 raise RecordingError(f"{self.path}: {CORRUPTED} (body {blob_id} is missing)")
+            if row[0] == codec.ZSTD_DICT and isinstance(row[1], bytes):
+                await self.load_dictionary(codec.Dictionaries.frame_dict_id(row[1]))
             try:
-                data = codec.unpack(row[0], row[1])
+                data = self.unpack(row[0], row[1])
             except (ValueError, TypeError) as exc:  # BodyError, or a value that is not a blob
                 raise await self._corrupted_body(blob_id, exc) from None
         try:
@@ -268,6 +281,26 @@ class Recording:
         if len(self._bodies) > BODY_CACHE:
             self._bodies.popitem(last=False)
         return value
+
+    def unpack(self, kind: int, data: bytes) -> bytes:
+        """A stored body's JSON (BodyError when it cannot be read); any thread may call it."""
+        return codec.unpack(kind, data, self.dicts)
+
+    async def load_dictionary(self, dict_id: int | None) -> None:
+        """Make a body dictionary known (those of a session are loaded when it is opened)."""
+        if dict_id is None or dict_id in self.dicts or self.schema_version < 2:
+            return
+        row = await self.fetchone("SELECT data FROM dictionaries WHERE id = ?", (dict_id,))
+        if row is not None and isinstance(row[0], bytes):
+            self.dicts.add(dict_id, row[0])
+
+    async def load_dictionaries(self, session_id: int) -> None:
+        if self.schema_version < 2:
+            return
+        for dict_id, data in await self.fetchall(
+                "SELECT id, data FROM dictionaries WHERE session_id = ?", (session_id,)):
+            if dict_id not in self.dicts and isinstance(data, bytes):
+                self.dicts.add(dict_id, data)
 
     async def _corrupted_body(self, blob_id: int, exc: BaseException) -> RecordingError:
         detail = _one_line(exc).removeprefix("corrupted body: ").removeprefix("malformed body: ")
@@ -290,10 +323,11 @@ class Recording:
     # --- sessions -------------------------------------------------------------
 
     async def sessions(self) -> list[SessionInfo]:
+        fmt = "s.format" if self.schema_version >= 2 else str(FORMAT_V1)
         rows = await self.fetchall(
             "SELECT s.id, s.name, s.source, s.started_ns, s.ended_ns, s.actor, s.cluster, s.attributes,"
-            " s.keyframe_interval, (SELECT COALESCE(MAX(seq), 0) FROM operations o WHERE o.session_id = s.id)"
-            " FROM sessions s ORDER BY s.id")
+            " s.keyframe_interval, (SELECT COALESCE(MAX(seq), 0) FROM operations o WHERE o.session_id = s.id),"
+            f" {fmt} FROM sessions s ORDER BY s.id")
         infos = [self._info(r) for r in rows]
         await self._mark_interrupted(infos)
         return infos
@@ -318,7 +352,7 @@ class Recording:
             attributes = {}
         return SessionInfo(id=r[0], name=r[1], source=r[2], started_ns=r[3], ended_ns=r[4],
                            actor=r[5], cluster=r[6], attributes=attributes,
-                           keyframe_interval=r[8], operations=r[9])
+                           keyframe_interval=r[8], operations=r[9], format=r[10])
 
     async def session(self, ref: str | int | None = None) -> Session:
         """A session by id or name; may be omitted when the file holds exactly one."""
@@ -330,16 +364,20 @@ class Recording:
                 names = ", ".join(f"{i.id}:{i.name}" for i in infos[:10])
                 raise SessionNotFound(
                     f"{self.path}: {len(infos)} sessions, pick one with --session ({names})")
-            return Session(self, infos[0])
+            return await self._session(infos[0])
         text = str(ref)
         for info in infos:
             if info.name == text:
-                return Session(self, info)
+                return await self._session(info)
         if text.isdigit():
             for info in infos:
                 if info.id == int(text):
-                    return Session(self, info)
+                    return await self._session(info)
         raise SessionNotFound(f"{self.path}: no session {text!r} (see: replay-tui sessions {self.path})")
+
+    async def _session(self, info: SessionInfo) -> Session:
+        await self.load_dictionaries(info.id)
+        return Session(self, info)
 
 
 class Session:
@@ -350,6 +388,7 @@ class Session:
         self.info = info
         self.id = info.id
         self.last = info.operations
+        self.format = info.format  # 1: written before rollups and the change index (engine.rollups)
         self._keys: dict[int, ObjectKey] = {}
         # Decoded keyframes (seq -> {obj_id: (blob_id, version seq)}), most recent last.
         self.keyframes: OrderedDict[int, dict[int, tuple[int, int]]] = OrderedDict()

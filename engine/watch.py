@@ -2,9 +2,12 @@
 
 A watch is ``KIND/NAMESPACE/NAME:PATH`` (``Deployment/default/web:.spec.replicas``,
 ``Pod/default/api-0:.status.conditions[type=Ready].status``).  Its *change index*
-is built once per (session, object, path) by walking the object's versions
-(rows of ``states``) in one streamed query, extracting the field from each, and
-keeping the versions at which it differs from the one before.  After that,
+is built once per (session, object, path) from the object's versions (rows of
+``states``) in one streamed query: the writer's change index (``engine.changes``)
+says which versions may have changed the path, SQLite keeps only those (and
+versions it could not compare), and only their bodies are decompressed and the
+field extracted; the versions at which it differs from the one before are kept.
+A schema-1 session has no change index: every version is read.  After that,
 continue / reverse-continue / last are bisections over a sorted array, so
 stepping through changes costs microseconds however long the session is.
 
@@ -31,6 +34,7 @@ from typing import Any
 import msgspec
 
 from replay_tui.engine import codec
+from replay_tui.engine.changes import index_path, token
 from replay_tui.engine.diff import MISSING, PathError, change_kind, get_path, key_segment, list_key, parse_path
 from replay_tui.engine.format import ObjectKey
 from replay_tui.engine.schema import RecordingError
@@ -220,6 +224,22 @@ class FieldReader:
 
 # --- the change index ------------------------------------------------------------------
 
+async def candidates_sql(session: Session, paths: list[str], column: str) -> tuple[str, tuple[Any, ...]]:
+    """An SQL condition on a ``states.changed`` column that keeps the versions which may have
+    changed any of ``paths`` (all of them in a schema-1 session), and its parameters."""
+    if session.format < 2:
+        return "1", ()
+    looked = {index_path(p) for p in paths}
+    if "" in looked:
+        return "1", ()  # a path the index cannot narrow down (a list index: [2])
+    rows = await session.rec.fetchall(
+        f"SELECT id FROM paths WHERE session_id = ? AND path IN ({','.join('?' * len(looked))})",
+        (session.id, *sorted(looked)))
+    ids = sorted(r[0] for r in rows)
+    clauses = [f"{column} IS NULL", *(f"instr({column}, ?) > 0" for _ in ids)]
+    return "(" + " OR ".join(clauses) + ")", tuple(token(i) for i in ids)
+
+
 class ChangeIndex:
     """The ops at which one field of one object changed, sorted by seq."""
 
@@ -233,7 +253,8 @@ class ChangeIndex:
         self._new: list[Any] = []
         self._info: list[tuple[str, str, int | None, int, bool]] = []  # verb, actor, reconcile, ts, deleted
         self.upto = 0  # versions up to this seq have been read
-        self.versions = 0  # how many versions were read
+        self.versions = 0  # how many versions the object has (up to ``upto``)
+        self.decoded = 0  # how many of them were candidates, decoded
         self._current: Any = MISSING
         self._interned: dict[str, str] = {}
         self._lock = asyncio.Lock()
@@ -262,11 +283,11 @@ class ChangeIndex:
             last = self.session.last
             if last <= self.upto:
                 return self
-            mark = (len(self.seqs), self.versions, self._current)
+            mark = (len(self.seqs), self.versions, self.decoded, self._current)
             try:
                 await self._read(last)
             except BaseException:  # cancelled or failed: forget the half-read range
-                n, self.versions, self._current = mark
+                n, self.versions, self.decoded, self._current = mark
                 del self.seqs[n:], self._new[n:], self._info[n:]
                 raise
             self.upto = last
@@ -274,12 +295,18 @@ class ChangeIndex:
 
     async def _read(self, last: int) -> None:
         rec = self.session.rec
+        span = (self.session.id, self.obj_id, self.upto, last)
+        row = await rec.fetchone(
+            "SELECT COUNT(*) FROM states INDEXED BY states_object WHERE session_id = ? AND obj_id = ?"
+            " AND seq > ? AND seq <= ?", span)
+        self.versions += int(row[0]) if row else 0
+        candidates, params = await candidates_sql(self.session, [self.path], "s.changed")
         stream = rec.stream(
             "SELECT s.seq, s.blob_id, b.codec, b.data, o.verb, o.actor, o.reconcile, o.ts_ns"
             " FROM states s INDEXED BY states_object LEFT JOIN blobs b ON b.id = s.blob_id"
             " LEFT JOIN operations o ON o.session_id = s.session_id AND o.seq = s.seq"
-            " WHERE s.session_id = ? AND s.obj_id = ? AND s.seq > ? AND s.seq <= ?"
-            " ORDER BY s.seq", (self.session.id, self.obj_id, self.upto, last), size=FETCH)
+            f" WHERE s.session_id = ? AND s.obj_id = ? AND s.seq > ? AND s.seq <= ? AND {candidates}"
+            " ORDER BY s.seq", (*span, *params), size=FETCH)
         cache: dict[int, Any] = {}
         pending: list[asyncio.Future[Any]] = []  # [fetch of the next batch, extraction of this one]
         try:
@@ -315,6 +342,7 @@ class ChangeIndex:
     def _extract(self, rows: list[tuple[Any, ...]], cache: dict[int, Any]) -> list[tuple[Any, ...]]:
         """(seq, blob id, value, verb, actor, reconcile, ts) per version: runs on a worker thread."""
         field = self._field
+        unpack = self.session.rec.unpack
         out = []
         for seq, blob_id, kind, data, verb, actor, reconcile, ts_ns in rows:
             if blob_id is None:
@@ -324,7 +352,7 @@ class ChangeIndex:
                 if value is _UNSET:
                     if data is None:
                         raise codec.BodyError(f"body {blob_id} is missing")
-                    value = field.value(codec.unpack(kind, data))
+                    value = field.value(unpack(kind, data))
                     if len(cache) < 4096:
                         cache[blob_id] = value
             out.append((seq, blob_id, value, verb, actor, reconcile, ts_ns))
@@ -335,7 +363,7 @@ class ChangeIndex:
         current = self._current
         interned = self._interned
         for seq, blob_id, value, verb, actor, reconcile, ts_ns in versions:
-            self.versions += 1
+            self.decoded += 1
             if same(value, current):
                 continue
             current = value

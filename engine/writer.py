@@ -1,4 +1,4 @@
-"""Writing recordings: batched inserts in WAL mode, state versions and keyframes.
+"""Writing recordings: batched inserts in WAL mode, state versions, keyframes, rollups.
 
 A writer is synchronous (plain ``sqlite3``): recorders run it on a thread of
 its own behind a bounded queue, importers run it inline.  Operations are
@@ -9,7 +9,15 @@ start to close: a failed import leaves nothing behind.
 
 While writing, the writer keeps the map object -> current version, which is
 small (one entry per live object, not per operation).  It uses it to store a
-version only when an object really changed and to emit keyframes.
+version only when an object really changed and to emit keyframes.  In the same
+transaction as the ops it writes what readers would otherwise have to scan for:
+the rollups (``engine.rollups``) and the change index (``engine.changes``).
+
+Ids of objects, bodies and paths come from the session's own id space
+(``session_id << ID_SHIFT``), so the writer numbers them itself.  New bodies are
+compressed on a worker thread (zstd holds no GIL) while the rows are built; once
+``DICT_SAMPLE_BYTES`` of bodies have been seen a dictionary is trained on them
+there, and later bodies use it.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import msgspec
 import zstandard
 
 from replay_tui.engine import codec, liveness
+from replay_tui.engine.changes import ChangeTracker
 from replay_tui.engine.format import (
     ADDED,
     CREATE,
@@ -48,31 +57,27 @@ from replay_tui.engine.format import (
     decode_list,
 )
 from replay_tui.engine.partial import WRAPPER_KINDS, Carried, carried, merge_partial
-from replay_tui.engine.schema import OP_COLUMNS, RecordingError, create, describe_sqlite_error
+from replay_tui.engine.rollups import BUCKETS_PER_OCTAVE, RollupWriter
+from replay_tui.engine.schema import (
+    FORMAT_V2,
+    ID_SHIFT,
+    OP_COLUMNS,
+    RecordingError,
+    create,
+    describe_sqlite_error,
+)
 
 DEFAULT_BATCH = 2000
 PACK_CHUNK = 256  # new bodies handed to the compression thread at a time
 DEFAULT_KEYFRAME_INTERVAL = 1024
 BLOB_CACHE = 65536  # content hashes remembered for de-duplication
 LIST_ITEM_CACHE = 16384  # list items remembered as already parsed
-BUCKETS_PER_OCTAVE = 32  # latency histogram resolution: ~2.2 % wide buckets
+DICT_SAMPLE_BYTES = 4 << 20  # bodies a session's dictionary is trained on (measured: ratio ~9.7)
+DICT_MIN_SAMPLES = 32
+
 
 _OBJECT_VERBS = frozenset({GET, CREATE, UPDATE, PATCH, ADDED, MODIFIED})
 _INSERT_OP = f"INSERT INTO operations ({', '.join(OP_COLUMNS)}) VALUES ({', '.join('?' * len(OP_COLUMNS))})"
-
-
-def duration_bucket(duration_ns: int) -> int:
-    """Log-scale latency bucket, stored per op so percentiles are a GROUP BY away."""
-    if duration_ns <= 1:
-        return 0
-    return int(math.log2(duration_ns) * BUCKETS_PER_OCTAVE)
-
-
-def bucket_value_ns(bucket: int) -> float:
-    """Geometric middle of a latency bucket, in nanoseconds."""
-    if bucket <= 0:
-        return 0.0
-    return 2 ** ((bucket + 0.5) / BUCKETS_PER_OCTAVE)
 
 
 def _parse_head(data: bytes) -> ObjectHead | None:
@@ -124,24 +129,16 @@ class RecordingWriter:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = os.fspath(path)
         self.conn = open_write(self.path)
-        # A worker thread compresses new bodies beside the writing thread (zstd holds
-        # no GIL).  Checkpoints stay on the writing connection: run on another
-        # connection (tried) they made the writing thread block for milliseconds at a
-        # time, more than they saved.
+        # A worker thread compresses new bodies (and trains dictionaries) beside the
+        # writing thread: zstd holds no GIL.  Checkpoints stay on the writing connection:
+        # run on another connection (tried) they made the writing thread block for
+        # milliseconds at a time, more than they saved.
         self._pool: ThreadPoolExecutor | None = None
-        self._compressor: zstandard.ZstdCompressor | None = None
 
-    def _worker(self) -> ThreadPoolExecutor:
+    def worker(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-tui-writer")
-            self._compressor = codec.new_compressor()
         return self._pool
-
-    def compress_async(self, datas: list[bytes]) -> Future[list[bytes]]:
-        """Compress bodies on the worker thread while this one goes on (zstd holds no GIL)."""
-        pool = self._worker()
-        assert self._compressor is not None  # made with the pool
-        return pool.submit(codec.compress_many, datas, self._compressor)
 
     def session(
         self,
@@ -172,10 +169,12 @@ class RecordingWriter:
         self.close()
 
 
-# A buffered op: (operation, request JSON, response JSON).
-_Pending = tuple[Operation, "bytes | None", "bytes | None"]
+# A buffered op: (operation, request JSON, response JSON); a reconcile span's start or end
+# travels in the same buffer as (None, event, args), so the rollups see it in seq order.
+_Pending = tuple[Any, Any, Any]
 _UNPARSED: Any = object()  # a cached body whose head has not been parsed yet
 _SKIP: Any = object()  # a list item that names no object
+_BEGIN, _END = "begin", "end"
 
 
 class SessionWriter:
@@ -193,6 +192,7 @@ class SessionWriter:
         self.attributes = dict(attributes)
         self.seq = 0
         self.closed = False
+        self.json_bytes = 0  # request and response bodies appended, as JSON (what a raw log would hold)
         self._buffer: list[_Pending] = []
         self._reconciles: dict[int, Reconcile] = {}
         self._dirty_reconciles: set[int] = set()
@@ -211,14 +211,26 @@ class SessionWriter:
         self._last_ts = 0
         self._first_ts: int | None = None
         self._lock = liveness.SessionLock(None)
+        # What a failed batch handed out (forgotten again when its transaction rolls back).
+        self._batch_hashes: list[bytes] = []
+        self._batch_objects: list[tuple[tuple[str, str, str, str], tuple[str, str, str, str] | None]] = []
+        self._batch_paths: list[tuple[int, str]] = []
+        # Compression: plain zstd until the session's dictionary is trained.
+        self._compressor = codec.new_compressor()
+        self._codec = codec.ZSTD
+        self._samples: list[bytes] | None = [] if DICT_SAMPLE_BYTES > 0 else None
+        self._sample_bytes = 0
+        self._training: Future[zstandard.ZstdCompressionDict] | None = None
+        self._dictionary_row: tuple[int, int, bytes] | None = None  # to insert with the next batch
+        self.changes = ChangeTracker(1)  # path ids are per session (paths' key is (session, id))
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             self.name = self._unique_name(name)
             cur = self.conn.execute(
                 "INSERT INTO sessions (name, source, started_ns, actor, cluster, attributes,"
-                " keyframe_interval) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " keyframe_interval, format) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (self.name, source, time.time_ns(), actor, cluster,
-                 msgspec.json.encode(self.attributes).decode(), keyframe_interval),
+                 msgspec.json.encode(self.attributes).decode(), keyframe_interval, FORMAT_V2),
             )
             assert cur.lastrowid is not None
             self.id = int(cur.lastrowid)
@@ -231,6 +243,9 @@ class SessionWriter:
             self._lock.release()
             self._rollback()
             raise RecordingError(describe_sqlite_error(exc, self.path)) from None
+        first = (self.id << ID_SHIFT) + 1
+        self._next_blob = self._next_object = first
+        self.rollups = RollupWriter(self.id)
 
     # --- public API ----------------------------------------------------------
 
@@ -251,6 +266,10 @@ class SessionWriter:
             request = codec.to_json(request)
         if response is not None and type(response) is not bytes:
             response = codec.to_json(response)
+        if request is not None:
+            self.json_bytes += len(request)
+        if response is not None:
+            self.json_bytes += len(response)
         buffer = self._buffer
         buffer.append((op, request, response))
         if len(buffer) >= self.batch:
@@ -272,6 +291,7 @@ class SessionWriter:
             start_seq=self.seq + 1, start_ns=ts_ns or time.time_ns(), trigger_seq=trigger_seq,
             inferred=inferred, source_id=source_id)
         self._dirty_reconciles.add(rid)
+        self._buffer.append((None, _BEGIN, (rid, reconciler)))
         return rid
 
     def end_reconcile(self, rid: int, *, error: str = "", ts_ns: int | None = None,
@@ -288,6 +308,7 @@ class SessionWriter:
         span.end_ns = ts_ns or time.time_ns()
         span.error = error
         self._dirty_reconciles.add(rid)
+        self._buffer.append((None, _END, (span.reconciler, span.end_ns - span.start_ns, bool(error))))
 
     def mark(self, name: str, seq: int | None = None, note: str = "") -> None:
         self._marks.append(Mark(name=name, seq=self.seq if seq is None else seq, note=note,
@@ -313,6 +334,7 @@ class SessionWriter:
                 self._restore(saved)
                 self._buffer = pending + self._buffer
             raise RecordingError(describe_sqlite_error(exc, self.path)) from None
+        self.changes.committed()
 
     def close(self, **attributes: Any) -> None:
         """Flush, record the end time and attributes, and commit."""
@@ -333,6 +355,8 @@ class SessionWriter:
             self._rollback()
             raise RecordingError(describe_sqlite_error(exc, self.path)) from None
         self.closed = True
+        if self._training is not None:
+            self._training.cancel()
         self._lock.release()
 
     def abort(self) -> None:
@@ -354,23 +378,33 @@ class SessionWriter:
     # --- internals -------------------------------------------------------------
 
     def _rollback(self) -> None:
-        # Ids handed out in the failed transaction are void: forget every cached id.
-        self._blobs.clear()
+        # Ids handed out in the failed transaction are void: forget what the batch cached.
+        for h in self._batch_hashes:
+            self._blobs.pop(h, None)
+        for key, av in self._batch_objects:
+            self._objects.pop(key, None)
+            if av is not None:
+                self._objects_av.pop(av, None)
         self._list_seen.clear()
-        self._objects.clear()
-        self._objects_av.clear()
+        self.changes.rolled_back(self.changes.committed())
+        self._batch_hashes, self._batch_objects = [], []
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
     def _save(self) -> tuple[Any, ...]:
         """What a batch changes besides the database, to put back if its transaction fails."""
+        self.rollups.start()
+        self._batch_hashes, self._batch_objects = [], []
         return (dict(self._live), self._rows_since_keyframe, dict(self._reconciles),
-                set(self._dirty_reconciles), list(self._marks))
+                set(self._dirty_reconciles), list(self._marks), self._dictionary_row, self._samples,
+                self._sample_bytes)
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
-        live, since, reconciles, dirty, marks = saved
+        (live, since, reconciles, dirty, marks, self._dictionary_row, self._samples,
+         self._sample_bytes) = saved
         self._live, self._rows_since_keyframe = live, since
         self._reconciles, self._dirty_reconciles, self._marks = reconciles, dirty, marks
+        self.rollups.rollback()
 
     def _unique_name(self, name: str) -> str:
         taken = {r[0] for r in self.conn.execute(
@@ -382,20 +416,33 @@ class SessionWriter:
             n += 1
         return f"{name}-{n}"
 
-    def _object_id(self, key: tuple[str, str, str, str]) -> int:
+    def _object_id(self, key: tuple[str, str, str, str], new_objects: list[tuple[Any, ...]],
+                   av: tuple[str, str, str, str] | None = None) -> int:
         oid = self._objects.get(key)
         if oid is None:
-            self.conn.execute(
-                "INSERT OR IGNORE INTO objects (api_group, kind, namespace, name) VALUES (?, ?, ?, ?)",
-                key)
-            oid = self.conn.execute(
-                "SELECT id FROM objects WHERE api_group = ? AND kind = ? AND namespace = ? AND name = ?",
-                key).fetchone()[0]
-            self._objects[key] = oid
+            oid = self._objects[key] = self._next_object
+            self._next_object += 1
+            new_objects.append((oid, *key))
+            self._batch_objects.append((key, av))
         return oid
 
+    def _compression(self) -> None:
+        """Switch to the session's dictionary once the worker has trained it."""
+        training = self._training
+        if training is None or not training.done():
+            return
+        self._training = None
+        try:
+            dictionary = training.result()
+        except (zstandard.ZstdError, RuntimeError, ValueError):
+            return  # too few or too uniform samples: plain zstd it stays
+        self._compressor = codec.dict_compressor(dictionary)
+        self._codec = codec.ZSTD_DICT
+        self._dictionary_row = (dictionary.dict_id(), self.id, dictionary.as_bytes())
+
     def _write(self, pending: list[_Pending]) -> None:
-        """One batch: blobs (de-duplicated), op rows, state versions, keyframes, spans, marks.
+        """One batch: blobs (de-duplicated), op rows, state versions, keyframes, spans, marks,
+        rollups, paths.
 
         The hot path of ingest, so written flat: locals instead of attributes, each
         body hashed once, a body's head parsed once per distinct body (cached with
@@ -403,16 +450,19 @@ class SessionWriter:
         are inserted.
         """
         conn = self.conn
-        next_blob = first_blob = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM blobs").fetchone()[0]
-        fresh: list[bytes] = []  # new bodies, ids first_blob, first_blob + 1, ...
+        self._compression()
+        pool = self.recording.worker()
+        compressor, body_codec = self._compressor, self._codec
+        fresh: list[tuple[int, bytes]] = []  # new bodies (id, JSON)
         big: list[bytes] = []  # those of them worth compressing, not yet handed over
         packing: list[Future[list[bytes]]] = []
-        compress_async = self.recording.compress_async
         min_compress = codec.MIN_COMPRESS
         op_rows: list[tuple[Any, ...]] = []
-        state_rows: list[tuple[int, int, int, int | None]] = []
+        state_rows: list[tuple[int, int, int, int | None, str | None]] = []
         keyframes: list[tuple[int, int, bytes]] = []
+        new_objects: list[tuple[Any, ...]] = []
         blobs = self._blobs
+        batch_hashes = self._batch_hashes
         live = self._live
         objects_av = self._objects_av
         sid = self.id
@@ -421,35 +471,59 @@ class SessionWriter:
         since = self._rows_since_keyframe
         encode_query = msgspec.json.encode
         log2 = math.log2
+        track = self.changes.version
+        forget = self.changes.forget
+        rollups = self.rollups
+        fold = rollups.op
+        fold_version = rollups.version
+        samples = self._samples
 
         def put_blob(data: bytes) -> tuple[bytes, list[Any]]:
-            nonlocal next_blob
+            nonlocal samples
             h = digest(data)
             entry = blobs.get(h)
             if entry is not None:
                 blobs.move_to_end(h)
                 return h, entry
-            entry = [next_blob, _UNPARSED]
-            next_blob += 1
-            fresh.append(data)
+            bid = self._next_blob
+            self._next_blob = bid + 1
+            entry = [bid, _UNPARSED]
+            fresh.append((bid, data))
             if len(data) >= min_compress:
                 big.append(data)
                 if len(big) >= PACK_CHUNK:
-                    packing.append(compress_async(big[:]))
+                    packing.append(pool.submit(codec.compress_many, big[:], compressor))
                     big.clear()
+                if samples is not None:
+                    samples.append(data)
+                    self._sample_bytes += len(data)
+                    if self._sample_bytes >= DICT_SAMPLE_BYTES and len(samples) >= DICT_MIN_SAMPLES:
+                        self._training = pool.submit(codec.train, samples, codec.DICT_BASE + sid)
+                        samples = self._samples = None
             blobs[h] = entry
+            batch_hashes.append(h)
             if len(blobs) > BLOB_CACHE:
                 blobs.popitem(last=False)
             return h, entry
 
-        def body_of(bid: int) -> Any:
-            """A stored body, decoded: what partial metadata updates."""
-            if bid >= first_blob:
-                return msgspec.json.decode(fresh[bid - first_blob])
-            row = conn.execute("SELECT codec, data FROM blobs WHERE id = ?", (bid,)).fetchone()
-            return msgspec.json.decode(codec.unpack(*row)) if row else None
+        def body_of(obj_id: int, bid: int) -> Any:
+            """The object's stored version, decoded: what partial metadata updates."""
+            data = self.changes.raw(obj_id)
+            if data is None:
+                data = next((d for fid, d in reversed(fresh) if fid == bid), None)
+            if data is None:
+                row = conn.execute("SELECT codec, data FROM blobs WHERE id = ?", (bid,)).fetchone()
+                if row is None:
+                    return None
+                dicts = codec.Dictionaries.of(conn)
+                if self._dictionary_row is not None:
+                    dicts.add(self._dictionary_row[0], self._dictionary_row[2])
+                data = codec.unpack(row[0], row[1], dicts)
+            return msgspec.json.decode(data)
 
-        def version(obj_id: int, h: bytes | None, bid: int | None, seq: int) -> None:
+        def version(obj_id: int, h: bytes | None, bid: int | None, seq: int, data: bytes | None) -> None:
+            """A version (``h`` None: the deletion) of an object, unless it is the one it has;
+            ``data`` is its JSON (None with an ``h``: not at hand, its changes go unrecorded)."""
             nonlocal since
             current = live.get(obj_id)
             if h is None:
@@ -460,10 +534,23 @@ class SessionWriter:
                 if current is not None and current[0] == h:
                     return
                 live[obj_id] = (h, bid, seq)  # type: ignore[assignment]
-            state_rows.append((sid, seq, obj_id, bid))
+                if data is None:
+                    forget(obj_id)
+            state_rows.append((sid, seq, obj_id, bid, track(obj_id, data)))
+            fold_version(obj_id, seq)
             since += 1
 
+        def list_versions(response: bytes, seq: int) -> None:
+            for key, h, bid, item in self._list_items(response, put_blob):
+                version(self._object_id(key, new_objects), h, bid, seq, item)
+
         for op, request, response in pending:
+            if op is None:  # a reconcile span began or ended here
+                if request == _BEGIN:
+                    rollups.span_begin(*response)
+                else:
+                    rollups.span_end(*response)
+                continue
             req_entry = put_blob(request)[1] if request is not None else None
             if response is not None:
                 rh, resp_entry = put_blob(response)
@@ -478,7 +565,7 @@ class SessionWriter:
                                           or head.kind.endswith("List")):
                 req_head = req_entry[1]
                 if req_head is _UNPARSED:
-                    req_head = req_entry[1] = _parse_head(request)  # type: ignore[arg-type]
+                    req_head = req_entry[1] = _parse_head(request)
             wrapped = carried(response, head.kind) if head is not None and head.kind in WRAPPER_KINDS \
                 and response is not None else None
             if wrapped is not None:  # a Table or PartialObjectMetadata: the objects inside tell
@@ -492,31 +579,38 @@ class SessionWriter:
                 obj_id = objects_av.get(av)
                 if obj_id is None:
                     obj_id = objects_av[av] = self._object_id(
-                        (api_group(api_version), kind, namespace, name))
+                        (api_group(api_version), kind, namespace, name), new_objects, av)
             verb, status, seq = op.verb, op.status, op.seq
             error = status >= 400 or verb == EVENT_ERROR
             ok = 200 <= status < 300 or (status == 0 and not error)
+            duration = op.duration_ns
+            bucket = int(log2(duration) * BUCKETS_PER_OCTAVE) if duration > 1 else 0
+            fold(seq, op.ts_ns, duration, verb, kind, namespace, name, status, op.resource, op.subresource,
+                 bucket, error, obj_id, op.reconcile)
             if wrapped is not None:
                 if ok:
-                    self._carried_versions(op, wrapped, put_blob, version, body_of)
+                    self._carried_versions(op, wrapped, put_blob, version, body_of, new_objects)
+                if obj_id is not None and verb == GET and not error:
+                    rollups.got(obj_id)
             elif obj_id is not None:
                 if ok and verb in _OBJECT_VERBS and response is not None \
                         and head is not None and head.kind == kind:
-                    version(obj_id, rh, resp_bid, seq)
+                    version(obj_id, rh, resp_bid, seq, response)
                 elif ok and verb == DELETE:
                     meta = head.metadata if head is not None else None
                     if head is not None and head.kind not in ("", "Status") and meta is not None \
                             and meta.deletionTimestamp and meta.finalizers and response is not None:
-                        version(obj_id, rh, resp_bid, seq)  # terminating, finalizers pending
+                        version(obj_id, rh, resp_bid, seq, response)  # terminating, finalizers pending
                     else:
-                        version(obj_id, None, None, seq)
+                        version(obj_id, None, None, seq, None)
                 elif verb == DELETED or (verb == GET and status == 404):
-                    version(obj_id, None, None, seq)
+                    version(obj_id, None, None, seq, None)
                 elif verb == LIST and ok and response is not None:
-                    self._list_versions(response, put_blob, version, seq)
+                    list_versions(response, seq)
+                if verb == GET and not error:
+                    rollups.got(obj_id)
             elif verb == LIST and ok and response is not None:
-                self._list_versions(response, put_blob, version, seq)
-            duration = op.duration_ns
+                list_versions(response, seq)
             query = op.query
             op_rows.append((
                 sid, seq, op.ts_ns, duration, verb, api_version, op.resource,
@@ -524,7 +618,7 @@ class SessionWriter:
                 op.generation, status, op.reason, op.message, op.patch_type,
                 encode_query(query).decode() if query else None,
                 req_entry[0] if req_entry is not None else None, resp_bid, op.actor, op.reconcile,
-                obj_id, int(log2(duration) * BUCKETS_PER_OCTAVE) if duration > 1 else 0, int(error),
+                obj_id, bucket, int(error),
             ))
             if since >= interval and since >= len(live) // 4:
                 data = codec.encode_msgpack([[oid, v[1], v[2]] for oid, v in live.items()])
@@ -534,10 +628,20 @@ class SessionWriter:
 
         # The last new bodies compress on the worker while the rows go in.
         if big:
-            packing.append(compress_async(big))
+            packing.append(pool.submit(codec.compress_many, big, compressor))
+        if new_objects:
+            conn.executemany("INSERT INTO objects (id, api_group, kind, namespace, name) VALUES (?, ?, ?, ?, ?)",
+                             new_objects)
+        paths = self.changes.fresh
+        if paths:
+            conn.executemany("INSERT INTO paths (session_id, id, path) VALUES (?, ?, ?)",
+                             [(sid, pid, path) for pid, path in paths])
+        if self._dictionary_row is not None:
+            conn.execute("INSERT INTO dictionaries (id, session_id, data) VALUES (?, ?, ?)", self._dictionary_row)
+            self._dictionary_row = None
         conn.executemany(_INSERT_OP, op_rows)
         conn.executemany(
-            "INSERT OR REPLACE INTO states (session_id, seq, obj_id, blob_id) VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO states (session_id, seq, obj_id, blob_id, changed) VALUES (?, ?, ?, ?, ?)",
             state_rows)
         conn.executemany("INSERT OR REPLACE INTO keyframes (session_id, seq, data) VALUES (?, ?, ?)",
                          keyframes)
@@ -559,14 +663,15 @@ class SessionWriter:
             [(sid, m.name, m.seq, m.note, m.created_ns) for m in self._marks])
         self._marks.clear()
         conn.execute("UPDATE sessions SET op_count = ? WHERE id = ?", (self.seq, sid))
-        compressed = [c for future in packing for c in future.result()]
-        blob_rows = [(first_blob + i, c, data)
-                     for i, (c, data) in enumerate(codec.pack_many(fresh, compressed))]
-        conn.executemany("INSERT INTO blobs (id, codec, data) VALUES (?, ?, ?)", blob_rows)
-
-    def _list_versions(self, response: bytes, put_blob: Any, version: Any, seq: int) -> None:
-        for key, h, bid in self._list_items(response, put_blob):
-            version(self._object_id(key), h, bid, seq)
+        for sql, rows in rollups.statements():
+            if rows:
+                conn.executemany(sql, rows)
+        compressed: list[bytes] = []
+        for future in packing:
+            compressed.extend(future.result())
+        packed = codec.pack_many([d for _, d in fresh], compressed, [body_codec] * len(compressed))
+        conn.executemany("INSERT INTO blobs (id, codec, data) VALUES (?, ?, ?)",
+                         [(bid, c, data) for (bid, _), (c, data) in zip(fresh, packed)])
 
     @staticmethod
     def _fill_identity(op: Operation, head: ObjectHead | None, has_request: bool,
@@ -593,12 +698,14 @@ class SessionWriter:
         if op.kind == head.kind:
             _identify(op, meta)
 
-    def _list_items(self, data: bytes, put_blob: Any) -> Iterable[tuple[tuple[str, str, str, str], bytes, int]]:
+    def _list_items(self, data: bytes, put_blob: Any) -> Iterable[tuple[tuple[str, str, str, str], bytes, int,
+                                                                         bytes | None]]:
         """Each object of a list response, with kind and apiVersion set as a GET would return them.
 
         Lists repeat mostly unchanged items, so what an item became (its key and the
         content hash of the stored form) is remembered by the hash of the item as
         listed: a repeated item costs a hash and a lookup, not a JSON parse.
+        Yields (key, content hash, blob id, stored JSON or None when it was not rebuilt).
         """
         try:
             body = decode_list(data)
@@ -622,7 +729,7 @@ class SessionWriter:
                 entry = blobs.get(h)
                 if entry is not None:  # what put_blob would do with the rebuilt item
                     blobs.move_to_end(h)
-                    yield key, h, entry[0]
+                    yield key, h, entry[0], None
                     continue
             item = raw_item = bytes(raw)
             head = _parse_head(item)
@@ -638,7 +745,7 @@ class SessionWriter:
             seen[listed] = (key, h)
             if len(seen) > LIST_ITEM_CACHE:
                 del seen[next(iter(seen))]
-            yield key, h, entry[0]
+            yield key, h, entry[0], item
 
     @staticmethod
     def _identify_carried(op: Operation, wrapped: list[Carried]) -> None:
@@ -653,7 +760,7 @@ class SessionWriter:
         _identify(op, meta)
 
     def _carried_versions(self, op: Operation, wrapped: list[Carried], put_blob: Any, version: Any,
-                          body_of: Any) -> None:
+                          body_of: Any, new_objects: list[tuple[Any, ...]]) -> None:
         """State from the objects a Table or PartialObjectMetadata(List) carries: a whole object is
         a version as it is; partial metadata updates the object as last seen, key by key."""
         verb, seq = op.verb, op.seq
@@ -668,17 +775,18 @@ class SessionWriter:
                 key = (group, op.kind, meta.namespace, meta.name)
             else:
                 key = (api_group(item.head.apiVersion), item.head.kind, meta.namespace, meta.name)
-            obj_id = self._object_id(key)
+            obj_id = self._object_id(key, new_objects)
             if verb == DELETED:
-                version(obj_id, None, None, seq)
+                version(obj_id, None, None, seq, None)
                 continue
             if not item.partial:
-                h, entry = put_blob(item.raw)
+                data = item.raw
             else:
                 current = self._live.get(obj_id)
-                previous = body_of(current[1]) if current is not None else None
+                previous = body_of(obj_id, current[1]) if current is not None else None
                 merged = merge_partial(previous, item.raw, op.kind, op.api_version)
                 if merged is None or merged == previous:
                     continue
-                h, entry = put_blob(codec.to_json(merged))
-            version(obj_id, h, entry[0], seq)
+                data = codec.to_json(merged)
+            h, entry = put_blob(data)
+            version(obj_id, h, entry[0], seq, data)

@@ -400,9 +400,15 @@ class StreamModel:
 
 
 async def object_ids(rec: Recording) -> dict[ObjectKey, int]:
-    """Every object the recording knows, by key."""
+    """Every object the recording knows, by key (each session names its own: one-session files)."""
     rows = await rec.fetchall("SELECT id, api_group, kind, namespace, name FROM objects")
     return {ObjectKey(r[1], r[2], r[3], r[4]): r[0] for r in rows}
+
+
+async def object_keys(rec: Recording) -> dict[int, ObjectKey]:
+    """The key of every object id of the recording (any session)."""
+    rows = await rec.fetchall("SELECT id, api_group, kind, namespace, name FROM objects")
+    return {r[0]: ObjectKey(r[1], r[2], r[3], r[4]) for r in rows}
 
 
 # --- the command line, in process ------------------------------------------------------

@@ -29,7 +29,7 @@ from tests.conftest import (
     StreamModel,
     build_stream,
     k8s_object,
-    object_ids,
+    object_keys,
     op_for,
     stream_actions,
     write_session,
@@ -254,7 +254,7 @@ def test_bad_paths_raise_path_error(bad: str) -> None:
 async def _check_state_diff(path: str, model: StreamModel, positions: list[tuple[int, int]]) -> None:
     async with await Recording.open(path) as rec:
         session = await rec.session()
-        keys = {v: k for k, v in (await object_ids(rec)).items()}
+        keys = await object_keys(rec)
         for a, b in positions:
             sd = await state_diff(session, a, b, ignore=())
             got = dict(model.states[a])

@@ -43,7 +43,7 @@ def _body(db: Path, blob: int) -> Any:
     conn = sqlite3.connect(db)
     try:
         c, data = conn.execute("SELECT codec, data FROM blobs WHERE id = ?", (blob,)).fetchone()
-        return codec.decode(c, data)
+        return codec.decode(c, data, codec.Dictionaries.of(conn))
     finally:
         conn.close()
 

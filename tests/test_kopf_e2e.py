@@ -135,7 +135,12 @@ def _blob(run: Run, blob_id: int) -> bytes:
     from replay_tui.engine import codec
 
     (row,) = run.rows("SELECT codec, data FROM blobs WHERE id = ?", (blob_id,))
-    return codec.unpack(row["codec"], row["data"])
+    conn = sqlite3.connect(f"file:{run.db}?mode=ro", uri=True)
+    try:
+        dicts = codec.Dictionaries.of(conn)
+    finally:
+        conn.close()
+    return codec.unpack(row["codec"], row["data"], dicts)
 
 
 def test_the_bundled_demo_is_a_real_recording_of_both_operators() -> None:

@@ -74,9 +74,10 @@ class Env:
         conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
         try:
             codec_id, data = conn.execute("SELECT codec, data FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+            dicts = codec.Dictionaries.of(conn)
         finally:
             conn.close()
-        return codec.decode(codec_id, data)
+        return codec.decode(codec_id, data, dicts)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +188,8 @@ def test_a_client_hanging_up_a_quiet_watch_ends_the_clusters_stream(env: Env) ->
 def _all_bodies(db: Path) -> bytes:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return b"\n".join(codec.unpack(c, d) for c, d in conn.execute("SELECT codec, data FROM blobs"))
+        dicts = codec.Dictionaries.of(conn)
+        return b"\n".join(codec.unpack(c, d, dicts) for c, d in conn.execute("SELECT codec, data FROM blobs"))
     finally:
         conn.close()
 

@@ -24,6 +24,7 @@ from tests.conftest import (
     build_stream,
     k8s_object,
     object_ids,
+    object_keys,
     op_for,
     status_body,
     stream_actions,
@@ -97,7 +98,7 @@ def test_sessions_in_one_file_do_not_see_each_other(first: list[Any], second: li
 
     async def check(path: str, n1: str, n2: str) -> None:
         async with await Recording.open(path) as rec:
-            ids = {v: k for k, v in (await object_ids(rec)).items()}
+            ids = await object_keys(rec)
             for name, model in ((n1, m1), (n2, m2)):
                 session = await rec.session(name)
                 for seq in range(session.last + 1):

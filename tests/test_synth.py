@@ -46,7 +46,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
 
 def _body(conn: sqlite3.Connection, blob_id: int) -> bytes:
     row = conn.execute("SELECT codec, data FROM blobs WHERE id = ?", (blob_id,)).fetchone()
-    return codec.unpack(row[0], row[1])
+    return codec.unpack(row[0], row[1], codec.Dictionaries.of(conn))
 
 
 def test_exactly_the_requested_ops_with_contiguous_seqs(db: sqlite3.Connection) -> None:
@@ -201,7 +201,8 @@ def test_same_seed_same_session_other_seed_other_session(tmp_path: Path) -> None
         with _ro(path) as conn:
             ops = conn.execute("SELECT * FROM operations ORDER BY seq").fetchall()
             spans = conn.execute("SELECT * FROM reconciles ORDER BY id").fetchall()
-            bodies = [(i, codec.unpack(c, d)) for i, c, d in conn.execute("SELECT * FROM blobs ORDER BY id")]
+            dicts = codec.Dictionaries.of(conn)
+            bodies = [(i, codec.unpack(c, d, dicts)) for i, c, d in conn.execute("SELECT * FROM blobs ORDER BY id")]
         return ops, spans, bodies
 
     _write(tmp_path / "a.db", 1500, seed=7)

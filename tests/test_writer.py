@@ -60,3 +60,60 @@ async def test_interleaved_spans_end_at_their_own_last_op(tmp_path: Path) -> Non
         span_a, span_b = await ses.reconcile(ra), await ses.reconcile(rb)
         assert (span_a.start_seq, span_a.end_seq) == (1, 2)
         assert (span_b.start_seq, span_b.end_seq) == (2, 3)
+
+
+async def test_later_bodies_use_the_sessions_dictionary_and_read_back(tmp_path: Path) -> None:
+    """Once 4 MB of bodies were seen, a dictionary is trained on them; later bodies use it,
+    are much smaller, and every reader (a Recording, its clones, plain sqlite3) reads them."""
+    import sqlite3
+
+    from benchmarks import generator
+    from replay_tui.engine import codec
+
+    path = tmp_path / "dict.db"
+    with RecordingWriter(path) as w:
+        generator.write_session(w, 4000, seed=3, batch=500)
+    conn = sqlite3.connect(path)
+    try:
+        sizes = dict(conn.execute("SELECT codec, AVG(LENGTH(data)) FROM blobs GROUP BY codec").fetchall())
+        assert set(sizes) >= {codec.ZSTD, codec.ZSTD_DICT} and sizes[codec.ZSTD_DICT] < sizes[codec.ZSTD] / 1.8
+        (dict_id, session_id), = conn.execute("SELECT id, session_id FROM dictionaries").fetchall()
+        assert dict_id == codec.DICT_BASE + session_id
+        dicts = codec.Dictionaries.of(conn)
+        rows = conn.execute("SELECT id, codec, data FROM blobs WHERE codec = ? LIMIT 20", (codec.ZSTD_DICT,)).fetchall()
+        plain = {i: codec.unpack(c, d, dicts) for i, c, d in rows}
+    finally:
+        conn.close()
+    async with await Recording.open(path) as rec:
+        await rec.session()
+        other = await rec.clone()
+        try:
+            for blob_id, data in plain.items():
+                assert await rec.body(blob_id) == await other.body(blob_id) == codec.from_json(data)
+        finally:
+            await other.close()
+
+
+async def test_a_missing_dictionary_is_a_one_line_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    from benchmarks import generator
+    from replay_tui.engine import codec
+    from replay_tui.engine.schema import RecordingError
+
+    path = tmp_path / "dict.db"
+    with RecordingWriter(path) as w:
+        generator.write_session(w, 4000, seed=3)
+    conn = sqlite3.connect(path)
+    blob_id = conn.execute("SELECT id FROM blobs WHERE codec = ? LIMIT 1", (codec.ZSTD_DICT,)).fetchone()[0]
+    conn.execute("DELETE FROM dictionaries")
+    conn.commit()
+    conn.close()
+    async with await Recording.open(path) as rec:
+        await rec.session()
+        try:
+            await rec.body(blob_id)
+        except RecordingError as exc:
+            assert "corrupted" in str(exc) and "dictionary" in str(exc) and "\n" not in str(exc)
+        else:
+            raise AssertionError("a body whose dictionary is gone was read")

@@ -26,7 +26,7 @@ from replay_tui.engine import analysis, causality
 from replay_tui.engine import stats as statsmod
 from replay_tui.engine.store import Session
 
-STATS_DELAY_S = 1.0
+STATS_DELAY_S = 0.01  # statistics come from the rollups (engine.rollups): milliseconds
 ORDER = ("stats", "analysis", "cycles")
 EVERY_S = {"stats": 2.0, "analysis": 10.0, "cycles": 10.0}
 

@@ -1,0 +1,209 @@
+"""The change index: what the writer records for each new version, and that ``when``,
+``c``/``C`` and ``changed=`` read it without missing a change (they give exactly what
+reading every version gives) while decoding only the versions it names."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from benchmarks import generator
+from replay_tui.engine import query, watch
+from replay_tui.engine.changes import CHANGE_DEPTH, ChangeTracker, changed_paths, index_path
+from replay_tui.engine.diff import MISSING, diff, get_path, key_segment, parse_path
+from replay_tui.engine.filters import parse
+from replay_tui.engine.store import Recording, Session
+from replay_tui.engine.watch import same
+from replay_tui.engine.writer import RecordingWriter
+
+# --- what the writer records ------------------------------------------------------------
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "b", "Ready", "x]y"]))
+keys = st.sampled_from(["spec", "status", "metadata", "name", "type", "replicas", "a.b", "phase", "items"])
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(keys, inner, max_size=4),
+        st.lists(st.fixed_dictionaries({"name": st.sampled_from(["w", "v"]), "type": st.sampled_from(["A", "B"])},
+                                       optional={"x": inner}), max_size=3)),
+    max_leaves=12)
+documents = st.dictionaries(keys, values, max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(old=documents, new=documents)
+def test_every_changed_field_is_named_by_its_indexed_path(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """No false negatives: for each field diff reports, and for each selector path whose value
+    differs, the path the index is asked for (``index_path``) is among the recorded ones."""
+    recorded = set(changed_paths(msgspec.json.encode(old), msgspec.json.encode(new)))
+    for change in diff(old, new, ignore=()):
+        looked = index_path(change.path)
+        assert looked == "" or looked in recorded, (change.path, looked, recorded)
+    for key in old.keys() | new.keys():  # list items by any key field, as a watch names them
+        items = [i for side in (old, new) if isinstance(side.get(key), list) for i in side[key]]
+        for field in ("name", "type"):
+            for item in items:
+                if isinstance(item, dict) and isinstance(item.get(field), str) and "]" not in item[field]:
+                    path = f"{key_segment(key)}[{field}={item[field]}]"
+                    if not same(get_path(old, path), get_path(new, path)):
+                        assert index_path(path) in recorded, (path, recorded)
+    for path in recorded:  # and what it records has the depth it promises
+        segments = parse_path(path)
+        assert 1 <= len(segments) <= CHANGE_DEPTH or (len(segments) == CHANGE_DEPTH + 1
+                                                      and segments[-1][0] == "sel")
+
+
+def test_paths_name_list_items_by_key_and_stop_at_the_depth() -> None:
+    old = {"metadata": {"resourceVersion": "1", "labels": {"app": "web"}},
+           "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]}}
+    new = {"metadata": {"resourceVersion": "2", "labels": {"app": "web"}},
+           "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    got = changed_paths(msgspec.json.encode(old), msgspec.json.encode(new))
+    assert got == [".metadata", ".metadata.resourceVersion", ".status", ".status.phase", ".status.conditions",
+                   ".status.conditions[type=Ready]"]
+    assert index_path(".status.conditions[type=Ready].status") == ".status.conditions[type=Ready]"
+    assert index_path(".status.conditions[reason=X]") == ".status.conditions"
+    assert index_path(".spec.containers[0].image") == ".spec.containers"
+    assert index_path('.metadata.labels["app.kubernetes.io/name"]') == '.metadata.labels'
+    assert index_path("[0]") == ""
+
+
+def test_the_tracker_records_unknown_where_it_cannot_compare() -> None:
+    t = ChangeTracker(1, max_bytes=60)
+    assert t.version(1, b'{"a":1}') == "|1|"  # the first version: every path it has
+    assert t.version(1, b'{"a":2}') == "|1|"
+    assert t.version(1, b'{"a":2,"b":[1]}') == "|2|"
+    assert t.version(1, None) == "|1|2|"  # deleted: every path it had
+    assert t.version(1, b'{"c":0}') == "|3|"  # re-created
+    t.version(2, b'{"a":1,"pad":"' + b"x" * 40 + b'"}')
+    t.version(3, b'{"a":1,"pad":"' + b"y" * 40 + b'"}')  # 2 no longer fits the cache
+    assert t.version(2, b'{"a":3}') is None
+    assert dict(t.committed()) == {1: ".a", 2: ".b", 3: ".c", 4: ".pad"}
+
+
+# --- readers: the same answers as reading every version --------------------------------------
+
+FIELDS = (".status", ".status.conditions[type=Ready].status", ".spec.replicas", ".metadata.resourceVersion",
+          ".status.conditions[0].type", '.metadata.labels["app.kubernetes.io/name"]', ".nothing.here",
+          ".spec")
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("changes") / "s.db"
+    with RecordingWriter(path) as w:
+        generator.write_session(w, 6000, seed=11, batch=500)
+    return path
+
+
+async def _objects(session: Session) -> list[int]:
+    """The object with the most versions, and a few others of other kinds."""
+    rows = await session.rec.fetchall(
+        "SELECT s.obj_id, o.kind, COUNT(*) n FROM states s JOIN objects o ON o.id = s.obj_id"
+        " WHERE s.session_id = ? GROUP BY s.obj_id ORDER BY n DESC", (session.id,))
+    picked, kinds = [], set()
+    for obj_id, kind, _ in rows:
+        if kind not in kinds:
+            kinds.add(kind)
+            picked.append(obj_id)
+    return picked
+
+
+def _changes(index: watch.ChangeIndex) -> list[tuple[Any, ...]]:
+    return [(c.seq, msgspec.json.encode(watch.jsonable(c.old)), msgspec.json.encode(watch.jsonable(c.new)),
+             c.old is MISSING, c.new is MISSING, c.verb, c.deleted) for c in index.changes()]
+
+
+async def test_watches_over_the_index_find_every_change(synthetic: Path) -> None:
+    async with await Recording.open(synthetic) as rec:
+        ses = await rec.session()
+        for obj_id in await _objects(ses):
+            for path in FIELDS:
+                watch.forget(ses)
+                indexed = await watch.change_index(ses, obj_id, path)
+                got, decoded, versions = _changes(indexed), indexed.decoded, indexed.versions
+                watch.forget(ses)
+                ses.format = 1  # read every version, as for a recording without the index
+                try:
+                    everything = await watch.change_index(ses, obj_id, path)
+                finally:
+                    ses.format = 2
+                assert got == _changes(everything), (obj_id, path)
+                assert everything.decoded == versions == everything.versions
+                assert decoded <= versions
+
+
+async def test_a_rarely_changing_field_of_the_busiest_object_reads_few_versions(synthetic: Path) -> None:
+    async with await Recording.open(synthetic) as rec:
+        ses = await rec.session()
+        busiest = (await _objects(ses))[0]
+        index = await watch.change_index(ses, busiest, ".spec")
+        assert index.versions > 300 and index.decoded < index.versions / 10
+
+
+@pytest.mark.parametrize("expression", ["changed=.status", "changed=.spec.replicas,.status.phase",
+                                        "verb=update changed=.status.conditions[type=Ready].status",
+                                        "changed=.metadata.resourceVersion changed=.spec"])
+async def test_changed_filters_over_the_index_match_what_every_version_says(synthetic: Path,
+                                                                           expression: str) -> None:
+    flt = parse(expression)
+
+    async def matches(ses: Session) -> list[Any]:
+        out = []
+        async for batch in query.stream(ses, flt):
+            out.extend((m.row.seq, [f.to_json() for f in m.fields]) for m in batch)
+        return out
+
+    async with await Recording.open(synthetic) as rec:
+        ses = await rec.session()
+        indexed = await matches(ses)
+        count = await query.count(ses, flt)
+        ses.format = 1
+        try:
+            assert indexed == await matches(ses)
+        finally:
+            ses.format = 2
+        assert count == len(indexed)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 1000), ops=st.integers(50, 800))
+def test_watches_agree_on_any_synthetic_session(tmp_path_factory: pytest.TempPathFactory, seed: int,
+                                                ops: int) -> None:
+    path = tmp_path_factory.mktemp("w") / "w.db"
+    with RecordingWriter(path) as w:
+        generator.write_session(w, ops, seed=seed, batch=97)
+
+    async def check() -> None:
+        async with await Recording.open(path) as rec:
+            ses = await rec.session()
+            for obj_id in (await _objects(ses))[:3]:
+                for path_ in (".status", ".spec.replicas", ".status.conditions[type=Ready].status"):
+                    watch.forget(ses)
+                    a = _changes(await watch.change_index(ses, obj_id, path_))
+                    watch.forget(ses)
+                    ses.format = 1
+                    b = _changes(await watch.change_index(ses, obj_id, path_))
+                    ses.format = 2
+                    assert a == b
+
+    asyncio.run(check())
+
+
+def test_values_that_read_the_same_are_not_changes() -> None:
+    # The index may name a path whose JSON spelling changed (key order); readers compare values.
+    old, new = b'{"spec":{"a":{"x":1,"y":2}}}', b'{"spec":{"a":{"y":2,"x":1}}}'
+    assert ".spec.a" in changed_paths(old, new)  # an object at the last level: compared by its bytes
+    assert same(get_path(msgspec.json.decode(old), ".spec"), get_path(msgspec.json.decode(new), ".spec"))
+
+
+def test_a_number_written_another_way_is_no_change() -> None:
+    assert changed_paths(b'{"spec":{"a":1.0,"b":"x"}}', b'{"spec":{"a":1.00,"b":"\\u0078"}}') == []
+    assert changed_paths(b'{"spec":{"a":1}}', b'{"spec":{"a":1.0}}') == [".spec", ".spec.a"]  # int -> float
