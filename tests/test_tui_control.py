@@ -64,7 +64,7 @@ def test_background_jobs_wait_for_the_first_paint_then_run_one_at_a_time_in_orde
     assert jobs.next_job(0.0, 100) is None  # nothing before the first screen
     jobs.painted(10.0)
     assert jobs.next_job(10.0 + STATS_DELAY_S / 2, 100) is None
-    assert jobs.next_job(10.0 + STATS_DELAY_S, 100) == "stats"
+    assert jobs.next_job(10.0 + 2 * STATS_DELAY_S, 100) == "stats"
     jobs.started("stats", 11.0, 100)
     assert jobs.next_job(11.5, 100) is None  # one at a time
     jobs.finished("stats", 12.0, {"operations": 100})
