@@ -22,7 +22,6 @@ import os
 import shutil
 import signal
 import socket
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ if TYPE_CHECKING:  # the heavy modules (aiohttp, kubernetes) load only when ``re
     from replay_tui.recorder.kubeconfig import Upstream
     from replay_tui.recorder.proxy import RecordingProxy
     from replay_tui.recorder.queue import CaptureQueue
+    from replay_tui.recorder.rundir import RunDir
 
 PROBE_TIMEOUT_S = 10.0
 DEFAULT_QUEUE_SIZE = 10_000  # recorder.queue.DEFAULT_MAXSIZE, without importing it
@@ -206,22 +206,36 @@ def _run(args: argparse.Namespace, log: Log) -> int:
             log.error(message)
             return status
     from replay_tui.recorder.kubeconfig import load_upstream
+    from replay_tui.recorder.rundir import RunDir
 
-    upstream = load_upstream(args.kubeconfig, args.context)
-    asyncio.run(probe(upstream))
-    sock = bind(*listen)
-    msock = None
+    previous = {signum: signal.signal(signum, _exit_on_signal) for signum in _STOP_SIGNALS[1:]}
+    rundir = RunDir()  # credential files live there, and go with it (stale ones of killed runs too)
     try:
-        if metrics is not None:
-            msock = bind(*metrics, option="--metrics")
-        if not is_loopback(listen[0]):
-            log.warning(f"the proxy listens on {args.listen}, beyond loopback: whoever can reach it "
-                        "and read the kubeconfig it writes uses your cluster credentials")
-        return _record(args, log, command, upstream, sock, msock)
+        upstream = load_upstream(args.kubeconfig, args.context, scratch=rundir.upstream)
+        asyncio.run(probe(upstream))
+        sock = bind(*listen)
+        msock = None
+        try:
+            if metrics is not None:
+                msock = bind(*metrics, option="--metrics")
+            if not is_loopback(listen[0]):
+                log.warning(f"the proxy listens on {args.listen}, beyond loopback: whoever can reach it "
+                            "and read the kubeconfig it writes uses your cluster credentials")
+            return _record(args, log, command, upstream, sock, msock, rundir)
+        finally:
+            sock.close()
+            if msock is not None:
+                msock.close()
     finally:
-        sock.close()
-        if msock is not None:
-            msock.close()
+        rundir.remove()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    """SIGTERM or SIGHUP outside the proxy's own handling (starting, ending): exit through the
+    ``finally`` blocks, so the private directory is removed, as a shell would say it (128+N)."""
+    raise SystemExit(128 + signum)
 
 
 def _version() -> str:
@@ -235,7 +249,7 @@ def _version() -> str:
 
 
 def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
-            sock: socket.socket, msock: socket.socket | None) -> int:
+            sock: socket.socket, msock: socket.socket | None, rundir: RunDir) -> int:
     from replay_tui.engine.writer import RecordingWriter
     from replay_tui.recorder.capture import Converter
     from replay_tui.recorder.queue import STOPPED, CaptureQueue
@@ -255,7 +269,9 @@ def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Up
         queue = CaptureQueue(session, Converter(None if args.no_redact else Redactor()), infer_spans=True,
                              maxsize=args.queue_size, sample=args.sample, log=log).start()
         try:
-            end = asyncio.run(_serve(args, log, command, upstream, queue, sock, msock))
+            end = asyncio.run(_serve(args, log, command, upstream, queue, sock, msock, rundir))
+            for signum in _STOP_SIGNALS[1:]:  # (asyncio put the default actions back)
+                signal.signal(signum, _exit_on_signal)
         finally:
             if not queue.closing:  # (_serve failed before it closed the queue)
                 _close_queue(queue, args.grace, exit_status=1)
@@ -324,8 +340,8 @@ class _Stop:
 
 
 async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
-                 queue: CaptureQueue, sock: socket.socket,
-                 msock: socket.socket | None) -> tuple[int, int, int, RecordingError | None, int]:
+                 queue: CaptureQueue, sock: socket.socket, msock: socket.socket | None,
+                 rundir: RunDir) -> tuple[int, int, int, RecordingError | None, int]:
     """Proxy until the operator exits (or Ctrl-C), then write what is left and close the session.
 
     Returns the operator's exit status, the requests refused and proxied, the error closing the
@@ -341,7 +357,7 @@ async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstrea
         loop.add_signal_handler(signum, stop, signum)
     status = 1
     try:
-        status = await _serve_through(proxy, stop, args, log, command, sock, msock)
+        status = await _serve_through(proxy, stop, args, log, command, sock, msock, rundir)
     finally:
         await proxy.close()
         stop.flushing = True  # a signal from now on stops the writing of what is left
@@ -357,8 +373,8 @@ _PLAIN_HINT = ("client-go, controller-runtime and kubectl send no token over pla
 
 
 async def _serve_through(proxy: RecordingProxy, stop: _Stop, args: argparse.Namespace, log: Log,
-                         command: list[str],
-                         sock: socket.socket, msock: socket.socket | None) -> int:
+                         command: list[str], sock: socket.socket, msock: socket.socket | None,
+                         rundir: RunDir) -> int:
     from replay_tui.recorder.kubeconfig import write_proxy_kubeconfig
     from replay_tui.recorder.metrics import MetricsServer
     from replay_tui.recorder.tls import ProxyCertificate, serving_hosts
@@ -366,10 +382,9 @@ async def _serve_through(proxy: RecordingProxy, stop: _Stop, args: argparse.Name
     upstream, queue = proxy.upstream, proxy.queue
 
     metrics = MetricsServer(proxy, queue) if msock is not None else None
-    tmpdir = None
     try:
         cert = None if args.plain_http else ProxyCertificate(serving_hosts(sock.getsockname()[0]))
-        host, port = await proxy.start(sock, cert.server_context() if cert is not None else None)
+        host, port = await proxy.start(sock, cert.server_context(rundir.path) if cert is not None else None)
         if metrics is not None and msock is not None:
             await metrics.start(msock)
             mhost, mport = msock.getsockname()[:2]
@@ -377,11 +392,7 @@ async def _serve_through(proxy: RecordingProxy, stop: _Stop, args: argparse.Name
         connect = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
         scheme = "http" if cert is None else "https"
         url = f"{scheme}://[{connect}]:{port}" if ":" in connect else f"{scheme}://{connect}:{port}"
-        if args.kubeconfig_out:
-            kubeconfig = Path(args.kubeconfig_out)
-        else:
-            tmpdir = tempfile.mkdtemp(prefix="replay-tui-")
-            kubeconfig = Path(tmpdir) / "kubeconfig"
+        kubeconfig = Path(args.kubeconfig_out) if args.kubeconfig_out else rundir.kubeconfig
         try:
             write_proxy_kubeconfig(kubeconfig, url, proxy.token, namespace=upstream.namespace,
                                    ca_pem=cert.ca_pem if cert is not None else None)
@@ -415,8 +426,6 @@ async def _serve_through(proxy: RecordingProxy, stop: _Stop, args: argparse.Name
     finally:
         if metrics is not None:
             await metrics.close()
-        if tmpdir is not None:
-            shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _signal_child(child: asyncio.subprocess.Process, signum: int) -> None:
