@@ -183,13 +183,14 @@ async def probe(upstream: Upstream) -> None:
 
 def run_record(args: argparse.Namespace) -> int:
     log = Log(args.log_format, requests=args.log_format == "json" or args.log_requests)
-    if not log.json:
-        return _run(args, log)
-    try:  # a log pipeline gets the failure as a JSON line too
-        return _run(args, log)
-    except RecordingError as exc:
-        log.error(str(exc))
-        return 1
+    with log.capture():  # aiohttp's and asyncio's complaints (a client hanging up) as lines of ours
+        if not log.json:
+            return _run(args, log)
+        try:  # a log pipeline gets the failure as a JSON line too
+            return _run(args, log)
+        except RecordingError as exc:
+            log.error(str(exc))
+            return 1
 
 
 def _run(args: argparse.Namespace, log: Log) -> int:
