@@ -8,7 +8,9 @@ Loads the cluster from the kubeconfig, checks it answers, starts the proxy,
 writes a kubeconfig pointing at it and runs COMMAND with ``KUBECONFIG`` set
 to it.  Ctrl-C or SIGTERM is passed on to COMMAND; when it has exited (or
 after ``--grace`` seconds, then it is killed) the recording is flushed and
-closed, and COMMAND's exit status is ours.  With no COMMAND the proxy records
+closed within ``--grace`` seconds again (another signal cuts that short), and
+COMMAND's exit status is ours (74 when COMMAND succeeded and the recording
+could not be written whole, e.g. on a full disk).  With no COMMAND the proxy records
 until Ctrl-C, for an operator started by hand with the printed kubeconfig.
 """
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:  # the heavy modules (aiohttp, kubernetes) load only when ``re
 
 PROBE_TIMEOUT_S = 10.0
 DEFAULT_QUEUE_SIZE = 10_000  # recorder.queue.DEFAULT_MAXSIZE, without importing it
+MIN_FLUSH_S = 1.0  # --grace 0 kills the operator at once, but what it did is still written
 EXIT_RECORDING_FAILED = 74  # sysexits' EX_IOERR: the operator succeeded, its recording did not
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -309,9 +312,10 @@ def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Up
 
 
 def _close_queue(queue: CaptureQueue, grace: float, **attributes: Any) -> RecordingError | None:
-    """Write what is left within ``grace`` seconds and close the session; the error closing it, if any."""
+    """Write what is left within ``grace`` seconds (at least one: a healthy queue is written in well under
+    that) and close the session; the error closing it, if any."""
     try:
-        queue.close(timeout=max(grace, 0.0), **attributes)
+        queue.close(timeout=max(grace, MIN_FLUSH_S), **attributes)
     except RecordingError as exc:
         return exc
     return None
