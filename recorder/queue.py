@@ -437,14 +437,14 @@ class CaptureQueue:
             self._dropped(lost)  # never written: the recorder was stopped first
 
     def _close_session(self) -> None:
-        """Close the session with the counters: as written, or (when that fails) with nothing but
-        the counters, the smallest write there is.  A session that cannot be closed stays open."""
-        if self._aborted:
-            try:  # at once: no waiting for a lock
-                self.writer.conn.execute("PRAGMA busy_timeout = 0")
-            except Exception:
-                pass
-        for attempt in range(2):
+        """Close the session with the counters: as written; failing that, with nothing but the
+        counters (the smallest write there is); failing that, after moving what the ``-wal`` file
+        holds into the database (a file-size limit or quota on the ``-wal`` file: the checkpoint
+        then frees room in it).  A session that cannot be closed stays open."""
+        conn = getattr(self.writer, "conn", None)
+        if self._aborted and conn is not None:
+            self._quietly(conn, "PRAGMA busy_timeout = 0")  # at once: no waiting for a lock
+        for attempt in range(3):
             try:
                 self.writer.close(**self.counters.attributes(), **self._attributes)
                 self.close_error = None
@@ -456,6 +456,16 @@ class CaptureQueue:
                     if lost:
                         self.counters.recorded -= lost
                         self.counters.errors[self._failing or error_category(exc)] += lost
+                elif attempt == 1 and conn is not None:
+                    self._quietly(conn, "PRAGMA busy_timeout = 0")
+                    self._quietly(conn, "PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @staticmethod
+    def _quietly(conn: Any, sql: str) -> None:
+        try:
+            conn.execute(sql)
+        except Exception:
+            pass  # a last attempt: its failure is the close's
 
     def _process(self, item: tuple[Any, ...]) -> None:
         tag = item[0]

@@ -53,7 +53,8 @@ OPERATOR = textwrap.dedent("""
 
 SUMMARY = re.compile(r"recording failed: (?P<why>.*?); recorded (?P<recorded>[\d,]+) operations to .*?; "
                      r"(?P<dropped>[\d,]+) dropped, (?P<lost>[\d,]+) lost to errors, of (?P<requests>[\d,]+) "
-                     r"requests; (?P<closed>the session is closed with these counts)")
+                     r"requests; (?:(?P<closed>the session is closed with these counts)|the session could "
+                     r"not be closed \((?P<why_open>.*)\) and stays open)$")
 
 
 class Disk:
@@ -135,11 +136,15 @@ def test_a_full_disk_ends_the_recorder_cleanly_with_counts_and_the_operator_neve
     assert counts["recorded"] + counts["dropped"] + counts["lost"] == REQUESTS
     assert counts["recorded"] > 0 and counts["dropped"] > 0
     op_count, ended, attributes, seqs = _session(disk.path / "rec.db")
-    assert ended and op_count == counts["recorded"] == attributes["recorded"]
-    assert (attributes["dropped"], sum(attributes["errors"].values())) == (counts["dropped"], counts["lost"])
     assert seqs == list(range(1, op_count + 1))  # whole: no gap where a batch was lost
+    if match["closed"] or disk.preexec:  # (a file-size limit always leaves room: the -wal is checkpointed)
+        assert match["closed"] and ended and op_count == counts["recorded"] == attributes["recorded"]
+        assert (attributes["dropped"], sum(attributes["errors"].values())) == (counts["dropped"], counts["lost"])
+    else:  # a file system without a page left for the session's row (rare: the last commit filled it exactly)
+        assert not ended and op_count == counts["recorded"], match["why_open"]
     print(f"full disk ({'RLIMIT_FSIZE' if disk.preexec else 'tmpfs'}): exit {took:.2f}s after the operator, "
-          f"{counts}, operator's slowest call {operator['slowest_ms']} ms")
+          f"{counts}, session {'closed' if ended else 'left open'}, "
+          f"operator's slowest call {operator['slowest_ms']} ms")
 
 
 def test_a_second_sigterm_while_the_rest_is_written_ends_it_at_once_with_the_summary(
@@ -174,7 +179,9 @@ def test_a_second_sigterm_while_the_rest_is_written_ends_it_at_once_with_the_sum
     counts = _counts(match)
     assert counts["recorded"] + counts["dropped"] + counts["lost"] == counts["requests"] > 0
     op_count, ended, attributes, _ = _session(tmp_path / "rec.db")
-    assert ended and op_count == counts["recorded"] and attributes["exit_status"] == 128 + signal.SIGTERM
+    assert match["closed"] and ended and op_count == counts["recorded"]
+    assert attributes["exit_status"] == 128 + signal.SIGTERM
+    print(f"second SIGTERM during the flush: exit {took:.2f}s after it, {counts}")
 
 
 HOOKED = textwrap.dedent("""
