@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -25,6 +26,8 @@ import pytest
 
 from tests.support.harness import replay_tui
 from tests.test_proxy_tls import TLSServer, _b64, _kubeconfig, pki  # noqa: F401 - pki is a fixture
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
 UPSTREAM_TOKEN = "static-token-4f1c9e"
 
@@ -44,8 +47,9 @@ OPERATOR = textwrap.dedent("""
         conn.request("GET", "/api/v1/namespaces/default", headers={"Authorization": f"Bearer {token}"})
         conn.getresponse().read()
         n += 1
-        with open(sys.argv[2], "w") as count:
+        with open(sys.argv[2] + ".new", "w") as count:
             count.write(str(n))
+        os.replace(sys.argv[2] + ".new", sys.argv[2])  # never seen half written
         time.sleep(0.01)
 """)
 
