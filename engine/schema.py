@@ -291,6 +291,12 @@ def check_meta(meta: dict[str, str]) -> int:
     return version
 
 
+# SQLite's extended codes for a write that failed (a short write, EFBIG past RLIMIT_FSIZE, ENOSPC on
+# -shm): said as a failed write, not as a damaged file.
+_WRITE_ERRORS = frozenset({"SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE",
+                           "SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_SHMMAP", "SQLITE_IOERR_DIR_FSYNC"})
+
+
 def describe_sqlite_error(exc: BaseException, path: str) -> str:
     """Turn an sqlite3 error into one line a user can act on."""
     text = str(exc)
@@ -305,6 +311,9 @@ def describe_sqlite_error(exc: BaseException, path: str) -> str:
         return f"{path}: cannot open the recording ({text})"
     if "no such table" in low or "no such column" in low:
         return f"{path}: the recording is incomplete or of another schema ({text})"
+    if "disk i/o" in low and getattr(exc, "sqlite_errorname", "") in _WRITE_ERRORS:
+        return f"{path}: I/O error writing the recording (the disk is full, a file size limit was reached, " \
+               "or the disk failed)"
     if "disk i/o" in low:
         return f"{path}: I/O error reading the recording (was it removed or truncated?)"
     return f"{path}: {text}"

@@ -359,6 +359,30 @@ class SessionWriter:
             self._training.cancel()
         self._lock.release()
 
+    def discard_pending(self, *, spans: bool = False) -> int:
+        """Forget the operations buffered and not written: a batch whose writes keep failing (a full disk).
+
+        Their seqs are taken back, so the session stays contiguous, and spans and marks are cut to
+        what was written (``spans``: those not written yet are forgotten too, leaving the smallest
+        write there is, the session's own row).  Returns the number of operations forgotten.  A
+        recorder calls it when it gives up retrying, before closing the session with its counts."""
+        lost = sum(1 for pending in self._buffer if pending[0] is not None)
+        self._buffer = []
+        self.seq -= lost
+        last = self.seq
+        for rid in list(self._reconciles):
+            span = self._reconciles[rid]
+            if span.start_seq > last + 1 or (spans and rid in self._dirty_reconciles):
+                del self._reconciles[rid]  # (a span starting after the last written op was never written)
+                self._dirty_reconciles.discard(rid)
+            elif span.end_seq is not None and span.end_seq > last:
+                span.end_seq = max(last, span.start_seq - 1)
+        for mark in self._marks:
+            mark.seq = min(mark.seq, last)
+        if spans:
+            self._marks.clear()
+        return lost
+
     def abort(self) -> None:
         """Give up: an atomic session vanishes; a streaming one keeps what was committed."""
         self._buffer.clear()

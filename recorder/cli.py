@@ -8,7 +8,9 @@ Loads the cluster from the kubeconfig, checks it answers, starts the proxy,
 writes a kubeconfig pointing at it and runs COMMAND with ``KUBECONFIG`` set
 to it.  Ctrl-C or SIGTERM is passed on to COMMAND; when it has exited (or
 after ``--grace`` seconds, then it is killed) the recording is flushed and
-closed, and COMMAND's exit status is ours.  With no COMMAND the proxy records
+closed within ``--grace`` seconds again (another signal cuts that short), and
+COMMAND's exit status is ours (74 when COMMAND succeeded and the recording
+could not be written whole, e.g. on a full disk).  With no COMMAND the proxy records
 until Ctrl-C, for an operator started by hand with the printed kubeconfig.
 """
 
@@ -16,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import ipaddress
 import os
 import shutil
 import signal
 import socket
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +35,13 @@ if TYPE_CHECKING:  # the heavy modules (aiohttp, kubernetes) load only when ``re
     from replay_tui.recorder.kubeconfig import Upstream
     from replay_tui.recorder.proxy import RecordingProxy
     from replay_tui.recorder.queue import CaptureQueue
+    from replay_tui.recorder.rundir import RunDir
 
 PROBE_TIMEOUT_S = 10.0
 DEFAULT_QUEUE_SIZE = 10_000  # recorder.queue.DEFAULT_MAXSIZE, without importing it
+MIN_FLUSH_S = 1.0  # --grace 0 kills the operator at once, but what it did is still written
+EXIT_RECORDING_FAILED = 74  # sysexits' EX_IOERR: the operator succeeded, its recording did not
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class ListenError(RecordingError):
@@ -77,7 +83,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, metavar="N",
                    help=f"captures waiting for the writer before new ones are dropped (default {DEFAULT_QUEUE_SIZE})")
     p.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
-                   help="how long COMMAND may take to exit after Ctrl-C/SIGTERM before it is killed (default 10)")
+                   help="how long COMMAND may take to exit after Ctrl-C/SIGTERM before it is killed, and how "
+                        "long the recording may then take to write what is left, e.g. retrying on a full disk "
+                        "(default 10; a second Ctrl-C/SIGTERM stops that at once)")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
                    help="the operator to run (omit it to record until Ctrl-C)")
     p.set_defaults(func=run_record)
@@ -178,13 +186,14 @@ async def probe(upstream: Upstream) -> None:
 
 def run_record(args: argparse.Namespace) -> int:
     log = Log(args.log_format, requests=args.log_format == "json" or args.log_requests)
-    if not log.json:
-        return _run(args, log)
-    try:  # a log pipeline gets the failure as a JSON line too
-        return _run(args, log)
-    except RecordingError as exc:
-        log.error(str(exc))
-        return 1
+    with log.capture():  # aiohttp's and asyncio's complaints (a client hanging up) as lines of ours
+        if not log.json:
+            return _run(args, log)
+        try:  # a log pipeline gets the failure as a JSON line too
+            return _run(args, log)
+        except RecordingError as exc:
+            log.error(str(exc))
+            return 1
 
 
 def _run(args: argparse.Namespace, log: Log) -> int:
@@ -201,22 +210,36 @@ def _run(args: argparse.Namespace, log: Log) -> int:
             log.error(message)
             return status
     from replay_tui.recorder.kubeconfig import load_upstream
+    from replay_tui.recorder.rundir import RunDir
 
-    upstream = load_upstream(args.kubeconfig, args.context)
-    asyncio.run(probe(upstream))
-    sock = bind(*listen)
-    msock = None
+    previous = {signum: signal.signal(signum, _exit_on_signal) for signum in _STOP_SIGNALS[1:]}
+    rundir = RunDir()  # credential files live there, and go with it (stale ones of killed runs too)
     try:
-        if metrics is not None:
-            msock = bind(*metrics, option="--metrics")
-        if not is_loopback(listen[0]):
-            log.warning(f"the proxy listens on {args.listen}, beyond loopback: whoever can reach it "
-                        "and read the kubeconfig it writes uses your cluster credentials")
-        return _record(args, log, command, upstream, sock, msock)
+        upstream = load_upstream(args.kubeconfig, args.context, scratch=rundir.upstream)
+        asyncio.run(probe(upstream))
+        sock = bind(*listen)
+        msock = None
+        try:
+            if metrics is not None:
+                msock = bind(*metrics, option="--metrics")
+            if not is_loopback(listen[0]):
+                log.warning(f"the proxy listens on {args.listen}, beyond loopback: whoever can reach it "
+                            "and read the kubeconfig it writes uses your cluster credentials")
+            return _record(args, log, command, upstream, sock, msock, rundir)
+        finally:
+            sock.close()
+            if msock is not None:
+                msock.close()
     finally:
-        sock.close()
-        if msock is not None:
-            msock.close()
+        rundir.remove()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    """SIGTERM or SIGHUP outside the proxy's own handling (starting, ending): exit through the
+    ``finally`` blocks, so the private directory is removed, as a shell would say it (128+N)."""
+    raise SystemExit(128 + signum)
 
 
 def _version() -> str:
@@ -230,14 +253,15 @@ def _version() -> str:
 
 
 def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
-            sock: socket.socket, msock: socket.socket | None) -> int:
+            sock: socket.socket, msock: socket.socket | None, rundir: RunDir) -> int:
     from replay_tui.engine.writer import RecordingWriter
     from replay_tui.recorder.capture import Converter
-    from replay_tui.recorder.queue import CaptureQueue
+    from replay_tui.recorder.queue import STOPPED, CaptureQueue
     from replay_tui.recorder.redact import Redactor
 
     name = args.session or (Path(command[0]).name if command else "proxy")
     writer = RecordingWriter(args.db)
+    queue: CaptureQueue | None = None
     try:
         session = writer.session(name, "proxy", actor=Path(command[0]).name if command else "",
                                  cluster=upstream.url, attributes={
@@ -248,76 +272,124 @@ def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Up
                                      **({"sample_rate": args.sample} if args.sample < 1 else {})})
         queue = CaptureQueue(session, Converter(None if args.no_redact else Redactor()), infer_spans=True,
                              maxsize=args.queue_size, sample=args.sample, log=log).start()
-        status, refused = 1, 0
         try:
-            status, refused = asyncio.run(_serve(args, log, command, upstream, queue, sock, msock))
+            end = asyncio.run(_serve(args, log, command, upstream, queue, sock, msock, rundir))
+            for signum in _STOP_SIGNALS[1:]:  # (asyncio put the default actions back)
+                signal.signal(signum, _exit_on_signal)
         finally:
-            close_error: RecordingError | None = None
-            try:
-                counters = queue.close(exit_status=status, refused=refused)
-            except RecordingError as exc:
-                close_error = exc
-        if close_error is not None:
-            log.error(f"closing the recording failed: {close_error}")
-            return status or 1
-        lost = sum(counters.errors.values())
+            if not queue.closing:  # (_serve failed before it closed the queue)
+                _close_queue(queue, args.grace, exit_status=1)
+        status, refused, requests, close_error, stopped_by = end
+        counters = queue.counters
+        lost = counters.lost
         sampled = f", {counters.sampled_out:,} sampled out (--sample {args.sample:g})" if args.sample < 1 else ""
-        log.info(f"recorded {counters.recorded:,} operations to {args.db} (session {session.name!r}); "
-                 f"{counters.dropped:,} dropped, {lost:,} lost to errors{sampled}",
-                 recorded=counters.recorded, dropped=counters.dropped, errors=lost,
-                 sampled_out=counters.sampled_out, exit_status=status)
+        counts = (f"recorded {counters.recorded:,} operations to {args.db} (session {session.name!r}); "
+                  f"{counters.dropped:,} dropped, {lost:,} lost to errors{sampled}, of {requests:,} "
+                  f"request{'s' if requests != 1 else ''}")
+        fields = dict(recorded=counters.recorded, dropped=counters.dropped, errors=lost, requests=requests,
+                      sampled_out=counters.sampled_out)
         if refused:
             log.warning(f"{refused:,} request{'s' if refused != 1 else ''} refused: the client did not present "
                         "the recorder's token", refused=refused)
+        if queue.gave_up or close_error is not None:
+            # One line: what went wrong, what the recording holds, and whether the session says so.
+            why = queue.gave_up or str(close_error)
+            if stopped_by:
+                why = f"stopped by {signal.Signals(stopped_by).name} before everything was written" + (
+                    f" ({why})" if why != STOPPED else "")
+            status = status or (128 + stopped_by if stopped_by else EXIT_RECORDING_FAILED)
+            closed = close_error is None and queue.finished
+            log.error(f"recording failed: {why}; {counts}; " + (
+                "the session is closed with these counts" if closed else
+                f"the session could not be closed ({close_error or 'the writer did not stop'}) and stays open"),
+                **fields, exit_status=status, session_closed=closed)
+            return status
+        log.info(counts, **fields, exit_status=status)
         return status
     finally:
-        writer.close()
+        if queue is None or not queue.writing:
+            writer.close()  # (a writer thread stuck in a write keeps the connection: the process exit ends it)
+
+
+def _close_queue(queue: CaptureQueue, grace: float, **attributes: Any) -> RecordingError | None:
+    """Write what is left within ``grace`` seconds (at least one: a healthy queue is written in well under
+    that) and close the session; the error closing it, if any."""
+    try:
+        queue.close(timeout=max(grace, MIN_FLUSH_S), **attributes)
+    except RecordingError as exc:
+        return exc
+    return None
+
+
+class _Stop:
+    """Ctrl-C, SIGTERM and SIGHUP, from start to end: the first is passed on to the operator, the next
+    kill it; once the operator is gone and what is left is being written, one stops that at once."""
+
+    def __init__(self, queue: CaptureQueue):
+        self.queue = queue
+        self.event = asyncio.Event()
+        self.received: list[int] = []
+        self.child: asyncio.subprocess.Process | None = None
+        self.flushing = False
+        self.stopped_by = 0  # the signal that stopped the writing of what was left
+
+    def __call__(self, signum: int) -> None:
+        self.received.append(signum)
+        if self.flushing:
+            self.stopped_by = self.stopped_by or signum
+            self.queue.abort()
+            return
+        self.event.set()
+        if self.child is not None and self.child.returncode is None:
+            _signal_child(self.child, signum if len(self.received) == 1 else signal.SIGKILL)
 
 
 async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
-                 queue: CaptureQueue, sock: socket.socket, msock: socket.socket | None) -> tuple[int, int]:
-    """Proxy until the operator exits (or Ctrl-C); returns its exit status and the requests refused."""
+                 queue: CaptureQueue, sock: socket.socket, msock: socket.socket | None,
+                 rundir: RunDir) -> tuple[int, int, int, RecordingError | None, int]:
+    """Proxy until the operator exits (or Ctrl-C), then write what is left and close the session.
+
+    Returns the operator's exit status, the requests refused and proxied, the error closing the
+    session (if any) and the signal that cut the writing short (0: none)."""
     from replay_tui.recorder.kubeconfig import new_token
     from replay_tui.recorder.proxy import RecordingProxy
 
     proxy = RecordingProxy(upstream, queue, token=new_token(), log=log, observe=msock is not None,
                            hint=_PLAIN_HINT if args.plain_http else "")
+    loop = asyncio.get_running_loop()
+    stop = _Stop(queue)
+    for signum in _STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop, signum)
+    status = 1
     try:
-        return await _serve_through(proxy, args, log, command, sock, msock), proxy.refused
+        status = await _serve_through(proxy, stop, args, log, command, sock, msock, rundir)
     finally:
         await proxy.close()
+        stop.flushing = True  # a signal from now on stops the writing of what is left
+        close_error = await loop.run_in_executor(None, functools.partial(
+            _close_queue, queue, args.grace, exit_status=status, refused=proxy.refused))
+        for signum in _STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+    return status, proxy.refused, proxy.requests, close_error, stop.stopped_by
 
 
 _PLAIN_HINT = ("client-go, controller-runtime and kubectl send no token over plain HTTP: "
                "record without --plain-http")
 
 
-async def _serve_through(proxy: RecordingProxy, args: argparse.Namespace, log: Log, command: list[str],
-                         sock: socket.socket, msock: socket.socket | None) -> int:
+async def _serve_through(proxy: RecordingProxy, stop: _Stop, args: argparse.Namespace, log: Log,
+                         command: list[str], sock: socket.socket, msock: socket.socket | None,
+                         rundir: RunDir) -> int:
     from replay_tui.recorder.kubeconfig import write_proxy_kubeconfig
     from replay_tui.recorder.metrics import MetricsServer
     from replay_tui.recorder.tls import ProxyCertificate, serving_hosts
 
     upstream, queue = proxy.upstream, proxy.queue
 
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    received: list[int] = []
-    child: asyncio.subprocess.Process | None = None
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        stop.set()
-        if child is not None and child.returncode is None:
-            _signal_child(child, signum if len(received) == 1 else signal.SIGKILL)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, on_signal, signum)
     metrics = MetricsServer(proxy, queue) if msock is not None else None
-    tmpdir = None
     try:
         cert = None if args.plain_http else ProxyCertificate(serving_hosts(sock.getsockname()[0]))
-        host, port = await proxy.start(sock, cert.server_context() if cert is not None else None)
+        host, port = await proxy.start(sock, cert.server_context(rundir.path) if cert is not None else None)
         if metrics is not None and msock is not None:
             await metrics.start(msock)
             mhost, mport = msock.getsockname()[:2]
@@ -325,11 +397,7 @@ async def _serve_through(proxy: RecordingProxy, args: argparse.Namespace, log: L
         connect = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
         scheme = "http" if cert is None else "https"
         url = f"{scheme}://[{connect}]:{port}" if ":" in connect else f"{scheme}://{connect}:{port}"
-        if args.kubeconfig_out:
-            kubeconfig = Path(args.kubeconfig_out)
-        else:
-            tmpdir = tempfile.mkdtemp(prefix="replay-tui-")
-            kubeconfig = Path(tmpdir) / "kubeconfig"
+        kubeconfig = Path(args.kubeconfig_out) if args.kubeconfig_out else rundir.kubeconfig
         try:
             write_proxy_kubeconfig(kubeconfig, url, proxy.token, namespace=upstream.namespace,
                                    ca_pem=cert.ca_pem if cert is not None else None)
@@ -339,16 +407,16 @@ async def _serve_through(proxy: RecordingProxy, args: argparse.Namespace, log: L
             log.info(f"recording {upstream.url} through {url}; run the operator with "
                      f"KUBECONFIG={kubeconfig} (Ctrl-C to stop)",
                      cluster=upstream.url, proxy=url, kubeconfig=str(kubeconfig))
-            await stop.wait()
+            await stop.event.wait()
             return 0
         env = dict(os.environ, KUBECONFIG=str(kubeconfig))
         try:
-            child = await asyncio.create_subprocess_exec(*command, env=env, process_group=0)
+            child = stop.child = await asyncio.create_subprocess_exec(*command, env=env, process_group=0)
         except OSError as exc:
             log.error(f"cannot run {command[0]}: {exc.strerror or exc}")
             return 127 if isinstance(exc, FileNotFoundError) else 126
         waiter = asyncio.ensure_future(child.wait())
-        stopper = asyncio.ensure_future(stop.wait())
+        stopper = asyncio.ensure_future(stop.event.wait())
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if not waiter.done():
             try:
@@ -361,12 +429,8 @@ async def _serve_through(proxy: RecordingProxy, args: argparse.Namespace, log: L
         rc = child.returncode if child.returncode is not None else 1
         return 128 - rc if rc < 0 else rc
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(signum)
         if metrics is not None:
             await metrics.close()
-        if tmpdir is not None:
-            shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _signal_child(child: asyncio.subprocess.Process, signum: int) -> None:

@@ -32,8 +32,9 @@ import msgspec
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.writer import RecordingWriter
 from replay_tui.recorder.capture import Capture, Converter
+from replay_tui.recorder.logs import Log
 from replay_tui.recorder.paths import parse_path, parse_query
-from replay_tui.recorder.queue import DEFAULT_MAXSIZE, CaptureQueue, Counters, check_rate
+from replay_tui.recorder.queue import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAXSIZE, CaptureQueue, Counters, check_rate
 from replay_tui.recorder.redact import Redactor
 
 _span: contextvars.ContextVar[int | None] = contextvars.ContextVar("replay_tui_reconcile", default=None)
@@ -133,9 +134,11 @@ class ClientRecording:
     """An active in-process recording; see :func:`recording`."""
 
     def __init__(self, db: str, session: str, *, redact: bool = True, queue_size: int = DEFAULT_MAXSIZE,
-                 sample: float = 1.0, attributes: dict[str, Any] | None = None):
+                 sample: float = 1.0, attributes: dict[str, Any] | None = None,
+                 grace: float = DEFAULT_CLOSE_TIMEOUT):
         check_rate(sample)  # before the file is created
         self.db = db
+        self.grace = grace
         self._writer = RecordingWriter(db)
         try:
             self.session = self._writer.session(session, "client", attributes={
@@ -144,9 +147,11 @@ class ClientRecording:
         except BaseException:
             self._writer.close()
             raise
+        self.log = Log()
         self.queue = CaptureQueue(self.session, Converter(Redactor() if redact else None),
-                                  maxsize=queue_size, sample=sample)
+                                  maxsize=queue_size, sample=sample, log=self.log)
         self.counters: Counters | None = None
+        self.failure = ""  # why the recording is incomplete, after close ("" when it is whole)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -170,16 +175,29 @@ class ClientRecording:
         self.close()
 
     def close(self) -> Counters:
-        """Stop recording, write what is queued, close the session; returns the counters."""
+        """Stop recording, write what is queued (within ``grace`` seconds), close the session; returns
+        the counters.  A recording that failed (a full disk) never fails the operator: ``failure`` says
+        why, and one line on stderr with the counts."""
         global _active
         with _lock:
             if _active is self:
                 _active = None
         if self.counters is None:
+            error: RecordingError | None = None
             try:
-                self.counters = self.queue.close()
+                self.queue.close(timeout=self.grace)
+            except RecordingError as exc:
+                error = exc
             finally:
-                self._writer.close()
+                if not self.queue.writing:
+                    self._writer.close()
+            self.counters = c = self.queue.counters
+            self.failure = self.queue.gave_up or (str(error) if error is not None else "")
+            if self.failure:
+                closed = "the session is closed with these counts" if error is None and self.queue.finished \
+                    else "the session could not be closed"
+                self.log.error(f"recording {self.db} failed: {self.failure}; {c.recorded:,} operations recorded, "
+                               f"{c.dropped:,} dropped, {c.lost:,} lost to errors; {closed}")
         return self.counters
 
     # --- spans and marks ----------------------------------------------------------------
@@ -286,9 +304,12 @@ def _identity(obj: Any) -> tuple[str, str, str]:
 
 
 def recording(db: str, session: str = "client", *, redact: bool = True, queue_size: int = DEFAULT_MAXSIZE,
-              sample: float = 1.0, attributes: dict[str, Any] | None = None) -> ClientRecording:
+              sample: float = 1.0, attributes: dict[str, Any] | None = None,
+              grace: float = DEFAULT_CLOSE_TIMEOUT) -> ClientRecording:
     """Record every call of the official ``kubernetes`` client into ``db`` while the context is active.
 
-    ``sample`` < 1 records only that fraction of non-watch calls (see ``replay-tui record --sample``)."""
+    ``sample`` < 1 records only that fraction of non-watch calls (see ``replay-tui record --sample``).
+    ``grace``: seconds the end of the context may spend writing what is left (e.g. retrying a full
+    disk) before giving it up, counted."""
     return ClientRecording(db, session, redact=redact, queue_size=queue_size, sample=sample,
-                           attributes=attributes)
+                           attributes=attributes, grace=grace)

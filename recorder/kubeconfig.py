@@ -6,7 +6,10 @@ credential plugins, in-cluster service accounts), so the recorder reaches
 every cluster ``kubectl`` and the operators themselves reach.  The operator
 is given a kubeconfig that points at the proxy over HTTPS on loopback (the
 proxy's per-run CA inside) with a random per-run token; its real credentials
-never leave the recorder and are never stored.
+never leave the recorder and are never stored.  The loader writes a
+kubeconfig's client key, certificate and CA (``*-data``) to files: given a
+``scratch`` directory (the recorder's private one, see ``recorder.rundir``)
+they go there and are removed as soon as they are loaded into memory.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shutil
 import ssl
 import threading
 from pathlib import Path
@@ -33,7 +37,7 @@ class Upstream:
 
     def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None, server_hostname: str | None = None,
                  proxy: str | None = None, context: str = "", namespace: str = "default",
-                 configuration: Any = None):
+                 configuration: Any = None, scratch: Path | None = None):
         self.url = url.rstrip("/")
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
@@ -41,6 +45,7 @@ class Upstream:
         self.context = context
         self.namespace = namespace
         self._configuration = configuration
+        self._scratch = scratch
         self._lock = threading.Lock()
         self.authorization: str | None = None
         self.refresh_auth()
@@ -61,6 +66,8 @@ class Upstream:
             if not header and getattr(cfg, "username", None):
                 header = cfg.get_basic_auth_token()
             self.authorization = header or None
+            if self._scratch is not None:  # an exec plugin may have handed out a new key: in memory only
+                shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 def _candidates(path: str | None) -> list[str]:
@@ -93,8 +100,12 @@ def _check_file(path: str) -> dict[str, Any]:
     return data
 
 
-def load_upstream(kubeconfig: str | None = None, context: str | None = None) -> Upstream:
-    """The cluster of a kubeconfig context (or the in-cluster service account)."""
+def load_upstream(kubeconfig: str | None = None, context: str | None = None,
+                  scratch: Path | None = None) -> Upstream:
+    """The cluster of a kubeconfig context (or the in-cluster service account).
+
+    ``scratch``: where the loader may write the cluster's key, certificate and CA; it is removed
+    once they are in memory (and after each credential refresh)."""
     from kubernetes import client
     from kubernetes import config as kconfig
 
@@ -122,8 +133,10 @@ def load_upstream(kubeconfig: str | None = None, context: str | None = None) -> 
     target = existing[0] if len(existing) == 1 else os.pathsep.join(existing)
     try:
         kconfig.load_kube_config(config_file=target, context=context, client_configuration=cfg,
-                                 persist_config=False)
+                                 persist_config=False, temp_file_path=str(scratch) if scratch else None)
     except Exception as exc:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         text = " ".join(str(exc).split()) or type(exc).__name__
         raise KubeconfigError(f"kubeconfig {target}: {text}") from None
     namespace = "default"
@@ -132,10 +145,15 @@ def load_upstream(kubeconfig: str | None = None, context: str | None = None) -> 
             namespace = (ctx.get("context") or {}).get("namespace") or "default"
     if not cfg.host or not cfg.host.startswith(("http://", "https://")):
         raise KubeconfigError(f"kubeconfig {target}: the cluster has no usable server URL ({cfg.host!r})")
-    return Upstream(cfg.host, ssl_context=_ssl_context(cfg),
+    try:
+        ssl_context = _ssl_context(cfg)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)  # loaded: the key lives in memory only
+    return Upstream(cfg.host, ssl_context=ssl_context,
                     server_hostname=getattr(cfg, "tls_server_name", None) or None,
                     proxy=getattr(cfg, "proxy", None) or None, context=str(chosen or ""),
-                    namespace=namespace, configuration=cfg)
+                    namespace=namespace, configuration=cfg, scratch=scratch)
 
 
 def _incluster_namespace() -> str:

@@ -9,13 +9,22 @@ are printed (requests too with ``--log-requests``), as before.
 
 Lines come from the proxy's event loop and from the writer thread: a lock
 keeps them whole, and each is flushed so a pipeline sees it at once.
+
+What the libraries say (aiohttp, asyncio, the ``kubernetes`` loader: Python
+``logging``), a warning, an exception in a thread: ``Log.capture`` turns each
+into one line of ours, never a traceback, so stderr stays one line (one JSON
+object) per message whatever a client does.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 import msgspec
@@ -81,3 +90,56 @@ class Log:
         else:
             extra = "".join(f" {k}={v}" for k, v in fields.items())
             self._write(f"{PROG}: #{request_id} {verb} {path} {status} {duration_ms:g}ms{extra}")
+
+    @contextmanager
+    def capture(self) -> Iterator[Log]:
+        """While active, library log records, warnings and exceptions escaping a thread are lines of ours."""
+        relay = _Relay(self)
+        root = logging.getLogger()
+        root.addHandler(relay)
+        hooks: dict[str, Callable[..., Any]] = {"thread": threading.excepthook, "unraisable": sys.unraisablehook,
+                                                "warning": warnings.showwarning}
+
+        def thread_hook(args: Any) -> None:
+            name = args.thread.name if args.thread is not None else "a thread"
+            self.error(f"internal error in {name}: {_one_line(args.exc_value)}", thread=name)
+
+        def unraisable_hook(args: Any) -> None:
+            self.warning(f"{args.err_msg or 'exception ignored'}: {_one_line(args.exc_value)}")
+
+        def show_warning(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
+            self.warning(f"{category.__name__}: {' '.join(str(message).split())}")
+
+        threading.excepthook, sys.unraisablehook, warnings.showwarning = \
+            thread_hook, unraisable_hook, show_warning
+        try:
+            yield self
+        finally:
+            root.removeHandler(relay)
+            threading.excepthook, sys.unraisablehook, warnings.showwarning = \
+                hooks["thread"], hooks["unraisable"], hooks["warning"]
+
+
+def _one_line(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _Relay(logging.Handler):
+    """A library's log record (warning or worse) as one line of ours: its message, and the exception
+    it carries in a few words instead of a traceback."""
+
+    def __init__(self, log: Log):
+        super().__init__(logging.WARNING)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = " ".join(record.getMessage().split())
+            if record.exc_info and record.exc_info[1] is not None:
+                message += f": {_one_line(record.exc_info[1])}"
+            self.log.log("error" if record.levelno >= logging.ERROR else "warning", message, logger=record.name)
+        except Exception:
+            pass  # a log line must never break the recording

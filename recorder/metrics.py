@@ -10,9 +10,12 @@ cluster).  Text exposition format 0.0.4, written here rather than through
 ``replay_recorded_total``                  counter    operations committed to the recording
 ``replay_sampled_out_total``               counter    requests left out by ``--sample``
 ``replay_dropped_total``                   counter    operations dropped: capture queue full
-``replay_errors_total{category}``          counter    disk / locked (failed writes), encode
-                                                      (captures that could not be converted),
-                                                      upstream (requests the cluster never answered)
+``replay_errors_total{category}``          counter    disk / locked (operations lost to writes that
+                                                      kept failing), encode (captures that could not
+                                                      be converted), upstream (requests the cluster
+                                                      never answered)
+``replay_write_failures_total``            counter    write attempts that failed (each retried with
+                                                      backoff: a full disk, a lock held too long)
 ``replay_request_duration_seconds{verb}``  histogram  request latency as the operator saw it
                                                       (a watch: until its stream opened)
 ``replay_queue_depth``                     gauge      captures waiting for the writer
@@ -87,9 +90,12 @@ def metrics_text(proxy: RecordingProxy, queue: CaptureQueue) -> str:
                  [f"replay_sampled_out_total {snap['sampled_out']}"]),
         *_family("replay_dropped_total", "counter", "Operations dropped because the capture queue was full.",
                  [f"replay_dropped_total {snap['dropped']}"]),
-        *_family("replay_errors_total", "counter", "Recorder errors by category "
-                 "(disk, locked: failed writes; encode: unconvertible captures; upstream: cluster unreachable).",
+        *_family("replay_errors_total", "counter", "Recorder errors by category (disk, locked: operations "
+                 "lost to failed writes; encode: unconvertible captures; upstream: cluster unreachable).",
                  [f'replay_errors_total{{category="{k}"}} {v}' for k, v in sorted(errors.items())]),
+        *_family("replay_write_failures_total", "counter",
+                 "Write attempts that failed (full disk, I/O error, lock held too long), each retried with backoff.",
+                 [f"replay_write_failures_total {snap['write_failures']}"]),
         *_family("replay_request_duration_seconds", "histogram",
                  "Request latency through the proxy by verb (watch: until the stream opened).",
                  proxy.durations.lines("replay_request_duration_seconds")),

@@ -97,6 +97,7 @@ class RecordingProxy:
         self._expected = f"Bearer {token}" if token else None
         self._hint = hint  # said with the first refusal, e.g. why a client sends no token
         self.refused = 0  # requests without the per-run token: answered 401, never forwarded
+        self.hangups = 0  # clients that went away before their request was whole: never forwarded
         self._session: aiohttp.ClientSession | None = None
         self._runner: aiohttp.web.ServerRunner | None = None
         self._streams: set[aiohttp.ClientResponse] = set()
@@ -163,10 +164,14 @@ class RecordingProxy:
         if self._expected is not None and not hmac.compare_digest(
                 request.headers.get("Authorization", ""), self._expected):
             return self._refuse(request)
+        try:
+            body = await request.read()
+        except Exception as exc:  # the client hung up mid-body (or sent one that cannot be read)
+            return self._hung_up(request, exc)
         self.requests += 1
         rid = self.requests
         cap = Capture(request.method, request.path, request.query_string, ts_ns=ts_ns,
-                      request=await request.read() or None, request_type=request.headers.get("Content-Type", ""))
+                      request=body or None, request_type=request.headers.get("Content-Type", ""))
         if request.headers.get("Upgrade"):
             return self._fail(rid, cap, False, t0, 501, "NotImplemented",
                               "replay-tui record: connection upgrades (exec, attach, port-forward) are not proxied")
@@ -219,6 +224,15 @@ class RecordingProxy:
                              "not logged)", method=request.method, path=path)
         return aiohttp.web.Response(status=401, content_type="application/json", body=status_body(
             401, "Unauthorized", "replay-tui record: use the kubeconfig the recorder wrote"))
+
+    def _hung_up(self, request: aiohttp.web.BaseRequest, exc: BaseException) -> aiohttp.web.Response:
+        """A request whose body never came whole: not forwarded, not recorded, said in one line."""
+        self.hangups += 1
+        path = template(parse_path(request.path))  # names left out: the log may reach a terminal
+        self.log.warning(f"a client hung up before its request was complete: {request.method} {path} "
+                         f"({describe(exc)}); not forwarded", method=request.method, path=path)
+        return aiohttp.web.Response(status=400, content_type="application/json", body=status_body(
+            400, "BadRequest", "replay-tui record: the request body was incomplete"))
 
     def _fail(self, rid: int, cap: Capture, watch: bool, t0: int, status: int, reason: str,
               message: str) -> aiohttp.web.Response:

@@ -10,8 +10,21 @@ crash, loses at most that much.
 
 Counters (``recorded``, ``dropped``, ``errors`` by category: ``disk``,
 ``encode``, ``locked``) count operations: each captured operation ends up
-recorded, dropped or lost to an error.  They are stored in the session's
-attributes when it is closed.
+recorded, dropped (it never reached the writer: the queue was full, or the
+recorder stopped before the writer took it) or lost to an error (the writer
+had it: it could not be encoded, or writing it failed for good).  They are
+stored in the session's attributes when it is closed.
+
+When a write fails (a full disk, an I/O error, a lock held too long) the
+writer keeps the failed batch and retries it with a growing delay (0.1 s,
+doubling up to 2 s), taking nothing new meanwhile: the queue fills and new
+captures are dropped and counted, so memory stays bounded (``maxsize`` items,
+``max_bytes`` bytes, one batch in the writer) and the thread sleeps instead
+of spinning.  A retry that succeeds writes the batch whole: a passing lock
+loses nothing.  ``close(timeout)`` writes what it can within ``timeout``
+seconds; then the batch still failing is given up (lost to errors), what is
+still queued is dropped, and the session is closed with the counts if the
+file takes that last small write.  ``abort()`` (a second Ctrl-C) stops at once.
 
 Sampling (``sample`` < 1) keeps that fraction of non-watch requests, chosen at
 random, and counts the others in ``sampled_out``; watch streams and their
@@ -41,6 +54,11 @@ DEFAULT_MAXSIZE = 10_000
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_FLUSH_INTERVAL = 0.1
 TAKE = 512  # items taken by the writer at once
+RETRY_FIRST_S = 0.1  # after a failed write, the first retry; doubling up to:
+RETRY_MAX_S = 2.0
+DEFAULT_CLOSE_TIMEOUT = 10.0  # seconds close() spends writing what is left (``record --grace``)
+STOPPED = "stopped before everything was written"  # ``gave_up`` after abort()
+STOP_WAIT_S = 2.0  # how long close() waits for a writer stuck in a write after its deadline or an abort
 
 _raw_json = msgspec.json.Decoder(msgspec.Raw).decode
 
@@ -57,12 +75,20 @@ class Counters(msgspec.Struct):
     errors: dict[str, int] = msgspec.field(default_factory=lambda: {"disk": 0, "encode": 0, "locked": 0})
     spans: int = 0
     last_error: str = ""
+    write_failures: int = 0  # write attempts that failed (each retried or given up)
+
+    @property
+    def lost(self) -> int:
+        """Operations lost to errors, all categories."""
+        return sum(self.errors.values())
 
     def attributes(self) -> dict[str, Any]:
         out: dict[str, Any] = {"recorded": self.recorded, "dropped": self.dropped,
                                "errors": dict(self.errors)}
         if self.sampled_out:
             out["sampled_out"] = self.sampled_out
+        if self.write_failures:
+            out["write_failures"] = self.write_failures
         if self.last_error:
             out["last_error"] = self.last_error
         return out
@@ -84,6 +110,28 @@ def check_rate(rate: float) -> float:
 def error_category(exc: BaseException) -> str:
     text = str(exc).lower()
     return "locked" if "locked" in text or "busy" in text else "disk"
+
+
+def _size(item: tuple[Any, ...]) -> int:
+    """Bytes an item holds, for the queue's byte bound."""
+    tag = item[0]
+    if tag == _REQ:
+        return len(item[1].request or b"") + len(item[1].response or b"")
+    if tag == _WCHUNK:
+        return len(item[3])
+    if tag == _WOPEN:
+        return len(item[2].request or b"")
+    return 0
+
+
+def _ops_in(item: tuple[Any, ...]) -> int:
+    """Operations an item would have become (a watch chunk: the events it completes)."""
+    tag = item[0]
+    if tag in (_REQ, _WOPEN):
+        return 1
+    if tag == _WCHUNK:
+        return item[3].count(b"\n")
+    return 0
 
 
 class CaptureQueue:
@@ -117,6 +165,17 @@ class CaptureQueue:
         self._unflushed = 0
         self._closed = False
         self.close_error: RecordingError | None = None
+        # Failing writes: when to retry the batch the writer holds (None: writing works), the delay
+        # after that, and the category of the failure.
+        self._retry_at: float | None = None
+        self._backoff = RETRY_FIRST_S
+        self._failing = ""
+        self._failed_since = 0.0
+        self._dropped_before = 0
+        self._deadline: float | None = None  # set by close(timeout)
+        self._aborted = False
+        self.gave_up = ""  # why the last operations could not be written ("" when all were)
+        self.finished = False  # the writer thread is done (the session closed, or closing failed)
         self._attributes: dict[str, Any] = {}
         self._thread = threading.Thread(target=self._run, name="replay-tui-writer", daemon=True)
 
@@ -130,11 +189,26 @@ class CaptureQueue:
     def depth(self) -> int:
         return len(self._items)
 
+    @property
+    def closing(self) -> bool:
+        """``close`` was called."""
+        return self._stopping
+
+    @property
+    def writing(self) -> bool:
+        """The writer thread is still running (after ``close``: stuck inside a write)."""
+        return self._thread.is_alive()
+
     def _put(self, item: tuple[Any, ...], size: int = 0, force: bool = False) -> bool:
+        """Queue an item unless the queue is full.  ``force``: an item that opens a watch or a span
+        goes in up to twice ``maxsize`` (its events need it); the item that closes one always does."""
         with self._cond:
             if self._closed:
                 return False
-            if not force and (len(self._items) >= self.maxsize or self._bytes + size > self.max_bytes):
+            depth = len(self._items)
+            if not force and (depth >= self.maxsize or self._bytes + size > self.max_bytes):
+                return False
+            if force and item[0] in (_WOPEN, _BEGIN, _MARK) and depth >= 2 * self.maxsize:
                 return False
             self._items.append(item)
             self._bytes += size
@@ -163,7 +237,8 @@ class CaptureQueue:
     def watch_open(self, cap: Capture) -> int:
         """A watch request whose response headers arrived; returns the stream id for its chunks."""
         sid = next(self._ids)
-        self._put((_WOPEN, sid, cap), force=True)  # tiny, and its events need it
+        if not self._put((_WOPEN, sid, cap), len(cap.request or b""), force=True):
+            self._dropped()  # (its chunks are dropped and counted by the writer: it has no such stream)
         return sid
 
     def watch_chunk(self, sid: int, ts_ns: int, chunk: bytes) -> bool:
@@ -195,19 +270,54 @@ class CaptureQueue:
 
     # --- shutting down ----------------------------------------------------------------------
 
-    def close(self, timeout: float | None = None, **attributes: Any) -> Counters:
-        """Write everything queued, close the session with the counters; returns them."""
+    def close(self, timeout: float | None = DEFAULT_CLOSE_TIMEOUT, **attributes: Any) -> Counters:
+        """Write everything queued, close the session with the counters; returns them.
+
+        ``timeout``: seconds to write what is queued (and retry a failing write); then what is
+        left is given up and counted (see ``gave_up``).  Returns by ``timeout`` plus a few
+        seconds even if the writer is stuck inside a write (``finished`` stays False then).
+        Raises ``close_error`` when the session could not be closed."""
         self._attributes = attributes
         with self._cond:
             self._stopping = True
+            if timeout is not None:
+                self._deadline = time.monotonic() + timeout
+            if self._retry_at is not None:
+                self._retry_at = time.monotonic()  # the operator is done: try the held batch again now
             self._cond.notify()
         if self._thread.is_alive():
-            self._thread.join(timeout)
+            self._join()
         elif not self._closed and self._thread.ident is None:
             self._finish()  # never started: close the session here
         if self.close_error is not None:
             raise self.close_error
         return self.counters
+
+    def abort(self) -> None:
+        """Stop writing at once (a second Ctrl-C or SIGTERM): what is not written yet is given up
+        and counted, and the session closed if that can be done at once.  Safe in a signal handler:
+        it takes no lock."""
+        self._aborted = True
+        interrupt = getattr(getattr(self.writer, "conn", None), "interrupt", None)
+        if interrupt is not None:
+            interrupt()  # a write under way (or waiting for a lock) returns now
+
+    def _join(self) -> None:
+        """Wait for the writer thread: until it is done, or a few seconds past the deadline or an abort
+        (a write that never returns, e.g. a hung network disk, must not hang the recorder)."""
+        late_since: float | None = None
+        interrupted = False
+        while self._thread.is_alive():
+            self._thread.join(0.05)
+            now = time.monotonic()
+            if late_since is None and (self._aborted or (self._deadline is not None and now > self._deadline)):
+                late_since = now
+            if late_since is not None and not interrupted and now - late_since > STOP_WAIT_S / 2:
+                self.abort()
+                interrupted = True
+            if late_since is not None and now - late_since > STOP_WAIT_S:
+                self.gave_up = self.gave_up or "the writer did not stop: a write never returned"
+                return
 
     # --- the writer thread ------------------------------------------------------------------
 
@@ -218,12 +328,31 @@ class CaptureQueue:
             n = min(len(self._items), TAKE)
             items = [self._items.popleft() for _ in range(n)]
             for item in items:
-                if item[0] == _REQ:
-                    cap = item[1]
-                    self._bytes -= len(cap.request or b"") + len(cap.response or b"")
-                elif item[0] == _WCHUNK:
-                    self._bytes -= len(item[3])
+                self._bytes -= _size(item)
             return items
+
+    def _give_back(self, items: list[tuple[Any, ...]]) -> None:
+        """Put taken items back at the head of the queue (a write failed: they wait for the retry)."""
+        if not items:
+            return
+        with self._cond:
+            self._items.extendleft(reversed(items))
+            self._bytes += sum(_size(item) for item in items)
+
+    def _out_of_time(self) -> bool:
+        return self._aborted or (self._deadline is not None and time.monotonic() >= self._deadline)
+
+    def _wait_for_retry(self) -> bool:
+        """Sleep until the held batch is due for another try; False when time is up (deadline, abort)."""
+        with self._cond:
+            while True:
+                if self._out_of_time():
+                    return False
+                now = time.monotonic()
+                assert self._retry_at is not None
+                if now >= self._retry_at:
+                    return True
+                self._cond.wait(min(self._retry_at - now, 0.1))
 
     def _run(self) -> None:
         try:
@@ -234,8 +363,16 @@ class CaptureQueue:
     def _loop(self) -> None:
         last_flush = time.monotonic()
         while True:
+            if self._retry_at is not None:  # the writer holds a batch that failed: nothing new until it is in
+                if not self._wait_for_retry():
+                    return
+                self._flush()
+                last_flush = time.monotonic()
+                continue
+            if self._out_of_time():
+                return
             items = self._take()
-            for item in items:
+            for i, item in enumerate(items):
                 try:
                     self._process(item)
                 except RecordingError as exc:
@@ -243,33 +380,94 @@ class CaptureQueue:
                 except Exception as exc:
                     self.counters.errors["encode"] += 1
                     self.counters.last_error = f"{type(exc).__name__}: {exc}"
+                if self._retry_at is not None or self._aborted:
+                    self._give_back(items[i + 1:])
+                    break
             now = time.monotonic()
-            if self._unflushed and (not items or now - last_flush >= self.flush_interval):
+            if self._retry_at is None and self._unflushed and (not items or now - last_flush >= self.flush_interval):
                 self._flush()
                 last_flush = now
             with self._cond:
-                if self._stopping and not self._items:
-                    self._closed = True  # from now on a put is refused (and counted as dropped)
-                    break
+                drained = self._stopping and not self._items
+            if drained and self._retry_at is None:
+                self._flush()  # the last ops, spans and marks (a failure goes back to retrying)
+                if self._retry_at is None:
+                    with self._cond:
+                        if not self._items:
+                            self._closed = True  # from now on a put is refused (and counted as dropped)
+                            return
 
     def _finish(self) -> None:
-        for sid in list(self._streams):
-            self._close_stream(sid, time.time_ns(), lossy=sid in self._lossy)
+        with self._cond:
+            self._closed = True
+            left = list(self._items)
+            self._items.clear()
+            self._bytes = 0
+        complete = not left and self._retry_at is None
+        dropped_before = self.counters.dropped
+        if complete:
+            for sid in list(self._streams):
+                self._close_stream(sid, time.time_ns(), lossy=sid in self._lossy)
+        else:  # out of time, or aborted: what the writer never took is dropped
+            self._dropped(sum(_ops_in(item) for item in left))
         if self.inferrer is not None:
             self.inferrer.finish()
             self.counters.spans = self.inferrer.spans
-        self._flush()
-        # close() writes whatever is still pending (a retried batch) or fails as a whole.
-        self.counters.recorded += self._unflushed
+        if self._retry_at is None and not self._aborted:
+            self._flush()
+        if self._retry_at is not None or (self._aborted and self._unflushed):
+            self._give_up()
+        if (left or self._aborted) and not self.gave_up and self.counters.dropped > dropped_before:
+            self.gave_up = STOPPED if self._aborted else \
+                "the time to finish ran out before everything was written"
+        self.counters.recorded += self._unflushed  # close() writes what is still buffered, or fails as a whole
         self._unflushed = 0
-        with self._cond:
-            self._closed = True
+        self._close_session()
+        self.finished = True
+
+    def _give_up(self) -> None:
+        """Stop retrying: the ops the writer holds are lost to the failure's category."""
+        lost = self.writer.discard_pending()
+        self._unflushed = 0
+        category = self._failing or "disk"
+        if self._failing:
+            self.counters.errors[category] += lost
+            self.gave_up = self.counters.last_error
+        elif lost:
+            self._dropped(lost)  # never written: the recorder was stopped first
+
+    def _close_session(self) -> None:
+        """Close the session with the counters: as written; failing that, with nothing but the
+        counters (the smallest write there is); failing that, after moving what the ``-wal`` file
+        holds into the database (a file-size limit or quota on the ``-wal`` file: the checkpoint
+        then frees room in it).  A session that cannot be closed stays open."""
+        conn = getattr(self.writer, "conn", None)
+        if self._aborted and conn is not None:
+            self._quietly(conn, "PRAGMA busy_timeout = 0")  # at once: no waiting for a lock
         redactor = self.converter.redactor
         redacted = {"redacted_values": redactor.count} if redactor is not None else {}
+        for attempt in range(3):
+            try:
+                self.writer.close(**self.counters.attributes(), **redacted, **self._attributes)
+                self.close_error = None
+                return
+            except RecordingError as exc:
+                self.close_error = exc
+                if attempt == 0:
+                    lost = self.writer.discard_pending(spans=True)  # the session's row alone
+                    if lost:
+                        self.counters.recorded -= lost
+                        self.counters.errors[self._failing or error_category(exc)] += lost
+                elif attempt == 1 and conn is not None:
+                    self._quietly(conn, "PRAGMA busy_timeout = 0")
+                    self._quietly(conn, "PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @staticmethod
+    def _quietly(conn: Any, sql: str) -> None:
         try:
-            self.writer.close(**self.counters.attributes(), **redacted, **self._attributes)
-        except RecordingError as exc:
-            self.close_error = exc
+            conn.execute(sql)
+        except Exception:
+            pass  # a last attempt: its failure is the close's
 
     def _process(self, item: tuple[Any, ...]) -> None:
         tag = item[0]
@@ -359,19 +557,32 @@ class CaptureQueue:
             return
         self.counters.recorded += self._unflushed
         self._unflushed = 0
+        if self._failing:
+            dropped = self.counters.dropped - self._dropped_before
+            self.log.info(f"recording resumed after {time.monotonic() - self._failed_since:.1f}s of failing "
+                          f"writes; {dropped:,} operations dropped meanwhile", dropped=dropped)
+            self._failing, self._retry_at, self._backoff = "", None, RETRY_FIRST_S
 
     def _fail(self, exc: RecordingError) -> None:
-        """A write attempt failed: count it.  The writer keeps the batch and retries it on
-        its next flush, so the ops stay pending (counted as recorded once committed)."""
+        """A write attempt failed: count it, and retry later.  The writer keeps the batch; until it
+        is in, nothing new is taken (see the module doc)."""
+        self._retry_at = time.monotonic() + self._backoff
+        if self._aborted:
+            return  # interrupted on purpose (abort): no failure of the disk's
         category = error_category(exc)
-        self.counters.errors[category] += 1
-        if str(exc) != self.counters.last_error:
-            self.log.error(f"recording error ({category}): {exc}", category=category)
+        self.counters.write_failures += 1
+        if not self._failing:
+            self._failed_since, self._dropped_before = time.monotonic(), self.counters.dropped
+        if str(exc) != self.counters.last_error or not self._failing:
+            self.log.error(f"recording error ({category}): {exc}; retrying, new operations are dropped "
+                           "and counted meanwhile", category=category)
         self.counters.last_error = str(exc)
+        self._failing = category
+        self._backoff = min(self._backoff * 2, RETRY_MAX_S)
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for the metrics endpoint (read from another thread: approximate)."""
         c = self.counters
         return {"recorded": c.recorded, "dropped": c.dropped, "sampled_out": c.sampled_out,
-                "errors": dict(c.errors),
+                "errors": dict(c.errors), "write_failures": c.write_failures,
                 "queue_depth": len(self._items), "queue_bytes": self._bytes, "spans": c.spans}

@@ -80,16 +80,16 @@ class ProxyCertificate:
         self.ca = ca
         self.ca_pem = ca.public_bytes(serialization.Encoding.PEM)  # what the kubeconfig carries
 
-    def server_context(self) -> ssl.SSLContext:
+    def server_context(self, directory: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
         """A TLS server context (TLS 1.2 or newer) holding the serving key, which touches disk only encrypted
-        and only for the moment ``load_cert_chain`` reads it."""
+        and only for the moment ``load_cert_chain`` reads it (in ``directory``: the recorder's private one)."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         password = secrets.token_bytes(32)
         key_pem = self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                           serialization.BestAvailableEncryption(password))
         chain = self.cert.public_bytes(serialization.Encoding.PEM)
-        tmp = tempfile.mkdtemp(prefix="replay-tui-tls-")  # 0700
+        tmp = tempfile.mkdtemp(prefix="replay-tui-tls-", dir=directory)  # 0700
         try:
             cert_file, key_file = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
             for path, data in ((cert_file, chain), (key_file, key_pem)):

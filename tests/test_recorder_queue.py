@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -164,9 +166,9 @@ def test_writer_errors_are_counted_by_category_and_recording_goes_on(tmp_path: P
         for i in range(5, 8):
             queue.request(_get(i))
         counters = queue.close()  # ... the next ones succeed
-    assert counters.errors[category] == 1  # one failed commit ...
-    assert counters.recorded == 8  # ... and nothing lost: the batch was retried
-    assert _session_attrs(db)["errors"][category] == 1
+    assert counters.write_failures == 1  # one failed commit ...
+    assert counters.recorded == 8 and counters.errors[category] == 0  # ... and nothing lost: the batch was retried
+    assert _session_attrs(db)["write_failures"] == 1
     with sqlite3.connect(db) as conn:
         assert [r[0] for r in conn.execute("SELECT seq FROM operations ORDER BY seq")] == list(range(1, 9))
 
@@ -186,3 +188,125 @@ def test_a_capture_that_cannot_be_converted_counts_as_an_encode_error(tmp_path: 
         counters = queue.close()
     assert counters.errors["encode"] == 1 and counters.recorded == 2
     assert [r[2] for r in _ops(db)] == ["c0", "c2"]
+
+
+# --- a full disk: one batch held and retried with backoff, never a spin, never a hang ------------
+
+def _full_disk(w: RecordingWriter, spare_pages: int = 8) -> None:
+    """The file may grow by a few pages only: SQLite then fails as on a full disk (SQLITE_FULL)."""
+    pages = w.conn.execute("PRAGMA page_count").fetchone()[0]
+    w.conn.execute(f"PRAGMA max_page_count = {pages + spare_pages}")
+
+
+def _big(i: int) -> Capture:
+    """A capture with a distinct body of 2 KB that does not compress: a few fill the spare pages."""
+    body = CM.replace(b'"c"', f'"c{i}"'.encode())[:-1] + b',"data":{"k":"' + os.urandom(1024).hex().encode() + b'"}}'
+    return Capture("GET", f"/api/v1/namespaces/a/configmaps/c{i}", "", 200, time.time_ns(), 1000,
+                   response=body, response_type="application/json")
+
+
+def _seqs(db: Path) -> list[int]:
+    with sqlite3.connect(db) as conn:
+        return [r[0] for r in conn.execute("SELECT seq FROM operations ORDER BY seq")]
+
+
+def test_a_full_disk_holds_one_batch_retries_with_backoff_and_never_spins(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    n = 5000
+    with RecordingWriter(db) as w:
+        session = w.session("full", "proxy")
+        queue = CaptureQueue(session, Converter(None), maxsize=500).start()
+        for i in range(200):  # some get in before the disk fills
+            queue.request(_big(i))
+        deadline = time.monotonic() + 10
+        while queue.counters.recorded == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _full_disk(w)
+        for i in range(200, n):
+            queue.request(_big(i))
+            if i % 250 == 0:
+                time.sleep(0.01)  # the writer takes some, and fails
+        time.sleep(0.5)
+        cpu = time.process_time()
+        held = set()
+        for _ in range(15):
+            held.add(queue._unflushed)  # ops the writer holds for the retry
+            time.sleep(0.1)
+        cpu = time.process_time() - cpu
+        failures = queue.counters.write_failures
+        start = time.monotonic()
+        counters = queue.close(timeout=0.5, exit_status=0)
+        took = time.monotonic() - start
+    assert len(held) == 1 and 0 < max(held) <= session.batch + 512, "one batch is held, never a growing one"
+    assert cpu < 0.3, f"the writer retries with backoff instead of spinning ({cpu:.2f}s CPU in 1.5s)"
+    assert 1 <= failures <= 12
+    assert took < 0.5 + 1.0, f"close() ends by its timeout ({took:.1f}s)"
+    assert queue.gave_up.endswith("database or disk is full") and queue.finished
+    assert counters.recorded + counters.dropped + counters.lost == n  # every capture accounted for
+    assert counters.recorded > 0 and counters.errors["disk"] == max(held) and counters.dropped > 0
+    attrs = _session_attrs(db)  # the session is closed with the counts (a row's update still fits)
+    assert (attrs["recorded"], attrs["dropped"], attrs["errors"]["disk"]) == \
+        (counters.recorded, counters.dropped, counters.errors["disk"])
+    assert _seqs(db) == list(range(1, counters.recorded + 1))  # contiguous: the lost batch's seqs taken back
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT op_count, ended_ns IS NOT NULL FROM sessions").fetchone() == \
+            (counters.recorded, 1)
+
+
+def test_a_disk_that_frees_up_gets_the_held_batch_whole(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "r.db"
+    with RecordingWriter(db) as w:
+        queue = CaptureQueue(w.session("freed", "proxy"), Converter(None), maxsize=100).start()
+        _full_disk(w, 2)
+        accepted = sum(queue.request(_big(i)) for i in range(300))
+        deadline = time.monotonic() + 10
+        while queue.counters.write_failures < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        w.conn.execute("PRAGMA max_page_count = 1073741823")  # space again
+        while queue.counters.recorded == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        accepted += sum(queue.request(_big(i)) for i in range(300, 320))
+        counters = queue.close()
+    assert counters.write_failures >= 2 and counters.lost == 0 and not queue.gave_up
+    assert counters.recorded == accepted and counters.recorded + counters.dropped == 320
+    assert _seqs(db) == list(range(1, accepted + 1))
+    err = capsys.readouterr().err
+    assert err.count("recording error (disk)") == 1 and "recording resumed after" in err
+
+
+def test_abort_ends_the_retries_at_once_and_still_closes_with_the_counts(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    with RecordingWriter(db) as w:
+        queue = CaptureQueue(w.session("abort", "proxy"), Converter(None), maxsize=100).start()
+        _full_disk(w, 2)
+        for i in range(300):
+            queue.request(_big(i))
+        deadline = time.monotonic() + 10
+        while queue.counters.write_failures == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        timer = threading.Timer(0.3, queue.abort)  # the second Ctrl-C, while close() retries
+        timer.start()
+        start = time.monotonic()
+        counters = queue.close(timeout=60)
+        took = time.monotonic() - start
+    assert took < 2.0, f"abort() ended a 60 s close at once ({took:.1f}s)"
+    assert counters.recorded + counters.dropped + counters.lost == 300 and counters.lost > 0
+    assert queue.gave_up and queue.finished
+    assert _session_attrs(db)["errors"]["disk"] == counters.lost
+
+
+def test_the_queue_is_bounded_in_bytes_and_what_opens_a_watch_or_span_too(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path / "r.db") as w:
+        queue = CaptureQueue(w.session("bound", "proxy"), Converter(None), maxsize=10,
+                             max_bytes=5 * len(_big(0).response or b""))  # not started: nothing is taken
+        kept = [queue.request(_big(i)) for i in range(8)]
+        assert kept == [True] * 5 + [False] * 3  # the byte bound, before the count bound
+        assert queue.snapshot()["queue_bytes"] <= queue.max_bytes
+        sids = [queue.watch_open(Capture("GET", "/api/v1/pods", "watch=true", 200)) for _ in range(30)]
+        assert queue.depth == 2 * queue.maxsize  # openers go beyond a full queue, but not without end
+        for sid in sids:
+            queue.watch_close(sid, time.time_ns())  # closers always go in
+        assert queue.depth == 20 + 30
+        counters = queue.start().close()
+    assert counters.dropped == 3 + 15  # the requests and watches that found the queue full
+    assert counters.recorded == 5 + 15
