@@ -171,7 +171,6 @@ OPERATOR = textwrap.dedent("""
 
 
 def test_record_from_the_installed_command(installed: Installed, tmp_path: Path) -> None:
-    pytest.importorskip("kmock")
     from tests.support.emulator import EmulatorThread  # the emulator is test support, run from the checkout
 
     with EmulatorThread() as emu:
