@@ -212,7 +212,7 @@ def _run(args: argparse.Namespace, log: Log) -> int:
         if not is_loopback(listen[0]):
             log.warning(f"the proxy listens on {args.listen}, beyond loopback: whoever can reach it "
                         "and read the kubeconfig it writes uses your cluster credentials")
-        return _record(args, log, command, upstream, sock, msock)
+        return record_through(args, log, command, upstream, sock, msock)
     finally:
         sock.close()
         if msock is not None:
@@ -229,8 +229,11 @@ def _version() -> str:
         return "unknown"
 
 
-def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
-            sock: socket.socket, msock: socket.socket | None) -> int:
+def record_through(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
+            sock: socket.socket, msock: socket.socket | None, *, cluster: str | None = None,
+            attributes: dict[str, Any] | None = None) -> int:
+    """Record ``command`` through the proxy in front of ``upstream``; ``cluster`` and ``attributes``
+    (what ``serve --fork`` adds: its fork point) go into the new session."""
     from replay_tui.engine.writer import RecordingWriter
     from replay_tui.recorder.capture import Converter
     from replay_tui.recorder.queue import CaptureQueue
@@ -240,7 +243,7 @@ def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Up
     writer = RecordingWriter(args.db)
     try:
         session = writer.session(name, "proxy", actor=Path(command[0]).name if command else "",
-                                 cluster=upstream.url, attributes={
+                                 cluster=cluster or upstream.url, attributes={**(attributes or {}),
                                      "recorder": "proxy", "context": upstream.context,
                                      "redacted": not args.no_redact, "protobuf": "json-negotiated",
                                      "reconciles": "inferred", "recorder_version": _version(),
@@ -300,19 +303,7 @@ async def _serve_through(proxy: RecordingProxy, args: argparse.Namespace, log: L
 
     upstream, queue = proxy.upstream, proxy.queue
 
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    received: list[int] = []
-    child: asyncio.subprocess.Process | None = None
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        stop.set()
-        if child is not None and child.returncode is None:
-            _signal_child(child, signum if len(received) == 1 else signal.SIGKILL)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, on_signal, signum)
+    supervisor = Supervisor().install()
     metrics = MetricsServer(proxy, queue) if msock is not None else None
     tmpdir = None
     try:
@@ -339,34 +330,69 @@ async def _serve_through(proxy: RecordingProxy, args: argparse.Namespace, log: L
             log.info(f"recording {upstream.url} through {url}; run the operator with "
                      f"KUBECONFIG={kubeconfig} (Ctrl-C to stop)",
                      cluster=upstream.url, proxy=url, kubeconfig=str(kubeconfig))
-            await stop.wait()
+            await supervisor.stop.wait()
             return 0
-        env = dict(os.environ, KUBECONFIG=str(kubeconfig))
+        return await supervisor.run(command, str(kubeconfig), args.grace, log)
+    finally:
+        supervisor.uninstall()
+        if metrics is not None:
+            await metrics.close()
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+class Supervisor:
+    """Runs a command with ``KUBECONFIG`` set, passing Ctrl-C, SIGTERM and SIGHUP on to its process group
+    (a second signal kills it); without a command, the first signal sets ``stop``.  Shared by
+    ``record`` and ``serve``."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.received: list[int] = []
+        self.child: asyncio.subprocess.Process | None = None
+
+    def install(self) -> Supervisor:
+        loop = asyncio.get_running_loop()
+        for signum in self.SIGNALS:
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        return self
+
+    def uninstall(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in self.SIGNALS:
+            loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self.received.append(signum)
+        self.stop.set()
+        child = self.child
+        if child is not None and child.returncode is None:
+            _signal_child(child, signum if len(self.received) == 1 else signal.SIGKILL)
+
+    async def run(self, command: list[str], kubeconfig: str, grace: float, log: Log) -> int:
+        """``command``'s exit status (128+N when signal N killed it; 127/126 when it cannot be run); after
+        a signal it has ``grace`` seconds to exit before it is killed."""
+        env = dict(os.environ, KUBECONFIG=kubeconfig)
         try:
-            child = await asyncio.create_subprocess_exec(*command, env=env, process_group=0)
+            self.child = child = await asyncio.create_subprocess_exec(*command, env=env, process_group=0)
         except OSError as exc:
             log.error(f"cannot run {command[0]}: {exc.strerror or exc}")
             return 127 if isinstance(exc, FileNotFoundError) else 126
         waiter = asyncio.ensure_future(child.wait())
-        stopper = asyncio.ensure_future(stop.wait())
+        stopper = asyncio.ensure_future(self.stop.wait())
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if not waiter.done():
             try:
-                await asyncio.wait_for(asyncio.shield(waiter), args.grace)
+                await asyncio.wait_for(asyncio.shield(waiter), grace)
             except TimeoutError:
-                log.warning(f"{command[0]} did not exit within {args.grace:g}s; killing it")
+                log.warning(f"{command[0]} did not exit within {grace:g}s; killing it")
                 _signal_child(child, signal.SIGKILL)
                 await waiter
         stopper.cancel()
         rc = child.returncode if child.returncode is not None else 1
         return 128 - rc if rc < 0 else rc
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(signum)
-        if metrics is not None:
-            await metrics.close()
-        if tmpdir is not None:
-            shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _signal_child(child: asyncio.subprocess.Process, signum: int) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp.web
@@ -265,11 +266,11 @@ def url_of(host: str, port: int, *, tls: bool) -> str:
 class ServerThread:
     """A handler served on loopback by an event loop in a background thread (plain HTTP unless given
     an ``ssl_context``), for synchronous code: tests, scripts, benchmarks, a fork beside a recorder.
-    ``make`` builds the handler on that loop (the store's watch queues belong to it); ``call`` runs
-    a function there."""
+    ``make`` builds the handler on that loop (a coroutine function may: the store's watch queues and
+    any database connection belong to that loop); ``call`` runs a function there."""
 
-    def __init__(self, make: Callable[[], ApiHandler], *, host: str = "127.0.0.1", port: int = 0,
-                 ssl_context: ssl.SSLContext | None = None, name: str = "api-server"):
+    def __init__(self, make: Callable[[], ApiHandler | Awaitable[ApiHandler]], *, host: str = "127.0.0.1",
+                 port: int = 0, ssl_context: ssl.SSLContext | None = None, name: str = "api-server"):
         self.host, self.port = host, port
         self._make = make
         self._ssl = ssl_context
@@ -311,7 +312,8 @@ class ServerThread:
     async def _serve(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self.handler = self._make()
+        made = self._make()
+        self.handler = await made if inspect.isawaitable(made) else made
         served = Served(self.handler)
         sock = loopback_socket(self.host, self.port)
         try:
