@@ -14,6 +14,7 @@
     replay-tui import {sieve,audit,kubestep} SRC --db DB
     replay-tui record --db DB -- COMMAND ...  record an operator through the recording proxy
     replay-tui serve DB [--at N] [--play] [--fork] [-- COMMAND ...]   the recording as a Kubernetes API
+    replay-tui compare A.db[:S] B.db[:S] [--fail-on hot-loop,...]    where two runs differ
 
 Every read-only command takes ``--json``.  Bad input (a missing or corrupt
 file, an unknown session, a position out of range) ends with one line on
@@ -132,9 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_record(sub)
     register_import(sub)
-    from replay_tui.cli import serve
+    from replay_tui.cli import compare, serve
 
     serve.register(sub)
+    compare.register(sub)
     return parser
 
 
