@@ -119,16 +119,16 @@ def render(c: Any, checks: tuple[str, ...]) -> list[str]:
             out.append(f"    B: {f.b} (op {f.seq_b})")
     out += ["", f"ERRORS BY REASON (error rate A {c.error_rate_a * 100:.1f}%, B {c.error_rate_b * 100:.1f}%)"]
     if c.errors:
-        rows = [("  STATUS REASON", "A", "B")] + [(f"  {e.status} {escape(e.reason) or '-'}", f"{e.a:,}", f"{e.b:,}")
-                                                   for e in c.errors]
-        out.append(_table(rows, right=(1, 2)))
+        errors = [("  STATUS REASON", "A", "B")] + [(f"  {e.status} {escape(e.reason) or '-'}", f"{e.a:,}",
+                                                     f"{e.b:,}") for e in c.errors]
+        out.append(_table(errors, right=(1, 2)))
     else:
         out.append("  none")
-    rows = [("LATENCY (ms)", "REQUESTS", "P50", "P95", "P99", "MAX")]
+    latency = [("LATENCY (ms)", "REQUESTS", "P50", "P95", "P99", "MAX")]
     for label, lat in (("  A", c.latency_a), ("  B", c.latency_b)):
-        rows.append((label, f"{lat.requests:,}", f"{lat.p50_ms:,.1f}", f"{lat.p95_ms:,.1f}", f"{lat.p99_ms:,.1f}",
+        latency.append((label, f"{lat.requests:,}", f"{lat.p50_ms:,.1f}", f"{lat.p95_ms:,.1f}", f"{lat.p99_ms:,.1f}",
                      f"{lat.max_ms:,.1f}"))
-    out += ["", _table(rows, right=(1, 2, 3, 4, 5))]
+    out += ["", _table(latency, right=(1, 2, 3, 4, 5))]
     if checks:
         out.append("")
         out.append(f"FAIL-ON {','.join(checks)}: " + (f"FAILED: run B has {', '.join(c.failed)}" if c.failed
