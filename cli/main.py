@@ -15,6 +15,7 @@
     replay-tui record --db DB -- COMMAND ...  record an operator through the recording proxy
     replay-tui serve DB [--at N] [--play] [--fork] [-- COMMAND ...]   the recording as a Kubernetes API
     replay-tui compare A.db[:S] B.db[:S] [--fail-on hot-loop,...]    where two runs differ
+    replay-tui restore DB --at N --kubeconfig KC [--dry-run]          the state at N in a real cluster
 
 Every read-only command takes ``--json``.  Bad input (a missing or corrupt
 file, an unknown session, a position out of range) ends with one line on
@@ -133,10 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_record(sub)
     register_import(sub)
-    from replay_tui.cli import compare, serve
+    from replay_tui.cli import compare, restore, serve
 
     serve.register(sub)
     compare.register(sub)
+    restore.register(sub)
     return parser
 
 
