@@ -295,20 +295,21 @@ def _object_divergence(target: str, a: list[_Op], b: list[_Op], a_dur: int, b_du
         if x is not None:  # B made no i-th request on it
             if x.offset_ns + settle_ns > b_dur:
                 return None  # B had ended by then
-            left = (b_dur - x.offset_ns) / 1e9
             return Divergence(kind="only-a", object=target, offset_s=x.offset_ns / 1e9, seq_a=x.seq, seq_b=None,
-                              a=x.describe(target), b="",
-                              text=f"{target}: A {x.describe(target)}; B never did ({i} requests on it, and it ran "
-                                   f"{left:.1f}s more)", reconcile_a=x.reconcile)
+                              a=x.describe(target), b="", reconcile_a=x.reconcile,
+                              text=f"{target}: A {x.describe(target)}; B did not {_after(i, b_dur - x.offset_ns)}")
         assert y is not None
         if y.offset_ns + settle_ns > a_dur:
             return None
-        left = (a_dur - y.offset_ns) / 1e9
         return Divergence(kind="only-b", object=target, offset_s=y.offset_ns / 1e9, seq_a=None, seq_b=y.seq,
-                          a="", b=y.describe(target),
-                          text=f"{target}: B {y.describe(target)}; A never did ({i} requests on it, and it ran "
-                               f"{left:.1f}s more)", reconcile_b=y.reconcile)
+                          a="", b=y.describe(target), reconcile_b=y.reconcile,
+                          text=f"{target}: B {y.describe(target)}; A did not {_after(i, a_dur - y.offset_ns)}")
     return None
+
+
+def _after(requests: int, left_ns: int) -> str:
+    made = f"{requests} request{'s' if requests != 1 else ''}"
+    return f"(it made {made} on it, and ran {left_ns / 1e9:.1f}s more)"
 
 
 def _reconcile_divergences(a: _Side, b: _Side, ta: list[tuple[int, int, int, str]],

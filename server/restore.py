@@ -149,7 +149,9 @@ class Cluster:
                 except msgspec.DecodeError:
                     return resp.status, raw.decode(errors="replace")[:200]
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise RecordingError(f"cannot reach the cluster at {self.upstream.url}: {exc}") from None
+            from replay_tui.recorder.proxy import describe
+
+            raise RecordingError(f"cannot reach the cluster at {self.upstream.url}: {describe(exc)}") from None
 
     async def discover(self) -> None:
         """The kinds the cluster serves (preferred versions), with scope and status subresource."""
@@ -197,13 +199,13 @@ async def restore(items: list[tuple[ObjectKey, dict[str, Any]]], upstream: Any, 
     """Create the objects in the cluster (or, with ``dry_run``, only say what would be); every step is
     told through ``say`` as it is done."""
     steps, objects = plan(items, namespaces)
-    for step in steps:
-        if step.action != "create":
-            say(step)
     todo = [s for s in steps if s.action == "create"]
     cluster = Cluster(upstream)
     try:
-        await cluster.discover()
+        await cluster.discover()  # an unreachable cluster fails here, before anything is said
+        for step in steps:
+            if step.action != "create":
+                say(step)
         uids: dict[str, str] = {}  # recorded uid -> the restored object's uid
         crds_done = False
         for step, obj in zip(todo, objects):
