@@ -11,7 +11,8 @@ labels "another client"; or a write by another actor, in an audit log) is applie
 the same offset from the fork's start as it had from the fork point, as the change it was (the
 difference between the version before and after it, as a merge patch, status included), an
 object's deletion as a delete.  The disappearance of an object that was being deleted is the
-server finishing that deletion once the last finalizer went, not anybody's act: it is not replayed.  So the operator sees the same world it saw the first time.
+server finishing that deletion once the last finalizer went, not anybody's act: it is not
+replayed.  So the operator sees the same world it saw the first time.
 """
 
 from __future__ import annotations
