@@ -35,13 +35,13 @@ from collections import Counter
 from typing import Any
 
 import msgspec
-import xxhash
 
 from replay_tui.engine import analysis, causality
 from replay_tui.engine import diff as diffmod
 from replay_tui.engine.format import (
     CREATE,
     DELETE,
+    EVENT_ERROR,
     GET,
     PATCH,
     READ_VERBS,
@@ -49,11 +49,10 @@ from replay_tui.engine.format import (
     WATCH,
     WRITE_VERBS,
     api_group,
-    is_error,
-    is_path,
     target_label,
 )
 from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.stats import gather_all
 from replay_tui.engine.store import Session
 
 SETTLE_S = 1.0
@@ -67,10 +66,9 @@ _TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _sorted_json = msgspec.json.Encoder(order="sorted").encode
 _STREAM = (
-    "SELECT o.seq, o.ts_ns, o.duration_ns, o.verb, o.api_version, o.kind, o.namespace, o.name, o.subresource,"
-    " o.status, o.reason, o.reconcile, o.resource, b.id, b.codec, b.data FROM operations o"
-    " LEFT JOIN blobs b ON b.id = o.request_blob AND o.verb IN ('create', 'update', 'patch')"
-    " WHERE o.session_id = ? AND o.seq > ? ORDER BY o.seq")
+    "SELECT seq, ts_ns, duration_ns, verb, api_version, kind, namespace, name, subresource, status, reason,"
+    " reconcile, resource, request_blob FROM operations WHERE session_id = ? AND seq > ? ORDER BY seq")
+_BATCH = 64  # request pairs per object whose bodies are compared in one round
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -180,8 +178,34 @@ def significant(value: Any, path: tuple[str, ...] = ()) -> Any:
     return value
 
 
-def _digest(body: Any) -> int:
-    return xxhash.xxh3_64_intdigest(_sorted_json(significant(body))) if body is not None else 0
+# Noise in a body's JSON, found without parsing it: a string that is (or, in JSON inside a string,
+# starts) a timestamp, a UUID, and resourceVersion and generation values.
+_NOISE_BYTES = re.compile(rb'"(?:\d{4}-\d\d-\d\d[T ][^"]*|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
+                          rb'[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"|"(?:resourceVersion|generation)":(?:"[^"]*"|\d+)')
+
+
+def same_body(a: bytes, b: bytes) -> bool:
+    """Two request bodies (JSON) carry the same significant fields: equal with the noise masked in the
+    bytes (the common case, no parse), else equal once parsed (:func:`significant`; keys in any order)."""
+    if a == b or _NOISE_BYTES.sub(b"", a) == _NOISE_BYTES.sub(b"", b):
+        return True
+    try:
+        return _sorted_json(significant(msgspec.json.decode(a))) == _sorted_json(
+            significant(msgspec.json.decode(b)))
+    except msgspec.DecodeError:
+        return False
+
+
+async def _raw_bodies(session: Session, blob_ids: set[int]) -> dict[int, bytes]:
+    """Request bodies as stored JSON, by blob id, 500 to a query."""
+    out: dict[int, bytes] = {}
+    wanted = sorted(blob_ids)
+    for start in range(0, len(wanted), 500):
+        part = wanted[start:start + 500]
+        for blob_id, codec_id, data in await session.rec.fetchall(
+                f"SELECT id, codec, data FROM blobs WHERE id IN ({','.join('?' * len(part))})", part):
+            out[blob_id] = session.rec.unpack_body(blob_id, codec_id, data)
+    return out
 
 
 # --- one run ----------------------------------------------------------------------------------------------
@@ -192,7 +216,7 @@ class _Op(msgspec.Struct, array_like=True):
     verb: str
     subresource: str
     status: int
-    digest: int
+    body: int | None  # the request body's blob (writes)
     reconcile: int | None
 
     def describe(self, target: str) -> str:
@@ -220,30 +244,38 @@ class _Side:
         if self.after > 0:
             rows = await s.rows(self.after, 1)
             self.start_ns = rows[0].ts_ns if rows else 0
+        requests, errors, writes, objects, spans = self.requests, self.errors, self.writes, self.objects, self.spans
+        targets: dict[tuple[str, str, str, str], str] = {}
+        start_ns = self.start_ns
         async for batch in s.rec.stream(_STREAM, (s.id, self.after), size=5000):
+            if not start_ns:
+                start_ns = self.start_ns = batch[0][1]
+            self.end_ns = max(self.end_ns, max(row[1] for row in batch))
+            self.ops += len(batch)
             for (seq, ts, dur, verb, api_version, kind, ns, name, sub, status, reason, reconcile, resource,
-                 blob_id, codec_id, data) in batch:
-                if not self.start_ns:
-                    self.start_ns = ts
-                self.end_ns = max(self.end_ns, ts)
-                self.ops += 1
+                 blob_id) in batch:
                 if verb in _REQUESTS:
-                    self.requests.append(dur)
-                if is_error(verb, status):
-                    self.errors[(status, reason)] += 1
-                if not name or not kind or is_path(resource):
+                    requests.append(dur)
+                if status >= 400 or verb == EVENT_ERROR:
+                    errors[(status, reason)] += 1
+                if not name or not kind or resource.startswith("/"):
                     continue
-                group = api_group(api_version)
-                target = f"{kind}.{group}/{ns}/{name}" if group else target_label(kind, ns, name)
-                if verb in WRITE_VERBS and status < 400:
-                    self.writes[target] += 1
+                target = targets.get((api_version, kind, ns, name))
+                if target is None:
+                    group = api_group(api_version)
+                    target = targets[(api_version, kind, ns, name)] = (
+                        f"{kind}.{group}/{ns}/{name}" if group else target_label(kind, ns, name))
+                if status < 400 and verb in WRITE_VERBS:
+                    writes[target] += 1
                 if verb not in _ALIGNED:
                     continue
-                body = s.rec.decode_body(blob_id, codec_id, data) if blob_id is not None and verb in _BODIES else None
-                self.objects.setdefault(target, []).append(
-                    _Op(seq, ts - self.start_ns, verb, sub, status, _digest(body), reconcile))
+                ops = objects.get(target)
+                if ops is None:
+                    ops = objects[target] = []
+                ops.append(_Op(seq, ts - start_ns, verb, sub, status, blob_id if verb in _BODIES else None,
+                               reconcile))
                 if reconcile is not None:
-                    self.spans.setdefault(reconcile, []).append((verb, f"{target}/{sub}" if sub else target))
+                    spans.setdefault(reconcile, []).append((verb, f"{target}/{sub}" if sub else target))
 
     @property
     def duration_ns(self) -> int:
@@ -278,33 +310,82 @@ class _Side:
 
 # --- alignment ---------------------------------------------------------------------------------------------
 
-def _object_divergence(target: str, a: list[_Op], b: list[_Op], a_dur: int, b_dur: int,
-                       settle_ns: int) -> Divergence | None:
-    for i in range(max(len(a), len(b))):
+def _object_divergence(target: str, a: list[_Op], b: list[_Op], a_dur: int, b_dur: int, settle_ns: int,
+                       start: int, same: dict[int, bool]) -> tuple[int, Divergence | None, list[int]]:
+    """Scan the requests on ``target`` from the ``start``-th on: (where it stopped, the divergence found
+    there or None, the indexes whose bodies must be compared first).  ``same``: index -> whether the
+    bodies there were found to carry the same fields."""
+    unknown: list[int] = []
+    for i in range(start, max(len(a), len(b))):
         x = a[i] if i < len(a) else None
         y = b[i] if i < len(b) else None
         if x is not None and y is not None:
             kind = ("verb" if x.verb != y.verb else "subresource" if x.subresource != y.subresource
-                    else "status" if x.status != y.status else "fields" if x.digest != y.digest else "")
+                    else "status" if x.status != y.status else "")
+            if not kind and x.body is not None and y.body is not None:
+                if i not in same:
+                    unknown.append(i)
+                    if len(unknown) >= _BATCH:
+                        return i, None, unknown
+                    continue
+                kind = "" if same[i] else "fields"
+            elif not kind and (x.body is None) != (y.body is None):
+                kind = "fields"
             if not kind:
                 continue
-            return Divergence(kind=kind, object=target, offset_s=min(x.offset_ns, y.offset_ns) / 1e9,
-                              seq_a=x.seq, seq_b=y.seq, a=x.describe(target), b=y.describe(target),
-                              text=f"{target}: A {x.describe(target)}; B {y.describe(target)}",
-                              reconcile_a=x.reconcile, reconcile_b=y.reconcile)
+            if unknown:  # bodies before it decide first
+                return unknown[0], None, unknown
+            return i, Divergence(kind=kind, object=target, offset_s=min(x.offset_ns, y.offset_ns) / 1e9,
+                                 seq_a=x.seq, seq_b=y.seq, a=x.describe(target), b=y.describe(target),
+                                 text=f"{target}: A {x.describe(target)}; B {y.describe(target)}",
+                                 reconcile_a=x.reconcile, reconcile_b=y.reconcile), []
+        if unknown:
+            return unknown[0], None, unknown
         if x is not None:  # B made no i-th request on it
             if x.offset_ns + settle_ns > b_dur:
-                return None  # B had ended by then
-            return Divergence(kind="only-a", object=target, offset_s=x.offset_ns / 1e9, seq_a=x.seq, seq_b=None,
-                              a=x.describe(target), b="", reconcile_a=x.reconcile,
-                              text=f"{target}: A {x.describe(target)}; B did not {_after(i, b_dur - x.offset_ns)}")
+                return i, None, []  # B had ended by then
+            text = f"{target}: A {x.describe(target)}; B did not {_after(i, b_dur - x.offset_ns)}"
+            return i, Divergence(kind="only-a", object=target, offset_s=x.offset_ns / 1e9, seq_a=x.seq, seq_b=None,
+                                 a=x.describe(target), b="", reconcile_a=x.reconcile, text=text), []
         assert y is not None
         if y.offset_ns + settle_ns > a_dur:
-            return None
-        return Divergence(kind="only-b", object=target, offset_s=y.offset_ns / 1e9, seq_a=None, seq_b=y.seq,
-                          a="", b=y.describe(target), reconcile_b=y.reconcile,
-                          text=f"{target}: B {y.describe(target)}; A did not {_after(i, a_dur - y.offset_ns)}")
-    return None
+            return i, None, []
+        text = f"{target}: B {y.describe(target)}; A did not {_after(i, a_dur - y.offset_ns)}"
+        return i, Divergence(kind="only-b", object=target, offset_s=y.offset_ns / 1e9, seq_a=None, seq_b=y.seq,
+                             a="", b=y.describe(target), reconcile_b=y.reconcile, text=text), []
+    return max(len(a), len(b)), None, unknown
+
+
+async def _object_divergences(a: _Side, b: _Side, settle_ns: int) -> list[Divergence]:
+    """The first divergence on every object, the bodies of corresponding writes compared in rounds of
+    batched reads (a round settles up to ``_BATCH`` pairs per object)."""
+    found: list[Divergence] = []
+    same: dict[str, dict[int, bool]] = {}
+    pending = {t: 0 for t in sorted(a.objects.keys() | b.objects.keys())}
+    while pending:
+        wanted: dict[str, list[int]] = {}
+        for target, start in list(pending.items()):
+            ops_a, ops_b = a.objects.get(target, []), b.objects.get(target, [])
+            _, divergence, unknown = _object_divergence(target, ops_a, ops_b, a.duration_ns, b.duration_ns,
+                                                        settle_ns, start, same.setdefault(target, {}))
+            if unknown:
+                wanted[target] = unknown
+                pending[target] = unknown[0]
+            else:
+                del pending[target]
+                if divergence is not None:
+                    found.append(divergence)
+        if not wanted:
+            break
+        bodies_a = await _raw_bodies(a.session, {blob for t, ix in wanted.items() for i in ix
+                                                 if (blob := a.objects[t][i].body) is not None})
+        bodies_b = await _raw_bodies(b.session, {blob for t, ix in wanted.items() for i in ix
+                                                 if (blob := b.objects[t][i].body) is not None})
+        for target, indexes in wanted.items():
+            for i in indexes:
+                ba, bb = a.objects[target][i].body, b.objects[target][i].body
+                same[target][i] = ba is not None and bb is not None and same_body(bodies_a[ba], bodies_b[bb])
+    return found
 
 
 def _after(requests: int, left_ns: int) -> str:
@@ -402,15 +483,11 @@ async def compare(a: Session, b: Session, *, settle_s: float = SETTLE_S, window_
     await b.refresh()
     after_a, after_b = _starts(a, b)
     side_a, side_b = _Side(a, after_a), _Side(b, after_b)
-    await side_a.read()
-    await side_b.read()
+    # Each run on its own connection: SQLite reads one while Python folds the other.
+    await gather_all(side_a.read(), side_b.read())
     settle = int(settle_s * 1e9)
     divergences = []
-    for target in sorted(side_a.objects.keys() | side_b.objects.keys()):
-        d = _object_divergence(target, side_a.objects.get(target, []), side_b.objects.get(target, []),
-                               side_a.duration_ns, side_b.duration_ns, settle)
-        if d is not None:
-            divergences.append(d)
+    divergences += await _object_divergences(side_a, side_b, settle)
     divergences += _reconcile_divergences(side_a, side_b, await side_a.triggers(), await side_b.triggers())
     divergences.sort(key=lambda d: (d.offset_s, d.object))
     for d in divergences[:20]:
@@ -425,8 +502,7 @@ async def compare(a: Session, b: Session, *, settle_s: float = SETTLE_S, window_
               for t in side_a.writes.keys() | side_b.writes.keys()]
     writes.sort(key=lambda w: (-max(w.a, w.b), w.object))
 
-    fa = await _findings(a, after_a, window_s, hot_min)
-    fb = await _findings(b, after_b, window_s, hot_min)
+    fa, fb = await gather_all(_findings(a, after_a, window_s, hot_min), _findings(b, after_b, window_s, hot_min))
     findings = [Finding(kind=k, object=o, in_a=(k, o) in fa, in_b=(k, o) in fb, a=fa.get((k, o), ("", 0))[0],
                         b=fb.get((k, o), ("", 0))[0], seq_a=fa[(k, o)][1] if (k, o) in fa else None,
                         seq_b=fb[(k, o)][1] if (k, o) in fb else None) for k, o in sorted(fa.keys() | fb.keys())]

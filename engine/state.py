@@ -168,6 +168,7 @@ class Change(msgspec.Struct):
     api_version: str
     resource_version: str  # the op's (for a DELETED event: the object's last resourceVersion)
     actor: str = ""  # who made the op (importers of audit logs know; a proxy recording leaves it empty)
+    raw: bytes = b""  # the body as stored JSON (a server streams it on without encoding it again)
 
 
 async def changes(session: Session, after: int, upto: int, *, size: int = 2000) -> AsyncIterator[list[Change]]:
@@ -185,7 +186,8 @@ async def changes(session: Session, after: int, upto: int, *, size: int = 2000) 
              actor) in rows:
             if blob_id is not None and data is None:
                 raise RecordingError(f"{session.path}: body {blob_id} is missing (corrupted recording)")
-            body = None if blob_id is None else rec.decode_body(blob_id, codec_id, data)
+            raw = b"" if blob_id is None else rec.unpack_body(blob_id, codec_id, data)
+            body = None if blob_id is None else rec.decode_body(blob_id, codec.RAW, raw)
             out.append(Change(seq, ts, obj_id, ObjectKey(group, kind, ns, name), body, verb, resource,
-                              api_version, rv, actor))
+                              api_version, rv, actor, raw))
         yield out

@@ -259,6 +259,13 @@ class Recording:
         except (ValueError, TypeError) as exc:  # BodyError, bad UTF-8, a value that is not a blob
             raise self._corrupted_body(blob_id, exc) from None
 
+    def unpack_body(self, blob_id: int, codec_id: int, data: bytes) -> bytes:
+        """A body's JSON as stored (decompressed, not decoded)."""
+        try:
+            return codec.unpack(codec_id, data)
+        except (ValueError, TypeError) as exc:
+            raise self._corrupted_body(blob_id, exc) from None
+
     def _corrupted_body(self, blob_id: int, exc: BaseException) -> RecordingError:
         detail = _one_line(exc).removeprefix("corrupted body: ").removeprefix("malformed body: ")
         return RecordingError(f"{self.path}: the recording is corrupted (body {blob_id}: {detail})")

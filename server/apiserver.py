@@ -293,8 +293,9 @@ class ApiServer:
         return event_line("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
                                        "metadata": {"resourceVersion": str(self.rv)}})
 
-    def _emit(self, rt: ResourceType, kind: str, obj: dict[str, Any], index: int | None = None) -> None:
-        event = (kind, obj, event_line(kind, obj))
+    def _emit(self, rt: ResourceType, kind: str, obj: dict[str, Any], index: int | None = None,
+              line: bytes | None = None) -> None:
+        event = (kind, obj, line or event_line(kind, obj))
         rv = index if index is not None else int(obj["metadata"]["resourceVersion"])
         self.history[rt.key].append((rv, event))
         for w in self.watchers[rt.key]:
@@ -306,9 +307,10 @@ class ApiServer:
     # --- moving a served recording ------------------------------------------------------------------
 
     def apply_recorded(self, rt: ResourceType, namespace: str, name: str, obj: dict[str, Any] | None,
-                       rv: str = "") -> None:
+                       rv: str = "", raw: bytes = b"") -> None:
         """A version a recording holds, stored as recorded (None: the object was deleted); open watches
-        get it as ADDED, MODIFIED or DELETED, with the recorded resourceVersion."""
+        get it as ADDED, MODIFIED or DELETED, with the recorded resourceVersion.  ``raw``: the object's
+        JSON as recorded, which the event carries without encoding it again."""
         key = (namespace if rt.namespaced else "", name)
         objects = self.store[rt.key]
         current = objects.get(key)
@@ -319,16 +321,17 @@ class ApiServer:
         self.rv = index
         if obj is None:
             assert current is not None
-            gone = copy.deepcopy(current)
+            gone = current  # no longer stored: the event may carry it as it is
             if rv:
-                gone.setdefault("metadata", {})["resourceVersion"] = rv
+                gone = {**current, "metadata": {**(current.get("metadata") or {}), "resourceVersion": rv}}
             del objects[key]
             self._emit(rt, "DELETED", gone, index)
             return
         objects[key] = obj
         if rt.kind == "CustomResourceDefinition":
             self._crd_stored(obj)
-        self._emit(rt, "MODIFIED" if current is not None else "ADDED", obj, index)
+        kind = "MODIFIED" if current is not None else "ADDED"
+        self._emit(rt, kind, obj, index, b'{"type":"%s","object":%s}\n' % (kind.encode(), raw) if raw else None)
 
     def reset(self, objects: Iterable[tuple[ResourceType, dict[str, Any]]], *, rv: int | None = None,
               gone: str = "the server's history was reset") -> None:

@@ -144,10 +144,11 @@ class ApiHandler:
         traced = self.on_stream(raw)
         response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
 
-        async def send(line: bytes) -> None:
-            await response.write(line)
+        async def send(*lines: bytes) -> None:
+            await response.write(lines[0] if len(lines) == 1 else b"".join(lines))
             if traced is not None:
-                traced(line)
+                for line in lines:
+                    traced(line)
 
         try:
             await response.prepare(raw)
@@ -179,7 +180,17 @@ class ApiHandler:
                     continue
                 if event is None:
                     break
-                await send(render.event(event))
+                # Whatever else is already queued goes out in the same write (a played recording
+                # moves many objects at once).
+                lines = [render.event(event)]
+                while not watcher.queue.empty() and event is not None and event[0] != "ERROR" \
+                        and len(lines) < 512:
+                    event = watcher.queue.get_nowait()
+                    if event is not None:
+                        lines.append(render.event(event))
+                await send(*lines)
+                if event is None:
+                    break
                 if event[0] == "ERROR":
                     ended = True
                     break

@@ -23,12 +23,14 @@ plural from the request that carried them), over the kinds every cluster has.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from replay_tui.engine import state
-from replay_tui.engine.format import DELETED, ObjectKey, is_path
+from replay_tui.engine.format import DELETED, ObjectKey, OpRow, is_path
 from replay_tui.engine.store import Session
 from replay_tui.server.apiserver import ApiServer, crd_types, numeric_rv
 from replay_tui.server.discovery import Discovery, types_from_resource_list
@@ -36,6 +38,8 @@ from replay_tui.server.resources import BUILTIN, KNOWN, ResourceType, TypeRegist
 
 DISCOVERY_SCAN = 20_000  # ops from the start of a session searched for discovery answers
 TICK_S = 0.02  # how often --play moves the position
+PLAY_CHUNK = 2000  # ops read ahead by --play
+REPLAY_HISTORY = 1000  # events kept per resource for a watch resuming from a resourceVersion (older: 410)
 
 
 def is_custom(group: str, kind: str) -> bool:
@@ -140,7 +144,7 @@ class Replay:
         session.check_position(at, allow_zero=True)
         types, recorded = await recorded_types(session)
         server = ApiServer(types, writable=False, read_only_message=read_only_message or
-                           "replay-tui serve is read-only", default_namespace=False)
+                           "replay-tui serve is read-only", default_namespace=False, history=REPLAY_HISTORY)
         self = cls(session, server, Discovery(server.types, verbs=("get", "list", "watch"), recorded=recorded))
         self._first_ns = (await session.time_range())[0]
         server.clock = self.clock
@@ -169,15 +173,23 @@ class Replay:
         self.time_ns = await self._time_of(seq)
 
     async def _forward(self, seq: int) -> None:
-        async for batch in state.changes(self.session, self.position, seq):
-            for ch in batch:
-                rt = type_for(self.server.types, ch.key, ch.body, ch.resource, ch.api_version)
-                if isinstance(ch.body, dict) or ch.body is None:
-                    rv = ch.resource_version if ch.body is None and ch.verb == DELETED else ""
-                    self.server.apply_recorded(rt, ch.key.namespace, ch.key.name, ch.body, rv)
-                    self.applied += 1
-                self.position = ch.seq
-                self.time_ns = ch.ts_ns
+        # The versions decoded here are plain trees that reference counting frees; the cyclic collector
+        # would only walk the whole served state again and again (it triples the cost of a batch).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            async for batch in state.changes(self.session, self.position, seq):
+                for ch in batch:
+                    rt = type_for(self.server.types, ch.key, ch.body, ch.resource, ch.api_version)
+                    if isinstance(ch.body, dict) or ch.body is None:
+                        rv = ch.resource_version if ch.body is None and ch.verb == DELETED else ""
+                        self.server.apply_recorded(rt, ch.key.namespace, ch.key.name, ch.body, rv, ch.raw)
+                        self.applied += 1
+                    self.position = ch.seq
+                    self.time_ns = ch.ts_ns
+        finally:
+            if collecting:
+                gc.enable()
         self.position = seq
         self.time_ns = await self._time_of(seq)
 
@@ -196,33 +208,34 @@ class Replay:
             callback(self.position)
         return self.position
 
-    async def seq_at(self, ts_ns: int) -> int:
-        """The last op that started at or before ``ts_ns`` (0: none did)."""
-        first = await self.session.seq_at_time(ts_ns + 1)
-        rows = await self.session.rows(first, 1)
-        if rows and rows[0].ts_ns > ts_ns:
-            return first - 1
-        return first
-
     async def play(self, speed: float = 1.0) -> int:
-        """Advance in recorded time at ``speed`` x real time until the end (or :meth:`pause`)."""
+        """Advance in recorded time at ``speed`` x real time until the end (or :meth:`pause`): every tick,
+        to the last op (in seq order) that started at or before the play head."""
         if not speed > 0:
             raise ValueError("speed must be above 0")
         self._paused.clear()
         self._play = (time.monotonic(), self.time_ns, speed)
+        ahead: deque[OpRow] = deque()  # the next ops, read in seq order a chunk at a time
         try:
             while not self._paused.is_set():
                 wall, start_ns, rate = self._play
-                target = start_ns + int((time.monotonic() - wall) * rate * 1e9)
-                seq = await self.seq_at(target)
+                head = start_ns + int((time.monotonic() - wall) * rate * 1e9)
+                if not ahead or ahead[0].seq != self.position + 1:  # (a seek may have moved it)
+                    ahead = deque(await self.session.rows(self.position + 1, PLAY_CHUNK))
+                seq = self.position
+                while ahead and ahead[0].ts_ns <= head:
+                    seq = ahead.popleft().seq
+                    if not ahead:
+                        ahead = deque(await self.session.rows(seq + 1, PLAY_CHUNK))
                 if seq > self.position:
                     async with self._lock:
                         await self._forward(seq)
                     for callback in self.on_move:
                         callback(self.position)
-                await self.session.refresh()
-                if self.position >= self.session.last and self.session.info.ended_ns is not None:
-                    break
+                if not ahead:
+                    await self.session.refresh()
+                    if self.position >= self.session.last and self.session.info.ended_ns is not None:
+                        break
                 try:
                     await asyncio.wait_for(self._paused.wait(), TICK_S)
                 except TimeoutError:
