@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import shutil
 import socket
@@ -114,6 +115,7 @@ async def _serve(args: argparse.Namespace, log: Log, command: list[str], sock: s
         replay = await Replay.open(ses, at, read_only_message=(
             f"replay-tui serve answers from the recording {args.db} (session {name}) and is read-only; "
             f"to write, fork it: replay-tui serve {args.db} -s {name} --at {at} --fork -- COMMAND"))
+        gc.freeze()  # the loaded state lives as long as the server: the cyclic collector need not walk it
         token = new_token()
         served = Served(ApiHandler(replay.server, token=token, discovery=replay.discovery))
         supervisor = Supervisor().install()
