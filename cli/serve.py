@@ -152,7 +152,7 @@ def _played(task: asyncio.Task[int], log: Log, replay: Any) -> None:
     exc = task.exception()
     if exc is not None:
         log.error(f"--play stopped: {exc}")
-    elif not replay.playing:
+    elif replay.position >= replay.session.last:
         log.info(f"reached op {replay.position:,}, the end of the session; still serving it")
 
 

@@ -427,11 +427,7 @@ class ApiServer:
         else:
             new = copy.deepcopy(obj)
             new["metadata"] = dict(new.get("metadata") or {})
-            if rt.status:
-                if "status" in current:
-                    new["status"] = copy.deepcopy(current["status"])
-                else:
-                    new.pop("status", None)
+            _keep_status(rt, current, new)
         return self._replace(rt, current, new)
 
     def _patch(self, rt: ResourceType, ns: str, name: str, patch: Any, content_type: str,
@@ -475,11 +471,7 @@ class ApiServer:
                 new.pop("status", None)
         else:
             new = patched
-            if rt.status:
-                if "status" in current:
-                    new["status"] = copy.deepcopy(current["status"])
-                else:
-                    new.pop("status", None)
+            _keep_status(rt, current, new)
         return self._replace(rt, current, new)
 
     def _replace(self, rt: ResourceType, current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -542,6 +534,15 @@ class ApiServer:
                     self.store.pop(served.key, None)  # the real server deletes a CRD's objects with it
         self._emit(rt, "DELETED", gone)
         return gone
+
+
+def _keep_status(rt: ResourceType, current: dict[str, Any], new: dict[str, Any]) -> None:
+    """A write to an object with a status subresource leaves its status as it was."""
+    if rt.status:
+        if "status" in current:
+            new["status"] = copy.deepcopy(current["status"])
+        else:
+            new.pop("status", None)
 
 
 # --- CustomResourceDefinitions -----------------------------------------------------------------------
