@@ -13,6 +13,8 @@ Measures what a user of ``serve``, ``serve --fork`` and ``compare`` waits for (i
   one watch per served resource open over HTTP: events received against versions recorded in the
   span played (``lost`` must be 0), and how far behind the play head each arrived (``delay_ms``);
   it keeps up when the worst delay stays under a second;
+* ``large_list_ms_p50``: the synthetic state is small (a few hundred objects), so LIST is also
+  measured on a server holding ``--large-list`` ConfigMaps of 4 KB (5,000 by default), over HTTP;
 * ``fork_seed_s``: a writable server seeded with the state at the last op;
 * ``compare_s``: ``compare`` of two runs of ``--compare-ops`` operations (two seeds of the
   generator, written once to ``bench-compare-N.db`` beside ``--db`` and kept).
@@ -40,7 +42,8 @@ import yaml
 from benchmarks.synth import ingest, max_rss_mb
 
 SPEED = 100.0
-TARGETS = {"ready_s": 1.0, "list_ms_p50": 100.0, "get_ms_p50": 5.0, "fork_seed_s": 2.0, "compare_s": 5.0}
+TARGETS = {"ready_s": 1.0, "list_ms_p50": 100.0, "large_list_ms_p50": 100.0, "get_ms_p50": 5.0, "fork_seed_s": 2.0,
+           "compare_s": 5.0}
 IMPORTS = ("import replay_tui.cli.main, replay_tui.cli.serve, replay_tui.server.http, replay_tui.server.replay,"
            " replay_tui.recorder.tls, replay_tui.engine.store, replay_tui.recorder.cli")
 
@@ -262,6 +265,31 @@ async def play(db: str, seconds: float) -> dict[str, Any]:
             os.unlink(out)
 
 
+def large_list(count: int, samples: int = 15) -> dict[str, Any]:
+    """LIST of ``count`` ConfigMaps of 4 KB each from an API server holding them, over HTTP."""
+    from replay_tui.server.apiserver import ApiServer
+    from replay_tui.server.http import ApiHandler, ServerThread
+
+    def make() -> ApiHandler:
+        server = ApiServer()
+        for i in range(count):
+            server.put("", "configmaps", {"metadata": {"name": f"cm-{i:05d}", "namespace": f"ns-{i % 20}",
+                                                       "labels": {"app": "bench", "shard": str(i % 10)}},
+                                          "data": {"payload": "x" * 4000}})
+        return ApiHandler(server)
+
+    with ServerThread(make) as thread:
+        conn = http.client.HTTPConnection(thread.host, thread.port, timeout=60)
+        times, size = [], 0
+        for _ in range(samples):
+            t = time.perf_counter()
+            conn.request("GET", "/api/v1/configmaps")
+            size = len(conn.getresponse().read())
+            times.append((time.perf_counter() - t) * 1000)
+        conn.close()
+    return {"large_list_items": count, "large_list_bytes": size, "large_list_ms_p50": round(_pct(times, 50), 1)}
+
+
 async def fork_seed(db: str) -> dict[str, Any]:
     from replay_tui.engine.store import Recording
     from replay_tui.server.fork import seed
@@ -295,7 +323,8 @@ async def compare_runs(db: str) -> dict[str, Any]:
 
 # --- the benchmark ---------------------------------------------------------------------------------------
 
-def measure(db: str, *, compare_db: str, play_seconds: float, samples: int, seed: int) -> dict[str, Any]:
+def measure(db: str, *, compare_db: str, play_seconds: float, samples: int, seed: int,
+            large: int) -> dict[str, Any]:
     rng = random.Random(seed)
     out: dict[str, Any] = {}
     info = asyncio.run(layout(db))
@@ -336,6 +365,7 @@ def measure(db: str, *, compare_db: str, play_seconds: float, samples: int, seed
                get_ms_p50=round(_pct(gets, 50), 3), get_ms_p95=round(_pct(gets, 95), 3),
                version_ms_p50=round(_pct(versions, 50), 3))
     out["play"] = asyncio.run(play(db, play_seconds))
+    out.update(large_list(large))
     for part in (asyncio.run(fork_seed(db)), asyncio.run(compare_runs(compare_db))):
         out.update({k: round(v, 3) if isinstance(v, float) else v for k, v in part.items()})
     return out
@@ -350,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--play-seconds", type=float, default=0.0,
                         help="wall seconds of --play at 100x (default 10, or 1 below 100,000 ops)")
     parser.add_argument("--samples", type=int, default=300, help="GETs (and a tenth as many LISTs)")
+    parser.add_argument("--large-list", type=int, default=0,
+                        help="ConfigMaps in the large LIST (default 5,000, or 500 below 100,000 ops)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--watch-client", nargs="+", metavar=("OUT", "URL"), help=argparse.SUPPRESS)
@@ -368,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
             ingest(compare_db, compare_ops, seed=args.seed, name="a")
             ingest(compare_db, compare_ops, seed=args.seed + 1, name="b")
         play_s = args.play_seconds or (10.0 if args.ops >= 100_000 else 1.0)
-        result = measure(db, compare_db=compare_db, play_seconds=play_s, samples=args.samples, seed=args.seed)
+        result = measure(db, compare_db=compare_db, play_seconds=play_s, samples=args.samples, seed=args.seed,
+                         large=args.large_list or (5000 if args.ops >= 100_000 else 500))
     result["rss_mb"] = round(max_rss_mb(), 1)
     result["load_avg"] = os.getloadavg()[0]
     result["targets"] = {k: {"limit": v, "value": result.get(k), "met": result.get(k) is not None and result[k] < v}
@@ -389,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  play {p['speed']:g}x for {p['wall_s']} s ({p['recorded_s']} s recorded, {p['ops_played']:,} ops): "
           f"{p['events']:,} events of {p['versions']:,} versions, {p['lost']} lost; delay p50 {p['delay_ms_p50']} ms,"
           f" p99 {p['delay_ms_p99']} ms, max {p['delay_ms_max']} ms")
+    print(f"  LIST of {result['large_list_items']:,} ConfigMaps ({result['large_list_bytes']:,} bytes) p50 "
+          f"{result['large_list_ms_p50']} ms")
     print(f"  fork seeded in {result['fork_seed_s']} s ({result['fork_objects']:,} objects)")
     print(f"  compare {result['compare_ops']} ops in {result['compare_s']} s ({result['compare_divergences']} "
           "divergences)")
