@@ -4,6 +4,7 @@ and the patch formats checked on their own (with properties for merge patches)."
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -233,3 +234,28 @@ def test_merge_diff_is_the_patch_that_turns_old_into_new(old: dict[str, Any], ne
     (JSON merge patches cannot carry nulls inside objects: those stand for removal)."""
     old, new = _no_nulls(old), _no_nulls(new)
     assert merge_patch(old, merge_diff(old, new)) == new
+
+
+def test_delete_preconditions_and_server_side_apply(emu: EmulatorThread, api: client.ApiClient) -> None:
+    ns = _ns(api, "apply")
+    core = client.CoreV1Api(api)
+    made = core.create_namespaced_config_map(ns, {"metadata": {"name": "p"}, "data": {"a": "1"}})
+    with pytest.raises(client.ApiException) as exc:
+        core.delete_namespaced_config_map("p", ns, body=client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(uid="not-its-uid")))
+    assert exc.value.status == 409
+    core.delete_namespaced_config_map("p", ns, body=client.V1DeleteOptions(
+        preconditions=client.V1Preconditions(uid=made.metadata.uid, resource_version=made.metadata.resource_version)))
+    conn = http.client.HTTPConnection(emu.host, emu.port, timeout=10)
+
+    def apply(value: str) -> dict[str, Any]:
+        body = f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: '{value}'\n"
+        conn.request("PATCH", f"/api/v1/namespaces/{ns}/configmaps/applied?fieldManager=t", body=body,
+                     headers={"Content-Type": "application/apply-patch+yaml"})
+        resp = conn.getresponse()
+        assert resp.status in (200, 201)
+        return json.loads(resp.read())
+
+    first, again = apply("1"), apply("2")  # an apply creates what does not exist, then merges into it
+    assert first["data"] == {"a": "1"} and again["data"] == {"a": "2"}
+    assert again["metadata"]["uid"] == first["metadata"]["uid"]

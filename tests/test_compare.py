@@ -139,3 +139,26 @@ def test_bad_input_is_one_line_and_status_1(tmp_path: Path, args: list[str], mes
     done = subprocess.run([*replay_tui(), "compare", *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and message in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _spanned(second: Operation) -> list[Any]:
+    """An event, then an exact reconcile it started (rid 1) making a GET and ``second``."""
+    dep = k8s_object("Deployment", "web", api_version="apps/v1", rv=10)
+    second.reconcile = 1
+    second.ts_ns = T0 + 2 * SECOND
+    return [op_for("modified", dep, response=dep, ts_ns=T0),
+            lambda sw: sw.begin_reconcile("webapp", kind="Deployment", namespace="default", name="web",
+                                          trigger_seq=1),
+            op_for("get", dep, response=dep, reconcile=1, ts_ns=T0 + SECOND), second,
+            lambda sw: sw.end_reconcile(1)]
+
+
+async def test_exact_reconciles_are_paired_by_their_trigger(tmp_path: Path) -> None:
+    dep = k8s_object("Deployment", "web", api_version="apps/v1", rv=10)
+    a = _spanned(op_for("patch", dep, subresource="status", request={"status": {"ok": True}}, response=dep))
+    b = _spanned(op_for("get", k8s_object("ConfigMap", "cfg")))
+    result = await _compare(tmp_path, a, b)
+    (d,) = result.divergences  # by object, each run simply ended: only the reconcile tells them apart
+    assert (d.kind, d.reconcile_a, d.reconcile_b, d.seq_a, d.seq_b) == ("reconcile", 1, 1, 2, 2)
+    assert d.a == "patch Deployment.apps/default/web/status" and d.b == "get ConfigMap/default/cfg"
+    assert d.text.startswith("reconcile after modified Deployment.apps/default/web")

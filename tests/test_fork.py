@@ -197,3 +197,28 @@ def test_a_fork_never_records_into_the_file_it_forks(demo: Path, tmp_path: Path)
     done, _ = run_fork(demo, tmp_path, "-s", "healthy-operator", "--fork", "--record-to", str(demo),
                        command=["true"])
     assert done.returncode == 1 and "another file" in done.stderr
+
+
+async def test_writes_by_other_actors_and_unexplained_versions_are_the_outside_world(tmp_path: Path) -> None:
+    """An audit log names every writer: the operator's writes are its own, another user's are the world's;
+    a version no recorded write made (seen through a watch) is the world's too."""
+    from tests.conftest import k8s_object, op_for, write_session
+
+    a1 = k8s_object("ConfigMap", "a", rv=1, data={"x": "1"})
+    a2 = k8s_object("ConfigMap", "a", rv=2, data={"x": "2"})
+    a3 = k8s_object("ConfigMap", "a", rv=3, data={"x": "2", "y": "3"})
+    b1 = k8s_object("ConfigMap", "b", rv=4, data={"z": "1"})
+    write_session(tmp_path / "audit.db", [
+        op_for("create", a1, status=201, request=a1, response=a1, actor="my-operator"),
+        op_for("update", a2, request=a2, response=a2, actor="alice"),
+        op_for("modified", b1, response=b1),
+        op_for("patch", a3, request={"data": {"y": "3"}}, response=a3, actor="my-operator"),
+    ], name="audit", source="audit", actor="my-operator")
+    rec = await Recording.open(tmp_path / "audit.db")
+    try:
+        changes = [c async for c in fork.external_changes(await rec.session(), 0)]
+    finally:
+        await rec.close()
+    assert [(c.seq, c.key.name, c.patch, c.body is not None) for c in changes] == [
+        (2, "a", {"data": {"x": "2"}}, False), (3, "b", None, True)]
+    assert changes[1].body is not None and "uid" not in changes[1].body["metadata"]  # the server's to set

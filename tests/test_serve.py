@@ -259,3 +259,23 @@ def test_a_command_gets_the_kubeconfig_and_its_status_is_ours(demo: Path) -> Non
 def test_sigterm_stops_serving(demo: Path) -> None:
     with ServeProcess(demo, "-s", SESSION) as served:
         assert served.stop(signal.SIGTERM, timeout=30) == 0
+
+
+async def test_discovery_is_what_the_recording_holds_completed_with_what_it_saw(demo: Path) -> None:
+    rec = await Recording.open(demo)
+    try:
+        ses = await rec.session(SESSION)
+        replay = await Replay.open(ses, 100)
+        recorded = {(await ses.op(seq)).resource: (await ses.op(seq)).response for seq in range(1, 6)}
+        assert replay.discovery.api() == recorded["/api"]
+        served = replay.discovery.resources("example.com", "v1")
+        assert served is not None and served["resources"][:len(recorded["/apis/example.com/v1"]["resources"])] == \
+            recorded["/apis/example.com/v1"]["resources"]
+        names = {r["name"] for r in served["resources"]}
+        assert {"reports", "reports/status", "greetings"} <= names
+        core = {r["name"] for r in replay.discovery.resources("", "v1")["resources"]}
+        assert {"configmaps", "pods", "namespaces"} <= core  # the kinds every cluster has
+        groups = {g["name"] for g in replay.discovery.apis()["groups"]}
+        assert {"example.com", "apiextensions.k8s.io", "apps"} <= groups
+    finally:
+        await rec.close()
