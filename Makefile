@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.tui --ops $(OPS) --db $(BENCH_DB) --load --json
 	$(PY) -m benchmarks.proxy --json
 	$(PY) -m benchmarks.proxy --observe --json
+	$(PY) -m benchmarks.serve --ops $(OPS) --db $(BENCH_DB) --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache build *.egg-info bench-*.db*

@@ -14,6 +14,9 @@
     replay-tui check DB [--quick]              is the recording sound? one line per problem
     replay-tui import {sieve,audit,kubestep} SRC --db DB
     replay-tui record --db DB -- COMMAND ...  record an operator through the recording proxy
+    replay-tui serve DB [--at N] [--play] [--fork] [-- COMMAND ...]   the recording as a Kubernetes API
+    replay-tui compare A.db[:S] B.db[:S] [--fail-on hot-loop,...]    where two runs differ
+    replay-tui restore DB --at N --kubeconfig KC [--dry-run]          the state at N in a real cluster
 
 Every read-only command takes ``--json``.  Bad input (a missing or corrupt
 file, an unknown session, a position out of range) ends with one line on
@@ -34,7 +37,9 @@ from replay_tui.engine.textsafe import safe
 
 PROG = "replay-tui"
 COMMANDS = ("sessions", "show", "diff", "stats", "analyze", "when", "why", "query", "demo", "import",
-            "record", "open", "report", "check")
+            "record", "open", "report", "check", "serve", "compare", "restore")
+# Commands whose positional DB comes before an optional ``-- COMMAND ARGS...``.
+AFTER_DASHES = ("serve",)
 # The demo recording is package data (``replay_tui/demo -> fixtures/demo`` in the checkout).
 DEMO_RESOURCE = ("replay_tui", "demo/demo.db")
 
@@ -131,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_record(sub)
     register_import(sub)
+    from replay_tui.cli import compare, restore, serve
+
+    serve.register(sub)
+    compare.register(sub)
+    restore.register(sub)
     return parser
 
 
@@ -148,7 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args_list:
         parser.print_help()
         return 2
+    command: list[str] | None = None
+    if args_list[0] in AFTER_DASHES and "--" in args_list:  # DB comes first: the command is what follows --
+        cut = args_list.index("--")
+        args_list, command = args_list[:cut], args_list[cut + 1:]
     args = parser.parse_args(args_list)
+    if command is not None:
+        args.command = command
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None) or HANDLERS.get(
         args.command)
     if handler is None:

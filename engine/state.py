@@ -9,6 +9,7 @@ object's state at a position is a single index lookup.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -16,7 +17,7 @@ import msgspec
 from replay_tui.engine import codec
 from replay_tui.engine.format import ObjectKey
 from replay_tui.engine.schema import RecordingError
-from replay_tui.engine.store import Session
+from replay_tui.engine.store import CORRUPTED, Session
 
 KEYFRAME_CACHE = 4
 
@@ -63,6 +64,13 @@ class Snapshot:
         """The full object, or None when it does not exist at this position."""
         v = self.versions.get(obj_id)
         return None if v is None else await self.session.rec.body(v[0])
+
+    async def items(self) -> list[tuple[int, ObjectKey, Any]]:
+        """Every live object with its key and body, sorted by key: the whole state at this position,
+        its bodies read in bulk."""
+        keys = await self.keys()
+        bodies = await self.session.rec.bodies([v[0] for v in self.versions.values()])
+        return [(obj_id, key, bodies[self.versions[obj_id][0]]) for obj_id, key in keys.items()]
 
     def version_seq(self, obj_id: int) -> int | None:
         v = self.versions.get(obj_id)
@@ -139,3 +147,40 @@ async def history(session: Session, obj_id: int, *, limit: int | None = None,
         (session.id, obj_id, -1 if limit is None else limit, offset))
     return [Version(*r) for r in rows]
 
+
+class Change(msgspec.Struct):
+    """A new version of an object (``body`` None: deleted) and the op that recorded it."""
+
+    seq: int
+    ts_ns: int
+    obj_id: int
+    key: ObjectKey
+    body: Any
+    verb: str  # of the op: a write, a watch event, a get or list that saw it
+    resource: str  # the op's resource (plural), as the request named it
+    api_version: str
+    resource_version: str  # the op's (for a DELETED event: the object's last resourceVersion)
+    actor: str = ""  # who made the op (importers of audit logs know; a proxy recording leaves it empty)
+    raw: bytes = b""  # the body as stored JSON (a server streams it on without encoding it again)
+
+
+async def changes(session: Session, after: int, upto: int, *, size: int = 2000) -> AsyncIterator[list[Change]]:
+    """Every new version of every object recorded after op ``after`` up to op ``upto``, in order
+    (what moving a position forward changes), ``size`` at a time, bodies decoded."""
+    sql = ("SELECT s.seq, o.ts_ns, s.obj_id, ob.api_group, ob.kind, ob.namespace, ob.name, s.blob_id, b.codec,"
+           " b.data, o.verb, o.resource, o.api_version, o.resource_version, o.actor FROM states s"
+           " JOIN operations o ON o.session_id = s.session_id AND o.seq = s.seq"
+           " JOIN objects ob ON ob.id = s.obj_id LEFT JOIN blobs b ON b.id = s.blob_id"
+           " WHERE s.session_id = ? AND s.seq > ? AND s.seq <= ? ORDER BY s.seq, s.obj_id")
+    rec = session.rec
+    async for rows in rec.stream(sql, (session.id, after, upto), size=size):
+        out = []
+        for (seq, ts, obj_id, group, kind, ns, name, blob_id, codec_id, data, verb, resource, api_version, rv,
+             actor) in rows:
+            if blob_id is not None and data is None:
+                raise RecordingError(f"{session.path}: {CORRUPTED} (body {blob_id} is missing)")
+            raw = b"" if blob_id is None else rec.unpack_body(blob_id, codec_id, data)
+            body = None if blob_id is None else rec.decode_body(blob_id, codec.RAW, raw)
+            out.append(Change(seq, ts, obj_id, ObjectKey(group, kind, ns, name), body, verb, resource,
+                              api_version, rv, actor, raw))
+        yield out

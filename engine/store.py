@@ -302,9 +302,44 @@ class Recording:
             if dict_id not in self.dicts and isinstance(data, bytes):
                 self.dicts.add(dict_id, data)
 
-    async def _corrupted_body(self, blob_id: int, exc: BaseException) -> RecordingError:
+    async def bodies(self, blob_ids: Sequence[int]) -> dict[int, Any]:
+        """Many stored bodies at once (blob id -> decoded body): one query per 500, for loading a
+        whole state (``state.Snapshot.items``) without a round trip per object."""
+        out: dict[int, Any] = {}
+        wanted = sorted(set(blob_ids))
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk:chunk + 500]
+            rows = await self.fetchall(
+                f"SELECT id, codec, data FROM blobs WHERE id IN ({','.join('?' * len(part))})", part)
+            for blob_id, codec_id, data in rows:
+                out[blob_id] = self.decode_body(blob_id, codec_id, data)
+        missing = [b for b in wanted if b not in out]
+        if missing:
+            raise RecordingError(f"{self.path}: {CORRUPTED} (body {missing[0]} is missing)")
+        return out
+
+    def decode_body(self, blob_id: int, codec_id: int, data: bytes) -> Any:
+        """A body as stored (codec, data) decoded; a corrupted one is a one-line RecordingError."""
+        try:
+            return codec.from_json(codec.unpack(codec_id, data, self.dicts))
+        except (ValueError, TypeError) as exc:  # BodyError, bad UTF-8, a value that is not a blob
+            raise self._body_error(blob_id, exc) from None
+
+    def unpack_body(self, blob_id: int, codec_id: int, data: bytes) -> bytes:
+        """A body's JSON as stored (decompressed, not decoded)."""
+        try:
+            return codec.unpack(codec_id, data, self.dicts)
+        except (ValueError, TypeError) as exc:
+            raise self._body_error(blob_id, exc) from None
+
+    def _body_error(self, blob_id: int, exc: BaseException) -> RecordingError:
+        """A body that cannot be read, as one line (without the op: see ``_corrupted_body``)."""
         detail = _one_line(exc).removeprefix("corrupted body: ").removeprefix("malformed body: ")
-        error = RecordingError(f"{self.path}: {CORRUPTED} (body {blob_id}: {detail})")
+        return RecordingError(f"{self.path}: {CORRUPTED} (body {blob_id}: {detail})")
+
+    async def _corrupted_body(self, blob_id: int, exc: BaseException) -> RecordingError:
+        """A body that cannot be read, and the op that stored it."""
+        error = self._body_error(blob_id, exc)
         try:  # which op stored it: a scan, but only on the way to an error
             row = await self.fetchone(
                 "SELECT seq FROM operations WHERE request_blob = ? OR response_blob = ? ORDER BY seq LIMIT 1",

@@ -225,7 +225,7 @@ def _run(args: argparse.Namespace, log: Log) -> int:
             if not is_loopback(listen[0]):
                 log.warning(f"the proxy listens on {args.listen}, beyond loopback: whoever can reach it "
                             "and read the kubeconfig it writes uses your cluster credentials")
-            return _record(args, log, command, upstream, sock, msock, rundir)
+            return record_through(args, log, command, upstream, sock, msock, rundir=rundir)
         finally:
             sock.close()
             if msock is not None:
@@ -252,8 +252,12 @@ def _version() -> str:
         return "unknown"
 
 
-def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
-            sock: socket.socket, msock: socket.socket | None, rundir: RunDir) -> int:
+def record_through(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
+                   sock: socket.socket, msock: socket.socket | None, *, rundir: RunDir,
+                   cluster: str | None = None, attributes: dict[str, Any] | None = None) -> int:
+    """Record ``command`` through the proxy in front of ``upstream``; ``cluster`` and ``attributes``
+    (what ``serve --fork`` adds: its fork point) go into the new session; ``rundir`` holds the
+    run's credential files."""
     from replay_tui.engine.writer import RecordingWriter
     from replay_tui.recorder.capture import Converter
     from replay_tui.recorder.queue import STOPPED, CaptureQueue
@@ -264,7 +268,7 @@ def _record(args: argparse.Namespace, log: Log, command: list[str], upstream: Up
     queue: CaptureQueue | None = None
     try:
         session = writer.session(name, "proxy", actor=Path(command[0]).name if command else "",
-                                 cluster=upstream.url, attributes={
+                                 cluster=cluster or upstream.url, attributes={**(attributes or {}),
                                      "recorder": "proxy", "context": upstream.context,
                                      "redacted": not args.no_redact, "protobuf": "json-negotiated",
                                      "reconciles": "inferred", "recorder_version": _version(),
@@ -321,29 +325,6 @@ def _close_queue(queue: CaptureQueue, grace: float, **attributes: Any) -> Record
     return None
 
 
-class _Stop:
-    """Ctrl-C, SIGTERM and SIGHUP, from start to end: the first is passed on to the operator, the next
-    kill it; once the operator is gone and what is left is being written, one stops that at once."""
-
-    def __init__(self, queue: CaptureQueue):
-        self.queue = queue
-        self.event = asyncio.Event()
-        self.received: list[int] = []
-        self.child: asyncio.subprocess.Process | None = None
-        self.flushing = False
-        self.stopped_by = 0  # the signal that stopped the writing of what was left
-
-    def __call__(self, signum: int) -> None:
-        self.received.append(signum)
-        if self.flushing:
-            self.stopped_by = self.stopped_by or signum
-            self.queue.abort()
-            return
-        self.event.set()
-        if self.child is not None and self.child.returncode is None:
-            _signal_child(self.child, signum if len(self.received) == 1 else signal.SIGKILL)
-
-
 async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstream: Upstream,
                  queue: CaptureQueue, sock: socket.socket, msock: socket.socket | None,
                  rundir: RunDir) -> tuple[int, int, int, RecordingError | None, int]:
@@ -357,9 +338,7 @@ async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstrea
     proxy = RecordingProxy(upstream, queue, token=new_token(), log=log, observe=msock is not None,
                            hint=_PLAIN_HINT if args.plain_http else "")
     loop = asyncio.get_running_loop()
-    stop = _Stop(queue)
-    for signum in _STOP_SIGNALS:
-        loop.add_signal_handler(signum, stop, signum)
+    stop = Supervisor(queue).install()
     status = 1
     try:
         status = await _serve_through(proxy, stop, args, log, command, sock, msock, rundir)
@@ -368,8 +347,7 @@ async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstrea
         stop.flushing = True  # a signal from now on stops the writing of what is left
         close_error = await loop.run_in_executor(None, functools.partial(
             _close_queue, queue, args.grace, exit_status=status, refused=proxy.refused))
-        for signum in _STOP_SIGNALS:
-            loop.remove_signal_handler(signum)
+        stop.uninstall()
     return status, proxy.refused, proxy.requests, close_error, stop.stopped_by
 
 
@@ -377,7 +355,7 @@ _PLAIN_HINT = ("client-go, controller-runtime and kubectl send no token over pla
                "record without --plain-http")
 
 
-async def _serve_through(proxy: RecordingProxy, stop: _Stop, args: argparse.Namespace, log: Log,
+async def _serve_through(proxy: RecordingProxy, stop: Supervisor, args: argparse.Namespace, log: Log,
                          command: list[str], sock: socket.socket, msock: socket.socket | None,
                          rundir: RunDir) -> int:
     from replay_tui.recorder.kubeconfig import write_proxy_kubeconfig
@@ -407,30 +385,77 @@ async def _serve_through(proxy: RecordingProxy, stop: _Stop, args: argparse.Name
             log.info(f"recording {upstream.url} through {url}; run the operator with "
                      f"KUBECONFIG={kubeconfig} (Ctrl-C to stop)",
                      cluster=upstream.url, proxy=url, kubeconfig=str(kubeconfig))
-            await stop.event.wait()
+            await stop.stop.wait()
             return 0
-        env = dict(os.environ, KUBECONFIG=str(kubeconfig))
+        return await stop.run(command, str(kubeconfig), args.grace, log)
+    finally:
+        if metrics is not None:
+            await metrics.close()
+
+
+class Supervisor:
+    """Ctrl-C, SIGTERM and SIGHUP, from start to end; shared by ``record`` and ``serve``.
+
+    Runs a command with ``KUBECONFIG`` set, passing the first signal on to its process group (the
+    next kill it); without a command, the first signal sets ``stop``.  Once the operator is gone
+    and what is left of a recording is being written (``flushing``), a signal stops that at once
+    (``queue.abort()``)."""
+
+    SIGNALS = _STOP_SIGNALS
+
+    def __init__(self, queue: CaptureQueue | None = None) -> None:
+        self.queue = queue
+        self.stop = asyncio.Event()
+        self.received: list[int] = []
+        self.child: asyncio.subprocess.Process | None = None
+        self.flushing = False
+        self.stopped_by = 0  # the signal that stopped the writing of what was left
+
+    def install(self) -> Supervisor:
+        loop = asyncio.get_running_loop()
+        for signum in self.SIGNALS:
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        return self
+
+    def uninstall(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in self.SIGNALS:
+            loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self.received.append(signum)
+        if self.flushing:
+            self.stopped_by = self.stopped_by or signum
+            if self.queue is not None:
+                self.queue.abort()
+            return
+        self.stop.set()
+        child = self.child
+        if child is not None and child.returncode is None:
+            _signal_child(child, signum if len(self.received) == 1 else signal.SIGKILL)
+
+    async def run(self, command: list[str], kubeconfig: str, grace: float, log: Log) -> int:
+        """``command``'s exit status (128+N when signal N killed it; 127/126 when it cannot be run); after
+        a signal it has ``grace`` seconds to exit before it is killed."""
+        env = dict(os.environ, KUBECONFIG=kubeconfig)
         try:
-            child = stop.child = await asyncio.create_subprocess_exec(*command, env=env, process_group=0)
+            self.child = child = await asyncio.create_subprocess_exec(*command, env=env, process_group=0)
         except OSError as exc:
             log.error(f"cannot run {command[0]}: {exc.strerror or exc}")
             return 127 if isinstance(exc, FileNotFoundError) else 126
         waiter = asyncio.ensure_future(child.wait())
-        stopper = asyncio.ensure_future(stop.event.wait())
+        stopper = asyncio.ensure_future(self.stop.wait())
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if not waiter.done():
             try:
-                await asyncio.wait_for(asyncio.shield(waiter), args.grace)
+                await asyncio.wait_for(asyncio.shield(waiter), grace)
             except TimeoutError:
-                log.warning(f"{command[0]} did not exit within {args.grace:g}s; killing it")
+                log.warning(f"{command[0]} did not exit within {grace:g}s; killing it")
                 _signal_child(child, signal.SIGKILL)
                 await waiter
         stopper.cancel()
         rc = child.returncode if child.returncode is not None else 1
         return 128 - rc if rc < 0 else rc
-    finally:
-        if metrics is not None:
-            await metrics.close()
 
 
 def _signal_child(child: asyncio.subprocess.Process, signum: int) -> None:

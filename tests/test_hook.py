@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 pytest.importorskip("kubernetes")
-pytest.importorskip("kmock")
 
 from kubernetes import client, config, watch
 

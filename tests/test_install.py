@@ -89,7 +89,8 @@ def test_the_wheel_installs_one_package_with_its_data_and_no_test_support(instal
     tops = {n.split("/")[0] for n in names}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"replay_tui"}
     for needed in ("replay_tui/tui/app.tcss", "replay_tui/demo/demo.db", "replay_tui/py.typed",
-                   "replay_tui/engine/store.py", "replay_tui/recorder/proxy.py", "replay_tui/cli/main.py"):
+                   "replay_tui/engine/store.py", "replay_tui/recorder/proxy.py", "replay_tui/cli/main.py",
+                   "replay_tui/server/apiserver.py", "replay_tui/engine/compare.py"):
         assert needed in names
     leaked = [n for n in names if any(part in n for part in (
         "/testing/", "tests/", "benchmarks", "generator.py", "synth.py", "make_demo", "emulator", "operators/"))]
@@ -171,7 +172,6 @@ OPERATOR = textwrap.dedent("""
 
 
 def test_record_from_the_installed_command(installed: Installed, tmp_path: Path) -> None:
-    pytest.importorskip("kmock")
     from tests.support.emulator import EmulatorThread  # the emulator is test support, run from the checkout
 
     with EmulatorThread() as emu:
@@ -183,6 +183,30 @@ def test_record_from_the_installed_command(installed: Installed, tmp_path: Path)
     verbs = [r[0] for r in sqlite3.connect(installed.cwd / "rec.db").execute(
         "SELECT verb FROM operations ORDER BY seq")]
     assert verbs == ["list", "create", "get"]
+
+
+READER = textwrap.dedent("""
+    from kubernetes import client, config
+    config.load_kube_config()   # the kubeconfig replay-tui serve wrote
+    reports = client.CustomObjectsApi().list_namespaced_custom_object("example.com", "v1", "default", "reports")
+    print(",".join(r["metadata"]["name"] for r in reports["items"]))
+""")
+
+
+def test_serve_fork_and_compare_from_the_installed_command(installed: Installed) -> None:
+    demo = installed.demo()
+    before = {p.name: p.stat().st_mtime_ns for p in demo.parent.iterdir()}
+    (installed.cwd / "reader.py").write_text(READER)
+    served = installed.run("serve", str(demo), "-s", "buggy-operator", "--at", "300", "--",
+                           str(installed.python), "reader.py")
+    assert served.returncode == 0 and served.stdout.strip() == "daily,weekly", served.stderr
+    forked = installed.run("serve", str(demo), "-s", "buggy-operator", "--at", "300", "--fork", "--record-to",
+                           "fork.db", "--", str(installed.python), "reader.py")
+    assert forked.returncode == 0 and forked.stdout.strip() == "daily,weekly", forked.stderr
+    compared = installed.run("compare", f"{demo}:buggy-operator", "fork.db", "--json")
+    assert compared.returncode == 0, compared.stderr
+    assert json.loads(compared.stdout)["b"]["fork"]["seq"] == 300
+    assert {p.name: p.stat().st_mtime_ns for p in demo.parent.iterdir()} == before  # the demo untouched
 
 
 @pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it on CI)")

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 pytest.importorskip("kopf")
-pytest.importorskip("kmock")
 
 from replay_tui.engine import state
 from replay_tui.engine.store import Recording

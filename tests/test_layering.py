@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT = ("engine", "recorder", "tui", "cli")
+PRODUCT = ("engine", "recorder", "tui", "cli", "server")
 FORBIDDEN_TOP = {"engine", "recorder", "tui", "cli", "fixtures", "benchmarks", "tests", "kmock", "kopf",
                  "pytest", "hypothesis"}
 

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 kubernetes = pytest.importorskip("kubernetes")
-pytest.importorskip("kmock")
 
 from kubernetes import client, config, watch  # noqa: E402
 
@@ -276,8 +275,8 @@ def test_protobuf_is_negotiated_away_so_every_answer_is_json(env: Env) -> None:
     status, body = env.raw_get("/api/v1/namespaces/default", {
         "Accept": "application/vnd.kubernetes.protobuf, application/json"})
     assert status == 200 and json.loads(body)["kind"] == "Namespace"
-    seen = env.emu.call(lambda: [r.headers.get("Accept") for r in env.emu.emulator._requests
-                                 if str(r.url.path) == "/api/v1/namespaces/default"])
+    seen = env.emu.call(lambda: [headers.get("Accept") for _, path, headers in env.emu.emulator.requests
+                                 if path == "/api/v1/namespaces/default"])
     assert seen[-1] == "application/json"
 
 

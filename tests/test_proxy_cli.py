@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("kmock")
-
 from replay_tui.cli.main import main
 from tests.support.emulator import EmulatorThread
 from tests.support.harness import RecorderProcess, replay_tui

@@ -21,9 +21,6 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography import x509
-
-pytest.importorskip("kmock")
-
 from kubernetes import client, config
 
 from replay_tui.recorder.tls import ProxyCertificate, serving_hosts

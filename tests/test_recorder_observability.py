@@ -193,7 +193,6 @@ def test_stats_command_marks_sampled_counts(tmp_path: Path, capsys: pytest.Captu
 # --- the real recorder: metrics, logs and sampling end to end ----------------------------------
 
 kubernetes = pytest.importorskip("kubernetes")
-pytest.importorskip("kmock")
 parser = pytest.importorskip("prometheus_client.parser")
 
 from kubernetes import client, config, watch  # noqa: E402

@@ -12,8 +12,6 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.importorskip("kmock")
-
 from tests.conformance import clients, fidelity
 from tests.conformance.fidelity import Run, wait_for
 from tests.support.emulator import EmulatorThread

@@ -22,8 +22,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytest.importorskip("kmock")
-
 from tests.conformance import clients, fidelity
 from tests.conformance.fidelity import wait_for
 from tests.support.emulator import EmulatorThread

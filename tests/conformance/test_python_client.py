@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.importorskip("kmock")
 pytest.importorskip("kubernetes")
 
 from tests.conformance import clients, fidelity

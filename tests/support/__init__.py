@@ -1,1 +1,2 @@
-"""Test support: the Kubernetes API emulator (kmock-based), the recorder harness, operator scenarios."""
+"""Test support: the Kubernetes API emulator (the product's API server, seeded empty), the recorder
+harness, operator scenarios."""

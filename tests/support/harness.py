@@ -1,4 +1,4 @@
-"""Running ``replay-tui record`` as a real subprocess, for tests and for the demo script."""
+"""Running ``replay-tui record`` and ``replay-tui serve`` as real subprocesses, for tests and the demo script."""
 
 from __future__ import annotations
 
@@ -126,3 +126,19 @@ class RecorderProcess:
             os.rmdir(self._dir)
         except OSError:
             pass
+
+
+class ServeProcess(RecorderProcess):
+    """``replay-tui serve DB ARGS...`` in the background; ready once its kubeconfig is written."""
+
+    def __init__(self, db: str | Path, *args: str, command: Sequence[str] = (), env: dict[str, str] | None = None,
+                 cwd: str | Path | None = None):
+        super().__init__(db, "", env=env, cwd=cwd)
+        self.proxy_kubeconfig = Path(self._dir) / "serve.kubeconfig"
+        self.argv = [*replay_tui(), "serve", str(db), *args, "--kubeconfig-out", str(self.proxy_kubeconfig)]
+        if command:
+            self.argv += ["--", *command]
+
+    def output(self) -> str:
+        """What it has printed so far (read through another handle: the process shares the log's offset)."""
+        return (Path(self._dir) / "output.log").read_text(errors="replace")
