@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from replay_tui.cli.commands import emit_json, table
+from replay_tui.cli.commands import emit, emit_json, table
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.textsafe import safe as escape
 
