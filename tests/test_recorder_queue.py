@@ -244,7 +244,9 @@ def test_a_full_disk_holds_one_batch_retries_with_backoff_and_never_spins(tmp_pa
         counters = queue.close(timeout=0.5, exit_status=0)
         took = time.monotonic() - start
     assert len(held) == 1 and 0 < max(held) <= session.batch + 512, "one batch is held, never a growing one"
-    assert cpu < 0.3, f"the writer retries with backoff instead of spinning ({cpu:.2f}s CPU in 1.5s)"
+    # A spinning writer burns the whole 1.5 s; one that backs off spends only its few retries (each
+    # re-writes a held batch of 500 bodies: ~0.1 s apiece on a loaded machine).
+    assert cpu < 0.75, f"the writer retries with backoff instead of spinning ({cpu:.2f}s CPU in 1.5s)"
     assert 1 <= failures <= 12
     assert took < 0.5 + 1.0, f"close() ends by its timeout ({took:.1f}s)"
     assert queue.gave_up.endswith("database or disk is full") and queue.finished
