@@ -24,8 +24,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("kmock")
-
 from tests.support.emulator import EmulatorThread
 from tests.support.harness import replay_tui
 

@@ -106,7 +106,6 @@ def test_a_session_in_this_process_is_recording_until_closed(tmp_path: Path) -> 
 
 
 def test_kill_9_of_the_recorder_leaves_an_interrupted_session(tmp_path: Path) -> None:
-    pytest.importorskip("kmock")
     from tests.support.emulator import EmulatorThread, KubernetesAPIEmulator
     from tests.support.harness import RecorderProcess
 

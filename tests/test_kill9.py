@@ -20,8 +20,6 @@ from typing import NamedTuple
 
 import pytest
 
-pytest.importorskip("kmock")
-
 from tests.support.emulator import EmulatorThread
 from tests.support.harness import RecorderProcess
 

@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("kmock")
-
 from tests.support.emulator import EmulatorThread
 from tests.support.harness import RecorderProcess
 

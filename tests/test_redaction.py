@@ -416,7 +416,6 @@ def test_audit_events_at_request_response_level_with_a_bootstrap_token(tmp_path:
 # --- the real proxy: the bypasses of issue 13 ---------------------------------------------------
 
 def test_the_recording_proxy_stores_no_value_of_the_known_bypasses(tmp_path: Path) -> None:
-    pytest.importorskip("kmock")
     from tests.support.emulator import EmulatorThread, KubernetesAPIEmulator
     from tests.support.harness import RecorderProcess
 
