@@ -16,6 +16,7 @@ import msgspec
 
 from replay_tui.cli.commands import opened, sampling_note
 from replay_tui.engine import report as reportmod
+from replay_tui.engine.readonly import same_file
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.stats import LATENCY_VERBS
 from replay_tui.engine.textsafe import safe, safe_block, safe_json
@@ -349,7 +350,7 @@ def check_out(out: str, db: str | None = None) -> str:
         raise RecordingError(f"{out}: no such directory {parent}")
     if os.path.isdir(path):
         raise RecordingError(f"{out}: is a directory")
-    if db is not None and os.path.exists(path) and os.path.exists(db) and os.path.samefile(path, db):
+    if db is not None and same_file(db, path):
         raise RecordingError(f"{out}: that is the recording itself; pick another file")
     return path
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import socket
 import time
 from pathlib import Path
@@ -195,10 +194,12 @@ def _fork(args: argparse.Namespace, log: Log, command: list[str], sock: socket.s
     from replay_tui.server.fork import ExternalChange, fork_point, replay_external, seed
     from replay_tui.server.http import ApiHandler, ServerThread
 
+    from replay_tui.engine.readonly import same_file
+
     record_to = args.record_to or _default_record_to(args.db)
-    if os.path.abspath(record_to) == os.path.abspath(args.db):
-        raise RecordingError("--record-to: a fork is recorded into another file than the one it forks "
-                             "(reading never modifies a recording)")
+    if same_file(args.db, record_to):
+        raise RecordingError(f"--record-to {record_to}: that is {args.db} itself (a link to it); a fork is "
+                             "recorded into another file than the one it forks (reading never modifies a recording)")
     point: dict[str, Any] = {}
     inner = new_token()
     started = time.perf_counter()

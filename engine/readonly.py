@@ -88,6 +88,17 @@ def held(path: str) -> bool:
         return ident is not None and ident in _held
 
 
+def same_file(recording: str, other: str) -> bool:
+    """Writing ``other`` would write ``recording``: the same path, a symbolic or hard link to it, or
+    (``other`` not existing yet) a path through a directory that links to the recording's."""
+    try:
+        if os.path.samefile(recording, other):  # same device and inode, symbolic links followed
+            return True
+    except OSError:  # one of them does not exist (yet)
+        pass
+    return os.path.realpath(recording) == os.path.realpath(other)
+
+
 def read_uri(path: str, *, immutable: bool = False) -> str:
     """The ``file:`` URI to read ``path`` with (see the module doc).  The caller must run
     ``PRAGMA query_only = 1`` first thing on the connection."""
