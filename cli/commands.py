@@ -19,7 +19,7 @@ from replay_tui.engine.format import VERB_ORDER, ObjectKey, Operation, is_path, 
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import CORRUPTED, Recording, Session, at_op
 from replay_tui.engine.textsafe import safe, safe_block, safe_json
-from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_ms, fmt_ts
+from replay_tui.engine.units import NO_TIMING, fmt_duration, fmt_elapsed, fmt_latency, fmt_ms, fmt_ts
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -151,7 +151,7 @@ async def show(db: str, session: str | None, at: str, resource: str | None, *, a
                + (f" ({safe(op.resource)})" if op.resource and not is_path(op.resource) else ""),
                f"  status     {op.status or '-'}" + (f" {safe(op.reason)}" if op.reason else "")
                + (f": {safe(op.message)}" if op.message else "") + ("  [error]" if op.error else ""),
-               f"  latency    {fmt_duration(op.duration_ns)}"]
+               f"  latency    {fmt_latency(op.verb, op.duration_ns, why=True)}"]
         if span:
             out.append(f"  reconcile  #{span.id} {safe(span.reconciler or '-')} "
                        f"{safe('/'.join(p for p in (span.kind, span.namespace, span.name) if p))} "
@@ -285,7 +285,8 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
            f"  errors     {s['errors']:,} ({s.get('error_rate', 0) * 100:.2f}%)",
            f"  reconciles {s['reconciles']:,}    watch events {s.get('watch_events', 0):,}",
            f"  latency    p50 {fmt_ms(lat.get('p50'))}  p95 {fmt_ms(lat.get('p95'))}  "
-           f"p99 {fmt_ms(lat.get('p99'))}  max {fmt_ms(lat.get('max'))}", ""]
+           f"p99 {fmt_ms(lat.get('p99'))}  max {fmt_ms(lat.get('max'))}" if lat.get("count") else
+           f"  latency    {NO_TIMING}", ""]
     by_verb = s.get("by_verb") or {}
     lat_verb = s.get("latency_by_verb") or {}
     rows = [("VERB", "COUNT", "P50", "P95", "P99")]

@@ -189,12 +189,11 @@ def _default_record_to(db: str) -> str:
 def _fork(args: argparse.Namespace, log: Log, command: list[str], sock: socket.socket, rundir: RunDir) -> int:
     import msgspec
 
+    from replay_tui.engine.readonly import same_file
     from replay_tui.recorder.cli import record_through
     from replay_tui.recorder.kubeconfig import Upstream, new_token
     from replay_tui.server.fork import ExternalChange, fork_point, replay_external, seed
     from replay_tui.server.http import ApiHandler, ServerThread
-
-    from replay_tui.engine.readonly import same_file
 
     record_to = args.record_to or _default_record_to(args.db)
     if same_file(args.db, record_to):

@@ -70,9 +70,9 @@ class Endpoint(msgspec.Struct):
     subresource: str
     count: int  # an estimate in a sampled session (recorded / rate)
     errors: int
-    avg_ms: float
-    p95_ms: float
-    max_ms: float
+    avg_ms: float | None  # None: no latency recorded (watch events, a Sieve trace)
+    p95_ms: float | None
+    max_ms: float | None
     max_seq: int  # the slowest op of the endpoint
     slow: bool  # p95 over the threshold (requests only: a watch lasts as long as its stream)
     recorded: int = 0  # ops of this endpoint in the recording
@@ -217,7 +217,7 @@ async def endpoints(session: Session, *, slow_ms: float) -> list[Endpoint]:
         out.append(Endpoint(endpoint=endpoint_label(verb, resource, sub), verb=verb, resource=resource,
                             subresource=sub, count=round(hist.count * w), errors=round(errors.get(key, 0) * w),
                             avg_ms=lat.mean, p95_ms=lat.p95, max_ms=lat.max, max_seq=max_seq[key][1],
-                            slow=request and lat.p95 >= slow_ms, recorded=hist.count))
+                            slow=request and lat.p95 is not None and lat.p95 >= slow_ms, recorded=hist.count))
     out.sort(key=lambda e: (-e.count, e.endpoint))
     return out
 
@@ -235,13 +235,13 @@ async def reconcilers(session: Session) -> list[ReconcilerProfile]:
         whole = sum(spent.values())
         shares = {v: t / whole for v, t in sorted(spent.items(), key=lambda kv: -kv[1])} if whole else {}
         slowest = None
-        if doc.slowest:
+        if doc.slowest and doc.slowest[0] > 0:  # a slowest op of 0 ns: no latency recorded
             mx, seq, verb, kind, ns, obj, sub, rid = doc.slowest
             slowest = SlowestOp(seq=seq, verb=verb, target=target_label(kind, ns, obj, sub, ""), ms=mx / 1e6,
                                 reconcile=rid)
         out.append(ReconcilerProfile(
             reconciler=name, reconciles=doc.spans, failed=doc.failed,
-            cycle_ms=hist.latency() if hist.count else Latency(), slowest_op=slowest, time_by_verb=shares,
+            cycle_ms=hist.latency(), slowest_op=slowest, time_by_verb=shares,
             bottleneck=next(iter(shares), "")))
     return out
 

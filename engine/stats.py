@@ -39,14 +39,16 @@ __all__ = ["LATENCY_VERBS", "Histogram", "Latency", "Stats", "Timeline", "comput
 
 
 class Latency(msgspec.Struct):
-    """Latency summary in milliseconds; percentiles are nearest-rank, within one bucket (~2 %)."""
+    """Latency summary in milliseconds over the ops whose latency was recorded (``count`` of them);
+    percentiles are nearest-rank, within one bucket (~2 %).  With none recorded (a Sieve trace's
+    one-second timestamps, watch events) every figure is None: unknown, never "0 ns"."""
 
     count: int = 0
-    p50: float = 0.0
-    p95: float = 0.0
-    p99: float = 0.0
-    mean: float = 0.0
-    max: float = 0.0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    mean: float | None = None
+    max: float | None = None
 
 
 class Timeline(msgspec.Struct):
@@ -110,50 +112,69 @@ def request_scale(rate: float) -> float:
 # --- histograms ---------------------------------------------------------------------
 
 class Histogram:
-    """Counts per latency bucket plus the exact count, sum and max (ns)."""
+    """Counts and latency sums per latency bucket, plus the exact count, sum and max (ns).
 
-    __slots__ = ("buckets", "count", "max", "total")
+    Bucket 0 holds the ops whose duration is 0 (or 1 ns): a latency the source did not record
+    (``engine.format.has_latency``).  They are counted (``count``), and left out of ``timed``,
+    the percentiles, the mean and the max."""
+
+    __slots__ = ("buckets", "count", "max", "sums", "timed", "total")
 
     def __init__(self) -> None:
         self.buckets: dict[int, int] = {}
+        self.sums: dict[int, int] = {}
         self.count = 0
+        self.timed = 0
         self.total = 0
         self.max = 0
 
     def add(self, bucket: int, count: int, total: int = 0, maximum: int = 0) -> None:
-        self.buckets[bucket] = self.buckets.get(bucket, 0) + count
         self.count += count
+        if bucket <= 0:  # no latency recorded
+            return
+        self.buckets[bucket] = self.buckets.get(bucket, 0) + count
+        self.sums[bucket] = self.sums.get(bucket, 0) + total
+        self.timed += count
         self.total += total
         self.max = max(self.max, maximum)
 
-    def percentile_ns(self, q: float) -> float:
-        return percentile_ns(self.buckets, q, self.max or None)
+    def percentile_ns(self, q: float) -> float | None:
+        return percentile_ns(self.buckets, q, self.max or None, self.sums)
 
     def latency(self) -> Latency:
-        if not self.count:
+        if not self.timed:
             return Latency()
-        return Latency(count=self.count, p50=self.percentile_ns(0.50) / 1e6,
-                       p95=self.percentile_ns(0.95) / 1e6, p99=self.percentile_ns(0.99) / 1e6,
-                       mean=self.total / self.count / 1e6, max=self.max / 1e6)
+        p50, p95, p99 = (self.percentile_ns(q) for q in (0.50, 0.95, 0.99))
+        return Latency(count=self.timed, p50=_ms(p50), p95=_ms(p95), p99=_ms(p99),
+                       mean=self.total / self.timed / 1e6, max=self.max / 1e6)
 
 
-def percentile_ns(buckets: dict[int, int], q: float, max_ns: float | None = None) -> float:
-    """Nearest-rank percentile (0 < q <= 1) of a bucket histogram, in ns.
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else ns / 1e6
 
-    The value is the bucket's geometric middle, capped at the known maximum
-    (which makes the top percentiles exact when the slowest op is alone in its bucket).
-    """
+
+def percentile_ns(buckets: dict[int, int], q: float, max_ns: float | None = None,
+                  sums: dict[int, int] | None = None) -> float | None:
+    """Nearest-rank percentile (0 < q <= 1) of a bucket histogram, in ns (None: no samples).
+
+    The last rank is the known maximum.  Any other is its bucket's mean when the sums per
+    bucket are known (a value between the bucket's smallest and largest sample, so always
+    within the samples' range, and the sample itself when it is alone), else the bucket's
+    geometric middle; capped at the maximum either way."""
     n = sum(buckets.values())
     if n == 0:
-        return 0.0
+        return None
     rank = max(1, math.ceil(q * n - 1e-9))
+    if rank == n and max_ns:
+        return float(max_ns)
     seen = 0
     for bucket in sorted(buckets):
         seen += buckets[bucket]
         if seen >= rank:
-            value = bucket_value_ns(bucket)
-            return min(value, max_ns) if max_ns is not None else value
-    return 0.0  # unreachable
+            total = sums.get(bucket) if sums else None
+            value = total / buckets[bucket] if total else bucket_value_ns(bucket)
+            return min(value, max_ns) if max_ns else value
+    return None  # unreachable
 
 
 async def gather_all(*coros: Awaitable[Any]) -> list[Any]:
@@ -273,7 +294,7 @@ def _timeline(cells: Iterable[tuple[int, ...]], first_ns: int, width_ns: int, bu
         w = scale if request else 1.0
         counts[t] += n * w
         errors[t] += errs * w
-        if request:
+        if request and code > 0:  # code 0: no latency recorded (Histogram)
             hists[t][code] = hists[t].get(code, 0) + n
             maxima[t] = max(maxima[t], mx)
     return Timeline(start_ns=first_ns, width_ns=width_ns, counts=[round(c) for c in counts],

@@ -25,7 +25,7 @@ from textual.strip import Strip
 
 from replay_tui.engine.format import EVENT_VERBS, READ_VERBS, OpRow, Reconcile, has_latency
 from replay_tui.engine.textsafe import safe
-from replay_tui.engine.units import fmt_duration
+from replay_tui.engine.units import fmt_latency
 from replay_tui.tui.control.source import PAGE, TimelineSource
 from replay_tui.tui.messages import PageLoaded
 from replay_tui.tui.widgets.pane import set_virtual_size
@@ -102,9 +102,7 @@ def span_glyph(row: OpRow, span: Reconcile | None, prev: OpRow | None, nxt: OpRo
 
 def latency_cell(row: OpRow) -> str:
     """A measured latency; '-' for a request whose latency was not recorded; nothing for a watch event."""
-    if has_latency(row.verb, row.duration_ns):
-        return fmt_duration(row.duration_ns)
-    return "" if row.verb in EVENT_VERBS else "-"
+    return "" if row.verb in EVENT_VERBS else fmt_latency(row.verb, row.duration_ns)
 
 
 @dataclass
