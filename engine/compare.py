@@ -291,7 +291,8 @@ class _Side:
         def pct(q: float) -> float:
             return values[min(len(values) - 1, max(0, int(-(-len(values) * q // 100)) - 1))] / 1e6
 
-        return Latency(requests=len(self.requests), p50_ms=pct(50), p95_ms=pct(95), p99_ms=pct(99), max_ms=values[-1] / 1e6)
+        return Latency(requests=len(self.requests), p50_ms=pct(50), p95_ms=pct(95), p99_ms=pct(99),
+                       max_ms=values[-1] / 1e6)
 
     async def triggers(self) -> list[tuple[int, int, int, str]]:
         """(reconcile id, start seq, start offset, "event target") of the compared reconciles that a watch
@@ -443,7 +444,7 @@ async def _findings(session: Session, after: int, window_s: float,
         if loop.last_seq > after:
             out[("hot-loop", loop.key)] = (
                 f"{loop.writes_without_spec_change} writes without a spec change, up to {loop.max_in_window} in "
-                f"{window_s:g}s; {loop.reconciles} reconciles", loop.window_first_seq or loop.first_seq)
+                f"{window_s:g}s; {loop.reconciles} reconciles", loop.first_seq)
     errors = await analysis.error_patterns(session, window_ns=window_ns)
     for storm in errors.conflict_storms:
         if storm.last_seq > after:
