@@ -62,6 +62,25 @@ def fmt_latency(verb: str, duration_ns: int, *, why: bool = False) -> str:
         "-  (not recorded by this source)"
 
 
+def elide(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, a long one losing its middle: object names
+    (``Service/default/cassandra-test-cluster-dc1-nodes``) differ at their end."""
+    if len(text) <= width or width < 12:
+        return text
+    head = (width - 1) * 2 // 5
+    return text[:head] + "…" + text[-(width - 1 - head):]
+
+
+def fmt_count(n: int, one: str, many: str = "") -> str:
+    """'1 write', '1,069 writes'."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def fmt_seqs(seqs: list[int], limit: int = 6) -> str:
+    """'12, 13, 16 ...' : the first ops of a finding, to jump to."""
+    return ", ".join(str(s) for s in seqs[:limit]) + (" ..." if len(seqs) > limit else "")
+
+
 NO_TIMING = "no timing data (the source recorded no latency for its requests)"
 
 

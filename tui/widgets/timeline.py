@@ -25,6 +25,7 @@ from textual.strip import Strip
 
 from replay_tui.engine.format import EVENT_VERBS, READ_VERBS, OpRow, Reconcile, has_latency
 from replay_tui.engine.textsafe import safe
+from replay_tui.engine.units import elide as elide_middle
 from replay_tui.engine.units import fmt_latency
 from replay_tui.tui.control.source import PAGE, TimelineSource
 from replay_tui.tui.messages import PageLoaded
@@ -80,11 +81,7 @@ def cell(text: str, width: int, right: bool = False) -> str:
 
 def elide(text: str, width: int) -> str:
     """``text`` in exactly ``width`` cells, a long one cut in the middle: object names differ at their end."""
-    if cell_len(text) <= width or width < 12:
-        return cell(text, width)
-    head = (width - 1) * 2 // 5
-    tail = width - 1 - head
-    return text[:head] + "…" + text[-tail:]
+    return cell(text if cell_len(text) <= width else elide_middle(text, width), width)
 
 
 def span_glyph(row: OpRow, span: Reconcile | None, prev: OpRow | None, nxt: OpRow | None, filtered: bool) -> str:
