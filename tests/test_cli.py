@@ -210,6 +210,18 @@ def test_unknown_session_and_bad_positions(recording: Path) -> None:
                           "bad field path")
 
 
+def test_a_time_outside_the_session_is_an_error_giving_its_time_range() -> None:
+    """As a seq out of range is: never the first or last op silently (the demo's buggy run lasts 8 s)."""
+    demo = str(Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db")
+    span = ("its ops run from 2026-11-22 20:27:12.279364Z to 2026-11-22 20:27:20.272137Z (+0s to +7.993s)")
+    for at in ("12:00:00", "+1m", "2019-01-01", "2026-11-22T20:27:21Z"):
+        assert_one_line_error(run("show", demo, "-s", "2", "--at", at), f"{at!r} is outside the session's time", span)
+    assert_one_line_error(run("diff", demo, "-s", "2", "--from", "1", "--to", "+9s"), "outside", span)
+    assert_one_line_error(run("serve", demo, "-s", "2", "--at", "+1m", "--", "true"), "outside", span)
+    assert "op 1 of 487" in run("show", demo, "-s", "2", "--at", "20:27:12", check=True).stdout  # that second
+    assert "op 487 of 487" in run("show", demo, "-s", "2", "--at", "+7.993s", check=True).stdout
+
+
 def test_several_sessions_need_a_choice(recording: Path, tmp_path: Path) -> None:
     two = tmp_path / "two.db"
     shutil.copy(recording, two)

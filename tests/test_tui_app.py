@@ -238,6 +238,10 @@ async def test_jump_in_every_form(fixture_db: Path, text: str, seq: int) -> None
 @pytest.mark.parametrize("text, message", [
     ("nowhere", "cannot jump to 'nowhere'"), ("9999", "out of range"), ("150%", "not between 0% and 100%"),
     ("25:99", "bad time of day"),
+    # a time outside the session, as a seq out of range: the notification gives the session's time range
+    ("+1h", "'+1h' is outside the session's time: its ops run from 2023-11-14 22:13:20.000000Z to"
+            " 2023-11-14 22:17:39.000000Z (+0s to +4m19.000s)"),
+    ("12:00:00", "'12:00:00' is outside the session's time"),
 ])
 async def test_bad_jump_is_a_notification_not_a_crash(fixture_db: Path, text: str, message: str) -> None:
     app = ReplayApp(str(fixture_db))
