@@ -41,10 +41,12 @@ async def _restore(args: argparse.Namespace) -> int:
     from replay_tui.cli.commands import opened
     from replay_tui.engine import state
     from replay_tui.engine.cursor import resolve_position
+    from replay_tui.recorder.cli import probe
     from replay_tui.recorder.kubeconfig import load_upstream
     from replay_tui.server.restore import Step, restore
 
     upstream = load_upstream(args.kubeconfig, args.context)
+    await probe(upstream)  # record's bounded check (PROBE_TIMEOUT_S): a cluster that never answers fails fast
     async with opened(args.db, args.session) as ses:
         at = await resolve_position(ses, args.at, allow_zero=True)
         items = [(key, body) for _, key, body in await (await state.snapshot(ses, at)).items()

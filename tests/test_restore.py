@@ -131,3 +131,26 @@ def test_a_cluster_that_cannot_be_reached_is_one_line(recording: Path, tmp_path:
     done = restore(recording, kc)
     assert done.returncode == 1 and "cannot reach the cluster" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_cluster_that_never_answers_fails_as_fast_as_record_does(recording: Path, tmp_path: Path) -> None:
+    """A server that accepts connections and never answers: record's bounded probe, its message, ~10 s."""
+    import socket
+    import time
+
+    from replay_tui.recorder.cli import PROBE_TIMEOUT_S
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel accepts connections; nothing ever reads or answers them
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        kc = tmp_path / "kc"
+        kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: c, cluster: {server: "
+                      f"'{url}'}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n"
+                      "users: [{name: u, user: {token: t}}]\n")
+        started = time.monotonic()
+        done = restore(recording, kc)
+        took = time.monotonic() - started
+    assert done.returncode == 1 and done.stderr == f"replay-tui: error: cannot reach the cluster at {url}: timed out\n"
+    assert PROBE_TIMEOUT_S <= took < PROBE_TIMEOUT_S + 8, took
+    assert done.stdout == ""
