@@ -236,6 +236,29 @@ def test_several_sessions_need_a_choice(recording: Path, tmp_path: Path) -> None
         "operations"] == 5
 
 
+@pytest.mark.parametrize("args, message", [
+    (["show", "DB"], "replay-tui show: error: the following arguments are required: --at"
+                     " (see 'replay-tui show --help')"),
+    (["record", "--sample", "2", "--", "true"], "replay-tui record: error: argument --sample: '2' is outside 0 to 1"
+                                                " (see 'replay-tui record --help')"),
+    (["stats", "DB", "--nope"], "replay-tui: error: unrecognized arguments: --nope (see 'replay-tui --help')"),
+    (["import", "sieve"], "replay-tui import sieve: error: the following arguments are required: LOG, --db"
+                          " (see 'replay-tui import sieve --help')"),
+])
+def test_usage_errors_are_one_line_and_exit_2(recording: Path, args: list[str], message: str) -> None:
+    proc = run(*[str(recording) if a == "DB" else a for a in args])
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == message + "\n"
+
+
+def test_demo_takes_a_session() -> None:
+    """``demo -s S`` opens that session (as ``replay-tui DB -s S`` does); an unknown one is one line."""
+    proc = run("demo", "-s", "nope")
+    assert_one_line_error(proc, "no session 'nope'")
+    proc = run("demo", "--session", "nope")
+    assert_one_line_error(proc, "no session 'nope'")
+
+
 def test_no_arguments_prints_help() -> None:
     proc = run()
     assert proc.returncode == 2 and "usage: replay-tui" in proc.stdout

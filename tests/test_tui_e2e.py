@@ -199,6 +199,18 @@ def test_no_color_small_terminal_and_light_theme(tmp_path: Path, env: dict[str, 
         term.close()
 
 
+def test_the_demo_opens_on_the_session_asked_for(tmp_path: Path) -> None:
+    term = Terminal([*replay_tui(), "demo", "-s", "buggy-operator"], {"REPLAY_TUI_STATE_DIR": str(tmp_path / "state"),
+                                                                       "TERM": "xterm-256color"})
+    try:
+        screen = term.wait_for("op 1 of 487")  # straight in, no session picker
+        assert "buggy-operator" in screen
+        term.keys("q")
+        term.wait_gone("op 1 of 487")
+    finally:
+        term.close()
+
+
 def test_bad_file_in_a_real_terminal_is_one_line(tmp_path: Path) -> None:
     term = Terminal([*replay_tui(), str(tmp_path / "missing.db")], {"TERM": "xterm-256color"})
     try:
