@@ -292,13 +292,18 @@ def sampling_note(rate: float, recorded: int, sampled_out: int | None) -> str:
 
 
 def render_stats(name: str, s: dict[str, Any]) -> list[str]:
+    """``stats`` as text.  In a sampled session every count of requests is an estimate (``~``),
+    but the totals when the recorder stored how many requests it saw (``requests_exact``)."""
+    from replay_tui.engine.stats import LATENCY_VERBS
+
     lat = s.get("latency_ms") or {}
     rate = float(s.get("sample_rate", 1.0))
-    approx = "~" if rate < 1 else ""
-    out = [f"session {safe(name)}: {approx}{s['operations']:,} operations over {s.get('duration_s', 0):,.1f}s"
-           f" ({s.get('ops_per_s', 0):,.1f}/s, peak {s.get('peak_ops_per_s', 0):,.0f}/s)",
+    est = "~" if rate < 1 else ""
+    total = "" if s.get("requests_exact", True) else est
+    out = [f"session {safe(name)}: {total}{s['operations']:,} operations over {s.get('duration_s', 0):,.1f}s"
+           f" ({s.get('ops_per_s', 0):,.1f}/s, peak {est}{s.get('peak_ops_per_s', 0):,.0f}/s)",
            *([f"  {sampling_note(rate, int(s.get('recorded_operations', 0)), None)}"] if rate < 1 else []),
-           f"  errors     {s['errors']:,} ({s.get('error_rate', 0) * 100:.2f}%)",
+           f"  errors     {est}{s['errors']:,} ({s.get('error_rate', 0) * 100:.2f}%)",
            f"  reconciles {s['reconciles']:,}    watch events {s.get('watch_events', 0):,}",
            f"  latency    p50 {fmt_ms(lat.get('p50'))}  p95 {fmt_ms(lat.get('p95'))}  "
            f"p99 {fmt_ms(lat.get('p99'))}  max {fmt_ms(lat.get('max'))}" if lat.get("count") else
@@ -308,19 +313,19 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
     rows = [("VERB", "COUNT", "P50", "P95", "P99")]
     for verb in [v for v in VERB_ORDER if by_verb.get(v)] + sorted(set(by_verb) - set(VERB_ORDER)):
         lv = lat_verb.get(verb) or {}
-        rows.append((safe(verb), f"{by_verb[verb]:,}", fmt_ms(lv.get("p50")), fmt_ms(lv.get("p95")),
-                     fmt_ms(lv.get("p99"))))
+        rows.append((safe(verb), f"{est if verb in LATENCY_VERBS else ''}{by_verb[verb]:,}", fmt_ms(lv.get("p50")),
+                     fmt_ms(lv.get("p95")), fmt_ms(lv.get("p99"))))
     out.append(table(rows, right=(1, 2, 3, 4)))
     by_kind = s.get("by_kind") or {}
     if by_kind:
         out.append("")
-        kinds = [("KIND", "COUNT")] + [(safe(k or "-"), f"{n:,}") for k, n in
+        kinds = [("KIND", "COUNT")] + [(safe(k or "-"), f"{est}{n:,}") for k, n in
                                        sorted(by_kind.items(), key=lambda kv: -kv[1])[:15]]
         out.append(table(kinds, right=(1,)))
     by_status = s.get("by_status") or {}
     if by_status:
         out.append("")
-        out.append("  status     " + "  ".join(f"{safe(str(k))}:{v:,}" for k, v in sorted(by_status.items())))
+        out.append("  status     " + "  ".join(f"{safe(str(k))}:{est}{v:,}" for k, v in sorted(by_status.items())))
     top = s.get("top_objects") or {}
     for label in ("by_writes", "by_reads"):
         items = top.get(label) or []
@@ -328,8 +333,8 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
             out.append("")
             out.append(f"  top objects {label.replace('_', ' ')}:")
             for item in items[:5]:
-                out.append(f"    {safe(str(item.get('key')))}  reads {item.get('reads', 0):,}  "
-                           f"writes {item.get('writes', 0):,}")
+                out.append(f"    {safe(str(item.get('key')))}  reads {est}{item.get('reads', 0):,}  "
+                           f"writes {est}{item.get('writes', 0):,}")
     return out
 
 

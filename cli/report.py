@@ -42,9 +42,10 @@ def _sections(r: reportmod.Report) -> dict[str, Any]:
     lat = s.latency_ms
     sampled = s.sample_rate < 1.0
     est = "~" if sampled else ""  # a scaled count: an estimate
+    total = "" if s.requests_exact else est  # the recorder stored how many requests it saw
     summary = [
         ("Sampling", sampling_note(s.sample_rate, s.recorded_operations, s.sampled_out)),
-        ("Operations", f"{est}{s.operations:,}"), ("Requests", f"{est}{s.requests:,}"),
+        ("Operations", f"{total}{s.operations:,}"), ("Requests", f"{total}{s.requests:,}"),
         ("Watch events", f"{s.watch_events:,}"), ("Reconciles", f"{s.reconciles:,}"),
         ("Errors", f"{est}{s.errors:,} ({fmt_percent(s.error_rate)})"),
         *([("Latency avg / max", f"{fmt_ms(lat.mean)} / {fmt_ms(lat.max)}"),

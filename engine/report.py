@@ -59,6 +59,7 @@ class Summary(msgspec.Struct):
     sample_rate: float = 1.0  # < 1: request counts are estimates (recorded / rate)
     recorded_operations: int = 0
     sampled_out: int | None = None  # requests the recorder counted but left out (None: not stored)
+    requests_exact: bool = True  # operations and requests: exact (not sampled, or the count stored)
 
 
 class Endpoint(msgspec.Struct):
@@ -156,7 +157,7 @@ async def build(session: Session, *, slow_ms: float = 1000.0, window_s: float = 
                         error_rate=stats.error_rate, latency_ms=stats.latency_ms, ops_per_s=stats.ops_per_s,
                         peak_ops_per_s=stats.peak_ops_per_s, sample_rate=stats.sample_rate,
                         recorded_operations=stats.recorded_operations,
-                        sampled_out=_int_attr(session, "sampled_out")),
+                        sampled_out=_int_attr(session, "sampled_out"), requests_exact=stats.requests_exact),
         slow_ms=slow_ms,
         endpoints=await endpoints(session, slow_ms=slow_ms),
         reconcilers=await reconcilers(session),

@@ -98,10 +98,13 @@ class Stats(msgspec.Struct):
     first_ns: int = 0
     last_ns: int = 0
     duration_s: float = 0.0
-    ops_per_s: float = 0.0
-    peak_ops_per_s: float = 0.0
+    ops_per_s: float = 0.0  # over the whole seconds the session spans (average_rate): <= the peak
+    peak_ops_per_s: float = 0.0  # the most ops in one second, counted from the first op
     sample_rate: float = 1.0  # < 1: request counts above are estimates (recorded / rate)
     recorded_operations: int = 0  # operations actually in the recording
+    # False: ``requests`` and ``operations`` are estimates too; True when not sampled, or when the
+    # recorder stored how many requests it saw (``exact_requests``)
+    requests_exact: bool = True
 
 
 def request_scale(rate: float) -> float:
@@ -252,8 +255,13 @@ async def _assemble(session: Session, groups: Sequence[rollups.OpGroup], cells: 
 
     operations = round(sum(by_verb.values()))
     watch_events = sum(round(n) for v, n in by_verb.items() if v in EVENT_VERBS)
+    exact = exact_requests(session.info.attributes or {}, sum(
+        n for v, *_, n, _t, _m, _s in groups if v not in EVENT_VERBS)) if rate < 1.0 else None
+    if exact is not None:
+        operations = exact + watch_events
     duration_s = (last_ns - first_ns) / 1e9
     return Stats(
+        requests_exact=rate >= 1.0 or exact is not None,
         operations=operations,
         requests=operations - watch_events,
         by_verb=_ordered_verbs(_rounded(by_verb)),
@@ -271,11 +279,39 @@ async def _assemble(session: Session, groups: Sequence[rollups.OpGroup], cells: 
         first_ns=first_ns,
         last_ns=last_ns,
         duration_s=duration_s,
-        ops_per_s=operations / duration_s if duration_s > 0 else float(operations),
+        ops_per_s=average_rate(operations, first_ns, last_ns, peak),
         peak_ops_per_s=float(peak),
         sample_rate=rate,
         recorded_operations=recorded,
     )
+
+
+def exact_requests(attributes: dict[str, Any], recorded_requests: int) -> int | None:
+    """How many requests a sampled session's recorder saw, when it says: the proxy stores its count
+    (``requests``); else the requests recorded plus those it counted and left out (``sampled_out``),
+    when nothing was dropped or lost.  None: only an estimate (recorded / rate) can be given."""
+    def count(name: str) -> int | None:
+        value = attributes.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+    seen = count("requests")
+    if seen is not None:
+        return seen
+    errors = attributes.get("errors")
+    lost = sum(v for v in errors.values() if isinstance(v, int)) if isinstance(errors, dict) else 0
+    if count("recorded") is None or count("dropped") or lost:
+        return None
+    return recorded_requests + (count("sampled_out") or 0)
+
+
+def average_rate(operations: int, first_ns: int, last_ns: int, peak: int) -> float:
+    """Operations per second over the seconds the session spans, counted as the peak counts them
+    (whole seconds from the first op), so the average never exceeds the peak: 9 ops within 24 ms
+    are 9/s, not 382/s (the mean of the per-second counts is at most their largest; the min
+    only absorbs the peak's rounding in a sampled session)."""
+    seconds = max(last_ns - first_ns, 0) // SECOND_NS + 1
+    rate = operations / seconds
+    return min(rate, float(peak)) if peak else rate
 
 
 def _ordered_verbs(counts: dict[str, Any]) -> dict[str, Any]:

@@ -127,8 +127,20 @@ async def test_time_range_rates_and_peak(known: Session) -> None:
     s = await stats.compute(known)
     assert s.first_ns == T0 and s.last_ns == T0 + 40 * SECOND
     assert s.duration_s == pytest.approx(40.0)
-    assert s.ops_per_s == pytest.approx(24 / 40)
+    assert s.ops_per_s == pytest.approx(24 / 41)  # over the 41 whole seconds it touches, as the peak counts
     assert s.peak_ops_per_s == 4.0  # the four watch events in one second
+
+
+async def test_the_average_rate_never_exceeds_the_peak(session_of: Callable[..., Awaitable[Session]]) -> None:
+    """9 ops within 24 ms: 9/s on average, peak 9/s (not 382/s); ops at both ends of 1.01 s likewise."""
+    def gets(times_ms: list[float]) -> list[Operation]:
+        return [Operation(verb="get", kind="Pod", api_version="v1", namespace="d", name="p", status=200,
+                          duration_ns=MS, ts_ns=T0 + int(t * MS)) for t in times_ms]
+
+    burst = await stats.compute(await session_of(gets([i * 3 for i in range(9)])))
+    assert (burst.operations, burst.peak_ops_per_s, burst.ops_per_s) == (9, 9.0, 9.0)
+    ends = await stats.compute(await session_of(gets([0, 1, 2, 3, 1005, 1006, 1007, 1010])))
+    assert ends.peak_ops_per_s == 4.0 and ends.ops_per_s == 4.0 <= ends.peak_ops_per_s
 
 
 async def test_timeline_buckets_hold_every_op_where_it_happened(known: Session) -> None:
