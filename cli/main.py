@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
             json=False)
     p.add_argument("--format", dest="format", choices=("md", "json", "html"),
                    help="md, json, or html (one file, no network needed); default: from --out's "
-                        "extension (.html, .md, .json), else md")
+                        "extension (.html, .htm, .md, .markdown, .json; another is refused), else md")
     p.add_argument("--out", "-o", metavar="FILE", help="write the report there instead of stdout")
     p.add_argument("--slow-ms", type=float, default=1000.0,
                    help="endpoints with a p95 latency at or over this are flagged (default 1000)")
@@ -272,9 +272,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from replay_tui.cli import report
     fmt = args.format
-    if fmt is None:
-        ext = os.path.splitext(args.out or "")[1].lower()
-        fmt = report.EXTENSIONS.get(ext, "md")
+    if fmt is None:  # from --out's extension; an unknown one is refused, never silently Markdown
+        fmt = report.format_for(args.out, or_else=", or say --format md|json|html") if args.out else "md"
     return _run(report.report(args.db, args.session, fmt=fmt, out=args.out, slow_ms=args.slow_ms))
 
 

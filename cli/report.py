@@ -351,12 +351,13 @@ EXTENSIONS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", "
 EXTENSION_LIST = ".html, .htm, .md, .markdown or .json"
 
 
-def format_for(path: str) -> str:
-    """The format a file name asks for, by its extension (how the TUI picks one)."""
+def format_for(path: str, *, or_else: str = "") -> str:
+    """The format a file name asks for, by its extension (how the TUI and ``--out`` pick one); an
+    unknown one is refused rather than guessed (``or_else``: another way out, said in the error)."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in EXTENSIONS:
         raise RecordingError(f"{path}: {'extension ' + repr(ext) if ext else 'no extension'} "
-                             f"is no report format (use {EXTENSION_LIST})")
+                             f"is no report format (use {EXTENSION_LIST}{or_else})")
     return EXTENSIONS[ext]
 
 
