@@ -123,6 +123,21 @@ def test_namespaces_choose_what_is_restored(recording: Path, cluster: tuple[Emul
     assert get(emu, "", "configmaps", "shop", "owned") is None
 
 
+def test_a_namespace_that_matches_nothing_is_said(recording: Path, cluster: tuple[EmulatorThread, Path]) -> None:
+    """A typo in --namespace restores nothing of it: a warning; when nothing at all is selected, exit 1."""
+    emu, kubeconfig = cluster
+    before = emu.call(lambda: sum(len(objs) for objs in emu.emulator.store.values()))
+    done = restore(recording, kubeconfig, "-n", "nope")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == ("replay-tui: error: --namespace nope: no object of the state at op 15 is in it"
+                           " (namespaces there: default, kube-system, other, shop); nothing to restore\n")
+    assert emu.call(lambda: sum(len(objs) for objs in emu.emulator.store.values())) == before
+    done = restore(recording, kubeconfig, "-n", "nope", "-n", "other", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("replay-tui: warning: --namespace nope: no object of the state at op 15 is in it")
+    assert "ConfigMap/other/x: would create" in done.stdout
+
+
 def test_a_cluster_that_cannot_be_reached_is_one_line(recording: Path, tmp_path: Path) -> None:
     kc = tmp_path / "kc"
     kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: c, cluster: {server: "
