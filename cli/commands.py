@@ -458,23 +458,23 @@ def _errors(ep: dict[str, Any], width: int | None) -> list[str]:
     storms = ep.get("conflict_storms") or []
     out.append(f"  409 conflict retry storms ({_more(storms, 'most conflicts first')}){':' if storms else ''}")
     if storms:
-        rows = [(f"{SUB}FROM", "TO", "CONFLICTS", "OVER", "OBJECT")]
-        rows += [(SUB + _op(st["first_seq"]), _op(st["last_seq"]), f"{st['count']:,}", f"{st['duration_s']:,.1f}s",
-                  safe(st["key"])) for st in storms[:LISTED]]
-        out.append(table(rows, right=(2, 3), width=width))
+        storm_rows = [(f"{SUB}FROM", "TO", "CONFLICTS", "OVER", "OBJECT")]
+        storm_rows += [(SUB + _op(st["first_seq"]), _op(st["last_seq"]), f"{st['count']:,}",
+                        f"{st['duration_s']:,.1f}s", safe(st["key"])) for st in storms[:LISTED]]
+        out.append(table(storm_rows, right=(2, 3), width=width))
     groups = ep.get("by_status_reason") or []
-    rows = [(f"{SUB}STATUS", "REASON", "ERRORS", "FIRST OPS")] + [
+    group_rows = [(f"{SUB}STATUS", "REASON", "ERRORS", "FIRST OPS")] + [
         (f"{SUB}{g['status']}", safe(g["reason"] or "-"), f"{g['count']:,}", fmt_seqs(g["example_seqs"], 5))
         for g in groups[:LISTED]]
-    out += [f"  by status and reason ({_more(groups, 'most first')}):", table(rows, right=(2,), width=width)]
+    out += [f"  by status and reason ({_more(groups, 'most first')}):", table(group_rows, right=(2,), width=width)]
     objects = ep.get("by_object") or []
-    rows = [(f"{SUB}ERRORS", "FIRST OPS", "OBJECT")] + [
+    object_rows = [(f"{SUB}ERRORS", "FIRST OPS", "OBJECT")] + [
         (f"{SUB}{o['count']:,}", fmt_seqs(o["example_seqs"], 5), safe(o["key"])) for o in objects[:LISTED]]
-    out += [f"  by object ({_more(objects, 'most first')}):", table(rows, right=(0,), width=width)]
+    out += [f"  by object ({_more(objects, 'most first')}):", table(object_rows, right=(0,), width=width)]
     verbs = ep.get("by_verb") or []
-    rows = [(f"{SUB}VERB", "ERRORS", "FIRST OPS")] + [
+    verb_rows = [(f"{SUB}VERB", "ERRORS", "FIRST OPS")] + [
         (f"{SUB}{safe(v['verb'])}", f"{v['count']:,}", fmt_seqs(v["example_seqs"], 5)) for v in verbs[:LISTED]]
-    out += [f"  by verb ({_more(verbs, 'most first')}):", table(rows, right=(1,))]
+    out += [f"  by verb ({_more(verbs, 'most first')}):", table(verb_rows, right=(1,))]
     return out
 
 
@@ -482,23 +482,23 @@ def _access(ap: dict[str, Any], width: int | None) -> list[str]:
     out = ["ACCESS PATTERNS"]
     kinds = ap.get("by_kind") or []
     if kinds:
-        rows = [(f"{SUB}GETS", "LISTS", "WATCHES", "WRITES", "EVENTS", "READS/WRITE", "LISTS/MIN", "KIND")]
-        rows += [(f"{SUB}{k['gets']:,}", f"{k['lists']:,}", f"{k['watches']:,}", f"{k['writes']:,}",
+        kind_rows = [(f"{SUB}GETS", "LISTS", "WATCHES", "WRITES", "EVENTS", "READS/WRITE", "LISTS/MIN", "KIND")]
+        kind_rows += [(f"{SUB}{k['gets']:,}", f"{k['lists']:,}", f"{k['watches']:,}", f"{k['writes']:,}",
                   f"{k['watch_events']:,}", "-" if k["read_write_ratio"] is None else f"{k['read_write_ratio']:,.2f}",
                   f"{k['lists_per_min']:,.1f}", safe(k["kind"])) for k in kinds]
         out += [f"  by kind ({_more(kinds, 'busiest first')}; EVENTS: watch events):",
-                table(rows, right=range(7), width=width)]
+                table(kind_rows, right=range(7), width=width)]
     for label, items in (("objects read again while unchanged", ap.get("rereads") or []),
                          ("objects read most", ap.get("most_read") or [])):
         if not items:
             out.append(f"  {label}: none")
             continue
-        rows = [(f"{SUB}GETS", "VERSIONS", "CACHED", "MOST OF ONE", "ITS VERSION", "OBJECT")]
-        rows += [(f"{SUB}{r['gets']:,}", f"{r['versions_read']:,}", f"{r['redundant_gets']:,}",
+        read_rows = [(f"{SUB}GETS", "VERSIONS", "CACHED", "MOST OF ONE", "ITS VERSION", "OBJECT")]
+        read_rows += [(f"{SUB}{r['gets']:,}", f"{r['versions_read']:,}", f"{r['redundant_gets']:,}",
                   f"{r['max_reads_of_one_version']:,}", _op(r["most_read_version_seq"]) if r["most_read_version_seq"]
                   else "before the session", safe(r["key"])) for r in items[:LISTED]]
         out += [f"  {label} ({_more(items, 'most first')}; CACHED: gets its cache had):",
-                table(rows, right=(0, 1, 2, 3), width=width)]
+                table(read_rows, right=(0, 1, 2, 3), width=width)]
     return out
 
 
