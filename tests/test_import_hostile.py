@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -366,10 +367,8 @@ def test_import_audit_api_reports_malformed_reasons(tmp_path: Path) -> None:
 def test_importing_into_another_applications_database_is_refused_by_name(tmp_path: Path) -> None:
     """``import --db`` onto a file that is not a recording: one line naming it, the file left byte for byte."""
     foreign = tmp_path / "other.db"
-    conn = sqlite3.connect(foreign)
-    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
-    conn.commit()
-    conn.close()
+    with contextlib.closing(sqlite3.connect(foreign)) as conn, conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
     before = foreign.read_bytes()
     code, out, err = run_cli("import", "audit", str(AUDIT), "--db", str(foreign))
     assert code == 1 and out == ""
