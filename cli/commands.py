@@ -19,7 +19,17 @@ from replay_tui.engine.format import VERB_ORDER, ObjectKey, Operation, is_path, 
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import CORRUPTED, Recording, Session, at_op
 from replay_tui.engine.textsafe import safe, safe_block, safe_json
-from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_ms, fmt_ts
+from replay_tui.engine.units import (
+    NO_TIMING,
+    elide,
+    fmt_count,
+    fmt_duration,
+    fmt_elapsed,
+    fmt_latency,
+    fmt_ms,
+    fmt_seqs,
+    fmt_ts,
+)
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -94,8 +104,14 @@ async def sessions(db: str, *, as_json: bool) -> int:
     return 0
 
 
-def table(rows: Sequence[tuple[str, ...]], right: Iterable[int] = (3,)) -> str:
+def table(rows: Sequence[tuple[str, ...]], right: Iterable[int] = (3,), width: int | None = None) -> str:
+    """Columns padded to their widest cell; with ``width`` (a terminal's), a last column that would not
+    fit loses the middle of its cells (the names go last: they differ at their end)."""
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    if width is not None and sum(widths) + 2 * (len(widths) - 1) > width:
+        last = max(width - sum(widths[:-1]) - 2 * (len(widths) - 1), 12)
+        rows = [(*r[:-1], elide(r[-1], last)) for r in rows]
+        widths[-1] = min(widths[-1], last)
     right = set(right)
     lines = []
     for r in rows:
@@ -151,7 +167,7 @@ async def show(db: str, session: str | None, at: str, resource: str | None, *, a
                + (f" ({safe(op.resource)})" if op.resource and not is_path(op.resource) else ""),
                f"  status     {op.status or '-'}" + (f" {safe(op.reason)}" if op.reason else "")
                + (f": {safe(op.message)}" if op.message else "") + ("  [error]" if op.error else ""),
-               f"  latency    {fmt_duration(op.duration_ns)}"]
+               f"  latency    {fmt_latency(op.verb, op.duration_ns, why=True)}"]
         if span:
             out.append(f"  reconcile  #{span.id} {safe(span.reconciler or '-')} "
                        f"{safe('/'.join(p for p in (span.kind, span.namespace, span.name) if p))} "
@@ -276,34 +292,40 @@ def sampling_note(rate: float, recorded: int, sampled_out: int | None) -> str:
 
 
 def render_stats(name: str, s: dict[str, Any]) -> list[str]:
+    """``stats`` as text.  In a sampled session every count of requests is an estimate (``~``),
+    but the totals when the recorder stored how many requests it saw (``requests_exact``)."""
+    from replay_tui.engine.stats import LATENCY_VERBS
+
     lat = s.get("latency_ms") or {}
     rate = float(s.get("sample_rate", 1.0))
-    approx = "~" if rate < 1 else ""
-    out = [f"session {safe(name)}: {approx}{s['operations']:,} operations over {s.get('duration_s', 0):,.1f}s"
-           f" ({s.get('ops_per_s', 0):,.1f}/s, peak {s.get('peak_ops_per_s', 0):,.0f}/s)",
+    est = "~" if rate < 1 else ""
+    total = "" if s.get("requests_exact", True) else est
+    out = [f"session {safe(name)}: {total}{s['operations']:,} operations over {s.get('duration_s', 0):,.1f}s"
+           f" ({s.get('ops_per_s', 0):,.1f}/s, peak {est}{s.get('peak_ops_per_s', 0):,.0f}/s)",
            *([f"  {sampling_note(rate, int(s.get('recorded_operations', 0)), None)}"] if rate < 1 else []),
-           f"  errors     {s['errors']:,} ({s.get('error_rate', 0) * 100:.2f}%)",
+           f"  errors     {est}{s['errors']:,} ({s.get('error_rate', 0) * 100:.2f}%)",
            f"  reconciles {s['reconciles']:,}    watch events {s.get('watch_events', 0):,}",
            f"  latency    p50 {fmt_ms(lat.get('p50'))}  p95 {fmt_ms(lat.get('p95'))}  "
-           f"p99 {fmt_ms(lat.get('p99'))}  max {fmt_ms(lat.get('max'))}", ""]
+           f"p99 {fmt_ms(lat.get('p99'))}  max {fmt_ms(lat.get('max'))}" if lat.get("count") else
+           f"  latency    {NO_TIMING}", ""]
     by_verb = s.get("by_verb") or {}
     lat_verb = s.get("latency_by_verb") or {}
     rows = [("VERB", "COUNT", "P50", "P95", "P99")]
     for verb in [v for v in VERB_ORDER if by_verb.get(v)] + sorted(set(by_verb) - set(VERB_ORDER)):
         lv = lat_verb.get(verb) or {}
-        rows.append((safe(verb), f"{by_verb[verb]:,}", fmt_ms(lv.get("p50")), fmt_ms(lv.get("p95")),
-                     fmt_ms(lv.get("p99"))))
+        rows.append((safe(verb), f"{est if verb in LATENCY_VERBS else ''}{by_verb[verb]:,}", fmt_ms(lv.get("p50")),
+                     fmt_ms(lv.get("p95")), fmt_ms(lv.get("p99"))))
     out.append(table(rows, right=(1, 2, 3, 4)))
     by_kind = s.get("by_kind") or {}
     if by_kind:
         out.append("")
-        kinds = [("KIND", "COUNT")] + [(safe(k or "-"), f"{n:,}") for k, n in
+        kinds = [("KIND", "COUNT")] + [(safe(k or "-"), f"{est}{n:,}") for k, n in
                                        sorted(by_kind.items(), key=lambda kv: -kv[1])[:15]]
         out.append(table(kinds, right=(1,)))
     by_status = s.get("by_status") or {}
     if by_status:
         out.append("")
-        out.append("  status     " + "  ".join(f"{safe(str(k))}:{v:,}" for k, v in sorted(by_status.items())))
+        out.append("  status     " + "  ".join(f"{safe(str(k))}:{est}{v:,}" for k, v in sorted(by_status.items())))
     top = s.get("top_objects") or {}
     for label in ("by_writes", "by_reads"):
         items = top.get(label) or []
@@ -311,8 +333,8 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
             out.append("")
             out.append(f"  top objects {label.replace('_', ' ')}:")
             for item in items[:5]:
-                out.append(f"    {safe(str(item.get('key')))}  reads {item.get('reads', 0):,}  "
-                           f"writes {item.get('writes', 0):,}")
+                out.append(f"    {safe(str(item.get('key')))}  reads {est}{item.get('reads', 0):,}  "
+                           f"writes {est}{item.get('writes', 0):,}")
     return out
 
 
@@ -328,55 +350,167 @@ async def analyze(db: str, session: str | None, *, slow_ms: float, window_s: flo
     if as_json:
         emit_json(data)
         return 0
-    emit("\n".join(render_analysis(ses.info.name, data)))
+    emit("\n".join(render_analysis(ses.info.name, data, text_width())))
     return 0
 
 
-def _brief(value: Any, limit: int = 160) -> str:
-    if value in ({}, []):
-        return "none"
-    if isinstance(value, dict):
-        text = ", ".join(f"{safe(str(k))}={_brief(v, 40)}" for k, v in value.items()
-                         if not isinstance(v, (list, dict)) or k in ("seqs", "examples", "example_seqs"))
-    elif isinstance(value, list):
-        text = ",".join(_brief(v, 20) for v in value[:6]) + ("..." if len(value) > 6 else "")
-    else:
-        text = safe(str(value))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+# --- the analysis as text: each section with its heading, one line (or a small table) per finding,
+# the op to jump to first, as the TUI's Analysis tab and the report show them -----------------------
+
+GUTTER = "  op {:<8} "  # the op a finding points at
+LISTED = 10  # findings listed per section (--json has every one)
 
 
-def render_analysis(name: str, a: dict[str, Any]) -> list[str]:
-    """Each section's entries, one line each; the JSON has every field."""
+def text_width() -> int | None:
+    """The terminal's width when printing to one (names longer than that lose their middle), else None."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def _name(text: Any, width: int | None, indent: int) -> str:
+    """A recorded name, whole unless it alone is wider than the terminal (then its middle goes)."""
+    name = safe(str(text))
+    return elide(name, width - indent) if width is not None else name
+
+
+def _at(seq: Any) -> str:
+    return GUTTER.format(seq) if isinstance(seq, int) and seq > 0 else " " * len(GUTTER.format(""))
+
+
+def _more(items: list[Any], order: str) -> str:
+    """A section's count, saying how many are listed (and in which order)."""
+    n = len(items)
+    listed = "" if n <= LISTED else f"; the first {LISTED} listed, --json has all"
+    return f"{n:,}{listed}" + (f"; {order}" if n > 1 else "")
+
+
+def _hot_loops(loops: list[dict[str, Any]], width: int | None) -> list[str]:
+    out = [f"HOT LOOPS ({_more(loops, 'worst first')})"]
+    if not loops:
+        return out + ["  none found"]
+    pad = " " * len(_at(None))
+    for h in loops[:LISTED]:
+        writes, quiet = h["writes"], h["writes_without_spec_change"]
+        recs, own = h["reconciles"], h["self_triggered_reconciles"]
+        out.append(_at(h["first_seq"]) + _name(h["key"], width, len(pad)))
+        line = (f"{fmt_count(quiet, 'write')}, none changing the spec" if quiet == writes else
+                f"{fmt_count(quiet, 'write')} of {writes:,} without a spec change")
+        if h["status_writes"]:
+            line += f" ({h['status_writes']:,} to status)"
+        line += f", {fmt_count(recs, 'reconcile')}"
+        if own:
+            line += f", {own:,} started by its own writes ({h['longest_self_trigger_chain']:,} in a row)"
+        out.append(f"{pad}{line}; {h['writes_per_min']:,.0f} writes/min")
+        fields = [safe(f) for f in h.get("changed_fields") or []]
+        if len(fields) > 3:
+            fields = [*fields[:3], f"and {len(fields) - 3} more"]
+        where = (f"the loop: ops {h['first_seq']}..{h['last_seq']}; densest {h['window_s']:g}s: ops "
+                 f"{h['window_first_seq']}..{h['window_last_seq']} ({fmt_count(h['max_in_window'], 'write')}, "
+                 f"{fmt_count(h['max_reconciles_in_window'], 'reconcile')})")
+        out.append(pad + where + (f"; each write changes only {', '.join(fields)}" if fields else ""))
+    return out
+
+
+def _cycles(cycles: list[dict[str, Any]]) -> list[str]:
+    out = [f"CAUSALITY CYCLES ({_more(cycles, 'most rounds first')})"]
+    if not cycles:
+        return out + ["  none found"]
+    pad = " " * len(_at(None))
+    for c in cycles[:LISTED]:
+        out.append(_at(c["first_seq"]) + safe(str(c["explanation"])))
+        out.append(f"{pad}first rounds at ops {fmt_seqs(c['seqs'])}")
+    return out
+
+
+SUB = "    "  # the rows under a sub-heading
+
+
+def _op(seq: Any) -> str:
+    return f"op {seq}" if isinstance(seq, int) and seq > 0 else "-"
+
+
+def _slow_table(ops: list[dict[str, Any]], width: int | None) -> str:
+    rows = [(f"{SUB}OP", "LATENCY", "VERB", "STATUS", "TARGET")]
+    rows += [(SUB + _op(op["seq"]), fmt_ms(op["ms"]), safe(op["verb"]), str(op["status"] or "-"),
+              safe(op["target"])) for op in ops]
+    return table(rows, right=(1, 3), width=width)
+
+
+def _slow(so: dict[str, Any], width: int | None) -> list[str]:
+    if not so.get("timing", True):
+        return ["SLOW OPERATIONS", f"  {NO_TIMING}"]
+    over = ", ".join(f"{safe(v)} {n:,}" for v, n in (so.get("count_by_verb") or {}).items())
+    out = [f"SLOW OPERATIONS ({so['count']:,} over {so['threshold_ms']:,g} ms{': ' + over if over else ''})"]
+    slowest = (so.get("slowest") or [])[:LISTED]
+    if slowest:
+        out += [f"  the {fmt_count(len(slowest), 'slowest request')}:", _slow_table(slowest, width)]
+    by_verb = list((so.get("slowest_by_verb") or {}).values())
+    if by_verb:
+        out += ["  the slowest of each verb:", _slow_table(by_verb, width)]
+    return out
+
+
+def _errors(ep: dict[str, Any], width: int | None) -> list[str]:
+    out = [f"ERROR PATTERNS ({fmt_count(ep['total'], 'error')})"]
+    if not ep["total"]:
+        return out + ["  none found"]
+    storms = ep.get("conflict_storms") or []
+    out.append(f"  409 conflict retry storms ({_more(storms, 'most conflicts first')}){':' if storms else ''}")
+    if storms:
+        storm_rows = [(f"{SUB}FROM", "TO", "CONFLICTS", "OVER", "OBJECT")]
+        storm_rows += [(SUB + _op(st["first_seq"]), _op(st["last_seq"]), f"{st['count']:,}",
+                        f"{st['duration_s']:,.1f}s", safe(st["key"])) for st in storms[:LISTED]]
+        out.append(table(storm_rows, right=(2, 3), width=width))
+    groups = ep.get("by_status_reason") or []
+    group_rows = [(f"{SUB}STATUS", "REASON", "ERRORS", "FIRST OPS")] + [
+        (f"{SUB}{g['status']}", safe(g["reason"] or "-"), f"{g['count']:,}", fmt_seqs(g["example_seqs"], 5))
+        for g in groups[:LISTED]]
+    out += [f"  by status and reason ({_more(groups, 'most first')}):", table(group_rows, right=(2,), width=width)]
+    objects = ep.get("by_object") or []
+    object_rows = [(f"{SUB}ERRORS", "FIRST OPS", "OBJECT")] + [
+        (f"{SUB}{o['count']:,}", fmt_seqs(o["example_seqs"], 5), safe(o["key"])) for o in objects[:LISTED]]
+    out += [f"  by object ({_more(objects, 'most first')}):", table(object_rows, right=(0,), width=width)]
+    verbs = ep.get("by_verb") or []
+    verb_rows = [(f"{SUB}VERB", "ERRORS", "FIRST OPS")] + [
+        (f"{SUB}{safe(v['verb'])}", f"{v['count']:,}", fmt_seqs(v["example_seqs"], 5)) for v in verbs[:LISTED]]
+    out += [f"  by verb ({_more(verbs, 'most first')}):", table(verb_rows, right=(1,))]
+    return out
+
+
+def _access(ap: dict[str, Any], width: int | None) -> list[str]:
+    out = ["ACCESS PATTERNS"]
+    kinds = ap.get("by_kind") or []
+    if kinds:
+        kind_rows = [(f"{SUB}GETS", "LISTS", "WATCHES", "WRITES", "EVENTS", "READS/WRITE", "LISTS/MIN", "KIND")]
+        kind_rows += [(f"{SUB}{k['gets']:,}", f"{k['lists']:,}", f"{k['watches']:,}", f"{k['writes']:,}",
+                  f"{k['watch_events']:,}", "-" if k["read_write_ratio"] is None else f"{k['read_write_ratio']:,.2f}",
+                  f"{k['lists_per_min']:,.1f}", safe(k["kind"])) for k in kinds]
+        out += [f"  by kind ({_more(kinds, 'busiest first')}; EVENTS: watch events):",
+                table(kind_rows, right=range(7), width=width)]
+    for label, items in (("objects read again while unchanged", ap.get("rereads") or []),
+                         ("objects read most", ap.get("most_read") or [])):
+        if not items:
+            out.append(f"  {label}: none")
+            continue
+        read_rows = [(f"{SUB}GETS", "VERSIONS", "CACHED", "MOST OF ONE", "ITS VERSION", "OBJECT")]
+        read_rows += [(f"{SUB}{r['gets']:,}", f"{r['versions_read']:,}", f"{r['redundant_gets']:,}",
+                  f"{r['max_reads_of_one_version']:,}", _op(r["most_read_version_seq"]) if r["most_read_version_seq"]
+                  else "before the session", safe(r["key"])) for r in items[:LISTED]]
+        out += [f"  {label} ({_more(items, 'most first')}; CACHED: gets its cache had):",
+                table(read_rows, right=(0, 1, 2, 3), width=width)]
+    return out
+
+
+def render_analysis(name: str, a: dict[str, Any], width: int | None = None) -> list[str]:
+    """Each section under its heading; each finding on a line (or in a small table) starting with the op
+    to jump to; names whole unless wider than ``width``; the JSON has every field."""
+    sections = [_hot_loops(a.get("hot_loops") or [], width), _cycles(a.get("cycles") or []),
+                _slow(a["slow_operations"], width), _errors(a["error_patterns"], width),
+                _access(a["access_patterns"], width)]
     out = [f"session {safe(name)}: analysis"]
-    for section in ("hot_loops", "cycles", "slow_operations", "error_patterns", "access_patterns"):
-        value = a.get(section)
-        out.append("")
-        out.append(section.replace("_", " ").upper())
-        if not value:
-            out.append("  none found")
-            continue
-        if section == "cycles":  # engine.causality.Cycle: one explanation each, and where to look
-            for item in value[:10]:
-                out.append(f"  {safe(str(item['explanation']))}")
-                out.append(f"    first rounds at ops {_brief(item['seqs'])}")
-            continue
-        if isinstance(value, list):
-            for item in value[:10]:
-                out.append("  " + _brief(item))
-            if len(value) > 10:
-                out.append(f"  ... {len(value) - 10} more (see --json)")
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                if isinstance(v, list):
-                    out.append(f"  {safe(str(k))}: {len(v)}")
-                    for item in v[:5]:
-                        out.append("    " + _brief(item))
-                elif isinstance(v, dict) and any(isinstance(x, dict) for x in v.values()):
-                    out.append(f"  {safe(str(k))}:")
-                    for name, item in list(v.items())[:10]:
-                        out.append(f"    {safe(str(name))}: {_brief(item)}")
-                else:
-                    out.append(f"  {safe(str(k))}: {_brief(v)}")
+    for lines in sections:
+        out += ["", *lines]
     return out
 
 

@@ -16,6 +16,7 @@ import msgspec
 from replay_tui.cli.commands import emit, emit_json, table
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.textsafe import safe as escape
+from replay_tui.engine.units import fmt_ms
 
 GATE_FAILED = 3
 
@@ -124,10 +125,10 @@ def render(c: Any, checks: tuple[str, ...]) -> list[str]:
         out.append(table(errors, right=(1, 2)))
     else:
         out.append("  none")
-    latency = [("LATENCY (ms)", "REQUESTS", "P50", "P95", "P99", "MAX")]
+    latency = [("LATENCY", "REQUESTS", "P50", "P95", "P99", "MAX")]
     for label, lat in (("  A", c.latency_a), ("  B", c.latency_b)):
-        latency.append((label, f"{lat.requests:,}", f"{lat.p50_ms:,.1f}", f"{lat.p95_ms:,.1f}", f"{lat.p99_ms:,.1f}",
-                     f"{lat.max_ms:,.1f}"))
+        latency.append((label, f"{lat.requests:,}", fmt_ms(lat.p50_ms), fmt_ms(lat.p95_ms), fmt_ms(lat.p99_ms),
+                        fmt_ms(lat.max_ms)))
     out += ["", table(latency, right=(1, 2, 3, 4, 5))]
     if checks:
         out.append("")

@@ -18,7 +18,7 @@
     replay-tui compare A.db[:S] B.db[:S] [--fail-on hot-loop,...]    where two runs differ
     replay-tui restore DB --at N --kubeconfig KC [--dry-run]          the state at N in a real cluster
 
-Every read-only command takes ``--json``.  Bad input (a missing or corrupt
+Every read-only command takes ``--json``.  Usage errors are one line, exit status 2.  Bad input (a missing or corrupt
 file, an unknown session, a position out of range) ends with one line on
 stderr and exit status 1, never a traceback.  Textual is imported only when
 the TUI opens, so the plain commands start fast.
@@ -31,7 +31,9 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from typing import NoReturn, cast
 
+from replay_tui.cli import UsageError
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.textsafe import safe
 
@@ -44,6 +46,13 @@ AFTER_DASHES = ("serve",)
 DEMO_RESOURCE = ("replay_tui", "demo/demo.db")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (``... (see 'replay-tui show --help')``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {safe(message)} (see '{self.prog} --help')\n")
+
+
 def _position(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("empty position")
@@ -53,7 +62,7 @@ def _position(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     from replay_tui import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG,
         description="A terminal time-travel debugger for Kubernetes operators.",
         epilog="Positions (--at/--from/--to) may be a seq (1234), a percentage (50%%), a time of day "
@@ -61,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                "Run 'replay-tui COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", "-V", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = cast("argparse._SubParsersAction[argparse.ArgumentParser]",
+               parser.add_subparsers(dest="command", metavar="COMMAND"))
 
     def add(name: str, help_text: str, *, db: bool = True, session: bool = True,
             json: bool = True) -> argparse.ArgumentParser:
@@ -78,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("open", "open a recording in the interactive debugger", json=False)
     p.add_argument("--follow", "-f", action="store_true",
                    help="attach to a recording being written and keep up with it")
-    add("demo", "open the bundled demo recording", db=False, session=False, json=False)
+    add("demo", "open the bundled demo recording", db=False, json=False)
     add("sessions", "list the sessions of a recording", session=False)
     p = add("show", "the operation at a position and the object state there")
     p.add_argument("--at", required=True, type=_position, metavar="N", help="position")
@@ -123,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
             json=False)
     p.add_argument("--format", dest="format", choices=("md", "json", "html"),
                    help="md, json, or html (one file, no network needed); default: from --out's "
-                        "extension (.html, .md, .json), else md")
+                        "extension (.html, .htm, .md, .markdown, .json; another is refused), else md")
     p.add_argument("--out", "-o", metavar="FILE", help="write the report there instead of stdout")
     p.add_argument("--slow-ms", type=float, default=1000.0,
                    help="endpoints with a p95 latency at or over this are flagged (default 1000)")
@@ -172,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return handler(args)
+    except UsageError as exc:
+        print(f"{PROG} {exc.command}: error: {safe(str(exc))} (see '{PROG} {exc.command} --help')", file=sys.stderr)
+        return 2
     except RecordingError as exc:
         print(f"{PROG}: error: {safe(str(exc))}", file=sys.stderr)  # names in errors are recorded text
         return 1
@@ -235,7 +248,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from replay_tui.cli import commands
     package, name = DEMO_RESOURCE
     with resources.as_file(resources.files(package).joinpath(name)) as path:
-        return commands.open_interactive(str(commands.ensure_demo(path)), None, follow=False)
+        return commands.open_interactive(str(commands.ensure_demo(path)), args.session, follow=False)
 
 
 def _cmd_when(args: argparse.Namespace) -> int:
@@ -259,9 +272,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from replay_tui.cli import report
     fmt = args.format
-    if fmt is None:
-        ext = os.path.splitext(args.out or "")[1].lower()
-        fmt = report.EXTENSIONS.get(ext, "md")
+    if fmt is None:  # from --out's extension; an unknown one is refused, never silently Markdown
+        fmt = report.format_for(args.out, or_else=", or say --format md|json|html") if args.out else "md"
     return _run(report.report(args.db, args.session, fmt=fmt, out=args.out, slow_ms=args.slow_ms))
 
 

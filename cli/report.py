@@ -16,10 +16,11 @@ import msgspec
 
 from replay_tui.cli.commands import opened, sampling_note
 from replay_tui.engine import report as reportmod
+from replay_tui.engine.readonly import same_file
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.stats import LATENCY_VERBS
 from replay_tui.engine.textsafe import safe, safe_block, safe_json
-from replay_tui.engine.units import fmt_duration, fmt_ms, fmt_percent, fmt_ts
+from replay_tui.engine.units import NO_TIMING, fmt_duration, fmt_ms, fmt_percent, fmt_ts
 
 FORMATS = ("md", "json", "html")
 
@@ -41,23 +42,28 @@ def _sections(r: reportmod.Report) -> dict[str, Any]:
     lat = s.latency_ms
     sampled = s.sample_rate < 1.0
     est = "~" if sampled else ""  # a scaled count: an estimate
+    total = "" if s.requests_exact else est  # the recorder stored how many requests it saw
     summary = [
         ("Sampling", sampling_note(s.sample_rate, s.recorded_operations, s.sampled_out)),
-        ("Operations", f"{est}{s.operations:,}"), ("Requests", f"{est}{s.requests:,}"),
+        ("Operations", f"{total}{s.operations:,}"), ("Requests", f"{total}{s.requests:,}"),
         ("Watch events", f"{s.watch_events:,}"), ("Reconciles", f"{s.reconciles:,}"),
         ("Errors", f"{est}{s.errors:,} ({fmt_percent(s.error_rate)})"),
-        ("Latency avg / max", f"{fmt_ms(lat.mean)} / {fmt_ms(lat.max)}"),
-        ("Latency p50 / p95 / p99", f"{fmt_ms(lat.p50)} / {fmt_ms(lat.p95)} / {fmt_ms(lat.p99)}"),
+        *([("Latency avg / max", f"{fmt_ms(lat.mean)} / {fmt_ms(lat.max)}"),
+           ("Latency p50 / p95 / p99", f"{fmt_ms(lat.p50)} / {fmt_ms(lat.p95)} / {fmt_ms(lat.p99)}")]
+          if lat.count else [("Latency", NO_TIMING)]),
         ("Ops/s (avg / peak)", f"{s.ops_per_s:.1f} / {s.peak_ops_per_s:.0f}"),
     ]
-    # Watch events have no duration and a watch lasts as long as its stream: no latency shown.
+    # Watch events have no duration and a watch lasts as long as its stream: no latency shown;
+    # a latency the source did not record (None) reads "-" too.
     endpoints = [(e.endpoint, f"{est if e.verb in LATENCY_VERBS else ''}{e.count:,}",
                   fmt_ms(e.avg_ms) if e.verb in LATENCY_VERBS else "-",
                   fmt_ms(e.p95_ms) if e.verb in LATENCY_VERBS else "-", f"{e.errors:,}",
                   f"SLOW (p95 >= {r.slow_ms:g} ms, see seq {e.max_seq})" if e.slow else "")
                  for e in r.endpoints]
     profiles = [(p.reconciler, f"{p.reconciles:,}", f"{p.failed:,}",
-                 f"{fmt_ms(p.cycle_ms.p50)} / {fmt_ms(p.cycle_ms.p95)} / {fmt_ms(p.cycle_ms.p99)}",
+                 f"{fmt_ms(p.cycle_ms.p50)} / {fmt_ms(p.cycle_ms.p95)} / {fmt_ms(p.cycle_ms.p99)}"
+                 + (f" ({p.cycle_ms.count:,} of {p.reconciles:,} timed)" if p.cycle_ms.count < p.reconciles else "")
+                 if p.cycle_ms.count else "-",
                  (f"{p.slowest_op.verb} {p.slowest_op.target} {fmt_ms(p.slowest_op.ms)} (seq {p.slowest_op.seq})"
                   if p.slowest_op else "-"),
                  ", ".join(f"{v} {fmt_percent(x)}" for v, x in p.time_by_verb.items()) or "-",
@@ -86,6 +92,15 @@ def _sections(r: reportmod.Report) -> dict[str, Any]:
     }
 
 
+def _notes(r: reportmod.Report) -> dict[str, str]:
+    """The line under a section's title: the slow threshold, or that the section has no timing at all."""
+    timed = any(e.avg_ms is not None for e in r.endpoints if e.verb in LATENCY_VERBS)
+    notes = {"Endpoints": f"Slow threshold: {r.slow_ms:g} ms (p95)." if timed else NO_TIMING.capitalize() + "."}
+    if r.reconcilers and not any(p.cycle_ms.count for p in r.reconcilers):
+        notes["Reconcilers"] = "No timing data (the source recorded no cycle times)."
+    return notes
+
+
 TITLES = {
     "Metadata": "Session", "Summary": "Summary", "Endpoints": "Endpoints",
     "Reconcilers": "Reconciler cycle profile", "Findings": "Hot loops, 409 storms and cycles",
@@ -109,10 +124,11 @@ def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]
 
 def render_markdown(r: reportmod.Report) -> str:
     lines = [f"# replay-tui report: {safe(r.metadata.session)}", ""]
+    notes = _notes(r)
     for name, (header, rows) in _sections(r).items():
         lines += [f"## {TITLES[name]}", ""]
-        if name == "Endpoints":
-            lines += [f"Slow threshold: {r.slow_ms:g} ms (p95).", ""]
+        if name in notes:
+            lines += [notes[name], ""]
         lines += _md_table(header, rows) + [""]
         if name == "Writes":
             lines += ["## Object graph", ""]
@@ -190,7 +206,8 @@ def latency_svg(r: reportmod.Report, width: int = 720, height: int = 200) -> str
             parts.append(f'<polyline points="{" ".join(run)}" fill="none" stroke="#bc4c00" stroke-width="2"/>')
     parts += [
         f'<text x="4" y="{top + 10}" font-size="11" fill="#0969da">{max_count} ops</text>',
-        f'<text x="{left + w + 4}" y="{top + 10}" font-size="11" fill="#bc4c00">{html.escape(fmt_ms(max_p95))}</text>',
+        f'<text x="{left + w + 4}" y="{top + 10}" font-size="11" fill="#bc4c00">'
+        f'{html.escape(fmt_ms(max_p95) if any(p > 0 for p in t.p95_ms) else "-")}</text>',
         f'<text x="{left}" y="{height - 8}" font-size="11" fill="#57606a">'
         f'{html.escape(fmt_ts(t.start_ns))}</text>',
         f'<text x="{left + w}" y="{height - 8}" font-size="11" fill="#57606a" text-anchor="end">'
@@ -289,16 +306,19 @@ def render_html(r: reportmod.Report) -> str:
     def esc(text: str) -> str:
         return html.escape(safe(text))
     body = [f"<h1>replay-tui report: {esc(r.metadata.session)}</h1>"]
+    notes = _notes(r)
     for name, (header, rows) in _sections(r).items():
         body.append(f"<h2>{esc(TITLES[name])}</h2>")
+        if name in notes:
+            body.append(f"<p class=\"muted\">{esc(notes[name])}</p>")
         if name == "Summary":
             body.append(_html_table(header, rows))
             body.append("<p class=\"muted\">Bars: operations per interval (errors in red); "
-                        "line: p95 request latency.</p>")
+                        + ("line: p95 request latency.</p>" if r.summary.latency_ms.count else
+                           "no latency line: no timing data.</p>"))
             body.append(latency_svg(r))
             continue
         if name == "Endpoints":
-            body.append(f"<p class=\"muted\">Slow threshold: {r.slow_ms:g} ms (p95).</p>")
             body.append(_html_table(header, rows, slow_col=5))
             continue
         body.append(_html_table(header, rows))
@@ -331,12 +351,13 @@ EXTENSIONS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", "
 EXTENSION_LIST = ".html, .htm, .md, .markdown or .json"
 
 
-def format_for(path: str) -> str:
-    """The format a file name asks for, by its extension (how the TUI picks one)."""
+def format_for(path: str, *, or_else: str = "") -> str:
+    """The format a file name asks for, by its extension (how the TUI and ``--out`` pick one); an
+    unknown one is refused rather than guessed (``or_else``: another way out, said in the error)."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in EXTENSIONS:
         raise RecordingError(f"{path}: {'extension ' + repr(ext) if ext else 'no extension'} "
-                             f"is no report format (use {EXTENSION_LIST})")
+                             f"is no report format (use {EXTENSION_LIST}{or_else})")
     return EXTENSIONS[ext]
 
 
@@ -349,7 +370,7 @@ def check_out(out: str, db: str | None = None) -> str:
         raise RecordingError(f"{out}: no such directory {parent}")
     if os.path.isdir(path):
         raise RecordingError(f"{out}: is a directory")
-    if db is not None and os.path.exists(path) and os.path.exists(db) and os.path.samefile(path, db):
+    if db is not None and same_file(db, path):
         raise RecordingError(f"{out}: that is the recording itself; pick another file")
     return path
 

@@ -33,6 +33,24 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_restore)
 
 
+def _check_namespaces(wanted: list[str], items: list[tuple[Any, Any]], at: int) -> None:
+    """A --namespace no object is in is said (a typo restores nothing of it); none matching is an error."""
+    from replay_tui.engine.schema import RecordingError
+
+    there = {key.namespace for key, _ in items if key.namespace} | {
+        key.name for key, _ in items if key.kind == "Namespace" and not key.group}
+    missing = [ns for ns in dict.fromkeys(wanted) if ns not in there]
+    if not missing:
+        return
+    known = f" (namespaces there: {', '.join(safe(n) for n in sorted(there)) or 'none'})"
+    if len(missing) == len(set(wanted)):
+        raise RecordingError(f"--namespace {', '.join(safe(n) for n in missing)}: no object of the state at op {at}"
+                             f" is in {'it' if len(missing) == 1 else 'them'}{known}; nothing to restore")
+    for ns in missing:
+        print(f"replay-tui: warning: --namespace {safe(ns)}: no object of the state at op {at} is in it{known}",
+              file=sys.stderr)
+
+
 def run_restore(args: argparse.Namespace) -> int:
     return asyncio.run(_restore(args))
 
@@ -41,6 +59,7 @@ async def _restore(args: argparse.Namespace) -> int:
     from replay_tui.cli.commands import opened
     from replay_tui.engine import state
     from replay_tui.engine.cursor import resolve_position
+    from replay_tui.recorder.cli import probe
     from replay_tui.recorder.kubeconfig import load_upstream
     from replay_tui.server.restore import Step, restore
 
@@ -49,6 +68,8 @@ async def _restore(args: argparse.Namespace) -> int:
         at = await resolve_position(ses, args.at, allow_zero=True)
         items = [(key, body) for _, key, body in await (await state.snapshot(ses, at)).items()
                  if isinstance(body, dict)]
+    _check_namespaces(args.namespace, items, at)
+    await probe(upstream)  # record's bounded check (PROBE_TIMEOUT_S): a cluster that never answers fails fast
 
     def say(step: Step) -> None:
         if args.json:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from replay_tui.cli import UsageError
 from replay_tui.engine.schema import RecordingError
 from replay_tui.recorder.logs import Log
 
@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--plain-http", action="store_true", help="serve plain HTTP instead of HTTPS with a per-run CA")
     p.add_argument("--play", action="store_true",
                    help="advance the position in recorded time; open watches get the recorded events")
-    p.add_argument("--speed", type=float, default=1.0, metavar="X", help="with --play: X times real time (default 1)")
+    p.add_argument("--speed", type=float, metavar="X", help="with --play: X times real time (default 1)")
     p.add_argument("--fork", action="store_true",
                    help="serve a writable copy of the state at POS and record what runs against it")
     p.add_argument("--record-to", metavar="OUT.db",
@@ -68,12 +68,15 @@ def run_serve(args: argparse.Namespace) -> int:
     from replay_tui.recorder.cli import bind, find_command, is_loopback, parse_listen
 
     log = Log("text")
+    if args.speed is not None and not args.play:
+        raise UsageError("serve", "--speed goes with --play (the position moves only when played)")
+    args.speed = 1.0 if args.speed is None else args.speed
     if not (args.speed > 0 and args.speed < float("inf")):
         raise RecordingError(f"--speed {args.speed:g}: must be a number above 0")
     if args.fork and args.play:
-        raise RecordingError("--play moves a read-only server; a fork runs in real time (leave out --play)")
+        raise UsageError("serve", "--play moves a read-only server; a fork runs in real time (leave out --play)")
     if not args.fork and (args.record_to or args.name):
-        raise RecordingError("--record-to and --name go with --fork")
+        raise UsageError("serve", "--record-to and --name go with --fork")
     command = list(args.command)
     if command:
         _, status, message = find_command(command[0])
@@ -190,15 +193,16 @@ def _default_record_to(db: str) -> str:
 def _fork(args: argparse.Namespace, log: Log, command: list[str], sock: socket.socket, rundir: RunDir) -> int:
     import msgspec
 
+    from replay_tui.engine.readonly import same_file
     from replay_tui.recorder.cli import record_through
     from replay_tui.recorder.kubeconfig import Upstream, new_token
     from replay_tui.server.fork import ExternalChange, fork_point, replay_external, seed
     from replay_tui.server.http import ApiHandler, ServerThread
 
     record_to = args.record_to or _default_record_to(args.db)
-    if os.path.abspath(record_to) == os.path.abspath(args.db):
-        raise RecordingError("--record-to: a fork is recorded into another file than the one it forks "
-                             "(reading never modifies a recording)")
+    if same_file(args.db, record_to):
+        raise RecordingError(f"--record-to {record_to}: that is {args.db} itself (a link to it); a fork is "
+                             "recorded into another file than the one it forks (reading never modifies a recording)")
     point: dict[str, Any] = {}
     inner = new_token()
     started = time.perf_counter()

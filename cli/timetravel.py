@@ -28,7 +28,7 @@ from replay_tui.engine.format import OpRow
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import Session
 from replay_tui.engine.textsafe import safe, safe_json
-from replay_tui.engine.units import fmt_duration, fmt_elapsed
+from replay_tui.engine.units import fmt_elapsed, fmt_latency
 
 PROG = "replay-tui"
 
@@ -165,7 +165,8 @@ def _row_text(row: OpRow, start: int, keys: dict[int, Any], fields: list[querymo
     status = str(row.status) if row.status else "-"
     text = (f"{row.seq:>9}  {fmt_elapsed(row.ts_ns - start):>12}  {safe(row.verb):<8} "
             f"{safe(row.target or '-'):<48} {status:>4}{' ' + safe(row.reason) if row.reason else ''}  "
-            f"{fmt_duration(row.duration_ns):>7}" + (f"  #{row.reconcile}" if row.reconcile is not None else ""))
+            f"{fmt_latency(row.verb, row.duration_ns):>7}"
+            + (f"  #{row.reconcile}" if row.reconcile is not None else ""))
     for f in fields:
         text += (f"\n{'':>11}{safe(str(keys.get(f.obj_id, f.obj_id)))}:{safe(f.path)}: "
                  f"{short_value(f.old)} -> {short_value(f.new)}")

@@ -136,11 +136,13 @@ class ErrorCount(msgspec.Struct, kw_only=True):
 
 
 class Latency(msgspec.Struct, kw_only=True):
+    """Over the requests whose latency was recorded (None: none was, as in a Sieve trace)."""
+
     requests: int = 0
-    p50_ms: float = 0.0
-    p95_ms: float = 0.0
-    p99_ms: float = 0.0
-    max_ms: float = 0.0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
 
 
 class Comparison(msgspec.Struct, kw_only=True):
@@ -282,14 +284,15 @@ class _Side:
         return max(0, self.end_ns - self.start_ns)
 
     def latency(self) -> Latency:
-        values = sorted(self.requests)
+        values = sorted(d for d in self.requests if d > 0)  # 0: not recorded (engine.format.has_latency)
         if not values:
-            return Latency()
+            return Latency(requests=len(self.requests))
 
         def pct(q: float) -> float:
             return values[min(len(values) - 1, max(0, int(-(-len(values) * q // 100)) - 1))] / 1e6
 
-        return Latency(requests=len(values), p50_ms=pct(50), p95_ms=pct(95), p99_ms=pct(99), max_ms=values[-1] / 1e6)
+        return Latency(requests=len(self.requests), p50_ms=pct(50), p95_ms=pct(95), p99_ms=pct(99),
+                       max_ms=values[-1] / 1e6)
 
     async def triggers(self) -> list[tuple[int, int, int, str]]:
         """(reconcile id, start seq, start offset, "event target") of the compared reconciles that a watch
@@ -441,7 +444,7 @@ async def _findings(session: Session, after: int, window_s: float,
         if loop.last_seq > after:
             out[("hot-loop", loop.key)] = (
                 f"{loop.writes_without_spec_change} writes without a spec change, up to {loop.max_in_window} in "
-                f"{window_s:g}s; {loop.reconciles} reconciles", loop.window_first_seq or loop.first_seq)
+                f"{window_s:g}s; {loop.reconciles} reconciles", loop.first_seq)
     errors = await analysis.error_patterns(session, window_ns=window_ns)
     for storm in errors.conflict_storms:
         if storm.last_seq > after:

@@ -2,7 +2,9 @@
 
 Positions are op seqs, 1-based; 0 means "before the first op".  Moves clamp at
 the ends instead of failing, as a debugger's step does; explicit jumps to a
-position that does not exist raise ``PositionError``.
+position that does not exist raise ``PositionError``: a seq out of range, and a time
+outside the session's (before its first op or after its last), whose message gives
+the session's time range.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 from replay_tui.engine.filters import Filter, find
 from replay_tui.engine.format import Operation, Reconcile
 from replay_tui.engine.store import PositionError, Session
+from replay_tui.engine.units import fmt_elapsed, fmt_ts
 
 _ELAPSED = re.compile(r"\+(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?!s))?(?:(?P<s>\d+(?:\.\d+)?)s)?\Z")
 _ISO_FRACTION = re.compile(
@@ -107,7 +110,19 @@ async def resolve_position(session: Session, text: str, *, allow_zero: bool = Fa
         cursor = Cursor(session)
         return cursor.goto_percent(percent)
     session.check_position(1)
-    start, _ = await session.time_range()
+    start, end = await session.time_range()
+
+    async def at_time(when_ns: int, before_ns: int, after_ns: int) -> int:
+        """The first op at or after a time, which must fall in the session's time range.  What was
+        typed stands for ``[when - before, when + after]``: ``12:03:04`` for that whole second (a clock
+        shows the second it is in), ``+7.993s`` or ``12:03:04.279364`` for what rounds to it (as
+        the session's times are printed)."""
+        if when_ns + after_ns < start or when_ns - before_ns > end:
+            raise PositionError(
+                f"{raw!r} is outside the session's time: its ops run from {fmt_ts(start)} to {fmt_ts(end)}"
+                f" (+0s to {fmt_elapsed(end - start)})")
+        return await session.seq_at_time(when_ns)
+
     m = _ELAPSED.match(raw)
     if m and raw != "+":
         seconds = int(m.group("h") or 0) * 3600 + int(m.group("m") or 0) * 60 + float(m.group("s") or 0)
@@ -115,7 +130,9 @@ async def resolve_position(session: Session, text: str, *, allow_zero: bool = Fa
             offset = int(seconds * 1e9)
         except OverflowError:  # "+1e999s"-sized: past any end
             offset = 2**63
-        return await session.seq_at_time(start + offset)
+        decimals = (m.group("s") or "").partition(".")[2]
+        half = _precision_ns(decimals) // 2 if decimals else 0
+        return await at_time(start + offset, half, half)
     m = _TIME_OF_DAY.match(raw)
     if m:
         day = dt.datetime.fromtimestamp(start / 1e9, tz=dt.UTC)
@@ -127,7 +144,10 @@ async def resolve_position(session: Session, text: str, *, allow_zero: bool = Fa
             raise PositionError(f"bad time of day {raw!r}") from None
         if when < day.replace(microsecond=0) - dt.timedelta(hours=12):
             when += dt.timedelta(days=1)  # a session that crosses midnight
-        return await session.seq_at_time(_ns(when) + _fraction_ns(fraction))
+        when_ns = _ns(when) + _fraction_ns(fraction)
+        if fraction:
+            return await at_time(when_ns, _precision_ns(fraction) // 2, _precision_ns(fraction) // 2)
+        return await at_time(when_ns, 0, (SECOND_NS if m.group("s") else 60 * SECOND_NS) - 1)
     if re.match(r"\d{4}-\d{2}-\d{2}", raw):
         # Times are recorded to the nanosecond; datetime keeps microseconds, so the
         # fraction of a second is read separately.
@@ -139,7 +159,12 @@ async def resolve_position(session: Session, text: str, *, allow_zero: bool = Fa
             raise PositionError(f"bad timestamp {raw!r}") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
-        return await session.seq_at_time(_ns(when) + _fraction_ns(fraction))
+        clock = re.match(r"\d{4}-\d{2}-\d{2}[T ](\d{2})(:\d{2})?(:\d{2})?", base)  # to the day, hour, ...
+        unit = 86_400 if clock is None else 1 if clock.group(3) else 60 if clock.group(2) else 3600
+        when_ns = _ns(when) + _fraction_ns(fraction)
+        if fraction:
+            return await at_time(when_ns, _precision_ns(fraction) // 2, _precision_ns(fraction) // 2)
+        return await at_time(when_ns, 0, unit * SECOND_NS - 1)
     for mark in await session.marks():
         if mark.name == raw:
             # A mark set before the first op sits at 0: land on the first op unless 0 is allowed.
@@ -148,6 +173,14 @@ async def resolve_position(session: Session, text: str, *, allow_zero: bool = Fa
     raise PositionError(
         f"cannot jump to {raw!r}: expected a seq (1234), a percentage (50%), a time (12:03:04 UTC),"
         " an offset (+90s) or a mark name")
+
+
+SECOND_NS = 1_000_000_000
+
+
+def _precision_ns(digits: str) -> int:
+    """'5' -> 100000000: the step of the last digit of a fraction of a second, in ns."""
+    return 10 ** (9 - min(len(digits), 9))
 
 
 def _fraction_ns(digits: str) -> int:

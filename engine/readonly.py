@@ -18,12 +18,19 @@ So the way in depends on what is there:
   a hot journal rolled back, which is a write;
 * no ``-wal`` and a directory we cannot write (a read-only mount, someone else's files):
   ``immutable=1``, since the side files could not be created anyway.
+
+A ``-wal`` this process made, through a reading connection it still holds open, is no
+writer's: a second reader (the TUI keeps four, a report or an analysis opens one more) opens
+the file the same way, read-write under the same lock-down.  Opened ``mode=ro`` it could
+never remove the side files, and a read-write connection closing before it would not be the
+last: the files would stay.  :func:`hold` / :func:`release` keep that count, per file.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import urllib.parse
 
 SQLITE_HEADER = 100
@@ -40,12 +47,66 @@ def is_wal(path: str) -> bool:
     return len(head) == 20 and head[18] == _WAL_VERSION and head[19] == _WAL_VERSION
 
 
+# Files this process reads through read-write (locked-down) connections: (device, inode) -> count.
+_held: dict[tuple[int, int], int] = {}
+_held_lock = threading.Lock()
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def hold(path: str) -> tuple[int, int] | None:
+    """A read-write reading connection to ``path`` is open: its side files are ours."""
+    ident = _identity(path)
+    if ident is not None:
+        with _held_lock:
+            _held[ident] = _held.get(ident, 0) + 1
+    return ident
+
+
+def release(ident: tuple[int, int] | None) -> None:
+    """That connection is closed."""
+    if ident is None:
+        return
+    with _held_lock:
+        n = _held.get(ident, 0) - 1
+        if n > 0:
+            _held[ident] = n
+        else:
+            _held.pop(ident, None)
+
+
+def held(path: str) -> bool:
+    """This process has ``path`` open read-write to read it (so a ``-wal`` may be its own)."""
+    ident = _identity(path)
+    with _held_lock:
+        return ident is not None and ident in _held
+
+
+def same_file(recording: str, other: str) -> bool:
+    """Writing ``other`` would write ``recording``: the same path, a symbolic or hard link to it, or
+    (``other`` not existing yet) a path through a directory that links to the recording's."""
+    try:
+        if os.path.samefile(recording, other):  # same device and inode, symbolic links followed
+            return True
+    except OSError:  # one of them does not exist (yet)
+        pass
+    return os.path.realpath(recording) == os.path.realpath(other)
+
+
 def read_uri(path: str, *, immutable: bool = False) -> str:
     """The ``file:`` URI to read ``path`` with (see the module doc).  The caller must run
     ``PRAGMA query_only = 1`` first thing on the connection."""
     base = "file:" + urllib.parse.quote(os.path.abspath(path))
     if immutable:
         return base + "?mode=ro&immutable=1"
+    if held(path):  # the -wal beside it is our own reader's: read as it does
+        return base + "?mode=rw"
     if os.path.exists(path + "-wal"):
         return base + "?mode=ro"
     directory = os.path.dirname(os.path.abspath(path))

@@ -59,6 +59,7 @@ class Summary(msgspec.Struct):
     sample_rate: float = 1.0  # < 1: request counts are estimates (recorded / rate)
     recorded_operations: int = 0
     sampled_out: int | None = None  # requests the recorder counted but left out (None: not stored)
+    requests_exact: bool = True  # operations and requests: exact (not sampled, or the count stored)
 
 
 class Endpoint(msgspec.Struct):
@@ -70,9 +71,9 @@ class Endpoint(msgspec.Struct):
     subresource: str
     count: int  # an estimate in a sampled session (recorded / rate)
     errors: int
-    avg_ms: float
-    p95_ms: float
-    max_ms: float
+    avg_ms: float | None  # None: no latency recorded (watch events, a Sieve trace)
+    p95_ms: float | None
+    max_ms: float | None
     max_seq: int  # the slowest op of the endpoint
     slow: bool  # p95 over the threshold (requests only: a watch lasts as long as its stream)
     recorded: int = 0  # ops of this endpoint in the recording
@@ -156,7 +157,7 @@ async def build(session: Session, *, slow_ms: float = 1000.0, window_s: float = 
                         error_rate=stats.error_rate, latency_ms=stats.latency_ms, ops_per_s=stats.ops_per_s,
                         peak_ops_per_s=stats.peak_ops_per_s, sample_rate=stats.sample_rate,
                         recorded_operations=stats.recorded_operations,
-                        sampled_out=_int_attr(session, "sampled_out")),
+                        sampled_out=_int_attr(session, "sampled_out"), requests_exact=stats.requests_exact),
         slow_ms=slow_ms,
         endpoints=await endpoints(session, slow_ms=slow_ms),
         reconcilers=await reconcilers(session),
@@ -217,7 +218,7 @@ async def endpoints(session: Session, *, slow_ms: float) -> list[Endpoint]:
         out.append(Endpoint(endpoint=endpoint_label(verb, resource, sub), verb=verb, resource=resource,
                             subresource=sub, count=round(hist.count * w), errors=round(errors.get(key, 0) * w),
                             avg_ms=lat.mean, p95_ms=lat.p95, max_ms=lat.max, max_seq=max_seq[key][1],
-                            slow=request and lat.p95 >= slow_ms, recorded=hist.count))
+                            slow=request and lat.p95 is not None and lat.p95 >= slow_ms, recorded=hist.count))
     out.sort(key=lambda e: (-e.count, e.endpoint))
     return out
 
@@ -235,13 +236,13 @@ async def reconcilers(session: Session) -> list[ReconcilerProfile]:
         whole = sum(spent.values())
         shares = {v: t / whole for v, t in sorted(spent.items(), key=lambda kv: -kv[1])} if whole else {}
         slowest = None
-        if doc.slowest:
+        if doc.slowest and doc.slowest[0] > 0:  # a slowest op of 0 ns: no latency recorded
             mx, seq, verb, kind, ns, obj, sub, rid = doc.slowest
             slowest = SlowestOp(seq=seq, verb=verb, target=target_label(kind, ns, obj, sub, ""), ms=mx / 1e6,
                                 reconcile=rid)
         out.append(ReconcilerProfile(
             reconciler=name, reconciles=doc.spans, failed=doc.failed,
-            cycle_ms=hist.latency() if hist.count else Latency(), slowest_op=slowest, time_by_verb=shares,
+            cycle_ms=hist.latency(), slowest_op=slowest, time_by_verb=shares,
             bottleneck=next(iter(shares), "")))
     return out
 
@@ -249,8 +250,10 @@ async def reconcilers(session: Session) -> list[ReconcilerProfile]:
 def _findings(found: analysis.Analysis, loops: list[causality.Cycle]) -> list[Finding]:
     out = [Finding(kind="hot loop", target=h.key,
                    detail=f"{h.writes} writes ({h.writes_without_spec_change} without a spec change),"
-                          f" {h.reconciles} reconciles, up to {h.max_in_window} writes in {h.window_s:g}s",
-                   seq=h.window_first_seq or h.first_seq) for h in found.hot_loops]
+                          f" {h.reconciles} reconciles; the loop runs from op {h.first_seq} to {h.last_seq},"
+                          f" densest {h.window_s:g}s at ops {h.window_first_seq}..{h.window_last_seq}"
+                          f" ({h.max_in_window} writes, {h.max_reconciles_in_window} reconciles)",
+                   seq=h.first_seq) for h in found.hot_loops]
     out += [Finding(kind="409 storm", target=s.key,
                     detail=f"{s.count} conflicts in {s.duration_s:.1f}s (ops {s.first_seq}..{s.last_seq})",
                     seq=s.first_seq) for s in found.error_patterns.conflict_storms]

@@ -232,7 +232,7 @@ def create(conn: sqlite3.Connection) -> None:
     """Create the schema in an empty database, or check an existing one."""
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if tables and "meta" not in tables:
-        raise RecordingError("the file is an SQLite database but not a replay-tui recording")
+        raise RecordingError("an SQLite database but not a replay-tui recording")
     if "meta" in tables:
         version = check_meta(dict(conn.execute("SELECT key, value FROM meta").fetchall()))
         if version < SCHEMA_VERSION:
@@ -275,7 +275,7 @@ def upgrade(conn: sqlite3.Connection) -> None:
 def check_meta(meta: dict[str, str]) -> int:
     """Refuse files that are not ours or come from a newer release; the schema version."""
     if meta.get("application") != APPLICATION:
-        raise RecordingError("the file is an SQLite database but not a replay-tui recording")
+        raise RecordingError("an SQLite database but not a replay-tui recording")
     raw = meta.get("schema_version", "")
     try:
         version = int(raw)

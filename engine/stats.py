@@ -39,14 +39,16 @@ __all__ = ["LATENCY_VERBS", "Histogram", "Latency", "Stats", "Timeline", "comput
 
 
 class Latency(msgspec.Struct):
-    """Latency summary in milliseconds; percentiles are nearest-rank, within one bucket (~2 %)."""
+    """Latency summary in milliseconds over the ops whose latency was recorded (``count`` of them);
+    percentiles are nearest-rank, within one bucket (~2 %).  With none recorded (a Sieve trace's
+    one-second timestamps, watch events) every figure is None: unknown, never "0 ns"."""
 
     count: int = 0
-    p50: float = 0.0
-    p95: float = 0.0
-    p99: float = 0.0
-    mean: float = 0.0
-    max: float = 0.0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    mean: float | None = None
+    max: float | None = None
 
 
 class Timeline(msgspec.Struct):
@@ -96,10 +98,13 @@ class Stats(msgspec.Struct):
     first_ns: int = 0
     last_ns: int = 0
     duration_s: float = 0.0
-    ops_per_s: float = 0.0
-    peak_ops_per_s: float = 0.0
+    ops_per_s: float = 0.0  # over the whole seconds the session spans (average_rate): <= the peak
+    peak_ops_per_s: float = 0.0  # the most ops in one second, counted from the first op
     sample_rate: float = 1.0  # < 1: request counts above are estimates (recorded / rate)
     recorded_operations: int = 0  # operations actually in the recording
+    # False: ``requests`` and ``operations`` are estimates too; True when not sampled, or when the
+    # recorder stored how many requests it saw (``exact_requests``)
+    requests_exact: bool = True
 
 
 def request_scale(rate: float) -> float:
@@ -110,50 +115,69 @@ def request_scale(rate: float) -> float:
 # --- histograms ---------------------------------------------------------------------
 
 class Histogram:
-    """Counts per latency bucket plus the exact count, sum and max (ns)."""
+    """Counts and latency sums per latency bucket, plus the exact count, sum and max (ns).
 
-    __slots__ = ("buckets", "count", "max", "total")
+    Bucket 0 holds the ops whose duration is 0 (or 1 ns): a latency the source did not record
+    (``engine.format.has_latency``).  They are counted (``count``), and left out of ``timed``,
+    the percentiles, the mean and the max."""
+
+    __slots__ = ("buckets", "count", "max", "sums", "timed", "total")
 
     def __init__(self) -> None:
         self.buckets: dict[int, int] = {}
+        self.sums: dict[int, int] = {}
         self.count = 0
+        self.timed = 0
         self.total = 0
         self.max = 0
 
     def add(self, bucket: int, count: int, total: int = 0, maximum: int = 0) -> None:
-        self.buckets[bucket] = self.buckets.get(bucket, 0) + count
         self.count += count
+        if bucket <= 0:  # no latency recorded
+            return
+        self.buckets[bucket] = self.buckets.get(bucket, 0) + count
+        self.sums[bucket] = self.sums.get(bucket, 0) + total
+        self.timed += count
         self.total += total
         self.max = max(self.max, maximum)
 
-    def percentile_ns(self, q: float) -> float:
-        return percentile_ns(self.buckets, q, self.max or None)
+    def percentile_ns(self, q: float) -> float | None:
+        return percentile_ns(self.buckets, q, self.max or None, self.sums)
 
     def latency(self) -> Latency:
-        if not self.count:
+        if not self.timed:
             return Latency()
-        return Latency(count=self.count, p50=self.percentile_ns(0.50) / 1e6,
-                       p95=self.percentile_ns(0.95) / 1e6, p99=self.percentile_ns(0.99) / 1e6,
-                       mean=self.total / self.count / 1e6, max=self.max / 1e6)
+        p50, p95, p99 = (self.percentile_ns(q) for q in (0.50, 0.95, 0.99))
+        return Latency(count=self.timed, p50=_ms(p50), p95=_ms(p95), p99=_ms(p99),
+                       mean=self.total / self.timed / 1e6, max=self.max / 1e6)
 
 
-def percentile_ns(buckets: dict[int, int], q: float, max_ns: float | None = None) -> float:
-    """Nearest-rank percentile (0 < q <= 1) of a bucket histogram, in ns.
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else ns / 1e6
 
-    The value is the bucket's geometric middle, capped at the known maximum
-    (which makes the top percentiles exact when the slowest op is alone in its bucket).
-    """
+
+def percentile_ns(buckets: dict[int, int], q: float, max_ns: float | None = None,
+                  sums: dict[int, int] | None = None) -> float | None:
+    """Nearest-rank percentile (0 < q <= 1) of a bucket histogram, in ns (None: no samples).
+
+    The last rank is the known maximum.  Any other is its bucket's mean when the sums per
+    bucket are known (a value between the bucket's smallest and largest sample, so always
+    within the samples' range, and the sample itself when it is alone), else the bucket's
+    geometric middle; capped at the maximum either way."""
     n = sum(buckets.values())
     if n == 0:
-        return 0.0
+        return None
     rank = max(1, math.ceil(q * n - 1e-9))
+    if rank == n and max_ns:
+        return float(max_ns)
     seen = 0
     for bucket in sorted(buckets):
         seen += buckets[bucket]
         if seen >= rank:
-            value = bucket_value_ns(bucket)
-            return min(value, max_ns) if max_ns is not None else value
-    return 0.0  # unreachable
+            total = sums.get(bucket) if sums else None
+            value = total / buckets[bucket] if total else bucket_value_ns(bucket)
+            return min(value, max_ns) if max_ns else value
+    return None  # unreachable
 
 
 async def gather_all(*coros: Awaitable[Any]) -> list[Any]:
@@ -231,8 +255,13 @@ async def _assemble(session: Session, groups: Sequence[rollups.OpGroup], cells: 
 
     operations = round(sum(by_verb.values()))
     watch_events = sum(round(n) for v, n in by_verb.items() if v in EVENT_VERBS)
+    exact = exact_requests(session.info.attributes or {}, sum(
+        n for v, *_, n, _t, _m, _s in groups if v not in EVENT_VERBS)) if rate < 1.0 else None
+    if exact is not None:
+        operations = exact + watch_events
     duration_s = (last_ns - first_ns) / 1e9
     return Stats(
+        requests_exact=rate >= 1.0 or exact is not None,
         operations=operations,
         requests=operations - watch_events,
         by_verb=_ordered_verbs(_rounded(by_verb)),
@@ -250,11 +279,39 @@ async def _assemble(session: Session, groups: Sequence[rollups.OpGroup], cells: 
         first_ns=first_ns,
         last_ns=last_ns,
         duration_s=duration_s,
-        ops_per_s=operations / duration_s if duration_s > 0 else float(operations),
+        ops_per_s=average_rate(operations, first_ns, last_ns, peak),
         peak_ops_per_s=float(peak),
         sample_rate=rate,
         recorded_operations=recorded,
     )
+
+
+def exact_requests(attributes: dict[str, Any], recorded_requests: int) -> int | None:
+    """How many requests a sampled session's recorder saw, when it says: the proxy stores its count
+    (``requests``); else the requests recorded plus those it counted and left out (``sampled_out``),
+    when nothing was dropped or lost.  None: only an estimate (recorded / rate) can be given."""
+    def count(name: str) -> int | None:
+        value = attributes.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+    seen = count("requests")
+    if seen is not None:
+        return seen
+    errors = attributes.get("errors")
+    lost = sum(v for v in errors.values() if isinstance(v, int)) if isinstance(errors, dict) else 0
+    if count("recorded") is None or count("dropped") or lost:
+        return None
+    return recorded_requests + (count("sampled_out") or 0)
+
+
+def average_rate(operations: int, first_ns: int, last_ns: int, peak: int) -> float:
+    """Operations per second over the seconds the session spans, counted as the peak counts them
+    (whole seconds from the first op), so the average never exceeds the peak: 9 ops within 24 ms
+    are 9/s, not 382/s (the mean of the per-second counts is at most their largest; the min
+    only absorbs the peak's rounding in a sampled session)."""
+    seconds = max(last_ns - first_ns, 0) // SECOND_NS + 1
+    rate = operations / seconds
+    return min(rate, float(peak)) if peak else rate
 
 
 def _ordered_verbs(counts: dict[str, Any]) -> dict[str, Any]:
@@ -273,7 +330,7 @@ def _timeline(cells: Iterable[tuple[int, ...]], first_ns: int, width_ns: int, bu
         w = scale if request else 1.0
         counts[t] += n * w
         errors[t] += errs * w
-        if request:
+        if request and code > 0:  # code 0: no latency recorded (Histogram)
             hists[t][code] = hists[t].get(code, 0) + n
             maxima[t] = max(maxima[t], mx)
     return Timeline(start_ns=first_ns, width_ns=width_ns, counts=[round(c) for c in counts],

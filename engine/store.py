@@ -130,6 +130,7 @@ class Recording:
         self._bodies: OrderedDict[int, bytes] = OrderedDict()  # blob id -> its JSON
         self._inflight = 0  # calls awaiting this connection
         self.schema_version = 1
+        self._held: tuple[int, int] | None = None  # a read-write reading connection (engine.readonly.hold)
         # zstd dictionaries of the sessions opened so far (shared with clones)
         self.dicts = dicts if dicts is not None else codec.Dictionaries()
 
@@ -156,7 +157,7 @@ class Recording:
             if missing:
                 raise RecordingError(f"{path}: incomplete recording (missing {', '.join(sorted(missing))})")
         except BaseException:
-            await rec.db.close()
+            await rec.close()
             raise
         return rec
 
@@ -169,6 +170,8 @@ class Recording:
         except sqlite3.Error as exc:
             raise RecordingError(describe_sqlite_error(exc, path)) from None
         rec = cls(path, db)
+        if uri.endswith("?mode=rw"):
+            rec._held = readonly.hold(path)
         try:
             await rec.execute("PRAGMA query_only = 1")
             await db.set_authorizer(readonly.authorizer)  # with query_only: nothing can write
@@ -176,7 +179,7 @@ class Recording:
             tables = {r[0] for r in await rec.fetchall(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
         except BaseException:
-            await db.close()
+            await rec.close()
             raise
         return rec, tables
 
@@ -187,7 +190,11 @@ class Recording:
         return other
 
     async def close(self) -> None:
-        await self.db.close()
+        try:
+            await self.db.close()
+        finally:
+            held, self._held = self._held, None
+            readonly.release(held)
 
     async def __aenter__(self) -> Recording:
         return self

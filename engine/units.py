@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from replay_tui.engine.format import EVENT_VERBS, has_latency
+
 
 def fmt_ts(ts_ns: int | None, *, date: bool = True) -> str:
     """An instant in UTC, to the microsecond: '2026-11-22 18:03:04.123456Z'."""
@@ -48,6 +50,38 @@ def fmt_elapsed(ns: int) -> str:
     if m:
         return f"{sign}{m}m{s:06.3f}s"
     return f"{sign}{s:.3f}s"
+
+
+def fmt_latency(verb: str, duration_ns: int, *, why: bool = False) -> str:
+    """An op's latency, or '-' when it has none recorded (``has_latency``); ``why`` says why not."""
+    if has_latency(verb, duration_ns):
+        return fmt_duration(duration_ns)
+    if not why:
+        return "-"
+    return "-  (watch events have no latency of their own)" if verb in EVENT_VERBS else \
+        "-  (not recorded by this source)"
+
+
+def elide(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, a long one losing its middle: object names
+    (``Service/default/cassandra-test-cluster-dc1-nodes``) differ at their end."""
+    if len(text) <= width or width < 12:
+        return text
+    head = (width - 1) * 2 // 5
+    return text[:head] + "…" + text[-(width - 1 - head):]
+
+
+def fmt_count(n: int, one: str, many: str = "") -> str:
+    """'1 write', '1,069 writes'."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def fmt_seqs(seqs: list[int], limit: int = 6) -> str:
+    """'12, 13, 16 ...' : the first ops of a finding, to jump to."""
+    return ", ".join(str(s) for s in seqs[:limit]) + (" ..." if len(seqs) > limit else "")
+
+
+NO_TIMING = "no timing data (the source recorded no latency for its requests)"
 
 
 def fmt_ms(ms: float | None) -> str:

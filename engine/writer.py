@@ -113,13 +113,15 @@ def open_write(path: str | os.PathLike[str]) -> sqlite3.Connection:
         # 16 KiB pages (new files only): compressed bodies of 1-3 KB pack with less waste
         # (-35 % file size) and a batch commits in a quarter of the WAL frames.
         conn.execute("PRAGMA page_size = 16384")
+        create(conn)  # first: a file that is not a recording is refused before WAL mode would change it
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         # Index pages of a long session stay in the writer's cache (32 MB, not 2 MB).
         conn.execute("PRAGMA cache_size = -32768")
-        create(conn)
     except sqlite3.Error as exc:
         raise RecordingError(describe_sqlite_error(exc, path)) from None
+    except RecordingError as exc:  # not a recording, or a newer one: say which file
+        raise RecordingError(f"{path}: {exc}") from None
     return conn
 
 

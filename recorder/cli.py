@@ -346,7 +346,8 @@ async def _serve(args: argparse.Namespace, log: Log, command: list[str], upstrea
         await proxy.close()
         stop.flushing = True  # a signal from now on stops the writing of what is left
         close_error = await loop.run_in_executor(None, functools.partial(
-            _close_queue, queue, args.grace, exit_status=status, refused=proxy.refused))
+            _close_queue, queue, args.grace, exit_status=status, refused=proxy.refused,
+            requests=proxy.requests))  # every request it forwarded: exact where --sample keeps a part
         stop.uninstall()
     return status, proxy.refused, proxy.requests, close_error, stop.stopped_by
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -211,7 +212,8 @@ async def test_the_self_feeding_status_loop_and_the_noop_rewrites_are_found(know
     assert (looper.window_first_seq, looper.window_last_seq) == (k.looper_updates[0].seq, k.looper_updates[-1].seq)
     assert looper.example_seqs == seqs(k.looper_updates[:5])
     assert looper.changed_fields == [".status.lastReconcileTime"]
-    assert looper.first_seq == 1 and looper.last_seq == k.looper_updates[-1].seq
+    # Where the loop starts: its first write without a spec change (not the create before it).
+    assert looper.first_seq == k.looper_updates[0].seq and looper.last_seq == k.looper_updates[-1].seq
     span_min = (k.looper_updates[-1].ts_ns - T0) / 60e9
     assert looper.writes_per_min == pytest.approx(21 / span_min)
 
@@ -372,3 +374,93 @@ async def test_many_candidates_filtered_in_python_give_the_same_loops(
     monkeypatch.setattr(analysis, "MAX_SQL_LIST", 0)  # as if there were too many to list in SQL
     assert msgspec.to_builtins((await analysis.analyze(session, hot_min=3)).hot_loops) == in_sql
     assert len(in_sql) >= 2
+
+
+def test_every_output_says_the_same_op_where_a_hot_loop_starts() -> None:
+    """``analyze --json``'s first_seq (the loop's first write without a spec change), the report's
+    "Jump to seq", compare's op, the TUI's Analysis row and the text all name the same op; the densest
+    window is told apart (window_first_seq).  Loops are listed worst first."""
+
+    from replay_tui.tui.widgets.analysispanel import hot_loops
+    from tests.conftest import run_cli
+
+    demo = str(Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db")
+    code, out, err = run_cli("analyze", demo, "-s", "buggy-operator", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    starts = {h["key"]: h["first_seq"] for h in data["hot_loops"]}
+    assert starts == {"Report.example.com/default/daily": 14, "Report.example.com/default/weekly": 12}
+    weekly = next(h for h in data["hot_loops"] if h["key"].endswith("weekly"))
+    assert weekly["window_first_seq"] == 16 and weekly["window_first_seq"] != weekly["first_seq"]
+    chains = [h["longest_self_trigger_chain"] for h in data["hot_loops"]]
+    assert chains == sorted(chains, reverse=True)  # worst first
+    _, shown, _ = run_cli("show", demo, "-s", "buggy-operator", "--at", "12")
+    assert "verb       patch Report.example.com/default/weekly/status" in shown  # the loop's first write
+
+    _, out, _ = run_cli("report", demo, "-s", "buggy-operator", "--format", "json")
+    told = {f["target"]: f["seq"] for f in json.loads(out)["findings"] if f["kind"] == "hot loop"}
+    assert told == starts
+    _, out, _ = run_cli("compare", f"{demo}:buggy-operator", f"{demo}:buggy-operator", "--json")
+    told = {f["object"]: f["seq_a"] for f in json.loads(out)["findings"] if f["kind"] == "hot-loop"}
+    assert told == starts
+    rows = hot_loops(data)
+    assert {text.plain.split("  ")[0]: seq for text, seq in rows} == starts
+    _, text, _ = run_cli("analyze", demo, "-s", "buggy-operator")
+    assert all(f"  op {seq:<8} {key}\n" in text for key, seq in starts.items())
+
+
+def test_the_text_output_is_a_readable_rendering_with_every_count_and_seq() -> None:
+    """Headings per section, one line (or a small table) per finding with the op to jump to first, whole
+    names, formatted numbers, and counts that say what is listed: no dump of internal fields."""
+    import re
+
+    from tests.conftest import run_cli
+
+    demo = str(Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db")
+    code, text, err = run_cli("analyze", demo, "-s", "buggy-operator")
+    assert code == 0, err
+    for raw in ("obj_id=", "writes_without_spec_change", "read_write_ratio", "slowest:", "threshold_ms"):
+        assert raw not in text, raw
+    assert not re.search(r"\d\.\d{4,}", text)  # no raw floats
+    assert not re.search(r"\w(\.\.\.|…)", text)  # nothing cut off
+    lines = text.splitlines()
+    assert "HOT LOOPS (2; worst first)" in lines
+    assert lines[lines.index("HOT LOOPS (2; worst first)") + 1] == "  op 14       Report.example.com/default/daily"
+    assert "  op 12       Report.example.com/default/weekly" in lines  # where each loop starts (its first_seq)
+    assert "              the loop: ops 12..468; densest 60s: ops 16..468 (107 writes, 112 reconciles);" \
+           " each write changes only .status.lastSync" in lines
+    assert "SLOW OPERATIONS (0 over 1,000 ms)" in lines
+    at = lines.index("  the 10 slowest requests:")
+    assert lines[at + 1].split() == ["OP", "LATENCY", "VERB", "STATUS", "TARGET"]
+    assert lines[at + 2].split() == ["op", "381", "16.9ms", "update", "409", "ConfigMap/default/weekly-summary"]
+    assert lines[at + 12] == "  the slowest of each verb:"  # 10 listed, as said
+    assert "ERROR PATTERNS (48 errors)" in lines
+    assert any(line.split() == ["op", "164", "op", "486", "24", "5.7s", "ConfigMap/default/weekly-summary"]
+               for line in lines)
+    kinds = lines.index("  by kind (3; busiest first; EVENTS: watch events):")
+    assert lines[kinds + 2].split() == ["0", "1", "1", "214", "212", "0.00", "7.5", "Report"]
+
+
+def test_names_lose_their_middle_only_when_wider_than_the_terminal(tmp_path: Path) -> None:
+    from replay_tui.cli.commands import render_analysis
+    from replay_tui.recorder.importers.sieve import import_sieve
+    from tests.conftest import run_cli
+
+    db = tmp_path / "sieve.db"
+    import_sieve(str(Path(__file__).parent / "data" / "cassandra-operator-recreate.sieve-server.log"), str(db),
+                 progress=False)
+    code, text, _ = run_cli("analyze", str(db))  # not a terminal: every name whole
+    assert code == 0
+    for name in ("Service/default/cassandra-test-cluster-dc1-nodes", "Service/default/cassandra-test-cluster-dc1-seeds",
+                 "CassandraDataCenter.cassandraoperator.instaclustr.com/default/cassandra-datacenter"):
+        assert name in text
+    code, out, _ = run_cli("analyze", str(db), "--json")
+    data = json.loads(out)
+    assert "\n".join(render_analysis("cassandra-operator-recreate.sieve-server", data, width=200)) + "\n" == text
+    narrow = "\n".join(render_analysis("s", data, width=80)).splitlines()  # what an 80-column terminal shows
+    assert all(len(line) <= 80 for line in narrow)
+    by_object = narrow[narrow.index("  by object (7; most first):") + 2:][:7]
+    names = [line.split()[-1] for line in by_object]
+    assert len(set(names)) == 7  # told apart by their ends
+    assert names[0].startswith("Cassandra") and names[0].endswith("default/cassandra-datacenter") and "…" in names[0]
+    assert names[1].endswith("-dc1-nodes") and names[2].endswith("-dc1-seeds")

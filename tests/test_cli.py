@@ -210,6 +210,18 @@ def test_unknown_session_and_bad_positions(recording: Path) -> None:
                           "bad field path")
 
 
+def test_a_time_outside_the_session_is_an_error_giving_its_time_range() -> None:
+    """As a seq out of range is: never the first or last op silently (the demo's buggy run lasts 8 s)."""
+    demo = str(Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db")
+    span = ("its ops run from 2026-11-22 20:27:12.279364Z to 2026-11-22 20:27:20.272137Z (+0s to +7.993s)")
+    for at in ("12:00:00", "+1m", "2019-01-01", "2026-11-22T20:27:21Z"):
+        assert_one_line_error(run("show", demo, "-s", "2", "--at", at), f"{at!r} is outside the session's time", span)
+    assert_one_line_error(run("diff", demo, "-s", "2", "--from", "1", "--to", "+9s"), "outside", span)
+    assert_one_line_error(run("serve", demo, "-s", "2", "--at", "+1m", "--", "true"), "outside", span)
+    assert "op 1 of 487" in run("show", demo, "-s", "2", "--at", "20:27:12", check=True).stdout  # that second
+    assert "op 487 of 487" in run("show", demo, "-s", "2", "--at", "+7.993s", check=True).stdout
+
+
 def test_several_sessions_need_a_choice(recording: Path, tmp_path: Path) -> None:
     two = tmp_path / "two.db"
     shutil.copy(recording, two)
@@ -222,6 +234,29 @@ def test_several_sessions_need_a_choice(recording: Path, tmp_path: Path) -> None
         "operations"] == 1
     assert json.loads(run("stats", str(two), "--session", "1", "--json", check=True).stdout)[
         "operations"] == 5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["show", "DB"], "replay-tui show: error: the following arguments are required: --at"
+                     " (see 'replay-tui show --help')"),
+    (["record", "--sample", "2", "--", "true"], "replay-tui record: error: argument --sample: '2' is outside 0 to 1"
+                                                " (see 'replay-tui record --help')"),
+    (["stats", "DB", "--nope"], "replay-tui: error: unrecognized arguments: --nope (see 'replay-tui --help')"),
+    (["import", "sieve"], "replay-tui import sieve: error: the following arguments are required: LOG, --db"
+                          " (see 'replay-tui import sieve --help')"),
+])
+def test_usage_errors_are_one_line_and_exit_2(recording: Path, args: list[str], message: str) -> None:
+    proc = run(*[str(recording) if a == "DB" else a for a in args])
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == message + "\n"
+
+
+def test_demo_takes_a_session() -> None:
+    """``demo -s S`` opens that session (as ``replay-tui DB -s S`` does); an unknown one is one line."""
+    proc = run("demo", "-s", "nope")
+    assert_one_line_error(proc, "no session 'nope'")
+    proc = run("demo", "--session", "nope")
+    assert_one_line_error(proc, "no session 'nope'")
 
 
 def test_no_arguments_prints_help() -> None:

@@ -193,10 +193,41 @@ def test_the_healthy_operator_reacts_in_the_fork_to_the_replayed_world(demo: Pat
     assert ("delete", "world-greeting") not in writes
 
 
-def test_a_fork_never_records_into_the_file_it_forks(demo: Path, tmp_path: Path) -> None:
-    done, _ = run_fork(demo, tmp_path, "-s", "healthy-operator", "--fork", "--record-to", str(demo),
+def digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("how", ["same path", "symlink", "hard link", "relative", "through a linked directory"])
+def test_a_fork_never_records_into_the_file_it_forks(demo: Path, tmp_path: Path, how: str) -> None:
+    """The file itself is compared (device and inode, links resolved), not the path as written."""
+    before = digest(demo)
+    target = {"same path": demo, "relative": Path("..") / tmp_path.name / "demo.db"}.get(how)
+    source = demo
+    if how == "symlink":
+        target = tmp_path / "link.db"
+        target.symlink_to(demo)
+    elif how == "hard link":
+        source = tmp_path / "src" / "demo.db"
+        source.parent.mkdir()
+        shutil.copy(demo, source)
+        target = tmp_path / "hard.db"
+        target.hardlink_to(source)
+        before = digest(source)
+    elif how == "relative":
+        source = tmp_path / "demo.db"
+        shutil.copy(demo, source)
+        before = digest(source)
+    elif how == "through a linked directory":  # OUT does not exist yet; its directory is the source's
+        (tmp_path / "alias").symlink_to(demo.parent, target_is_directory=True)
+        target = tmp_path / "alias" / "demo.db"
+    assert target is not None
+    done, _ = run_fork(source, tmp_path, "-s", "healthy-operator", "--fork", "--record-to", str(target),
                        command=["true"])
-    assert done.returncode == 1 and "another file" in done.stderr
+    assert done.returncode == 1 and "another file" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert digest(source) == before
 
 
 async def test_writes_by_other_actors_and_unexplained_versions_are_the_outside_world(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from kubernetes import client, config, watch
 from replay_tui import recorder
 from replay_tui.engine import codec
 from replay_tui.engine.schema import RecordingError
+from tests.conftest import run_cli
 from tests.support.emulator import EmulatorThread
 
 
@@ -146,6 +147,15 @@ def test_a_sampled_hook_keeps_watches_and_counts_what_it_left_out(core: client.C
     assert [r["verb"] for r in _rows(db, "SELECT verb FROM operations ORDER BY seq")] == ["watch", "added"]
     attrs = json.loads(_rows(db, "SELECT attributes FROM sessions")[0]["attributes"])
     assert attrs["sample_rate"] == 0.0 and attrs["sampled_out"] == 21
+    # The hook counted every call: stats and the report give the exact totals (the watch and the 21 left out).
+    code, out, err = run_cli("stats", str(db), "--json")
+    assert code == 0, err
+    stats = json.loads(out)
+    assert (stats["requests_exact"], stats["requests"], stats["operations"]) == (True, 22, 23)
+    code, out, _ = run_cli("stats", str(db))
+    assert out.startswith("session sampled: 23 operations over ")
+    code, md, _ = run_cli("report", str(db))
+    assert "| Requests | 22 |" in md and "| Operations | 23 |" in md
 
 
 def test_a_sample_rate_outside_0_to_1_is_refused(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -361,3 +362,16 @@ def test_import_audit_api_reports_malformed_reasons(tmp_path: Path) -> None:
     log.write_bytes(AUDIT.read_bytes() + BAD_AUDIT["nested 100,000 deep"] + b"\n")
     result = import_audit(str(log), str(tmp_path / "rec.db"), progress=False)
     assert result.malformed == 1 and "nested too deeply" in result.malformed_lines[0]["reason"]
+
+
+def test_importing_into_another_applications_database_is_refused_by_name(tmp_path: Path) -> None:
+    """``import --db`` onto a file that is not a recording: one line naming it, the file left byte for byte."""
+    foreign = tmp_path / "other.db"
+    with contextlib.closing(sqlite3.connect(foreign)) as conn, conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    before = foreign.read_bytes()
+    code, out, err = run_cli("import", "audit", str(AUDIT), "--db", str(foreign))
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == [f"replay-tui: error: {foreign}: an SQLite database but not a replay-tui"
+                                        " recording"]
+    assert foreign.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -427,3 +428,39 @@ async def test_interleaved_reconcilers(tmp_path: Path, open_recording: Any) -> N
     failed = await session.op(5)
     assert failed.request["kind"] == "ConfigMap" and failed.response["reason"] == "AlreadyExists"
     assert failed.message == 'configmaps "c" already exists'
+
+
+def test_a_trace_without_latency_reads_dash_never_0ns(tmp_path: Path) -> None:
+    """Sieve's one-second timestamps time no request: every output says so ('-', "no timing data")
+    instead of printing 0 ns, and the JSON carries null, not 0."""
+    from tests.conftest import run_cli
+
+    db = tmp_path / "rec.db"
+    import_sieve(str(SAMPLE), str(db), progress=False)
+    outputs = {}
+    for argv in (["stats"], ["report"], ["report", "--format", "html"], ["query", "verb=get,update,list"],
+                 ["show", "--at", "5"], ["show", "--at", "3"], ["analyze"], ["compare", str(db)]):
+        code, out, err = run_cli(argv[0], str(db), *argv[1:])
+        assert code == 0, (argv, err)
+        outputs[argv[0] + " ".join(argv[1:2])] = out
+        assert "0ns" not in out and "0.0ms" not in out and ">0ms<" not in out, argv
+    assert "latency    no timing data" in outputs["stats"]
+    assert "get          52    -    -    -" in outputs["stats"]
+    report = outputs["report"]
+    assert "| Latency | no timing data (the source recorded no latency for its requests) |" in report
+    assert "No timing data (the source recorded no latency for its requests)." in report  # endpoints
+    assert "| LIST pods | 46 | - | - | 0 |  |" in report
+    assert "(4 of 16 timed)" in report  # cycles of a whole second: 12 spans began and ended in one second
+    assert "no latency line: no timing data" in outputs["report--format"]
+    assert "latency    -  (not recorded by this source)" in outputs["show--at"]
+    rows = [line for line in outputs["queryverb=get,update,list"].splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 52 + 58 + 11 and all(re.search(r" -(  #\d+)?$", line) for line in rows)
+    assert "  A           134    -    -    -    -" in outputs["compare" + str(db)]
+    code, out, _ = run_cli("report", str(db), "--format", "json")
+    data = json.loads(out)
+    assert data["summary"]["latency_ms"] == {"count": 0, "p50": None, "p95": None, "p99": None, "mean": None,
+                                             "max": None}
+    assert all(e["avg_ms"] is None and e["p95_ms"] is None for e in data["endpoints"])
+    assert data["reconcilers"][0]["slowest_op"] is None
+    code, out, _ = run_cli("stats", str(db), "--json")
+    assert json.loads(out)["latency_by_verb"]["get"]["p95"] is None

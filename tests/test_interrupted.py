@@ -152,6 +152,45 @@ def test_readers_of_a_finished_recording_leave_no_side_files(tmp_path: Path, arg
     assert digest(db) == before
 
 
+async def test_connections_opened_one_after_another_leave_no_side_files(tmp_path: Path) -> None:
+    """A second reader opened while the first holds the file (its -wal is the first's, not a
+    writer's) reads the same way, so whichever closes last removes the side files."""
+    db = tmp_path / "rec.db"
+    write_session(db, simple_ops(12))
+    before = digest(db)
+    first = await Recording.open(db)
+    second = await first.clone()
+    third = await Recording.open(db)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.db", "rec.db-shm", "rec.db-wal"]
+    for rec in (first, third, second):  # the first opened is not the last closed
+        assert (await (await rec.session(None)).op(3)).seq == 3
+        await rec.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.db"]
+    assert digest(db) == before
+
+
+async def test_quitting_the_tui_leaves_no_side_files(tmp_path: Path) -> None:
+    """The debugger's four connections, statistics and analysis included, leave the directory as it was."""
+    pytest.importorskip("textual")
+    from replay_tui.tui.app import ReplayApp
+
+    db = tmp_path / "st.db"
+    write_session(db, simple_ops(12), name="operator")
+    before = digest(db)
+    app = ReplayApp(str(db), persist_marks=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        deadline = time.monotonic() + 10
+        while app.debugger.ses is None and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        for key in ("l", "l", "3", "4"):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+        assert (tmp_path / "st.db-wal").exists()
+        await pilot.press("q")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["st.db"]
+    assert digest(db) == before
+
+
 def test_reading_after_a_crash_reads_the_wal_and_touches_nothing(tmp_path: Path) -> None:
     db = tmp_path / "rec.db"
     proc = start_writer(db, "crashed")

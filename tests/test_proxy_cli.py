@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -198,6 +199,8 @@ BAD_INPUTS = {
                                   "does not exist"),
     "db is not a recording": (["--kubeconfig", "{kc}", "--db", "{tmp}/bad", "--", "true"], 1,
                               "not an SQLite database"),
+    "db is another application's database": (["--kubeconfig", "{kc}", "--db", "{tmp}/foreign.db", "--", "true"], 1,
+                                             "{tmp}/foreign.db: an SQLite database but not a replay-tui recording"),
 }
 
 
@@ -206,6 +209,9 @@ def test_bad_input_gives_one_clear_line(case: str, kubeconfig: Path, tmp_path: P
                                         capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "bad").write_text("clusters: [\n")
     (tmp_path / "list").write_text("- 1\n- 2\n")
+    with contextlib.closing(sqlite3.connect(tmp_path / "foreign.db")) as foreign:
+        foreign.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    foreign_bytes = (tmp_path / "foreign.db").read_bytes()
     unreachable = (tmp_path / "unreachable")
     unreachable.write_text(kubeconfig.read_text().replace(
         kubeconfig.read_text().split("server: ")[1].split()[0], f"http://127.0.0.1:{_closed_port()}"))
@@ -222,3 +228,4 @@ def test_bad_input_gives_one_clear_line(case: str, kubeconfig: Path, tmp_path: P
     assert lines[0].startswith("replay-tui: error: ")
     assert message.format(**fill) in lines[0]
     assert not (tmp_path / "rec.db").exists()  # checked before anything is recorded
+    assert (tmp_path / "foreign.db").read_bytes() == foreign_bytes  # refused, not even switched to WAL mode

@@ -366,3 +366,25 @@ def test_a_bad_sample_rate_is_one_clear_line(tmp_path: Path, value: str, message
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_stats_of_a_sampled_recording_use_the_exact_request_count_and_mark_every_estimate(
+        recorded: Recorded, capsys: pytest.CaptureFixture[str]) -> None:
+    """The proxy counted every request: the totals are exact (no ~); what is scaled, per verb, kind,
+    status, the errors, says ~ (the verb table too)."""
+    requests = int(_value(recorded.metrics, "replay_requests_total"))
+    assert _session_attrs(recorded.db)["requests"] == requests
+    code, out, err = _cli(capsys, "stats", str(recorded.db), "--json")
+    data = json.loads(out)
+    assert data["requests_exact"] is True and data["requests"] == requests
+    assert data["operations"] == requests + data["watch_events"]
+    code, out, err = _cli(capsys, "stats", str(recorded.db))
+    assert code == 0, err
+    head = out.splitlines()[0]
+    assert head.startswith(f"session observed: {requests + data['watch_events']:,} operations over ")
+    verbs = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.split()[:1] in (["get"], ["watch"])}
+    assert verbs["get"].startswith("~") and verbs["get"] == f"~{data['by_verb']['get']:,}"
+    assert verbs["watch"] == f"{data['by_verb']['watch']:,}"  # watches are never sampled: exact
+    assert f"errors     ~{data['errors']:,}" in out
+    code, md, _ = _cli(capsys, "report", str(recorded.db))
+    assert f"| Requests | {requests:,} |" in md and f"| Operations | {data['operations']:,} |" in md

@@ -182,10 +182,35 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 
 def test_out_without_format_takes_it_from_the_extension(tmp_path: Path) -> None:
-    for name, starts in (("r.html", "<!DOCTYPE html>"), ("r.json", "{"), ("r.txt", "# replay-tui report")):
+    for name, starts in (("r.html", "<!DOCTYPE html>"), ("r.json", "{"), ("r.markdown", "# replay-tui report")):
         proc = run("report", str(DEMO), "-s", "healthy-operator", "-o", str(tmp_path / name))
         assert proc.returncode == 0, proc.stderr
         assert (tmp_path / name).read_text().startswith(starts), name
+    # Another extension is refused in one line, never silently written as Markdown; --format says it.
+    for name in ("r.txt", "report"):
+        proc = run("report", str(DEMO), "-s", "healthy-operator", "-o", str(tmp_path / name))
+        assert proc.returncode == 1 and not (tmp_path / name).exists()
+        what = "extension '.txt'" if name == "r.txt" else "no extension"
+        assert proc.stderr.strip().splitlines() == [
+            f"replay-tui: error: {tmp_path / name}: {what} is no report format"
+            " (use .html, .htm, .md, .markdown or .json, or say --format md|json|html)"]
+    proc = run("report", str(DEMO), "-s", "healthy-operator", "-o", str(tmp_path / "r.txt"), "--format", "md")
+    assert proc.returncode == 0 and (tmp_path / "r.txt").read_text().startswith("# replay-tui report")
+
+
+def test_an_endpoint_with_one_request_has_its_p95_equal_to_its_average(tmp_path: Path) -> None:
+    """Percentiles lie within the samples' range: one request's p95 is that request, not its bucket's middle."""
+    from replay_tui.engine import rollups
+    from tests.conftest import k8s_object, op_for, write_session
+
+    top_of_a_bucket = int(rollups.bucket_floor_ns(rollups.duration_bucket(3_300_000) + 1)) - 1
+    cm = k8s_object("ConfigMap", "one")
+    db = tmp_path / "one.db"
+    write_session(db, [op_for("get", cm, resource="configmaps", response=cm, duration_ns=top_of_a_bucket)])
+    (endpoint,) = build(db).endpoints
+    assert endpoint.avg_ms == endpoint.p95_ms == endpoint.max_ms == top_of_a_bucket / 1e6
+    md = run("report", str(db)).stdout
+    assert "| GET configmaps | 1 | 3.3ms | 3.3ms | 0 |  |" in md
 
 
 def test_the_latency_line_breaks_where_no_request_ran() -> None:

@@ -123,6 +123,21 @@ def test_namespaces_choose_what_is_restored(recording: Path, cluster: tuple[Emul
     assert get(emu, "", "configmaps", "shop", "owned") is None
 
 
+def test_a_namespace_that_matches_nothing_is_said(recording: Path, cluster: tuple[EmulatorThread, Path]) -> None:
+    """A typo in --namespace restores nothing of it: a warning; when nothing at all is selected, exit 1."""
+    emu, kubeconfig = cluster
+    before = emu.call(lambda: sum(len(objs) for objs in emu.emulator.store.values()))
+    done = restore(recording, kubeconfig, "-n", "nope")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == ("replay-tui: error: --namespace nope: no object of the state at op 15 is in it"
+                           " (namespaces there: default, kube-system, other, shop); nothing to restore\n")
+    assert emu.call(lambda: sum(len(objs) for objs in emu.emulator.store.values())) == before
+    done = restore(recording, kubeconfig, "-n", "nope", "-n", "other", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("replay-tui: warning: --namespace nope: no object of the state at op 15 is in it")
+    assert "ConfigMap/other/x: would create" in done.stdout
+
+
 def test_a_cluster_that_cannot_be_reached_is_one_line(recording: Path, tmp_path: Path) -> None:
     kc = tmp_path / "kc"
     kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: c, cluster: {server: "
@@ -131,3 +146,26 @@ def test_a_cluster_that_cannot_be_reached_is_one_line(recording: Path, tmp_path:
     done = restore(recording, kc)
     assert done.returncode == 1 and "cannot reach the cluster" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_cluster_that_never_answers_fails_as_fast_as_record_does(recording: Path, tmp_path: Path) -> None:
+    """A server that accepts connections and never answers: record's bounded probe, its message, ~10 s."""
+    import socket
+    import time
+
+    from replay_tui.recorder.cli import PROBE_TIMEOUT_S
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel accepts connections; nothing ever reads or answers them
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        kc = tmp_path / "kc"
+        kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: c, cluster: {server: "
+                      f"'{url}'}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n"
+                      "users: [{name: u, user: {token: t}}]\n")
+        started = time.monotonic()
+        done = restore(recording, kc)
+        took = time.monotonic() - started
+    assert done.returncode == 1 and done.stderr == f"replay-tui: error: cannot reach the cluster at {url}: timed out\n"
+    assert PROBE_TIMEOUT_S <= took < PROBE_TIMEOUT_S + 8, took
+    assert done.stdout == ""

@@ -74,6 +74,32 @@ async def test_a_sampled_session_scales_the_same_either_way(tmp_path: Path) -> N
         assert a["stats"]["sample_rate"] == 0.25 and a["stats"]["operations"] > 3000
 
 
+async def test_latencies_not_recorded_are_left_out_the_same_either_way(tmp_path: Path) -> None:
+    """A Sieve trace (every duration 0: not recorded) and a session mixing recorded and unrecorded
+    latencies: both paths leave the unknown ones out of every percentile, mean and max."""
+    from replay_tui.recorder.importers.sieve import import_sieve
+
+    sieve = tmp_path / "sieve.db"
+    import_sieve(str(Path(__file__).parent / "data" / "cassandra-operator-recreate.sieve-server.log"),
+                 str(sieve), progress=False)
+    mixed = tmp_path / "mixed.db"
+    cfg = k8s_object("ConfigMap", "cfg", data={"a": "1"})
+    with RecordingWriter(mixed) as w:
+        s = w.session("s", "audit")
+        for i in range(40):
+            s.append(op_for("get", cfg, response=cfg, duration_ns=(i % 4) * 3_000_000, ts_ns=T0 + i * 10**8))
+        s.close()
+    for path in (sieve, mixed):
+        async with await Recording.open(path) as rec:
+            a, b = await _both(await rec.session())
+            assert a == b
+            lat = a["stats"]["latency_ms"]
+            if path == sieve:
+                assert lat["count"] == 0 and lat["p50"] is None and lat["max"] is None
+            else:
+                assert lat["count"] == 30 and lat["p50"] == pytest.approx(6.0) and lat["mean"] == pytest.approx(6.0)
+
+
 async def test_a_batch_that_failed_and_was_retried_is_counted_once(tmp_path: Path) -> None:
     path = tmp_path / "locked.db"
     cfg = k8s_object("ConfigMap", "cfg", data={"a": "1"})

@@ -239,7 +239,6 @@ async def test_play_follows_recorded_time(demo: Path) -> None:
     (["DEMO", "-s", SESSION, "--at", "9999"], "out of range"),
     (["DEMO", "-s", "nope"], "no session"),
     (["DEMO", "-s", SESSION, "--speed", "0", "--play"], "--speed"),
-    (["DEMO", "-s", SESSION, "--fork", "--play"], "--play"),
     (["DEMO", "-s", SESSION, "--listen", "nowhere"], "HOST:PORT"),
 ])
 def test_bad_input_is_one_line_and_status_1(demo: Path, tmp_path: Path, args: list[str], message: str) -> None:
@@ -247,6 +246,19 @@ def test_bad_input_is_one_line_and_status_1(demo: Path, tmp_path: Path, args: li
     done = subprocess.run([*replay_tui(), "serve", *args, "--", "true"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--speed", "5"], "--speed goes with --play (the position moves only when played)"),
+    (["--fork", "--play"], "--play moves a read-only server; a fork runs in real time (leave out --play)"),
+    (["--record-to", "x.db"], "--record-to and --name go with --fork"),
+])
+def test_options_that_do_not_go_together_are_a_usage_error(demo: Path, args: list[str], message: str) -> None:
+    """Never silently ignored: one line, as argparse's own usage errors, exit status 2."""
+    done = subprocess.run([*replay_tui(), "serve", str(demo), "-s", SESSION, *args, "--", "true"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"replay-tui serve: error: {message} (see 'replay-tui serve --help')\n"
 
 
 def test_a_command_gets_the_kubeconfig_and_its_status_is_ours(demo: Path) -> None:

@@ -238,6 +238,10 @@ async def test_jump_in_every_form(fixture_db: Path, text: str, seq: int) -> None
 @pytest.mark.parametrize("text, message", [
     ("nowhere", "cannot jump to 'nowhere'"), ("9999", "out of range"), ("150%", "not between 0% and 100%"),
     ("25:99", "bad time of day"),
+    # a time outside the session, as a seq out of range: the notification gives the session's time range
+    ("+1h", "'+1h' is outside the session's time: its ops run from 2023-11-14 22:13:20.000000Z to"
+            " 2023-11-14 22:17:39.000000Z (+0s to +4m19.000s)"),
+    ("12:00:00", "'12:00:00' is outside the session's time"),
 ])
 async def test_bad_jump_is_a_notification_not_a_crash(fixture_db: Path, text: str, message: str) -> None:
     app = ReplayApp(str(fixture_db))
@@ -784,3 +788,58 @@ async def test_a_locked_or_lost_recording_is_a_notification(fixture_db: Path, mo
         await pilot.press("l", "e", "G")
         await pilot.pause(0.3)
         assert app.is_running
+
+
+async def test_what_the_screen_draws_reads_at_4_5_to_1_in_every_builtin_theme(fixture_db: Path) -> None:
+    """The README's 4.5:1, measured on the cells drawn: timeline rows plain, failed (tinted), the
+    cursor's, the cursor on a failed row, with the timeline focused and not; and the tab labels
+    (Textual's own inactive ones are $foreground 50%: 2.0-3.5:1 on light themes)."""
+    from textual.color import Color
+    from textual.theme import BUILTIN_THEMES
+    from textual.widgets import Tab
+
+    from replay_tui.tui import theme
+    from tests.test_tui_fixture import CONFLICT_SEQ
+
+    def cells(strip: Any) -> list[tuple[float, str]]:
+        out = []
+        for seg in strip:
+            style = seg.style
+            if not seg.text.strip() or style is None or style.color is None or style.bgcolor is None:
+                continue
+            if style.color.triplet is None or style.bgcolor.triplet is None:
+                continue  # a terminal colour (the ansi themes)
+            out.append((theme.contrast(Color(*style.color.triplet), Color(*style.bgcolor.triplet)), seg.text))
+        return out
+
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+        timeline = app.query_one(Timeline)
+        worst: dict[str, tuple[float, str, str]] = {}
+        for name in sorted(BUILTIN_THEMES):
+            app.theme = name
+            for focused in (True, False):
+                if focused:
+                    timeline.focus()
+                else:
+                    app.screen.set_focus(None)
+                await pilot.pause(0.05)
+                drawn = []
+                for cursor in (0, CONFLICT_SEQ - 1):  # the cursor on a plain row, then on the failed one
+                    timeline.select(cursor)
+                    timeline.palette_changed()
+                    for y in (1, 3, CONFLICT_SEQ):  # the first row (seq 1), a plain one, the failed op
+                        drawn += cells(timeline.render_line(y))
+                for tab in app.screen.query(Tab):
+                    style = tab.rich_style
+                    if style.color is not None and style.color.triplet and style.bgcolor is not None \
+                            and style.bgcolor.triplet:
+                        drawn.append((theme.contrast(Color(*style.color.triplet), Color(*style.bgcolor.triplet)),
+                                      f"tab {tab.label_text}"))
+                if drawn:
+                    ratio, text = min(drawn)
+                    worst[f"{name}{'' if focused else ' (blurred)'}"] = (ratio, text, name)
+        assert len(worst) == 2 * (len(BUILTIN_THEMES) - 2)  # all but the two terminal (ansi) themes
+        low = {where: (round(ratio, 2), text) for where, (ratio, text, _) in worst.items() if ratio < 4.5}
+        assert low == {}

@@ -108,6 +108,40 @@ def test_replay_tui_in_a_real_terminal(tmp_path: Path) -> None:
         term.close()
 
 
+def side_files_gone(directory: Path, keep: set[str], timeout: float = 10.0) -> list[str]:
+    """The directory's names once only ``keep`` is left (or what is there when time runs out)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names = sorted(p.name for p in directory.iterdir())
+        if set(names) <= keep or time.monotonic() > deadline:
+            return names
+        time.sleep(0.1)
+
+
+def test_quitting_leaves_no_side_files_beside_a_wal_recording(tmp_path: Path) -> None:
+    """Reading never leaves files beside a recording: the TUI's connections (four, and the
+    statistics and analysis reading on theirs) close so that SQLite removes -wal and -shm."""
+    rec_dir = tmp_path / "rec"
+    rec_dir.mkdir()
+    db = make_fixture(rec_dir / "st.db")  # a WAL-mode recording, as the proxy writes them
+    assert sorted(p.name for p in rec_dir.iterdir()) == ["st.db"]
+    term = Terminal([*replay_tui(), str(db)],
+                    {"REPLAY_TUI_STATE_DIR": str(tmp_path / "state"), "TERM": "xterm-256color"})
+    try:
+        term.wait_for(f"op 1 of {OPS}")
+        term.wait_for("Deployment/shop/web")
+        assert sorted(p.name for p in rec_dir.iterdir()) == ["st.db", "st.db-shm", "st.db-wal"]  # while open
+        term.keys("3")
+        term.wait_for("p95")
+        term.keys("4")
+        term.wait_for("HOT LOOPS")
+        term.keys("q")
+        term.wait_gone(f"of {OPS}")
+        assert side_files_gone(rec_dir, {"st.db"}) == ["st.db"]
+    finally:
+        term.close()
+
+
 def _xterm(n: int) -> tuple[int, int, int]:
     """The RGB of an xterm-256 colour index (16-231: the 6x6x6 cube, 232-255: greys)."""
     if n >= 232:
@@ -161,6 +195,18 @@ def test_no_color_small_terminal_and_light_theme(tmp_path: Path, env: dict[str, 
             assert drawn["bg"] and sum(sum(c) > 600 for c in drawn["bg"]) > len(drawn["bg"]) / 2
         term.keys("q")
         term.wait_gone(f"of {OPS}")
+    finally:
+        term.close()
+
+
+def test_the_demo_opens_on_the_session_asked_for(tmp_path: Path) -> None:
+    term = Terminal([*replay_tui(), "demo", "-s", "buggy-operator"], {"REPLAY_TUI_STATE_DIR": str(tmp_path / "state"),
+                                                                       "TERM": "xterm-256color"})
+    try:
+        screen = term.wait_for("op 1 of 487")  # straight in, no session picker
+        assert "buggy-operator" in screen
+        term.keys("q")
+        term.wait_gone("op 1 of 487")
     finally:
         term.close()
 

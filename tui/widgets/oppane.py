@@ -6,7 +6,7 @@ from rich.text import Text
 
 from replay_tui.engine.format import EVENT_VERBS, has_latency, is_path, list_summary
 from replay_tui.engine.textsafe import safe
-from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_ts
+from replay_tui.engine.units import fmt_duration, fmt_elapsed, fmt_latency, fmt_ts
 from replay_tui.tui import yamltext
 from replay_tui.tui.control.detail import Detail
 from replay_tui.tui.widgets.pane import Line, Pane
@@ -27,10 +27,8 @@ def _row(out: list[Line], label: str, value: str | Text, style: str = "") -> Non
 
 
 def latency_text(verb: str, duration_ns: int) -> Text:
-    if verb in EVENT_VERBS:
-        return Text("-  (watch events have no latency of their own)", LABEL)
     if not has_latency(verb, duration_ns):
-        return Text("-  (not recorded by this source)", LABEL)
+        return Text(fmt_latency(verb, duration_ns, why=True), LABEL)
     lat = Text(fmt_duration(duration_ns))
     if duration_ns >= SLOW_NS:
         lat.stylize("replay.slow")

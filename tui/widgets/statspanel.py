@@ -16,13 +16,12 @@ from rich.text import Text
 
 from replay_tui.engine.format import VERB_ORDER
 from replay_tui.engine.textsafe import safe
-from replay_tui.engine.units import fmt_duration, fmt_ms
+from replay_tui.engine.units import NO_TIMING, fmt_duration, fmt_ms
 from replay_tui.tui.widgets.pane import Pane
 from replay_tui.tui.widgets.timeline import verb_role
 
 LABEL = "replay.label"
 BARS = "▁▂▃▄▅▆▇█"
-NO_TIMING = "no timing data (the source recorded no latency for its requests)"
 
 
 def num(v: Any, default: float = 0.0) -> float:

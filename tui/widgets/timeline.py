@@ -25,7 +25,8 @@ from textual.strip import Strip
 
 from replay_tui.engine.format import EVENT_VERBS, READ_VERBS, OpRow, Reconcile, has_latency
 from replay_tui.engine.textsafe import safe
-from replay_tui.engine.units import fmt_duration
+from replay_tui.engine.units import elide as elide_middle
+from replay_tui.engine.units import fmt_latency
 from replay_tui.tui.control.source import PAGE, TimelineSource
 from replay_tui.tui.messages import PageLoaded
 from replay_tui.tui.widgets.pane import set_virtual_size
@@ -80,11 +81,7 @@ def cell(text: str, width: int, right: bool = False) -> str:
 
 def elide(text: str, width: int) -> str:
     """``text`` in exactly ``width`` cells, a long one cut in the middle: object names differ at their end."""
-    if cell_len(text) <= width or width < 12:
-        return cell(text, width)
-    head = (width - 1) * 2 // 5
-    tail = width - 1 - head
-    return text[:head] + "…" + text[-tail:]
+    return cell(text if cell_len(text) <= width else elide_middle(text, width), width)
 
 
 def span_glyph(row: OpRow, span: Reconcile | None, prev: OpRow | None, nxt: OpRow | None, filtered: bool) -> str:
@@ -102,9 +99,7 @@ def span_glyph(row: OpRow, span: Reconcile | None, prev: OpRow | None, nxt: OpRo
 
 def latency_cell(row: OpRow) -> str:
     """A measured latency; '-' for a request whose latency was not recorded; nothing for a watch event."""
-    if has_latency(row.verb, row.duration_ns):
-        return fmt_duration(row.duration_ns)
-    return "" if row.verb in EVENT_VERBS else "-"
+    return "" if row.verb in EVENT_VERBS else fmt_latency(row.verb, row.duration_ns)
 
 
 @dataclass
