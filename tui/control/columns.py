@@ -147,4 +147,7 @@ def trend(index: Any, last: int, cursor: int, cells: int = CELLS) -> Trend:
         strip = "".join("│" if bisect.bisect_right(seqs, e) > bisect.bisect_right(seqs, s) else "·"
                         for s, e in zip(starts, ends))
     cell = min(max((cursor - 1) * cells // max(last, 1), 0), cells - 1)
-    return Trend(f"{index.path}={shown(index.value_at(cursor))}", strip, cell, len(seqs))
+    value = shown(index.value_at(cursor))
+    if len(value) > 24:  # the end of a long value tells versions apart (times, counters)
+        value = value[:8] + "…" + value[-15:]
+    return Trend(f"{index.path}={value}", strip, cell, len(seqs))

@@ -13,7 +13,6 @@ second run keeps one connection for its timeline until the comparison is closed.
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,19 +33,13 @@ class Compared:
     start_a_ns: int  # the first compared op's time in each run (the alignment's origin)
     start_b_ns: int
     label: str  # "path:session" of run B
+    anchors: list[int]  # each divergence's op in run A: its own, else the op at the same time (a request only B made)
     current: int = -1  # the divergence the cursors were last sent to (-1: none)
+    at_seq: int = -1  # where run A's cursor was then (moved since: the next > starts from the cursor)
 
     @property
     def divergences(self) -> list[Divergence]:
         return self.comparison.divergences
-
-    def anchors(self) -> list[int]:
-        """Each divergence's place in run A: its op there, else the previous one's (a request only B made)."""
-        out, last = [], 0
-        for d in self.divergences:
-            last = d.seq_a if d.seq_a is not None else last
-            out.append(last)
-        return out
 
     def step(self, cursor: int, forward: bool) -> int | None:
         """The index of the next (previous) divergence from the cursor; None: no more that way."""
@@ -54,11 +47,12 @@ class Compared:
         if not ds:
             return None
         here = self.current
-        if 0 <= here < len(ds) and (ds[here].seq_a in (None, cursor)):
+        if 0 <= here < len(ds) and self.at_seq == cursor:
             i = here + (1 if forward else -1)  # walking them in order
+        elif forward:
+            i = next((n for n, a in enumerate(self.anchors) if a > cursor), len(ds))
         else:
-            anchors = self.anchors()
-            i = bisect.bisect_right(anchors, cursor) if forward else bisect.bisect_left(anchors, cursor) - 1
+            i = next((n for n in range(len(ds) - 1, -1, -1) if self.anchors[n] < cursor), -1)
         return i if 0 <= i < len(ds) else None
 
     def a_seqs(self) -> list[int]:
@@ -100,6 +94,10 @@ async def open_compared(db_a: str, session_a: int, db_b: str, ref_b: str | int |
             result = await compare(a, b)
             start_a = await _first_ns(a, result.a.after)
             start_b = await _first_ns(b, result.b.after)
+            anchors = []
+            for d in result.divergences:  # in time order: the anchors are sorted too
+                anchors.append(d.seq_a if d.seq_a is not None else
+                               await a.seq_at_time(start_a + int(d.offset_s * 1e9)))
         except BaseException:
             await rec_b.close()
             raise
@@ -107,9 +105,9 @@ async def open_compared(db_a: str, session_a: int, db_b: str, ref_b: str | int |
         await rec_a.close()
     label = f"{db_b}:{b.info.name}" if db_b != db_a else b.info.name
     return Compared(rec=rec_b, session=b, source=TimelineSource(b), comparison=result, start_a_ns=start_a,
-                    start_b_ns=start_b, label=label)
+                    start_b_ns=start_b, label=label, anchors=anchors)
 
 
 def describe(d: Any) -> str:
     """One line for a divergence (the bar and the notification)."""
-    return f"{d.object}: {d.text}"
+    return str(d.text) if str(d.text).startswith(str(d.object)) else f"{d.object}: {d.text}"

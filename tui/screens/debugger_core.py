@@ -173,6 +173,8 @@ class DebuggerCore(Screen[None]):
         if c is None:
             return ""
         found = c.at(self.seq)
+        if 0 <= c.current < len(c.divergences) and c.at_seq == self.seq:
+            found = (c.current, c.divergences[c.current])  # the one > / < went to
         n = len(c.divergences)
         if found is not None:
             return f"≠ {found[0] + 1}/{n} vs {c.label}: {describe(found[1])}"

@@ -506,8 +506,8 @@ class DebuggerTools(DebuggerCore):
             return
         c.current = i
         d = c.divergences[i]
-        if d.seq_a is not None:
-            self.goto(d.seq_a, center=True, jump=True)
+        self.goto(c.anchors[i], center=True, jump=True)  # its op in run A, or the op at the same time
+        c.at_seq = self.seq
         self.align_compared(self.seq, d.seq_b)
         self.repaint_bar()
 

@@ -197,6 +197,7 @@ class SessionPicker(ModalScreen["Any"]):
         options = []
         for s in self.sessions:
             t = Text()
+            t.append("▶" if self.compare and s.id == self.current else " ", "replay.accent")  # the open one
             t.append(f"{s.id:>3}  ", LABEL)
             t.append(f"{safe(s.name):<28}", "replay.session")
             t.append(f" {safe(s.source):<10}", "replay.object")
@@ -209,8 +210,6 @@ class SessionPicker(ModalScreen["Any"]):
             elif s.interrupted:  # its writer died: it will never be closed (a line of its own)
                 last = fmt_ts(s.last_op_ns)[:19] if s.last_op_ns else "-"
                 t.append(f"\n       ✕ interrupted: its recorder died; last op {last}", "replay.warn")
-            if self.compare and s.id == self.current:
-                t.append("  (open)", LABEL)
             options.append(Option(t, id=str(s.id)))
         if self.compare:
             options.append(Option(Text.styled("  ⇄  compare with a run from another recording file...", "italic"),

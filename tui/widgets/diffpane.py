@@ -129,6 +129,10 @@ def unified(old: list[Text], new: list[Text], context: int = 3) -> list[Text]:
     return out
 
 
+def _end(seq: int, name: str) -> str:
+    return f"op {seq:,}" if name == f"op {seq:,}" else f"op {seq:,} ({name})"
+
+
 def render_range_diff(d: Detail, state: StateDiff | None, width: int = 80) -> list[Line]:
     rd = d.range_diff
     assert rd is not None
@@ -153,12 +157,12 @@ def render_range_diff(d: Detail, state: StateDiff | None, width: int = 80) -> li
             t.append_text(change_lines(changes, "  ") if changes else Text("  (no changes)\n", LABEL))
         if changes and (rd.old is not None or rd.new is not None):
             old, new = yaml_plain(rd.old), yaml_plain(rd.new)
+            a, b = _end(rd.earlier, rd.earlier_name), _end(rd.later, rd.later_name)
             if width >= SIDE_BY_SIDE:
-                body = [Text("")] + side_by_side(old, new, width, (f"op {rd.earlier:,} ({rd.earlier_name})",
-                                                                   f"op {rd.later:,} ({rd.later_name})"))
+                body = [Text("")] + side_by_side(old, new, width, (a, b))
             else:
-                body = [Text(""), Text(f"--- op {rd.earlier:,} ({rd.earlier_name})", "replay.sign.removed"),
-                        Text(f"+++ op {rd.later:,} ({rd.later_name})", "replay.sign.added"), *unified(old, new)]
+                body = [Text(""), Text(f"--- {a}", "replay.sign.removed"), Text(f"+++ {b}", "replay.sign.added"),
+                        *unified(old, new)]
     tail = Text("\n")
     if state is None or (state.a, state.b) != (rd.earlier, rd.later):
         tail.append("whole state: computing...\n", LABEL)
@@ -192,10 +196,24 @@ def render_diff(d: Detail, state: StateDiff | None, width: int = 80) -> Text | l
 
 
 class DiffPane(Pane):
-    """What changed: by this op, or between a mark and the cursor."""
+    """What changed: by this op, or between two points."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._shown: tuple[Detail, StateDiff | None] | None = None
+        self._side = False
 
     def show_detail(self, d: Detail, state: StateDiff | None) -> None:
+        self._shown = (d, state)
+        self._side = self._width() >= SIDE_BY_SIDE
         self.set_body(render_diff(d, state, self._width()), keep_scroll=True)
+
+    def on_resize(self) -> None:
+        if self._shown is not None and self._shown[0].range_diff is not None \
+                and (self._width() >= SIDE_BY_SIDE) != self._side:
+            self.show_detail(*self._shown)  # wide enough now for side by side (a zoom), or no longer
+        else:
+            super().on_resize()
 
     def show_empty(self, text: str) -> None:
         self.set_body(Text(text, LABEL))

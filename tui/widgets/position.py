@@ -51,11 +51,18 @@ class Position:
 
 
 def render_position(p: Position, width: int = 160) -> Text:
-    sep = ("  │  " if width >= WIDE else " │ ", "replay.sep")
+    full = _render(p, width, wide=width >= WIDE)
+    if width >= WIDE and full.cell_len > width:
+        return _render(p, width, wide=False)  # much to say: the compact form (the time of day, no labels)
+    return full
+
+
+def _render(p: Position, width: int, *, wide: bool) -> Text:
+    sep = ("  │  " if wide else " │ ", "replay.sep")
     t = Text(no_wrap=True, overflow="ellipsis")
     if p.following and p.interrupted_ns is not None:  # its writer died: nothing more will come
         t.append(" ✕ INTERRUPTED ", "replay.following")
-        t.append(f" recorder died; last op {fmt_ts(p.interrupted_ns, date=width >= WIDE)[:19 if width >= WIDE else 8]}",
+        t.append(f" recorder died; last op {fmt_ts(p.interrupted_ns, date=wide)[:19 if wide else 8]}",
                  "replay.warn")
         t.append(*sep)
     elif p.following:
@@ -65,7 +72,7 @@ def render_position(p: Position, width: int = 160) -> Text:
         t.append(" serving ", "replay.live")
         t.append(f" {p.serving}", "replay.accent")
         if p.kubeconfig:
-            t.append(f" KUBECONFIG={p.kubeconfig}" if width >= WIDE else "", "replay.label")
+            t.append(f" KUBECONFIG={p.kubeconfig}" if wide else "", "replay.label")
         t.append(*sep)
     t.append(" op ", "replay.label")
     if p.last == 0:
@@ -75,8 +82,8 @@ def render_position(p: Position, width: int = 160) -> Text:
         t.append(f" of {p.last:,}", "replay.text")
     if p.ts_ns:
         t.append(*sep)
-        stamp = fmt_ts(p.ts_ns, date=width >= WIDE)
-        t.append(stamp if width >= WIDE else stamp[:12], "replay.text")
+        stamp = fmt_ts(p.ts_ns, date=wide)
+        t.append(stamp if wide else stamp[:12], "replay.text")
         t.append(" ")
         t.append(fmt_elapsed(p.ts_ns - p.start_ns) if p.start_ns else "", "replay.accent")
     if p.back_to is not None or p.forward_to is not None:
@@ -89,7 +96,7 @@ def render_position(p: Position, width: int = 160) -> Text:
             t.append("^n", "replay.accent")
             t.append(f" → op {p.forward_to:,}", "replay.text")
     t.append(*sep)
-    if width >= WIDE:
+    if wide:
         t.append("session ", "replay.label")
     t.append(safe(p.session), "replay.session")
     if p.compare:
@@ -99,6 +106,14 @@ def render_position(p: Position, width: int = 160) -> Text:
         t.append(*sep)
         t.append(safe(p.scope), "replay.object")
         t.append(" (esc: all ops)", "replay.label")
+    if p.trend is not None:
+        t.append(*sep)
+        t.append(safe(p.trend.label) + " ", "replay.accent")
+        strip = p.trend.strip
+        t.append(strip[:p.trend.cursor], "replay.spark")
+        t.append(strip[p.trend.cursor:p.trend.cursor + 1], "replay.spark.cursor")
+        t.append(strip[p.trend.cursor + 1:], "replay.spark")
+        t.append(f" {p.trend.changes:,} change{'s' if p.trend.changes != 1 else ''}", "replay.label")
     if p.filter_text:
         t.append(*sep)
         t.append("filter ", "replay.label")
@@ -119,14 +134,6 @@ def render_position(p: Position, width: int = 160) -> Text:
     if p.errors:
         t.append(*sep)
         t.append(p.errors, "replay.warn")
-    if p.trend is not None:
-        t.append(*sep)
-        t.append(safe(p.trend.label) + " ", "replay.accent")
-        strip = p.trend.strip
-        t.append(strip[:p.trend.cursor], "replay.spark")
-        t.append(strip[p.trend.cursor:p.trend.cursor + 1], "replay.spark.cursor")
-        t.append(strip[p.trend.cursor + 1:], "replay.spark")
-        t.append(f" {p.trend.changes:,} change{'s' if p.trend.changes != 1 else ''}", "replay.label")
     if p.search:
         t.append(*sep)
         t.append(p.search, "replay.warn")

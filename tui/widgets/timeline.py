@@ -71,7 +71,7 @@ class Columns:
         self.status = (18 if width >= 120 else 15 if width >= 100 else 4) if choice.status else 0
         self.latency = 8 if choice.latency else 0
         self.actor = (18 if width >= 140 else 12) if choice.actor else 0
-        self.field = (18 if width >= 140 else 12) if choice.fields else 0
+        self.field = (24 if width >= 150 else 18 if width >= 120 else 12) if choice.fields else 0
         fixed = (1 + 2 + self.seq + 1 + (self.time + 1 if self.time else 0) + self.verb + 1
                  + (1 + self.status + 1 if self.status else 0) + (self.latency + 1 if self.latency else 0)
                  + (self.actor + 1 if self.actor else 0) + (self.field + 1) * len(choice.fields))
@@ -372,7 +372,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
             if extra is None or i >= len(extra.values):
                 add(Segment(cell("…", cols.field) + " ", s("dim")))
             else:
-                value = cell(shown(extra.values[i]), cols.field)
+                value = elide(shown(extra.values[i]), cols.field)
                 add(Segment(value, s("changed") if extra.changed[i] else s("text")))
                 add(Segment(" ", s("base")))
         if cols.status:
