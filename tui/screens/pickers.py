@@ -197,8 +197,9 @@ class SessionPicker(ModalScreen["Any"]):
         options = []
         for s in self.sessions:
             t = Text()
-            t.append("▶" if self.compare and s.id == self.current else " ", "replay.accent")  # the open one
-            t.append(f"{s.id:>3}  ", LABEL)
+            if self.compare:  # the open one (its own column only here: the row stays within the box)
+                t.append("▶" if s.id == self.current else " ", "replay.accent")
+            t.append(f"{s.id:>3}  " if not self.compare else f"{s.id:>2}  ", LABEL)
             t.append(f"{safe(s.name):<28}", "replay.session")
             t.append(f" {safe(s.source):<10}", "replay.object")
             t.append(f" {s.operations:>12,} ops ")
