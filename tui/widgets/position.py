@@ -51,13 +51,19 @@ class Position:
 
 
 def render_position(p: Position, width: int = 160) -> Text:
-    full = _render(p, width, wide=width >= WIDE)
-    if width >= WIDE and full.cell_len > width:
-        return _render(p, width, wide=False)  # much to say: the compact form (the time of day, no labels)
-    return full
+    if width >= WIDE:
+        full = _render(p, wide=True)
+        if full.cell_len <= width:
+            return full
+    # much to say, or a narrow terminal: the compact form (the time of day, no labels), which keeps
+    # the served kubeconfig's path while it fits (the notification that started serving has it too)
+    compact = _render(p, wide=False)
+    if compact.cell_len <= width or not p.kubeconfig:
+        return compact
+    return _render(p, wide=False, kubeconfig=False)
 
 
-def _render(p: Position, width: int, *, wide: bool) -> Text:
+def _render(p: Position, *, wide: bool, kubeconfig: bool = True) -> Text:
     sep = ("  │  " if wide else " │ ", "replay.sep")
     t = Text(no_wrap=True, overflow="ellipsis")
     if p.following and p.interrupted_ns is not None:  # its writer died: nothing more will come
@@ -70,9 +76,9 @@ def _render(p: Position, width: int, *, wide: bool) -> Text:
         t.append(" ")
     if p.serving:
         t.append(" serving ", "replay.live")
-        t.append(f" {p.serving}", "replay.accent")
-        if p.kubeconfig:
-            t.append(f" KUBECONFIG={p.kubeconfig}" if wide else "", "replay.label")
+        t.append(p.serving, "replay.accent")
+        if p.kubeconfig and kubeconfig:
+            t.append(f" KUBECONFIG={p.kubeconfig}", "replay.label")
         t.append(*sep)
     t.append(" op ", "replay.label")
     if p.last == 0:
