@@ -588,7 +588,11 @@ class DebuggerCore(Screen[None]):
         if c is None:
             return
         other = self.timeline_b
+        ds = c.divergences
+        if seq_b is None and 0 <= c.current < len(ds) and c.anchors[c.current] == seq:
+            seq_b = ds[c.current].seq_b  # the cursor arrived at the divergence > / < went to: B at its own op
         if seq_b is not None:
+            self.workers.cancel_group(self, "compare-align")  # a time alignment still reading must not undo it
             self._select_b(seq_b)
             return
         ts = self.cursor_ts

@@ -506,8 +506,8 @@ class DebuggerTools(DebuggerCore):
             return
         c.current = i
         d = c.divergences[i]
+        c.at_seq = c.anchors[i]  # where the cursor goes (the rows may arrive later)
         self.goto(c.anchors[i], center=True, jump=True)  # its op in run A, or the op at the same time
-        c.at_seq = self.seq
         self.align_compared(self.seq, d.seq_b)
         self.repaint_bar()
 
