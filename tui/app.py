@@ -160,6 +160,9 @@ class ReplayApp(App[int]):
         except Exception:
             pass
         await self.conns.close()
+        compared, self.debugger.compared = self.debugger.compared, None
+        if compared is not None:  # the compared run's connection (its thread would keep the process alive)
+            await compared.close()
 
 
 async def _preflight(db: str, session: str | None) -> list[SessionInfo]:
