@@ -568,8 +568,11 @@ async def test_command_palette_runs_any_action(fixture_db: Path) -> None:
         await ready(pilot, app, 1)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for action in ("Step", "Back", "Jump", "Next error", "Previous error", "Next reconcile",
-                       "Previous reconcile", "Filter", "Back out of a search, zoom, object timeline, filter", "Mark", "Go to mark", "Diff vs mark",
-                       "Follow", "Pick object", "Switch session, or compare one beside this", "Help", "Quit", "First row", "Last row"):
+                       "Previous reconcile", "Filter", "Back out of a search, zoom, object timeline, filter", "Mark",
+                       "Go to mark", "Diff vs mark", "Follow", "Pick object",
+                       "Switch session, or compare one beside this", "Help", "Quit", "First row", "Last row",
+                       "Back to where the last jump came from", "This object's own timeline (Esc: all ops)",
+                       "Marks: jump, rename, delete", "Serve the cursor's state to kubectl (again: stop)"):
             assert action in titles
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)
