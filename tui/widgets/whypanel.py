@@ -42,9 +42,11 @@ class WhyPanel(OptionList):
         self.mode = ""  # "" | provenance | cycle
         self._shown: tuple[Any, ...] = ()
 
-    def _row(self, text: Text, *, oid: str | None = None, disabled: bool = False) -> Option:
+    def _row(self, text: Text, *, oid: str | None = None, disabled: bool = False, hang: int = GUTTER) -> Option:
         width = max((self.size.width or 100) - 3, 40)
-        return Option(Text("\n").join(wrap(text, width, GUTTER)), id=oid, disabled=disabled)
+        if width < 60:  # a narrow pane (80 columns): a deep hanging indent would leave a thin column of text
+            hang = min(hang, 4)
+        return Option(Text("\n").join(wrap(text, width, hang)), id=oid, disabled=disabled)
 
     def show_empty(self, text: str = EMPTY) -> None:
         self.mode, self._shown = "", ()
@@ -64,7 +66,7 @@ class WhyPanel(OptionList):
         head.append(safe(chain.object), "replay.object")
         head.append(f" LOOKS LIKE THIS AT OP {chain.at:,}", "replay.heading")
         head.append(f"   {len(chain.links)} links, newest first · p: next link back · Enter: go to one", LABEL)
-        self.add_option(self._row(head, disabled=True))
+        self.add_option(self._row(head, disabled=True, hang=2))
         for n, link in enumerate(chain.links):
             t = Text("▶ " if n == walk.i else "  ", "replay.mark")
             t.append(f"{n + 1:>2} ", LABEL)
@@ -98,8 +100,9 @@ class WhyPanel(OptionList):
         head.append(" -> ".join(safe(str(c)) for c in cycle.get("controllers") or []) or "?", "replay.mark")
         head.append(f"   {cycle.get('rounds', 0):,} rounds in {cycle.get('runs', 0):,} run(s), longest "
                     f"{cycle.get('longest_run', 0):,} · Enter: go to a round's write", LABEL)
-        self.add_option(self._row(head, disabled=True))
-        self.add_option(self._row(Text("  " + safe(str(cycle.get("explanation", ""))), LABEL), disabled=True))
+        self.add_option(self._row(head, disabled=True, hang=2))
+        self.add_option(self._row(Text("  " + safe(str(cycle.get("explanation", ""))), LABEL), disabled=True,
+                                  hang=4))
         rounds = [r for r in cycle.get("rounds_sample") or [] if isinstance(r, dict)]
         for n, r in enumerate(rounds):
             write, trigger = r.get("write_seq"), r.get("trigger_seq")
