@@ -38,6 +38,7 @@ from replay_tui.tui.widgets.pane import Pane
 from replay_tui.tui.widgets.statepane import StatePane
 
 ZOOMS = ("-zoom-timeline", "-zoom-op", "-zoom-tabs")
+PANE_NAMES = {"op": "the operation pane", "state": "the State pane", "diff": "the Diff pane"}  # by widget id
 
 
 def object_yaml(obj: Any) -> str:
@@ -230,7 +231,7 @@ class DebuggerTools(DebuggerCore):
 
     def action_find(self) -> None:
         pane = self._search_target()
-        where = {"op": "the operation pane", "state": "the State pane", "diff": "the Diff pane"}.get(pane.id or "", "")
+        where = PANE_NAMES.get(pane.id or "", "")
         old = self.search_pane.search_query if self.search_pane is not None else ""
         self.app.push_screen(PromptScreen(
             f"Find in {where}", value=old, placeholder="text, e.g. lastSync or 409",
@@ -245,7 +246,8 @@ class DebuggerTools(DebuggerCore):
         n = pane.find(query)
         self.repaint_bar()
         if not n:
-            self.tell(f"no match for {query!r} in this pane", "warning")
+            where = PANE_NAMES.get(pane.id or "", "this pane")
+            self.tell(f"no match for {query!r} in {where}", "warning")
 
     def action_find_next(self, step: int) -> None:
         pane = self.search_pane
