@@ -425,8 +425,15 @@ async def test_T_chooses_columns_the_actor_on_the_time_off(fixture_db: Path) -> 
         await pilot.press("T")
         await until(pilot, lambda: isinstance(app.screen, ColumnsScreen))
         sl = app.screen.query_one(SelectionList)
+
+        def prompt(value: str) -> str:
+            return next(str(sl.get_option_at_index(i).prompt) for i in range(sl.option_count)
+                        if sl.get_option_at_index(i).value == value)  # type: ignore[attr-defined]
+
+        assert prompt("actor").startswith("hidden ACTOR") and prompt("time").startswith("shown  TIME")  # in words
         sl.toggle("actor")
         sl.toggle("time")
+        await until(pilot, lambda: prompt("actor").startswith("shown  ACTOR"))  # not by colour alone (NO_COLOR)
         await pilot.press("escape")
         await until(pilot, lambda: "ACTOR" in rows(app)[0])
         assert "TIME (UTC)" not in rows(app)[0] and "22:13:20" not in rows(app)[1]

@@ -389,13 +389,29 @@ class ColumnsScreen(ModalScreen["Any"]):
         self.optional = optional
 
     def compose(self) -> ComposeResult:
-        items: list[Any] = [(Text(label), name, bool(getattr(self.choice, name))) for name, label in self.optional]
-        items += [(Text(f"field {safe(path)}"), f"field:{path}", True) for path in self.choice.fields]
+        self.labels = [(name, label) for name, label in self.optional]
+        self.labels += [(f"field:{path}", f"field {safe(path)}") for path in self.choice.fields]
+        on = {name for name, _ in self.optional if getattr(self.choice, name)} | \
+            {f"field:{path}" for path in self.choice.fields}
+        items: list[Any] = [(self._prompt(label, name in on), name, name in on) for name, label in self.labels]
         with Vertical():
             yield Label(Text("Timeline columns (SEQ, VERB and OBJECT are always shown)"), classes="picker-title")
             yield SelectionList[str](*items)
             yield Static("space or Enter: show / hide · Esc: done · + adds a field column "
                          "(a path of each row's object)", classes="picker-hint")
+
+    @staticmethod
+    def _prompt(label: str, shown: bool) -> Text:
+        """The state in words too: the check box differs only by colour (the same X under NO_COLOR)."""
+        t = Text("shown  " if shown else "hidden ", "bold" if shown else "replay.label")
+        t.append(label)
+        return t
+
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:
+        sl = event.selection_list
+        picked = set(sl.selected)
+        for i, (name, label) in enumerate(self.labels):
+            sl.replace_option_prompt_at_index(i, self._prompt(label, name in picked))
 
     def on_mount(self) -> None:
         self.query_one(SelectionList).focus()
