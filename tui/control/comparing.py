@@ -56,14 +56,16 @@ class Compared:
         return i if 0 <= i < len(ds) else None
 
     def a_seqs(self) -> list[int]:
-        return sorted({d.seq_a for d in self.divergences if d.seq_a is not None})
+        """Where run A's timeline marks ≠: each divergence's anchor (a request only B made is marked
+        at A's op of the same time, so a run that never made it still shows where it diverged)."""
+        return sorted(set(self.anchors))
 
     def b_seqs(self) -> list[int]:
         return sorted({d.seq_b for d in self.divergences if d.seq_b is not None})
 
     def at(self, seq_a: int) -> tuple[int, Divergence] | None:
-        """The divergence at op ``seq_a`` of run A (the first, when several), with its index."""
-        return next(((i, d) for i, d in enumerate(self.divergences) if d.seq_a == seq_a), None)
+        """The divergence anchored at op ``seq_a`` of run A (the first, when several), with its index."""
+        return next(((i, d) for i, d in enumerate(self.divergences) if self.anchors[i] == seq_a), None)
 
     async def aligned(self, ts_a_ns: int) -> int:
         """The op of run B at the same time since the compared start as ``ts_a_ns`` in run A."""
