@@ -202,6 +202,32 @@ async def test_enter_on_a_cycle_lists_its_rounds_in_the_why_tab(tmp_path: Path) 
         await ready(pilot, app, first["write_seq"])
 
 
+async def test_the_why_chain_reads_further_back_past_its_last_link(tmp_path: Path) -> None:
+    """A long chain is read 16 links at a time: Enter on its last row (or p past the last link) reads more."""
+    s = Script()
+    healthy(s)
+    widget_loop(s, 30)
+    path = tmp_path / "loop.db"
+    write_session(path, s.steps)
+    app = ReplayApp(str(path), persist_marks=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+        await pilot.press("G")
+        last = app.debugger.last
+        await ready(pilot, app, last)
+        await pilot.press("p")
+        why = app.query_one(WhyPanel)
+        await until(pilot, lambda: app.debugger.walk is not None and why.mode == "provenance", what="the chain")
+        assert "the chain goes on: Enter (or p past the last link) reads further back" in why.text
+        first = len(app.debugger.walk.chain.links)
+        why.focus()
+        why.highlighted = why.get_option_index("extend")
+        await pilot.press("enter")
+        await until(pilot, lambda: len(app.debugger.walk.chain.links) > first, what="a longer chain")
+        await until(pilot, lambda: f" {first + 1} " in why.text)
+        assert f"{len(app.debugger.walk.chain.links)} links, newest first" in why.text
+
+
 # --- copy and hand off ----------------------------------------------------------------------------------
 
 async def test_y_Y_and_hash_copy_the_object_the_op_and_its_reference(fixture_db: Path) -> None:
@@ -693,6 +719,9 @@ async def test_S_c_compares_a_second_run_beside_and_marks_where_they_diverge(tmp
         n = len(expected.divergences)
         assert f"compared with healthy-operator: {n} divergences (> next)" in bar(app)
         assert other.diverged == {d.seq_b for d in expected.divergences if d.seq_b is not None}
+        assert app.debugger.timeline.diverged  # run A too, where B did what A did not
+        for timeline in (app.debugger.timeline, other):  # ≠ on both scrollbars too
+            assert "≠" in {glyph for _, glyph, _ in timeline.ticks(timeline.vertical_scrollbar.size.height)}
         first = expected.divergences[0]
         await pilot.press("greater_than_sign")
         await until(pilot, lambda: f"≠ 1/{n} vs healthy-operator" in bar(app))
