@@ -15,7 +15,6 @@ import json
 import os
 import re
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -166,13 +165,19 @@ async def test_e_under_the_object_timeline_finds_its_errors_only(fixture_db: Pat
 
 # --- a causality cycle's rounds ------------------------------------------------------------------------
 
-async def test_enter_on_a_cycle_lists_its_rounds_in_the_why_tab(tmp_path: Path) -> None:
+@pytest.fixture
+def loop_db(tmp_path: Path) -> Path:
+    """A healthy operator beside a widget whose status write re-triggers its reconcile, 30 times."""
     s = Script()
     healthy(s)
     widget_loop(s, 30)
     path = tmp_path / "loop.db"
     write_session(path, s.steps)
-    app = ReplayApp(str(path), persist_marks=False)
+    return path
+
+
+async def test_enter_on_a_cycle_lists_its_rounds_in_the_why_tab(loop_db: Path) -> None:
+    app = ReplayApp(str(loop_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
         await pilot.press("4")
@@ -202,14 +207,9 @@ async def test_enter_on_a_cycle_lists_its_rounds_in_the_why_tab(tmp_path: Path) 
         await ready(pilot, app, first["write_seq"])
 
 
-async def test_the_why_chain_reads_further_back_past_its_last_link(tmp_path: Path) -> None:
+async def test_the_why_chain_reads_further_back_past_its_last_link(loop_db: Path) -> None:
     """A long chain is read 16 links at a time: Enter on its last row (or p past the last link) reads more."""
-    s = Script()
-    healthy(s)
-    widget_loop(s, 30)
-    path = tmp_path / "loop.db"
-    write_session(path, s.steps)
-    app = ReplayApp(str(path), persist_marks=False)
+    app = ReplayApp(str(loop_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
         await pilot.press("G")
@@ -606,31 +606,13 @@ def test_a_keymap_that_is_not_toml_is_one_line(tmp_path: Path) -> None:
 
 # --- a followed session whose writer died -------------------------------------------------------------
 
-WRITER = """
-import sys, time
-sys.path.insert(0, sys.argv[2])
-from replay_tui.engine.writer import RecordingWriter
-from tests.conftest import SECOND, T0, simple_ops
-w = RecordingWriter(sys.argv[1])
-sw = w.session("crashing", "proxy")
-for i, op in enumerate(simple_ops(7)):
-    op.ts_ns = T0 + i * SECOND
-    sw.append(op)
-sw.flush()
-print("ready", flush=True)
-time.sleep(600)
-"""
-
-
 @pytest.mark.skipif(not liveness.supported(), reason="needs Linux open file description locks")
 async def test_a_followed_session_whose_writer_died_is_shown_interrupted_not_live(tmp_path: Path) -> None:
-    import subprocess
+    from tests.test_interrupted import start_writer
 
     db = tmp_path / "live.db"
-    root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(root)], stdout=subprocess.PIPE, text=True)
+    proc = start_writer(db, "crashing")
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         app = ReplayApp(str(db), follow=True, persist_marks=False)
         async with app.run_test(size=SIZE) as pilot:
             await ready(pilot, app, 7)
