@@ -153,7 +153,7 @@ def render_range_diff(d: Detail, state: StateDiff | None, width: int = 80) -> li
         elif gone:
             t.append(f"  exists at op {rd.earlier}; gone by op {rd.later}\n", "replay.bad")
         else:
-            t.append(f"  {len(changes)} field{'s' if len(changes) != 1 else ''} differ\n", LABEL)
+            t.append(f"  {len(changes)} field{'s differ' if len(changes) != 1 else ' differs'}\n", LABEL)
             t.append_text(change_lines(changes, "  ") if changes else Text("  (no changes)\n", LABEL))
         if changes and (rd.old is not None or rd.new is not None):
             old, new = yaml_plain(rd.old), yaml_plain(rd.new)
