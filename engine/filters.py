@@ -211,6 +211,25 @@ def parse(expression: str) -> Filter:
                   changed=tuple(changed))
 
 
+def object_ops(obj_id: int, label: str) -> Filter:
+    """The ops of one object: the requests naming it, its watch events, and the ops that recorded a new
+    version of it (a list whose answer carried it changed).  The version lookup is one primary-key
+    probe of ``states`` per op, so it scans like any other filter."""
+    return Filter(text=label, params=(int(obj_id), int(obj_id)),
+                  sql="(obj_id = ? OR EXISTS (SELECT 1 FROM states st WHERE st.session_id = operations.session_id"
+                      " AND st.seq = operations.seq AND st.obj_id = ?))")
+
+
+def both(a: Filter | None, b: Filter | None) -> Filter | None:
+    """Ops matching ``a`` and ``b`` (either may be None: no condition); the text is ``b``'s when it has one."""
+    if a is None or a.empty:
+        return b
+    if b is None or b.empty:
+        return a
+    return Filter(text=b.text, sql=f"({a.sql}) AND ({b.sql})", params=(*a.params, *b.params),
+                  changed=(*a.changed, *b.changed))
+
+
 # Requests on no resource (discovery, /version, /openapi/v2): the recorders keep their path in
 # ``resource``, which for every other op is a plural name.
 _PATH_SQL = "resource GLOB '/*'"

@@ -106,6 +106,9 @@ class _Values:
         return MISSING if blob_id is None else self.cache.get((path, blob_id), MISSING)
 
 
+FieldValues = _Values  # (the TUI's field columns read values the same way)
+
+
 async def _trusted(session: Session, paths: set[str]) -> dict[str, str]:
     """Paths the change index records whole (at most CHANGE_DEPTH segments, no list index),
     with the token that names them in ``states.changed`` ('' when no version changed them)."""

@@ -548,12 +548,20 @@ async def test_help_lists_every_key(fixture_db: Path) -> None:
             await pilot.press(key)
             await until(pilot, lambda: isinstance(app.screen, HelpScreen))
             listed = dict(app.screen.bindings)  # type: ignore[attr-defined]
-            for keys, description in [("e", "Next error"), ("E", "Previous error"), ("]", "Next reconcile"),
-                                      ("/", "Filter"), ("m", "Mark"), ("'", "Go to mark"), ("d", "Diff vs mark"),
-                                      ("f", "Follow"), (":", "Jump"), ("q", "Quit")]:
+            for keys, description in [("e / E", "Next / previous error (among the rows shown)"),
+                                      ("] / [", "Next / previous reconcile"), ("/", "Filter"),
+                                      ("m / ' / M", "Set a mark / go to one / list them to rename, delete"),
+                                      ("d / D", "Diff vs a mark / between any two points"),
+                                      ("f", "Follow"), (":", "Jump"), ("q", "Quit"),
+                                      ("^o / ^n", "Back to where a jump came from / forward again")]:
                 assert listed.get(keys) == description
-            assert listed["→, l"] == "Step" and listed["←, h"] == "Back"
-            assert listed["↓, j"] == "Next row" and listed["g, home"] == "First row"
+            assert listed["→, l / ←, h"] == "Step forward / back one op in time"
+            assert listed["↓, j / ↑, k"] == "Next / previous row (under a filter: match)"
+            assert listed["g, Home / G, End"] == "First / last row"
+            # every binding's keys are on some row
+            from replay_tui.tui.screens.keys import bindings, keys_of
+            rows = " ".join(listed)
+            assert all(keys_of(b) in rows for b in bindings() if not b.id.startswith("replay.tab-")), rows
             await pilot.press("escape")
             await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
 
@@ -564,8 +572,11 @@ async def test_command_palette_runs_any_action(fixture_db: Path) -> None:
         await ready(pilot, app, 1)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for action in ("Step", "Back", "Jump", "Next error", "Previous error", "Next reconcile",
-                       "Previous reconcile", "Filter", "Clear filter", "Mark", "Go to mark", "Diff vs mark",
-                       "Follow", "Pick object", "Switch session", "Help", "Quit", "First row", "Last row"):
+                       "Previous reconcile", "Filter", "Back out of a search, zoom, object timeline, filter", "Mark",
+                       "Go to mark", "Diff vs mark", "Follow", "Pick object",
+                       "Switch session, or compare one beside this", "Help", "Quit", "First row", "Last row",
+                       "Back to where the last jump came from", "This object's own timeline (Esc: all ops)",
+                       "Marks: jump, rename, delete", "Serve the cursor's state to kubectl (again: stop)"):
             assert action in titles
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)

@@ -207,3 +207,46 @@ async def test_session_picker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: isinstance(app.screen, SessionPicker))
         await snapshot(pilot, app, "sessions")
+
+
+# --- the hunting panels (issue 17) ------------------------------------------------------------------------
+
+async def test_object_timeline_with_its_header_and_the_why_chain(fixture_db: Path) -> None:
+    """t: one object's own ops under its header; p: the provenance chain as a list in the Why tab."""
+    from replay_tui.tui.widgets.whypanel import WhyPanel
+
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+        app.debugger.jump_to("8")
+        await ready(pilot, app, 8)
+        await pilot.press("t")
+        await until(pilot, lambda: app.debugger.summary is not None and not app.debugger.nav.source.scanning)
+        await pilot.press("p")
+        why = app.query_one(WhyPanel)
+        await until(pilot, lambda: app.debugger._tab() == "why" and "end of the chain" in why.text)
+        await snapshot(pilot, app, "object-why")
+
+
+async def test_two_point_diff_side_by_side_zoomed_at_120x30(fixture_db: Path) -> None:
+    """D between two ops, the Diff pane zoomed: side by side needs the width a zoom gives."""
+    from textual.widgets import Input
+
+    from replay_tui.tui.screens.prompt import PromptScreen
+    from replay_tui.tui.widgets.diffpane import DiffPane
+
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot, app, 1)
+        app.debugger.jump_to("9")
+        await ready(pilot, app, 9)
+        await pilot.press("D")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = "2 ."
+        await pilot.press("enter")
+        diff = app.query_one(DiffPane)
+        await until(pilot, lambda: "whole state, op 2 → op 9" in diff.body_text)
+        diff.focus()
+        await pilot.press("Z")
+        await until(pilot, lambda: any("┃" in line for line in diff.lines))
+        await snapshot(pilot, app, "diff-two-points")

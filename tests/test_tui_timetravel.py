@@ -16,6 +16,7 @@ from replay_tui.tui.screens.keys import help_rows
 from replay_tui.tui.screens.prompt import PromptScreen
 from replay_tui.tui.widgets.analysispanel import AnalysisPanel
 from replay_tui.tui.widgets.watchpanel import WatchPanel
+from replay_tui.tui.widgets.whypanel import WhyPanel
 from tests.conftest import T0, k8s_object, op_for, write_session
 from tests.test_causality import Script, healthy, widget_loop
 from tests.test_tui_app import SIZE, notices, ready, until
@@ -190,15 +191,31 @@ async def test_p_walks_the_provenance_chain_one_link_back_per_press(reconcile_db
         await pilot.press("p")
         await until(pilot, lambda: app.debugger.walk is not None, what="chain")
         await ready(pilot, app, 3)  # the version at op 4 is the one the write at op 3 made
-        assert "provenance of Widget.example.com/default/w at op 4" in notices(app)
+        panel = app.query_one(WhyPanel)
+        assert app.debugger._tab() == "why"  # a panel, not a toast
+        assert "WHY Widget.example.com/default/w LOOKS LIKE THIS AT OP 4" in panel.text
+        assert "provenance" not in notices(app)
+
+        def current() -> str:
+            return next(line for line in panel.text.splitlines() if line.startswith("▶"))
+
+        assert "version" in current() and "op 3" in current()
         # version (3) -> the write (3) -> its reconcile (2) -> the watch event that started it (1)
         for seq, kind in ((3, "write"), (2, "reconcile"), (1, "trigger"), (1, "observed")):
             await pilot.press("p")
             await ready(pilot, app, seq)
-            assert f"[{kind}]" in notices(app).splitlines()[-1]
-        assert "started reconcile #1" in notices(app)
-        await pilot.press("p")
-        await until(pilot, lambda: "end of the chain" in notices(app))
+            assert kind in current() and f"op {seq}" in current()
+        assert "started reconcile #1" in panel.text
+        assert "end of the chain: observed" in panel.text
+        # Enter on a link goes there: back to the write
+        panel.focus()
+        panel.highlighted = panel.get_option_index("link-1")
+        await pilot.press("enter")
+        await ready(pilot, app, 3)
+        assert "write" in current()
+        # ctrl+o: back along the jumps the walk made
+        await pilot.press("ctrl+o")
+        await ready(pilot, app, 1)
         # moving elsewhere starts over: the next p explains the new position
         app.debugger.jump_to("4")
         await ready(pilot, app, 4)
@@ -238,11 +255,10 @@ async def test_the_analysis_tab_lists_a_causality_cycle_and_jumps_to_it(tmp_path
 async def test_the_keys_are_bindings_in_help_and_palette(replicas_db: Path) -> None:
     app = ReplayApp(str(replicas_db), persist_marks=False)
     keys = dict(help_rows())
-    assert keys["w"] == "Watch field"
-    assert keys["c"] == "Next watched change"
-    assert keys["C"] == "Previous watched change"
+    assert keys["w / x"] == "Watch a field of the object / stop watching one"
+    assert keys["c / C"] == "Next / previous change of a watched field"
     assert keys["p"].startswith("Provenance")
-    assert keys["5"] == "Watches tab"
+    assert keys["1-6"] == "Tabs: State, Diff, Stats, Analysis, Watches, Why"
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 1)
         await watch_replicas(pilot, app)

@@ -24,6 +24,7 @@ from replay_tui.engine.format import SessionInfo
 from replay_tui.engine.store import Recording
 from replay_tui.tui import theme
 from replay_tui.tui.control.connections import Connections
+from replay_tui.tui.control.keymap import keymap_path, load_keymap
 from replay_tui.tui.control.marks import state_dir
 from replay_tui.tui.messages import PaletteChanged
 from replay_tui.tui.screens import keys
@@ -46,6 +47,9 @@ class ReplayApp(App[int]):
         self.db = db
         self.conns = Connections(db)
         self.notices: deque[tuple[str, str]] = deque(maxlen=50)  # (severity, text): what the user was told
+        # the user's keymap (tui.control.keymap): every key of the debugger, by its binding id
+        self.keymap, self.keymap_problems = load_keymap(keys.ids())
+        self.keymap_file = keymap_path()
         self.debugger = DebuggerScreen(self.conns, db, session, follow=follow, sessions=sessions,
                                        persist_marks=persist_marks)
         self._palette: Any = None
@@ -59,6 +63,10 @@ class ReplayApp(App[int]):
         wanted = os.environ.get(THEME_ENV, "")
         if wanted in self.available_themes:
             self.theme = wanted
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        for problem in self.keymap_problems:
+            self.notify(problem, severity="warning", timeout=10, markup=False)
 
     # --- the palette ------------------------------------------------------------------
 
@@ -103,9 +111,9 @@ class ReplayApp(App[int]):
         """Every action of the debugger, under its key's description; Textual's own, with a
         screenshot that lands where the user can find it."""
         dbg = self.debugger
-        for b in keys.bindings():
+        for b in keys.bindings(self.keymap):
             if b.action != "app.quit":
-                yield SystemCommand(b.description, f"key: {keys.key_label(b.key.split(',')[0])}",
+                yield SystemCommand(b.description, f"key: {keys.shown_key(b)}  (id {b.id})",
                                     partial(dbg.run_action, b.action))
         for index in dbg.watches.indexes if dbg.watches is not None else []:
             yield SystemCommand(f"Stop watching {index.label}", "remove the watch (x in the Watches tab)",
@@ -145,12 +153,16 @@ class ReplayApp(App[int]):
 
     async def on_unmount(self) -> None:
         """Stop the workers (a statistics scan may be running) and close the connections after them."""
+        self.debugger.stop_serving()
         self.workers.cancel_all()
         try:
             await asyncio.wait_for(self.workers.wait_for_complete(), timeout=3)
         except Exception:
             pass
         await self.conns.close()
+        compared, self.debugger.compared = self.debugger.compared, None
+        if compared is not None:  # the compared run's connection (its thread would keep the process alive)
+            await compared.close()
 
 
 async def _preflight(db: str, session: str | None) -> list[SessionInfo]:

@@ -8,6 +8,7 @@ filter matches, follow ticks) and what widgets ask of the screen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual.message import Message
 
@@ -42,6 +43,25 @@ class JumpTo(Message):
     """A panel (analysis, watches) asks to move the cursor to ``seq``."""
 
     seq: int
+
+
+@dataclass
+class GoToLink(Message):
+    """The Why tab asks to move the cursor to link ``index`` of the provenance chain it shows."""
+
+    index: int
+
+
+@dataclass
+class ExtendChain(Message):
+    """The Why tab asks for more of a provenance chain cut at its length limit."""
+
+
+@dataclass
+class ShowCycle(Message):
+    """The Analysis tab asks to show a causality cycle's rounds (in the Why tab) and go to its first."""
+
+    cycle: dict[str, Any]
 
 
 @dataclass

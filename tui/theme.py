@@ -70,9 +70,14 @@ ROLES: dict[str, str] = {
     "changed": "on $warning-muted",
     "added": "on $success-muted",
     "removed": "strike $text-error",
+    "removed.line": "on $error-muted",
+    "added.line": "on $success-muted",
     "sign.changed": "bold $text-warning",
     "sign.added": "bold $text-success",
     "sign.removed": "bold $text-error",
+    # a search in a pane (ctrl+f): every match, and the current one
+    "search": "on $accent-muted",
+    "search.current": "bold $background on $warning",
     # statistics
     "spark": "$text-primary",
     "spark.latency": "$text-secondary",
@@ -92,6 +97,10 @@ NO_COLOR_EXTRA: dict[str, str] = {
     "live": "reverse",
     "following": "reverse",
     "header": "underline",
+    "search": "underline",
+    "removed.line": "italic",
+    "added.line": "bold",
+    "search.current": "reverse",
 }
 
 _ATTRIBUTES = {"bold", "italic", "dim", "underline", "strike", "reverse"}

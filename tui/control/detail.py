@@ -1,8 +1,8 @@
 """What the panes show at the cursor, read from the engine in one call (run in a worker).
 
-A diff against a mark always reads from the earlier position to the later one, whichever
-side the mark is on: the object's fields and the whole state in the same direction, said
-once in the pane's header.
+A diff between two points (``d``: a mark and the cursor; ``D``: any two of marks, ops and the
+cursor) always reads from the earlier position to the later one, whichever end is which: the
+object's fields and the whole state in the same direction, said once in the pane's header.
 """
 
 from __future__ import annotations
@@ -13,24 +13,57 @@ from typing import Any
 from replay_tui.engine import diff as diffmod
 from replay_tui.engine import state as statemod
 from replay_tui.engine.diff import Change
-from replay_tui.engine.format import Mark, ObjectKey, Operation, Reconcile
+from replay_tui.engine.format import ObjectKey, Operation, Reconcile
 from replay_tui.engine.store import Session
 from replay_tui.tui.control.connections import retrying
 
 
+@dataclass(frozen=True)
+class End:
+    """One end of a diff between two points: the cursor, a mark (it follows the mark if it moves), or an op."""
+
+    kind: str  # cursor | mark | seq
+    name: str = ""  # the mark's
+    seq: int = 0  # a fixed op's
+
+    def at(self, cursor: int, marks: Any) -> int | None:
+        """The op this end stands for now (None: a mark that no longer exists)."""
+        if self.kind == "cursor":
+            return cursor
+        if self.kind == "mark":
+            mark = marks.get(self.name) if marks is not None else None
+            return mark.seq if mark is not None else None
+        return self.seq
+
+    @property
+    def label(self) -> str:
+        return "the cursor" if self.kind == "cursor" else f"mark '{self.name}'" if self.kind == "mark" \
+            else f"op {self.seq:,}"
+
+
+CURSOR = End("cursor")
+
+
+def diff_ends(ends: tuple[End, End], cursor: int, marks: Any) -> tuple[int, str, int, str] | None:
+    """(earlier op, its name, later op, its name): a diff always reads from the earlier point to the later."""
+    a, b = ends[0].at(cursor, marks), ends[1].at(cursor, marks)
+    if a is None or b is None:
+        return None
+    first, second = (ends[0], ends[1]) if a <= b else (ends[1], ends[0])
+    return min(a, b), first.label, max(a, b), second.label
+
+
 @dataclass
-class MarkDiff:
-    """The object between a mark and the cursor, earlier → later."""
+class RangeDiff:
+    """The object between two points, earlier → later."""
 
-    mark: Mark
     earlier: int
+    earlier_name: str
     later: int
-    cursor_first: bool  # the cursor is the earlier end
+    later_name: str
     changes: list[Change] | None = None  # None: no object at the cursor to diff
-
-    def end_name(self, seq: int) -> str:
-        cursor = seq == (self.earlier if self.cursor_first else self.later)
-        return "the cursor" if cursor else f"mark '{self.mark.name}'"
+    old: Any = None  # the object at each end (None: it did not exist there)
+    new: Any = None
 
 
 @dataclass
@@ -48,7 +81,7 @@ class Detail:
     deleted_at: int | None = None
     changes: list[Change] = field(default_factory=list)  # this op's before -> after
     span: Reconcile | None = None
-    mark_diff: MarkDiff | None = None
+    range_diff: RangeDiff | None = None
 
     @property
     def first_seen(self) -> bool:
@@ -64,16 +97,12 @@ class StateDiff:
     b: int
     added: list[str]
     removed: list[str]
-    changed: list[tuple[str, int]]
+    changed: list[tuple[str, list[Change]]]  # each object, with its field changes
 
 
-def mark_diff_ends(mark: Mark, seq: int) -> tuple[int, int, bool]:
-    """(earlier, later, the cursor is earlier) for a diff between a mark and the cursor."""
-    return min(mark.seq, seq), max(mark.seq, seq), seq <= mark.seq
-
-
-async def compute_detail(ses: Session, seq: int, pinned: int | None, mark: Mark | None,
+async def compute_detail(ses: Session, seq: int, pinned: int | None, ends: tuple[int, str, int, str] | None,
                          spans: dict[int, Reconcile] | None = None) -> Detail:
+    """What the panes show at ``seq``; ``ends``: a diff between two points (``diff_ends``) to compute too."""
     async def go() -> Detail:
         op = await ses.op(seq)
         obj_id = pinned if pinned is not None else await ses.op_object(seq)
@@ -91,11 +120,14 @@ async def compute_detail(ses: Session, seq: int, pinned: int | None, mark: Mark 
                     d.before = await statemod.object_at(ses, obj_id, seq - 1)
                     if d.before is not None and d.obj is not None:
                         d.changes = diffmod.diff(d.before, d.obj)
-        if mark is not None:
-            earlier, later, cursor_first = mark_diff_ends(mark, seq)
-            d.mark_diff = MarkDiff(mark, earlier, later, cursor_first)
-            if obj_id is not None and 1 <= mark.seq <= ses.last:
-                d.mark_diff.changes = await diffmod.object_diff(ses, obj_id, earlier, later)
+        if ends is not None:
+            earlier, earlier_name, later, later_name = ends
+            rd = d.range_diff = RangeDiff(earlier, earlier_name, later, later_name)
+            if obj_id is not None and earlier >= 0 and later <= ses.last:
+                rd.old = await statemod.object_at(ses, obj_id, earlier)
+                rd.new = await statemod.object_at(ses, obj_id, later)
+                rd.changes = diffmod.diff(diffmod.MISSING if rd.old is None else rd.old,
+                                          diffmod.MISSING if rd.new is None else rd.new)
         if op.reconcile is not None:
             known = spans.get(op.reconcile) if spans is not None else None
             d.span = known if known is not None and known.end_seq is not None else await ses.reconcile(op.reconcile)
@@ -111,7 +143,8 @@ async def compute_state_diff(ses: Session, a: int, b: int) -> StateDiff:
         keys = await ses.object_keys([*sd.added, *sd.removed, *sd.changed])
         return StateDiff(a, b, sorted(str(keys[i]) for i in sd.added if i in keys),
                          sorted(str(keys[i]) for i in sd.removed if i in keys),
-                         sorted((str(keys[i]), len(c)) for i, c in sd.changed.items() if i in keys))
+                         sorted(((str(keys[i]), c) for i, c in sd.changed.items() if i in keys),
+                                key=lambda kc: kc[0]))
 
     return await retrying(go)
 

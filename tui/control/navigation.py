@@ -16,12 +16,18 @@ does).
 
 from __future__ import annotations
 
+from functools import partial
+
+from replay_tui.engine import query
 from replay_tui.engine.cursor import Cursor, resolve_position
-from replay_tui.engine.filters import FilterError, parse
+from replay_tui.engine.filters import Filter, FilterError, both, parse
 from replay_tui.engine.format import Reconcile
 from replay_tui.engine.store import Session
 from replay_tui.tui.control.connections import retrying
+from replay_tui.tui.control.errors import ExpectedErrors
 from replay_tui.tui.control.source import TimelineSource
+
+ERRORS = parse("error")
 
 
 def filter_problem(text: str) -> tuple[str, int] | None:
@@ -99,8 +105,22 @@ class Navigator:
     def _probe(self, start: int) -> Cursor:
         return Cursor(self.session, start)
 
-    async def find_error(self, start: int, forward: bool) -> int | None:
-        return await retrying(lambda: self._probe(start).next_error(forward))
+    async def find_error(self, start: int, forward: bool, among: Filter | None = None,
+                         expected: ExpectedErrors | None = None) -> int | None:
+        """The next (previous) error after (before) ``start``: among the ops ``among`` keeps (the
+        timeline's filter, an object's own timeline) when given, and not one ``expected`` calls expected."""
+        errors = both(among, ERRORS) if among is not None else None
+        async def after(at: int) -> int | None:
+            if errors is None:
+                return await self._probe(at).next_error(forward)
+            return await query.find(self.session, at, errors, forward)
+
+        seq: int | None = start
+        while seq is not None:
+            seq = await retrying(partial(after, seq))
+            if seq is None or expected is None or not await expected.is_expected(seq):
+                return seq
+        return None
 
     async def find_reconcile(self, start: int, forward: bool) -> Reconcile | None:
         return await retrying(lambda: self._probe(start).next_reconcile(forward))

@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 from replay_tui.engine import query
-from replay_tui.engine.filters import Filter
+from replay_tui.engine.filters import Filter, both
 from replay_tui.engine.format import OpRow, Reconcile
 from replay_tui.engine.store import OPROW_COLUMNS, Session
+from replay_tui.tui.control.columns import Extras
 from replay_tui.tui.control.connections import retrying
 
 PAGE = 200
@@ -32,12 +33,15 @@ class TimelineSource:
 
     def __init__(self, session: Session):
         self.session = session
-        self.filter: Filter | None = None
+        self.filter: Filter | None = None  # what the rows are: the scope and the user's filter together
+        self.user_filter: Filter | None = None  # what the user typed (/)
+        self.scope: Filter | None = None  # one object's ops (its own timeline), or None
         self.matches: array[int] = array("q")
         self.scanned_to = 0  # filtered: the seq up to which matches are known
         self.generation = 0  # bumped whenever the base rows change meaning (a new filter)
         self.spans: dict[int, Reconcile] = {}
         self.ghost: int | None = None  # the cursor's op when the filter hides it
+        self.extras = Extras(session)  # actors and field values of the rows read (when columns ask for them)
 
     # --- geometry ---------------------------------------------------------------
 
@@ -104,7 +108,17 @@ class TimelineSource:
         return True
 
     def set_filter(self, flt: Filter | None) -> None:
-        self.filter = flt if flt is not None and not flt.empty else None
+        """The user's filter (None: none); the rows are the scope's ops that match it."""
+        self.user_filter = flt if flt is not None and not flt.empty else None
+        self._rows_changed()
+
+    def set_scope(self, scope: Filter | None) -> None:
+        """Narrow the rows to one object's ops (None: every op again); the user's filter still applies."""
+        self.scope = scope
+        self._rows_changed()
+
+    def _rows_changed(self) -> None:
+        self.filter = both(self.scope, self.user_filter)
         self.matches = array("q")
         self.scanned_to = 0
         self.ghost = None
@@ -132,14 +146,17 @@ class TimelineSource:
                 return []
             rows = await self.rows_by_seq(seqs)
         await self._load_spans(rows)
+        await self.extras.load(rows)
         return rows
 
     async def rows_by_seq(self, seqs: list[int]) -> list[OpRow]:
         """By seq, not by re-running the filter: a changed= term is decided on bodies, not in SQL."""
         ses = self.session
-        return [OpRow(*r) for r in await retrying(lambda: ses.rec.fetchall(
+        rows = [OpRow(*r) for r in await retrying(lambda: ses.rec.fetchall(
             f"SELECT {OPROW_COLUMNS} FROM operations WHERE session_id = ? AND seq IN"
             f" ({','.join('?' * len(seqs))}) ORDER BY seq", (ses.id, *seqs)))]
+        await self.extras.load(rows)
+        return rows
 
     async def _load_spans(self, rows: list[OpRow]) -> None:
         """Reconcile spans of these rows, in one query (open ones again: they may have ended since).

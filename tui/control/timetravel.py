@@ -85,37 +85,65 @@ class Watches:
                                  f"{short_value(change.new, 40)} at op {change.seq:,} ({change.verb})")
 
 
-class ProvenanceWalk:
-    """The chain ``p`` walks, and how far along it the cursor is."""
+FIRST_LINKS = 16  # links read for a chain at first; reaching its end reads EXTEND_BY more
 
-    def __init__(self, chain: provmod.Provenance, at: int):
+
+class ProvenanceWalk:
+    """A provenance chain shown in the Why tab, and the link the cursor is on.
+
+    ``p`` explains the object at the cursor, then moves one link back per press; Enter in the
+    panel goes to any link.  A chain stops after ``links`` links; going past its last link reads
+    a longer one (the walk is index lookups: reading it again costs milliseconds).
+    """
+
+    def __init__(self, chain: provmod.Provenance, at: int, obj_id: int, links: int = FIRST_LINKS):
         self.chain = chain
-        self.at = at  # where the cursor was sent last (a move elsewhere ends the walk)
-        self.i = -1
+        self.origin = at  # the position explained
+        self.at = at  # where the cursor was sent last (a move elsewhere and p explains anew)
+        self.obj_id = obj_id
+        self.links = links
+        self.i = -1  # the link the cursor is on (-1: none yet)
 
     @staticmethod
-    async def explain(ses: Session, seq: int, pinned: int | None) -> tuple[provmod.Provenance | None, int | None]:
+    async def explain(ses: Session, seq: int, pinned: int | None,
+                      links: int = FIRST_LINKS) -> tuple[provmod.Provenance | None, int | None]:
         """(the chain of the object at ``seq``, its id); (None, None) when the op names no object."""
         obj_id = pinned if pinned is not None else await retrying(lambda: ses.op_object(seq))
         if obj_id is None:
             return None, None
-        chain = await retrying(lambda: provmod.explain(ses, obj_id, seq))
+        chain = await retrying(lambda: provmod.explain(ses, obj_id, seq, max_links=links))
         return chain, obj_id
 
-    def summary(self) -> str:
-        lines = [f"{n + 1}. {safe(link.text)}" for n, link in enumerate(self.chain.links)]
-        return f"provenance of {safe(self.chain.object)} at op {self.chain.at:,} (p walks back):\n" + "\n".join(lines)
+    @property
+    def extendable(self) -> bool:
+        """The chain stopped at its length limit: there is more behind it."""
+        return self.chain.end == "limit"
 
-    def step(self, last: int) -> tuple[str, int | None, bool]:
-        """The next link: (what to say, the op to go to or None, whether the chain has ended)."""
-        links = self.chain.links
-        i = self.i + 1
-        if i >= len(links):
-            return f"end of the chain ({self.chain.end}): {safe(links[-1].text)}", None, True
+    async def extend(self, ses: Session) -> None:
+        """Read a longer chain (the same start), keeping the link the cursor is on."""
+        self.links += EXTEND_BY
+        chain, _ = await ProvenanceWalk.explain(ses, self.origin, self.obj_id, self.links)
+        if chain is not None:
+            self.chain = chain
+
+    def target(self, i: int, last: int) -> int | None:
+        """The op link ``i`` points at (None: nowhere in the session), and the cursor is on it now."""
+        link = self.chain.links[i]
         self.i = i
-        link = links[i]
-        where = "" if link.seq is None else f" → op {link.seq:,}"
         target = link.seq if link.seq is not None and 1 <= link.seq <= last else None
         if target is not None:
             self.at = target
-        return f"provenance {i + 1}/{len(links)} [{link.kind}]{where}: {safe(link.text)}", target, False
+        return target
+
+    def next_link(self) -> int | None:
+        """The index of the next link back (None: the chain has ended)."""
+        i = self.i + 1
+        return i if i < len(self.chain.links) else None
+
+    def summary(self) -> str:
+        """The chain as text (the Why tab's header and the yank of it)."""
+        lines = [f"{n + 1}. {safe(link.text)}" for n, link in enumerate(self.chain.links)]
+        return f"provenance of {safe(self.chain.object)} at op {self.chain.at:,}:\n" + "\n".join(lines)
+
+
+EXTEND_BY = 24

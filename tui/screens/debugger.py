@@ -16,46 +16,55 @@ from textual.widgets import TabbedContent, TabPane, Tabs
 from replay_tui.engine.filters import FilterError, parse
 from replay_tui.engine.textsafe import safe
 from replay_tui.tui.control import reportjob
-from replay_tui.tui.control.detail import objects_at
+from replay_tui.tui.control.detail import CURSOR, End, objects_at
 from replay_tui.tui.control.navigation import filter_problem
 from replay_tui.tui.control.timetravel import ProvenanceWalk, check_watch_path
-from replay_tui.tui.messages import JumpTo, PaletteChanged, RemoveWatch
+from replay_tui.tui.messages import ExtendChain, GoToLink, JumpTo, PaletteChanged, RemoveWatch, ShowCycle
 from replay_tui.tui.screens import keys
-from replay_tui.tui.screens.debugger_core import LABELS, TABS, DebuggerCore
+from replay_tui.tui.screens.debugger_core import LABELS, TABS
+from replay_tui.tui.screens.debugger_tools import DebuggerTools
 from replay_tui.tui.screens.help import HelpScreen
 from replay_tui.tui.screens.pickers import FOLLOW_OP, MarkPicker, ObjectPicker, SessionPicker
 from replay_tui.tui.screens.prompt import PromptScreen
 from replay_tui.tui.widgets.analysispanel import AnalysisPanel
 from replay_tui.tui.widgets.diffpane import DiffPane
 from replay_tui.tui.widgets.keybar import KeyBar
+from replay_tui.tui.widgets.objectheader import ObjectHeader
 from replay_tui.tui.widgets.oppane import OpPane
 from replay_tui.tui.widgets.position import PositionBar
 from replay_tui.tui.widgets.statepane import StatePane
 from replay_tui.tui.widgets.statspanel import StatsPanel
 from replay_tui.tui.widgets.timeline import RowClicked, Timeline
 from replay_tui.tui.widgets.watchpanel import WatchPanel
+from replay_tui.tui.widgets.whypanel import WhyPanel
 
 NARROW = 120  # below this many columns, tab labels drop their key
 DIFF_BACK = "\x00extra"  # the mark picker's "this op's own diff" option
 
 
-class DebuggerScreen(DebuggerCore):
+class DebuggerScreen(DebuggerTools):
     """One session of a recording: timeline, position bar, operation pane and tabs."""
 
     BINDINGS = keys.BINDINGS
 
     def compose(self) -> ComposeResult:
         yield PositionBar(id="position").data_bind(position=DebuggerScreen.position)
-        yield Timeline(id="timeline")
+        yield ObjectHeader(id="object-header")
+        with Horizontal(id="timelines"):
+            yield Timeline(id="timeline")
+            other = Timeline(id="timeline-b")
+            other.can_focus = False
+            other.empty_text = "the compared run"
+            yield other
         with Horizontal(id="details"):
             with Vertical(id="op-box"):
                 yield OpPane(id="op")
             with TabbedContent(id="tabs", initial="tab-state"):
                 for name, pane in (("state", StatePane), ("diff", DiffPane), ("stats", StatsPanel),
-                                   ("analysis", AnalysisPanel), ("watches", WatchPanel)):
+                                   ("analysis", AnalysisPanel), ("watches", WatchPanel), ("why", WhyPanel)):
                     with TabPane(LABELS[name][0], id=TABS[name]):
                         yield pane(id=name)
-        yield KeyBar(*keys.keybar(), id="keys")
+        yield KeyBar(*keys.keybar(self.keymap), id="keys")
 
     def on_mount(self) -> None:
         self.query_one("#op-box").border_title = "Operation"
@@ -66,6 +75,7 @@ class DebuggerScreen(DebuggerCore):
         self.query_one(AnalysisPanel).show_analysis(None)
         self.query_one(StatsPanel).show_stats(None, None)
         self.query_one(WatchPanel).show_watches([], 0)
+        self.query_one(WhyPanel).show_empty()
         self.set_interval(0.5, self._background)
         infos = self.session_infos
         if self.session_ref in (None, "") and infos is not None and len(infos) > 1:
@@ -105,7 +115,7 @@ class DebuggerScreen(DebuggerCore):
 
     def on_jump_to(self, message: JumpTo) -> None:
         if 1 <= message.seq <= self.last:
-            self.goto(message.seq, center=True)
+            self.goto(message.seq, center=True, jump=True)
         else:
             self.tell(f"op {message.seq} is outside the session", "warning")
 
@@ -113,8 +123,8 @@ class DebuggerScreen(DebuggerCore):
         self.remove_watch(message.obj_id, message.path)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "clear_filter":  # Esc is free for dialogs and the palette unless a filter is set
-            return True if self.nav is not None and self.nav.source.filtered else None
+        if action == "back_out":  # Esc is free for dialogs and the palette unless there is something to leave
+            return True if self.back_out_what() else None
         return True
 
     # --- moving ---------------------------------------------------------------------------
@@ -131,26 +141,38 @@ class DebuggerScreen(DebuggerCore):
         self.action_move(n * self.timeline.body_height)
 
     def action_first(self) -> None:
-        if self.nav is not None and self.nav.source.count:
-            self.goto(self.nav.first_row(), center=True)
+        nav = self.nav
+        if nav is not None and nav.source.count:
+            self.goto(nav.source.seq_at(0), center=True, jump=True)
 
     def action_last(self) -> None:
-        if self.nav is not None and self.nav.source.count:
-            self.goto(self.nav.last_row(), center=True)
+        nav = self.nav
+        if nav is not None and nav.source.count:
+            src = nav.source
+            # the last match under a filter, not the cursor's own ghost row after it
+            target = (int(src.matches[-1]) if src.matches else self.seq) if src.filtered else src.seq_at(src.count - 1)
+            self.goto(target, center=True, jump=True)
 
     def moved_to(self, seq: int | None, why: str = "") -> None:
+        """Where a search found the cursor a place: a jump (the history records it)."""
         if seq is not None:
-            self.goto(seq, center=True)
+            self.goto(seq, center=True, jump=True)
         if why:
             self.tell(why, "information")
 
     def action_error(self, direction: int) -> None:
+        """The next (previous) error among the rows shown (the filter, an object's timeline),
+        skipping the expected ones when they are hidden (!)."""
         nav, start = self.nav, self.seq
         if nav is None or not self.last:
             return
         side = "after" if direction > 0 else "before"
-        self.start("move", lambda: nav.find_error(start, direction > 0),
-                   lambda seq: self.moved_to(seq, "" if seq else f"no error {side} op {start:,}"))
+        among = nav.source.filter
+        expected = self.expected
+        what = "error" if expected is None else "unexpected error"
+        where = f" among the ops shown ({among.text})" if among is not None else ""
+        self.start("move", lambda: nav.find_error(start, direction > 0, among, expected),
+                   lambda seq: self.moved_to(seq, "" if seq else f"no {what} {side} op {start:,}{where}"))
 
     def action_reconcile(self, direction: int) -> None:
         nav, start = self.nav, self.seq
@@ -179,7 +201,7 @@ class DebuggerScreen(DebuggerCore):
         mark = self.marks.get(text) if self.marks is not None else None
         if mark is not None:
             if 1 <= mark.seq <= self.last:
-                self.goto(mark.seq, center=True)
+                self.goto(mark.seq, center=True, jump=True)
             else:
                 self.tell(f"mark {safe(text)!r} is at op {mark.seq}, outside the session")
             return
@@ -192,7 +214,7 @@ class DebuggerScreen(DebuggerCore):
     def action_filter(self) -> None:
         if self.nav is None:
             return
-        flt = self.nav.source.filter
+        flt = self.nav.source.user_filter
         self.app.push_screen(PromptScreen(
             "Filter the timeline", value=flt.text if flt else "",
             placeholder="verb:update kind:Pod ns:shop name:web-* status:409 latency>1s error, or free text",
@@ -218,7 +240,7 @@ class DebuggerScreen(DebuggerCore):
         self.scan()
 
     def action_clear_filter(self) -> None:
-        if self.nav is not None and self.nav.source.filtered:
+        if self.nav is not None and self.nav.source.user_filter is not None:
             self.apply_filter("")
             self.tell("filter cleared", "information")
         self.timeline.focus()
@@ -245,7 +267,7 @@ class DebuggerScreen(DebuggerCore):
             self.tell(problem, "warning")
         else:
             self.tell(f"mark '{safe(name)}' set at op {seq:,}", "information")
-        if self.diff_mark == name:
+        if self.diff_ends is not None and any(e.kind == "mark" and e.name == name for e in self.diff_ends):
             self.goto(self.seq)
 
     def action_goto_mark(self) -> None:
@@ -260,18 +282,23 @@ class DebuggerScreen(DebuggerCore):
             self.tell("no marks yet: m sets one, then d diffs against it", "warning")
             return
         marks = self.marks.all()
-        if len(marks) == 1 and self.diff_mark is None:
+        if len(marks) == 1 and self.diff_ends is None:
             self.pick_diff_mark(marks[0].name)
             return
+        current = self.diff_ends[0].name if self.diff_ends is not None and self.diff_ends[0].kind == "mark" else None
         self.app.push_screen(MarkPicker(
             "Diff the object (and the whole state) between which mark and the cursor?", marks,
-            own=set(self.marks.own), extra="this op's own before → after (no mark)" if self.diff_mark else None,
-            current=self.diff_mark), self.pick_diff_mark)
+            own=set(self.marks.own), extra="this op's own before → after (no mark)" if self.diff_ends else None,
+            current=current), self.pick_diff_mark)
 
     def pick_diff_mark(self, name: str | None) -> None:
         if name is None:
             return
-        self.diff_mark = None if name == DIFF_BACK else name
+        self.set_diff_ends(None if name == DIFF_BACK else (End("mark", name), CURSOR))
+
+    def set_diff_ends(self, ends: tuple[End, End] | None) -> None:
+        """Diff between these two points (None: each op's own before and after), in the Diff tab."""
+        self.diff_ends = ends
         self.state_diff = None
         self.action_show_tab("diff")
         if self.seq:
@@ -333,16 +360,36 @@ class DebuggerScreen(DebuggerCore):
         self._show_tab_content(keep_scroll=True)
 
     def action_pick_session(self) -> None:
+        """Open another session, or compare one (of this file or another recording) beside this one."""
         infos = self.session_infos or []
-        if len(infos) < 2:
-            self.tell("this recording has one session", "information")
+        if self.ses is None:
             return
-        self.app.push_screen(SessionPicker(self.db, infos, self.ses.info.id if self.ses else None),
-                             self._session_picked)
+        self.app.push_screen(SessionPicker(self.db, infos, self.ses.info.id, compare=True,
+                                           comparing=self.compared.label if self.compared else None),
+                             self._session_chosen)
+
+    def _session_chosen(self, choice: tuple[str, int] | None) -> None:
+        if choice is None:
+            return
+        what, sid = choice
+        if what == "open":
+            if self.ses is None or sid != self.ses.info.id:
+                self.open_session(sid)
+        elif what == "compare":
+            self.compare_with(self.db, sid)
+        elif what == "close":
+            self.close_compare()
+            self.tell("comparison closed", "information")
+        elif what == "file":
+            self.app.push_screen(PromptScreen(
+                "Compare with a run from which recording?", placeholder="fork.db", prompt_id="compare-prompt",
+                hint="a recording file (its session picker follows when it holds several); Esc cancels"),
+                lambda text: self.compare_file(text.strip()) if text and text.strip() else None)
 
     def action_help(self) -> None:
         if not isinstance(self.app.screen, HelpScreen):
-            self.app.push_screen(HelpScreen(keys.help_rows()))
+            keymap = str(getattr(self.app, "keymap_file", ""))
+            self.app.push_screen(HelpScreen(keys.help_rows(self.keymap), keymap=keymap))
 
     # --- time travel: watched fields, provenance --------------------------------------------------
 
@@ -411,7 +458,7 @@ class DebuggerScreen(DebuggerCore):
                    else self.tell(f"no change of a watched field {side} op {start:,}", "information"))
 
     def action_provenance(self) -> None:
-        """The first p explains the object at the cursor; each further p walks one link back."""
+        """The first p explains the object at the cursor in the Why tab; each further p goes one link back."""
         ses, seq, pinned = self.ses, self.seq, self.pinned
         if ses is None or not seq:
             return
@@ -420,26 +467,82 @@ class DebuggerScreen(DebuggerCore):
             return
 
         def explained(result: tuple[Any, int | None]) -> None:
-            chain, _ = result
+            chain, obj_id = result
             if seq != self.seq:
                 return  # the cursor moved on meanwhile
-            if chain is None:
+            if chain is None or obj_id is None:
                 self.tell(f"op {seq:,} addresses no single object: nothing to explain (o picks an object)", "warning")
             elif not chain.links:
                 self.tell(f"no provenance for {safe(chain.object)} at op {seq:,}", "warning")
             else:
-                self.walk = ProvenanceWalk(chain, seq)
-                self.app.notify(self.walk.summary(), timeout=10, markup=False)
+                self.walk = ProvenanceWalk(chain, seq, obj_id)
+                self.action_show_tab("why")
                 self._walk_on()
 
         self.start("provenance", lambda: ProvenanceWalk.explain(ses.heavy, seq, pinned), explained)
 
     def _walk_on(self) -> None:
-        assert self.walk is not None
-        text, target, ended = self.walk.step(self.last)
-        self.tell(text, "warning" if ended else "information")
+        """The next link back: past the last one of a chain cut at its limit, read further first."""
+        walk = self.walk
+        assert walk is not None
+        i = walk.next_link()
+        if i is None:
+            if walk.extendable:
+                self.on_extend_chain(ExtendChain(), then_step=True)
+            else:
+                self._show_walk()
+                self.query_one(WhyPanel).highlighted = self.query_one(WhyPanel).option_count - 1
+            return
+        self._go_to_link(i)
+
+    def _go_to_link(self, i: int) -> None:
+        walk = self.walk
+        if walk is None:
+            return
+        target = walk.target(i, self.last)
+        self._show_walk()
         if target is not None:
-            self.goto(target, center=True)
+            self.goto(target, center=True, jump=True)
+            walk.at = self.seq  # (goto forgets a walk the cursor left; it is on the walk's link)
+
+    def _show_walk(self, extending: bool = False) -> None:
+        if self.walk is not None:
+            self.query_one(WhyPanel).show_chain(self.walk, self.last, extending=extending)
+
+    def on_go_to_link(self, message: GoToLink) -> None:
+        if self.walk is not None:
+            self._go_to_link(message.index)
+
+    def on_extend_chain(self, message: ExtendChain, then_step: bool = False) -> None:
+        walk, ses = self.walk, self.ses
+        if walk is None or ses is None or not walk.extendable:
+            return
+        self._show_walk(extending=True)
+
+        def extended(_: Any) -> None:
+            if walk is not self.walk:
+                return
+            if then_step and walk.next_link() is not None:
+                self._walk_on()
+            else:
+                self._show_walk()
+
+        self.start("provenance", lambda: walk.extend(ses.heavy), extended)
+
+    def on_show_cycle(self, message: ShowCycle) -> None:
+        """Enter on a causality cycle (Analysis): its rounds in the Why tab, the cursor on the first round."""
+        cycle = message.cycle
+        rounds = [r for r in cycle.get("rounds_sample") or [] if isinstance(r, dict)]
+        first = rounds[0].get("write_seq") if rounds else cycle.get("first_seq")
+        self.walk = None
+        panel = self.query_one(WhyPanel)
+        panel.show_cycle(cycle, first if isinstance(first, int) else None)
+        self.action_show_tab("why")
+        panel.focus()  # Enter goes to a round from here
+        if rounds:
+            panel.highlighted = panel.get_option_index("round-0")
+        if isinstance(first, int) and 1 <= first <= self.last:
+            self.goto(first, center=True, jump=True)
 
     # --- follow, report ---------------------------------------------------------------------------
 

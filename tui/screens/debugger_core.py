@@ -22,15 +22,20 @@ from textual.screen import Screen
 from textual.widgets import TabbedContent
 from textual.worker import Worker, WorkerState
 
-from replay_tui.engine.format import Mark
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.textsafe import safe
 from replay_tui.tui.control import reportjob
 from replay_tui.tui.control.background import Background, compute
+from replay_tui.tui.control.columns import ColumnChoice, Trend, trend
+from replay_tui.tui.control.comparing import Compared, describe
 from replay_tui.tui.control.connections import Connections, SessionSet
-from replay_tui.tui.control.detail import Detail, StateDiff, compute_detail, compute_state_diff, mark_diff_ends
+from replay_tui.tui.control.detail import CURSOR, Detail, End, StateDiff, compute_detail, compute_state_diff, diff_ends
+from replay_tui.tui.control.errors import RULE, ExpectedErrors
+from replay_tui.tui.control.history import JumpHistory
 from replay_tui.tui.control.marks import MarkStore
 from replay_tui.tui.control.navigation import Navigator
+from replay_tui.tui.control.objectview import ObjectSummary
+from replay_tui.tui.control.serving import Serving
 from replay_tui.tui.control.timetravel import ProvenanceWalk, Watches
 from replay_tui.tui.messages import FollowTick, MatchesFound
 from replay_tui.tui.screens.prompt import ConfirmScreen
@@ -42,12 +47,14 @@ from replay_tui.tui.widgets.statepane import StatePane
 from replay_tui.tui.widgets.statspanel import StatsPanel
 from replay_tui.tui.widgets.timeline import Timeline
 from replay_tui.tui.widgets.watchpanel import WatchPanel
+from replay_tui.tui.widgets.whypanel import WhyPanel
 
 STATE_DIFF_DEBOUNCE_S = 0.15
+TREND_DEBOUNCE_S = 0.15
 TABS = {"state": "tab-state", "diff": "tab-diff", "stats": "tab-stats", "analysis": "tab-analysis",
-        "watches": "tab-watches"}
+        "watches": "tab-watches", "why": "tab-why"}
 LABELS = {"state": ("State [1]", "State"), "diff": ("Diff [2]", "Diff"), "stats": ("Stats [3]", "Stats"),
-          "analysis": ("Analysis [4]", "Analysis"), "watches": ("Watches [5]", "Watches")}
+          "analysis": ("Analysis [4]", "Analysis"), "watches": ("Watches [5]", "Watches"), "why": ("Why [6]", "Why")}
 NARROW = 120  # below this many columns, tab labels drop their key
 
 
@@ -70,8 +77,10 @@ class DebuggerCore(Screen[None]):
     cursor_ts: var[int | None] = var(None)
     filter_state: var[tuple[str, int, bool]] = var(("", 0, False))
     marks_version: var[int] = var(0)
-    diff_mark: var[str | None] = var(None)
+    diff_ends: var[tuple[End, End] | None] = var(None)
     pinned_label: var[str] = var("")
+    scope_label: var[str] = var("")
+    bar_version: var[int] = var(0)  # bumped when what the bar shows changed outside the vars above
     position: var[Position] = var(Position)
 
     def __init__(self, conns: Connections, db: str, session: str | int | None = None, *, follow: bool = False,
@@ -90,6 +99,15 @@ class DebuggerCore(Screen[None]):
         self.detail: Detail | None = None
         self.state_diff: StateDiff | None = None
         self.pinned: int | None = None
+        self.history = JumpHistory()
+        self.scope: int | None = None  # the object whose own timeline is shown (t)
+        self.summary: ObjectSummary | None = None
+        self.columns = ColumnChoice()
+        self.trend: Any = None  # the first field column's change index for the cursor's object
+        self.expected: ExpectedErrors | None = None  # with expected errors hidden (!)
+        self.serving: Serving | None = None  # serving this session to clients (K)
+        self.compared: Compared | None = None  # a second run beside this one
+        self.search_pane: Any = None  # the pane the last ctrl+f searched
         self.unfold = False
         self.report_writing: str | None = None
         self._stale_tabs: set[str] = set()
@@ -106,24 +124,93 @@ class DebuggerCore(Screen[None]):
     def compute_position(self) -> Position:
         nav, marks, seq = self.nav, self.marks, self.seq
         text, matches, scanning = self.filter_state
-        mark = self._diff_mark_obj()
+        _ = self.bar_version  # (read: a bump recomputes the bar)
+        ses = self.ses
+        interrupted = ses.info.last_op_ns or 0 if ses is not None and ses.info.interrupted else None
+        serving = self.serving.served if self.serving is not None else None
         return Position(
             session=self.session_name, seq=seq, last=self.last, ts_ns=self.cursor_ts, start_ns=self.start_ns,
             following=self.following, ended=self.ended, filter_text=text, matches=matches, scanning=scanning,
             in_filter=nav is None or not seq or nav.source.in_filter(seq),
             marks_here=", ".join(m.name for m in marks.at(seq)) if marks and seq else "",
-            diff_mark=f"'{mark.name}' (op {mark.seq:,})" if mark else "", pinned=self.pinned_label)
+            diff_mark=self._diff_label(), pinned=self.pinned_label,
+            back_to=self.history.peek_back(seq) if seq else None,
+            forward_to=self.history.peek_forward(seq) if seq else None,
+            scope=self.scope_label, interrupted_ns=interrupted, errors=self._errors_text(),
+            trend=self._trend(), serving=serving.url if serving is not None else "",
+            kubeconfig=str(serving.kubeconfig) if serving is not None else "",
+            compare=self._compare_text(), search=self._search_text())
+
+    def _diff_label(self) -> str:
+        ends = self.diff_ends
+        if ends is None:
+            return ""
+        names = []
+        for end in ends:
+            at = end.at(self.seq, self.marks)
+            names.append(f"'{end.name}' (op {at:,})" if end.kind == "mark" and at is not None else end.label)
+        if ends[1] == CURSOR:
+            return names[0]
+        return f"{names[0]} ↔ {names[1]}"
+
+    def _errors_text(self) -> str:
+        ex = self.expected
+        if ex is None:
+            return ""
+        if not ex.done:
+            return f"errors: classifying... (hiding {RULE})"
+        return f"errors {ex.shown:,} of {ex.total:,} (hiding {len(ex.expected):,} expected: {RULE})"
+
+    def _trend(self) -> Trend | None:
+        index, d = self.trend, self.detail
+        if index is None or d is None or d.obj_id != index.obj_id or not self.columns.fields \
+                or index.path != self.columns.fields[0]:
+            return None
+        return trend(index, self.last, self.seq)
+
+    def _compare_text(self) -> str:
+        c = self.compared
+        if c is None:
+            return ""
+        found = c.at(self.seq)
+        if 0 <= c.current < len(c.divergences) and c.at_seq == self.seq:
+            found = (c.current, c.divergences[c.current])  # the one > / < went to
+        n = len(c.divergences)
+        if found is not None:
+            return f"≠ {found[0] + 1}/{n} vs {c.label}: {describe(found[1])}"
+        return f"compared with {c.label}: {n} divergence{'s' if n != 1 else ''}" + (" (> next)" if n else "")
+
+    def _search_text(self) -> str:
+        pane = self.search_pane
+        if pane is None or not pane.search_query:
+            return ""
+        where = {"op": "Operation", "state": "State", "diff": "Diff"}.get(pane.id or "", pane.id or "")
+        if not pane.matches:
+            return f"find {pane.search_query!r} in {where}: no match"
+        return f"find {pane.search_query!r} in {where}: {pane.current + 1}/{len(pane.matches)} (n / N)"
 
     def _filter_changed(self) -> None:
         src = self.nav.source if self.nav else None
         if src is None or not src.filtered:
             self.filter_state = ("", 0, False)
+            self.scope_label = ""
+            return
+        n, scanning = len(src.matches), src.scanning
+        user = src.user_filter
+        self.filter_state = (user.text, n, scanning) if user is not None else ("", 0, False)
+        if src.scope is not None:
+            counted = "" if user is not None else f": {n:,} op{'s' if n != 1 else ''}" + (
+                " (scanning...)" if scanning else "")
+            self.scope_label = src.scope.text + counted
         else:
-            self.filter_state = (src.filter.text if src.filter else "", len(src.matches), src.scanning)
+            self.scope_label = ""
 
     def watch_marks_version(self) -> None:
         if self.marks is not None:
             self.timeline.set_marks(m.seq for m in self.marks.all())
+
+    def repaint_bar(self) -> None:
+        self.bar_version += 1
 
     # --- workers: one way to start them, one way their results and failures come back --------
 
@@ -185,11 +272,18 @@ class DebuggerCore(Screen[None]):
         for worker in list(self._pending):
             if worker.name != "open":
                 worker.cancel()  # whatever ran for the previous session
+        self.stop_serving()
+        self.close_compare()
         self.ses, self.nav = ses, Navigator(ses.main)
         self.jobs = Background()
         self.watches = Watches(ses.heavy)
         self.walk = self.detail = self.state_diff = self.pinned = None
-        self.diff_mark, self.pinned_label = None, ""
+        self.diff_ends, self.pinned_label = None, ""
+        self.history = JumpHistory()
+        self.scope, self.summary, self.scope_label = None, None, ""
+        self.trend = None
+        self.expected = ExpectedErrors(ses.heavy) if self.expected is not None else None
+        self.query_one(WhyPanel).show_empty()
         if self.following:
             self.follow_on_open = True  # keep following, now this session
         self.marks = MarkStore(self.db, ses.info.name, ses.marks, persist=self.persist_marks)
@@ -201,6 +295,9 @@ class DebuggerCore(Screen[None]):
         timeline = self.timeline
         timeline.empty_text = "no operations yet" + (" (following: new ops appear here)" if self.follow_on_open else "")
         timeline.set_source(self.nav.source)
+        timeline.set_choice(self.columns)
+        timeline.set_expected(())
+        self.hide_object_header()
         self.marks_version += 1
         self._filter_changed()
         self._show_watches()
@@ -219,16 +316,23 @@ class DebuggerCore(Screen[None]):
         if self.follow_on_open:
             self.follow_on_open = False
             self.start_follow()
+        if self.expected is not None:
+            self.classify_errors()
 
     # --- the cursor -----------------------------------------------------------------------
 
-    def goto(self, seq: int, *, center: bool = False) -> None:
-        """Move the cursor: repaint the row and the bar now, load the panes in a worker."""
+    def goto(self, seq: int, *, center: bool = False, jump: bool = False) -> None:
+        """Move the cursor: repaint the row and the bar now, load the panes in a worker.
+
+        The single place the cursor moves.  ``jump``: a jump (not a step), which the jump history
+        records (ctrl+o goes back to where it came from)."""
         nav = self.nav
         if nav is None or nav.last == 0:
             return
-        count = nav.source.count
+        count, origin = nav.source.count, self.seq
         seq = nav.goto(seq)
+        if jump:
+            self.history.jumped(origin, seq)
         if self.walk is not None and seq != self.walk.at:
             self.walk = None  # moved elsewhere: the next p explains the new position
         moved = nav.source.count != count  # the cursor's ghost row came or went
@@ -241,16 +345,15 @@ class DebuggerCore(Screen[None]):
         if self._tab() == "watches":
             self._show_watches()
         self.load_detail()
-        if self.diff_mark is not None:
+        if self.diff_ends is not None:
             self.load_state_diff()
         if self._tab() == "stats":
             job = self.jobs["stats"]
             self.query_one(StatsPanel).show_stats(None, self.cursor_ts, job.error)
-
-    def _diff_mark_obj(self) -> Mark | None:
-        if self.diff_mark is None or self.marks is None:
-            return None
-        return self.marks.get(self.diff_mark)
+        if self.serving is not None:
+            self.serving.follow(seq)
+        if self.compared is not None:
+            self.align_compared(seq)
 
     def _tab(self) -> str:
         active = self.query_one(TabbedContent).active
@@ -262,8 +365,9 @@ class DebuggerCore(Screen[None]):
         ses, nav = self.ses, self.nav
         if ses is None or nav is None:
             return
-        seq, pinned, mark, spans = self.seq, self.pinned, self._diff_mark_obj(), nav.source.spans
-        self.start("detail", lambda: compute_detail(ses.detail, seq, pinned, mark, spans), self._detail_loaded,
+        seq, pinned, spans = self.seq, self.pinned, nav.source.spans
+        ends = diff_ends(self.diff_ends, seq, self.marks) if self.diff_ends is not None else None
+        self.start("detail", lambda: compute_detail(ses.detail, seq, pinned, ends, spans), self._detail_loaded,
                    failed=self._detail_failed)
 
     def _detail_failed(self, text: str) -> None:
@@ -284,6 +388,7 @@ class DebuggerCore(Screen[None]):
         self._stale_tabs = {"state", "diff"}
         self._show_tab_content(keep_scroll=same_object)
         self.jobs.painted(time.monotonic())
+        self.load_trend()
 
     def _show_tab_content(self, *, keep_scroll: bool = False) -> None:
         """Fill the visible tab; the hidden ones are filled when shown (a step renders what is seen)."""
@@ -299,10 +404,11 @@ class DebuggerCore(Screen[None]):
 
     def load_state_diff(self) -> None:
         """The whole state between the diff mark and the cursor (debounced: a held key diffs once)."""
-        mark, ses = self._diff_mark_obj(), self.ses
-        if mark is None or ses is None or not self.seq:
+        ses = self.ses
+        ends = diff_ends(self.diff_ends, self.seq, self.marks) if self.diff_ends is not None else None
+        if ends is None or ses is None or not self.seq:
             return
-        a, b, _ = mark_diff_ends(mark, self.seq)
+        a, _, b, _ = ends
 
         async def go() -> StateDiff:
             await self._sleep(STATE_DIFF_DEBOUNCE_S)
@@ -321,6 +427,32 @@ class DebuggerCore(Screen[None]):
         if self.detail is not None and self.detail.seq == self.seq:
             self._stale_tabs.add("diff")
             self._show_tab_content(keep_scroll=True)
+
+    def load_trend(self) -> None:
+        """The first field column of the cursor's object over the session (its change index, once per object)."""
+        d, ses = self.detail, self.ses
+        if not self.columns.fields or d is None or d.obj_id is None or ses is None:
+            if self.trend is not None:
+                self.trend = None
+                self.repaint_bar()
+            return
+        obj_id, path, key = d.obj_id, self.columns.fields[0], d.key
+        index = self.trend
+        if index is not None and index.obj_id == obj_id and index.path == path and index.upto >= ses.last:
+            self.repaint_bar()
+            return
+
+        async def go() -> Any:
+            from replay_tui.engine.watch import change_index
+
+            await self._sleep(TREND_DEBOUNCE_S)  # a held key builds one index, for where it stops
+            return await change_index(ses.heavy, obj_id, path, key=key)
+
+        def built(index: Any) -> None:
+            self.trend = index
+            self.repaint_bar()
+
+        self.start("trend", go, built, failed=lambda text: self.tell(f"field {path}: {text}", "warning"))
 
     def _show_watches(self) -> None:
         """Refill the Watches tab from the change indexes (in memory: no query)."""
@@ -367,6 +499,11 @@ class DebuggerCore(Screen[None]):
         if ses is None:
             return
         self.ended = ses.ended  # the follow loop refreshes the session's end time: show it (no query)
+        if self.following and ses.info.interrupted and self.position.interrupted_ns is None:
+            self.repaint_bar()  # its writer died (engine.liveness): no LIVE badge
+        if self.serving is not None and self.serving.error:
+            self.tell(f"serving stopped: {self.serving.error}")
+            self.stop_serving()
         name = self.jobs.next_job(time.monotonic(), ses.last)
         if name is None:
             return
@@ -396,6 +533,82 @@ class DebuggerCore(Screen[None]):
         if analysis.data is not None:
             data = dict(analysis.data, causality_cycles=cycles.data, cycles_error=cycles.error)
         self.query_one(AnalysisPanel).show_analysis(data, "" if data is not None else analysis.error)
+
+    # --- an object's own timeline (t) -------------------------------------------------------------
+
+    def hide_object_header(self) -> None:
+        from replay_tui.tui.widgets.objectheader import ObjectHeader
+
+        self.query_one(ObjectHeader).hide()
+
+    # --- errors that matter (!) ----------------------------------------------------------------------
+
+    def classify_errors(self) -> None:
+        """Classify the errors not classified yet (all of them, then those a followed session adds)."""
+        ex = self.expected
+        if ex is None or ex.done or self.running("errors"):
+            return
+
+        def done(_: Any) -> None:
+            if ex is self.expected:
+                self.timeline.set_expected(ex.expected)
+                self.repaint_bar()
+
+        self.start("errors", ex.classify, done, exclusive=False)
+
+    # --- serving the session to clients (K) -----------------------------------------------------
+
+    def stop_serving(self) -> None:
+        serving, self.serving = self.serving, None
+        if serving is not None:
+            serving.stop()
+            self.repaint_bar()
+
+    # --- a compared run beside this one ---------------------------------------------------------
+
+    def close_compare(self) -> None:
+        compared, self.compared = self.compared, None
+        if compared is None:
+            return
+        self.timeline.set_diverged(())
+        other = self.timeline_b
+        other.set_source(None)
+        other.set_diverged(())
+        other.remove_class("-shown")
+        self.run_worker(compared.close(), name="compare-close", group="compare-close", exit_on_error=False)
+        self.repaint_bar()
+
+    @property
+    def timeline_b(self) -> Timeline:
+        return self.query_one("#timeline-b", Timeline)
+
+    def align_compared(self, seq: int, seq_b: int | None = None) -> None:
+        """Keep run B's timeline at the op aligned with the cursor (``seq_b``: a divergence's own)."""
+        c = self.compared
+        if c is None:
+            return
+        other = self.timeline_b
+        ds = c.divergences
+        if seq_b is None and 0 <= c.current < len(ds) and c.anchors[c.current] == seq:
+            seq_b = ds[c.current].seq_b  # the cursor arrived at the divergence > / < went to: B at its own op
+        if seq_b is not None:
+            self.workers.cancel_group(self, "compare-align")  # a time alignment still reading must not undo it
+            self._select_b(seq_b)
+            return
+        ts = self.cursor_ts
+        if ts is None:
+            return
+        self.start("compare-align", lambda: c.aligned(ts), lambda target: self._select_b(target)
+                   if c is self.compared else None, failed=lambda _: None)
+        other.refresh()
+
+    def _select_b(self, seq_b: int) -> None:
+        c = self.compared
+        if c is None or not c.session.last:
+            return
+        other = self.timeline_b
+        index, _ = c.source.index_of(max(1, min(seq_b, c.session.last)))
+        other.select(index, center=True)
 
     # --- the session report (R) ------------------------------------------------------------------
 

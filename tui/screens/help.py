@@ -25,12 +25,14 @@ Esc clears the filter."""
 #: Keys that are not the debugger's own bindings, and the mouse.
 MORE_HELP = """Tab / shift+Tab   move the focus: timeline → operation pane → tab content (a focused pane scrolls with
                   ↑ ↓ PgUp PgDn Home End; every other key still works the timeline)
-Enter / z         in the State pane: unfold huge values and noise fields (z anywhere)
-x, Delete         in the Watches tab: stop watching the highlighted field
+Esc               back out, innermost first: a search, a zoom, an object's own timeline, the filter
+Enter / z         State pane: unfold huge values (z anywhere) · Why tab: go to a link or a round · Analysis: go to
+                  a finding (on a causality cycle: its rounds, in the Why tab)
+x, Delete         Watches tab: stop watching the highlighted field · marks list (M): x deletes, r renames ·
+                  session picker (S): c compares that run beside this one
 ctrl+q            quit (as q does); ctrl+c copies selected text, or says how to quit
-mouse             click a timeline row: go to that op · wheel: scroll the timeline or a pane ·
-                  click a tab, a finding (Analysis) or a watch (Watches): open it · click a key at
-                  the bottom: run it · drag over text: select it (ctrl+c copies)"""
+mouse             click a timeline row: go to that op · wheel: scroll the timeline or a pane · click a tab, a
+                  finding or a watch: open it · click a key at the bottom: run it · drag over text: select it"""
 
 
 WIDE = 120  # terminal columns from which the keys are listed in two columns
@@ -43,22 +45,24 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; background: $background 50%; }
     HelpScreen > VerticalScroll {
-        width: 110; max-width: 96%; height: 90%;
+        width: 156; max-width: 96%; height: 96%;
         border: round $accent; background: $panel; padding: 0 1;
     }
     """
 
-    def __init__(self, bindings: list[tuple[str, str]]):
+    def __init__(self, bindings: list[tuple[str, str]], keymap: str = ""):
         super().__init__()
         self.bindings = bindings
+        self.keymap = keymap
 
     def key_table(self, columns: int) -> Table:
         """The keys in ``columns`` side-by-side pairs, read down the first then the next: on a
         wide terminal everything (keys, jump forms, filter language) fits on one screen."""
-        table = Table(show_header=True, header_style="replay.heading", box=None, expand=False, padding=(0, 2))
+        table = Table(show_header=False, box=None, expand=columns > 1, padding=(0, 1))
+        widest = max((len(k) for k, _ in self.bindings), default=8)
         for _ in range(columns):
-            table.add_column("key", style="replay.accent", no_wrap=True, min_width=8)
-            table.add_column("what it does", no_wrap=columns > 1)
+            table.add_column("key", style="replay.accent", no_wrap=True, min_width=widest)
+            table.add_column("what it does", ratio=1)
         rows = -(-len(self.bindings) // columns)
         for r in range(rows):
             cells: list[str] = []
@@ -73,18 +77,20 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Static(Text.styled("replay-tui: keys (ctrl+p finds any action by name)", "replay.heading"))
             yield Static(table)
-            yield Static(Text.styled("\nmore keys, and the mouse", "replay.heading"))
-            yield Static(Text(MORE_HELP))
             yield Static(Text.styled("\njump (:) accepts", "replay.heading"))
             yield Static(Text(JUMP_HELP))
             yield Static(Text.styled("\nfilter (/) language", "replay.heading"))
             yield Static(Text(FILTER_HELP))
-            yield Static(Text.styled("\ntimeline: ◆ mark, ┌│└ a reconcile span (one colour each), failed rows tinted, "
-                              "slow latency lit (>=250ms / >=1s), watch events in italics, '-' a latency the source "
-                              "did not record; an op the filter hides but the cursor is on: a dim italic row.\n"
-                              "Marks you set are kept beside your state, never written into the recording.",
-                              "replay.label"))
-            yield Static(Text.styled("\nEsc, q, ? or F1 closes this screen", "replay.label"))
+            yield Static(Text.styled("\nmore keys, and the mouse", "replay.heading"))
+            yield Static(Text(MORE_HELP))
+            yield Static(Text.styled("\ntimeline: ◆ mark (also on the scrollbar), ≠ where a compared run diverges, "
+                              "┌│└ a reconcile span, failed rows tinted, slow latency lit (>=250ms / >=1s), watch "
+                              "events in italics, '-' a latency the source did not record, a dim italic row: the "
+                              "cursor's op the filter hides. Marks you set are kept beside your state, never in the "
+                              "recording.", "replay.label"))
+            keymap = f"Rebind any key by its id (ctrl+p shows each one) in {self.keymap}, e.g. " \
+                     "'replay.jump-forward' = 'ctrl+n,alt+right'. " if self.keymap else ""
+            yield Static(Text.styled(f"\n{keymap}Esc, q, ? or F1 closes this screen", "replay.label"))
 
     def action_close(self) -> None:
         self.dismiss(None)

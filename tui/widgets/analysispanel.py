@@ -16,7 +16,7 @@ from textual.widgets.option_list import Option
 
 from replay_tui.engine.textsafe import safe
 from replay_tui.engine.units import fmt_duration
-from replay_tui.tui.messages import JumpTo
+from replay_tui.tui.messages import JumpTo, ShowCycle
 from replay_tui.tui.widgets.pane import wrap
 from replay_tui.tui.widgets.statspanel import NO_TIMING, num
 from replay_tui.tui.widgets.timeline import verb_role
@@ -200,6 +200,7 @@ class AnalysisPanel(OptionList):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self.targets: dict[str, int] = {}
+        self.cycles: dict[str, dict[str, Any]] = {}  # option id -> the causality cycle it shows
         self.data: dict[str, Any] | None = None
         self.error = ""
 
@@ -213,6 +214,7 @@ class AnalysisPanel(OptionList):
         highlighted = self.highlighted
         self.clear_options()
         self.targets = {}
+        self.cycles = {}
         if data is None:
             if error:
                 self.add_option(self._row(Text.styled("the analysis could not be computed:", "replay.bad.strong")))
@@ -221,6 +223,7 @@ class AnalysisPanel(OptionList):
                 self.add_option(self._row(Text.styled("computing analysis...", LABEL)))
             return
         n = 0
+        cycles = [c for c in data.get("causality_cycles") or [] if isinstance(c, dict)]
         for title, findings in analysis_sections(data):
             self.add_option(self._row(Text(f"{title.upper()}  ({len(findings)})", "replay.heading")))
             if not findings:
@@ -237,6 +240,9 @@ class AnalysisPanel(OptionList):
                 oid = f"finding-{n}"
                 if target is not None:
                     self.targets[oid] = target
+                if title.startswith("causality cycles") and len(self.cycles) < len(cycles):
+                    self.cycles[oid] = cycles[len(self.cycles)]
+                    line.append("  Enter: its rounds (Why tab)", LABEL)
                 self.add_option(self._row(line, disabled=target is None, oid=oid))
             self.add_option(self._row(Text("")))
         if highlighted is not None and highlighted < self.option_count:
@@ -251,6 +257,10 @@ class AnalysisPanel(OptionList):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
+        cycle = self.cycles.get(event.option.id or "")
+        if cycle is not None:
+            self.post_message(ShowCycle(cycle))
+            return
         seq = self.targets.get(event.option.id or "")
         if seq is not None:
             self.post_message(JumpTo(seq))

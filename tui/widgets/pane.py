@@ -52,13 +52,11 @@ def hang_of(line: Text) -> int:
     return len(plain) - len(plain.lstrip(" ")) + 2
 
 
-def wrap(line: Text, width: int, hang: int) -> list[Text]:
-    """``line`` in rows of at most ``width`` cells, breaking at spaces (folding longer words);
-    rows after the first start with ``hang`` spaces."""
-    plain = line.plain
+def wrap_offsets(plain: str, width: int, hang: int) -> list[int]:
+    """Where ``plain`` is cut into rows of at most ``width`` cells, breaking at spaces (folding longer
+    words); rows after the first lose ``hang`` cells to their indent.  [] when it fits."""
     if cell_len(plain) <= width:
-        return [line]
-    hang = hang if hang < width // 2 else 2
+        return []
     offsets: list[int] = []
     start, room = 0, width
     while cell_len(plain[start:]) > room:
@@ -73,8 +71,34 @@ def wrap(line: Text, width: int, hang: int) -> list[Text]:
         stop = cut if cut > start else end  # a word longer than the row is folded
         offsets.append(stop)
         start, room = stop, width - hang
+    return offsets
+
+
+def wrap(line: Text, width: int, hang: int) -> list[Text]:
+    """``line`` in rows of at most ``width`` cells, breaking at spaces (folding longer words);
+    rows after the first start with ``hang`` spaces."""
+    hang = hang if hang < width // 2 else 2
+    offsets = wrap_offsets(line.plain, width, hang)
+    if not offsets:
+        return [line]
     rows = list(line.divide(offsets))
     return [rows[0], *(Text(" " * hang) + row for row in rows[1:])]
+
+
+def find_all(lines: list[str], query: str) -> list[tuple[int, int, int]]:
+    """Every match of ``query`` as (line, start, end); case-insensitive unless it has a capital."""
+    if not query:
+        return []
+    fold = query == query.lower()
+    needle = query.lower() if fold else query
+    out = []
+    for i, text in enumerate(lines):
+        hay = text.lower() if fold else text
+        at = hay.find(needle)
+        while at >= 0:
+            out.append((i, at, at + len(needle)))
+            at = hay.find(needle, at + max(len(needle), 1))
+    return out
 
 
 class Pane(ScrollView, can_focus=True, inherit_bindings=False):
@@ -109,6 +133,11 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
         self._wrapped_at = 0
         self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(512)
         self._base: Style | None = None  # the pane's own colours, computed once per theme and focus
+        self._origin: list[tuple[int, int, int]] = []  # per row: (source line, its start there, indent added)
+        self.search_query = ""  # the search in this pane (ctrl+f), its matches and the current one
+        self.matches: list[tuple[int, int, int]] = []
+        self.current = -1
+        self._lit: dict[int, list[tuple[int, int, bool]]] = {}  # row -> (start, end, current) to highlight
 
     def set_body(self, text: Text | str | list[Line], *, keep_scroll: bool = False) -> None:
         """Show text: one Text (split at newlines) or, cheaper, a list of one-line Texts."""
@@ -119,6 +148,8 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
         else:
             self._source = text
         self._wrap()
+        if self.search_query:
+            self._search(keep=True)
         if not keep_scroll:
             self.scroll_to(0, 0, animate=False, immediate=True)
         self.refresh()
@@ -129,13 +160,22 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
     def _wrap(self) -> None:
         width = self._width()
         out: list[Text] = []
-        for item in self._source:
+        origin: list[tuple[int, int, int]] = []
+        for n, item in enumerate(self._source):
             line, hang = item if isinstance(item, tuple) else (item, -1)
             if line.cell_len <= width:
                 out.append(line)
+                origin.append((n, 0, 0))
             else:
-                out.extend(wrap(line, width, hang if hang >= 0 else hang_of(line)))
+                hang = hang if hang >= 0 else hang_of(line)
+                hang = hang if hang < width // 2 else 2
+                starts = [0, *wrap_offsets(line.plain, width, hang)]
+                out.extend(wrap(line, width, hang))
+                origin.extend((n, start, 0 if i == 0 else hang) for i, start in enumerate(starts))
         self._lines = out
+        self._origin = origin
+        if self.search_query:
+            self._light()
         self._wrapped_at = width
         self._strips.clear()
         set_virtual_size(self, Size(width, len(out)))
@@ -168,6 +208,11 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
         strip = self._strips.get(key)
         if strip is None:
             line = self._lines[index]
+            lit = self._lit.get(index)
+            if lit:
+                line = line.copy()
+                for start, end, current in lit:
+                    line.stylize("replay.search.current" if current else "replay.search", start, end)
             console = self.app.console
             body = line.render(console)
             if line.style:  # Text.render leaves the base style to its caller
@@ -179,6 +224,78 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
             strip = Strip(segments).adjust_cell_length(width, pad)
             self._strips[key] = strip
         return strip
+
+    # --- search (ctrl+f, n / N) ------------------------------------------------------------
+
+    def find(self, query: str) -> int:
+        """Highlight every match of ``query`` and scroll to the first; the number of matches."""
+        self.search_query = query
+        self.current = -1
+        self._search(keep=False)
+        if self.matches:
+            self.current = 0
+            self._light()
+            self._scroll_to_match()
+        self.refresh()
+        return len(self.matches)
+
+    def find_next(self, step: int) -> int:
+        """Move to the next (``step`` 1) or previous (-1) match, wrapping; its index (-1: none)."""
+        if not self.matches:
+            return -1
+        self.current = (self.current + step) % len(self.matches)
+        self._light()
+        self._scroll_to_match()
+        self.refresh()
+        return self.current
+
+    def clear_search(self) -> None:
+        self.search_query, self.matches, self.current = "", [], -1
+        self._light()
+        self.refresh()
+
+    def _search(self, *, keep: bool) -> None:
+        plains = [(i[0] if isinstance(i, tuple) else i).plain for i in self._source]
+        self.matches = find_all(plains, self.search_query)
+        if keep:
+            self.current = min(self.current, len(self.matches) - 1) if self.matches else -1
+        self._light()
+
+    def _light(self) -> None:
+        """Which rows show which matches (a match across a wrapped row's end lights each part)."""
+        lit: dict[int, list[tuple[int, int, bool]]] = {}
+        if self.matches:
+            rows_of: dict[int, list[int]] = {}
+            for row, (n, _, _) in enumerate(self._origin):
+                rows_of.setdefault(n, []).append(row)
+            for m, (n, start, end) in enumerate(self.matches):
+                for row in rows_of.get(n, []):
+                    _, first, indent = self._origin[row]
+                    length = len(self._lines[row].plain) - indent
+                    a, b = max(start, first), min(end, first + length)
+                    if a < b:
+                        lit.setdefault(row, []).append((a - first + indent, b - first + indent, m == self.current))
+        self._lit = lit
+        self._strips.clear()
+
+    def _scroll_to_match(self) -> None:
+        if not 0 <= self.current < len(self.matches):
+            return
+        n, start, _ = self.matches[self.current]
+        row = next((r for r, (src, first, _) in enumerate(self._origin) if src == n and first <= start
+                    and (r + 1 >= len(self._origin) or self._origin[r + 1][0] != n or self._origin[r + 1][1] > start)),
+                   None)
+        if row is None:
+            return
+        height = self.scrollable_content_region.height or 1
+        top = round(self.scroll_y)
+        if not top <= row < top + height:
+            self.scroll_to(y=max(row - height // 3, 0), animate=False, immediate=True)
+
+    @property
+    def match_row(self) -> int | None:
+        """The row of the current match (for tests)."""
+        return next((r for r, spans in self._lit.items() if any(c for _, _, c in spans)), None)
 
     @property
     def body_text(self) -> str:

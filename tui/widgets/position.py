@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from replay_tui.engine.textsafe import safe
 from replay_tui.engine.units import fmt_elapsed, fmt_ts
+from replay_tui.tui.control.columns import Trend
 
 WIDE = 120  # columns from which the date and the microseconds are shown
 
@@ -37,14 +38,48 @@ class Position:
     marks_here: str = ""
     diff_mark: str = ""
     pinned: str = ""
+    back_to: int | None = None  # where ctrl+o would land
+    forward_to: int | None = None
+    scope: str = ""  # the object whose own timeline is shown
+    interrupted_ns: int | None = None  # following a session whose writer died: its last op's time
+    errors: str = ""  # with expected errors hidden: the count and the rule
+    trend: Trend | None = None  # a field column's path at the cursor's object: its value, its changes over the session
+    serving: str = ""  # "https://127.0.0.1:PORT", and the kubeconfig to use
+    kubeconfig: str = ""
+    compare: str = ""  # the run compared beside, and the divergence at the cursor
+    search: str = ""  # the search in a pane, and where its match is
 
 
 def render_position(p: Position, width: int = 160) -> Text:
-    sep = ("  │  " if width >= WIDE else " │ ", "replay.sep")
+    if width >= WIDE:
+        full = _render(p, wide=True)
+        if full.cell_len <= width:
+            return full
+    # much to say, or a narrow terminal: the compact form (the time of day, no labels), which keeps
+    # the served kubeconfig's path while it fits (the notification that started serving has it too)
+    compact = _render(p, wide=False)
+    if compact.cell_len <= width or not p.kubeconfig:
+        return compact
+    return _render(p, wide=False, kubeconfig=False)
+
+
+def _render(p: Position, *, wide: bool, kubeconfig: bool = True) -> Text:
+    sep = ("  │  " if wide else " │ ", "replay.sep")
     t = Text(no_wrap=True, overflow="ellipsis")
-    if p.following:
+    if p.following and p.interrupted_ns is not None:  # its writer died: nothing more will come
+        t.append(" ✕ INTERRUPTED ", "replay.following")
+        t.append(f" recorder died; last op {fmt_ts(p.interrupted_ns, date=wide)[:19 if wide else 8]}",
+                 "replay.warn")
+        t.append(*sep)
+    elif p.following:
         t.append(" FOLLOW " if p.ended else " ● LIVE ", "replay.following" if p.ended else "replay.live")
         t.append(" ")
+    if p.serving:
+        t.append(" serving ", "replay.live")
+        t.append(p.serving, "replay.accent")
+        if p.kubeconfig and kubeconfig:
+            t.append(f" KUBECONFIG={p.kubeconfig}", "replay.label")
+        t.append(*sep)
     t.append(" op ", "replay.label")
     if p.last == 0:
         t.append("- of 0", "replay.heading")
@@ -53,14 +88,38 @@ def render_position(p: Position, width: int = 160) -> Text:
         t.append(f" of {p.last:,}", "replay.text")
     if p.ts_ns:
         t.append(*sep)
-        stamp = fmt_ts(p.ts_ns, date=width >= WIDE)
-        t.append(stamp if width >= WIDE else stamp[:12], "replay.text")
+        stamp = fmt_ts(p.ts_ns, date=wide)
+        t.append(stamp if wide else stamp[:12], "replay.text")
         t.append(" ")
         t.append(fmt_elapsed(p.ts_ns - p.start_ns) if p.start_ns else "", "replay.accent")
+    if p.back_to is not None or p.forward_to is not None:
+        t.append(*sep)
+        if p.back_to is not None:
+            t.append("^o", "replay.accent")
+            t.append(f" ← op {p.back_to:,}", "replay.text")
+        if p.forward_to is not None:
+            t.append("  " if p.back_to is not None else "", "replay.text")
+            t.append("^n", "replay.accent")
+            t.append(f" → op {p.forward_to:,}", "replay.text")
     t.append(*sep)
-    if width >= WIDE:
+    if wide:
         t.append("session ", "replay.label")
     t.append(safe(p.session), "replay.session")
+    if p.compare:
+        t.append(*sep)
+        t.append(safe(p.compare), "replay.bad.strong")
+    if p.scope:
+        t.append(*sep)
+        t.append(safe(p.scope), "replay.object")
+        t.append(" (esc: all ops)", "replay.label")
+    if p.trend is not None:
+        t.append(*sep)
+        t.append(safe(p.trend.label) + " ", "replay.accent")
+        strip = p.trend.strip
+        t.append(strip[:p.trend.cursor], "replay.spark")
+        t.append(strip[p.trend.cursor:p.trend.cursor + 1], "replay.spark.cursor")
+        t.append(strip[p.trend.cursor + 1:], "replay.spark")
+        t.append(f" {p.trend.changes:,} change{'s' if p.trend.changes != 1 else ''}", "replay.label")
     if p.filter_text:
         t.append(*sep)
         t.append("filter ", "replay.label")
@@ -78,6 +137,12 @@ def render_position(p: Position, width: int = 160) -> Text:
     if p.pinned:
         t.append(*sep)
         t.append("pinned " + safe(p.pinned), "replay.object")
+    if p.errors:
+        t.append(*sep)
+        t.append(p.errors, "replay.warn")
+    if p.search:
+        t.append(*sep)
+        t.append(p.search, "replay.warn")
     return t
 
 

@@ -10,23 +10,27 @@ ghost row (dim, italic) stands where it belongs in time.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rich.cells import cell_len, set_cell_size
-from rich.segment import Segment
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment, Segments
 from rich.style import Style
 from textual.cache import LRUCache
 from textual.events import Click
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBarRender
 from textual.strip import Strip
 
 from replay_tui.engine.format import EVENT_VERBS, READ_VERBS, OpRow, Reconcile, has_latency
 from replay_tui.engine.textsafe import safe
 from replay_tui.engine.units import elide as elide_middle
 from replay_tui.engine.units import fmt_latency
+from replay_tui.tui.control.columns import ColumnChoice, shown
 from replay_tui.tui.control.source import PAGE, TimelineSource
 from replay_tui.tui.messages import PageLoaded
 from replay_tui.tui.widgets.pane import set_virtual_size
@@ -37,7 +41,7 @@ OBJECT_MAX = 72  # the OBJECT column's widest; what is left goes to RECONCILE
 SPANS = 6  # reconcile bracket colours, replay.span.0 .. 5
 VERB_SHORT = {"deletecollection": "deletecoll"}
 ROLES = ("header", "dim", "seq", "label", "text", "event", "bad.strong", "error.row", "slow", "slowish", "mark",
-         "cursor", "ghost", *(f"verb.{v}" for v in ("read", "create", "write", "delete", "event")),
+         "cursor", "ghost", "changed", *(f"verb.{v}" for v in ("read", "create", "write", "delete", "event")),
          *(f"span.{i}" for i in range(SPANS)))
 OVERLAYS = ("error.row", "ghost", "cursor")
 
@@ -56,19 +60,25 @@ def verb_role(verb: str) -> str:
 
 
 class Columns:
-    """Where each field goes at a given width."""
+    """Where each field goes at a given width (and which optional columns are shown: ``choice``)."""
 
-    def __init__(self, width: int, last: int):
+    def __init__(self, width: int, last: int, choice: ColumnChoice | None = None):
+        choice = choice or ColumnChoice()
         self.width = width
+        self.choice = choice
         self.seq = max(len(str(max(last, 1))), 4)
-        self.time = 12
+        self.time = 12 if choice.time else 0
         self.verb = 10
-        self.status = 18 if width >= 120 else 15 if width >= 100 else 4
-        self.latency = 8
-        fixed = 1 + 2 + self.seq + 1 + self.time + 1 + self.verb + 1 + 1 + self.status + 1 + self.latency + 1
+        self.status = (18 if width >= 120 else 15 if width >= 100 else 4) if choice.status else 0
+        self.latency = 8 if choice.latency else 0
+        self.actor = (18 if width >= 140 else 12) if choice.actor else 0
+        self.field = (24 if width >= 150 else 18 if width >= 120 else 12) if choice.fields else 0
+        fixed = (1 + 2 + self.seq + 1 + (self.time + 1 if self.time else 0) + self.verb + 1
+                 + (1 + self.status + 1 if self.status else 0) + (self.latency + 1 if self.latency else 0)
+                 + (self.actor + 1 if self.actor else 0) + (self.field + 1) * len(choice.fields))
         rest = max(width - fixed, 8)
         self.obj = min(rest, OBJECT_MAX) if rest >= OBJECT_MAX + 14 else rest
-        self.reconcile = rest - self.obj - 1 if rest > self.obj else 0
+        self.reconcile = rest - self.obj - 1 if rest > self.obj and choice.reconcile else 0
 
 
 def cell(text: str, width: int, right: bool = False) -> str:
@@ -129,6 +139,9 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         self.source: TimelineSource | None = None
         self.selected = 0
         self.marked: set[int] = set()
+        self.diverged: set[int] = set()  # ops where a compared run differs (≠)
+        self.expected: set[int] = set()  # errors the user asked to treat as expected (not tinted)
+        self.choice = ColumnChoice()
         self.empty_text = "opening the recording..."
         self._pages: LRUCache[int, list[OpRow]] = LRUCache(256)
         self._ghosts: LRUCache[int, OpRow] = LRUCache(16)
@@ -174,6 +187,48 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         self.marked = set(seqs)
         self._lines.clear()
         self.refresh()
+        self.refresh_minimap()
+
+    def set_diverged(self, seqs: Iterable[int]) -> None:
+        self.diverged = set(seqs)
+        self._lines.clear()
+        self.refresh()
+        self.refresh_minimap()
+
+    def set_expected(self, seqs: Iterable[int]) -> None:
+        self.expected = set(seqs)
+        self._lines.clear()
+        self.refresh()
+
+    def set_choice(self, choice: ColumnChoice) -> None:
+        """Show these columns (field values and actors are read again for the pages on screen)."""
+        self.choice = choice
+        if self.source is not None:
+            self.source.extras.choose(choice)
+        self.reset()
+
+    # --- the minimap: marks and divergences drawn on the scrollbar ---------------------------
+
+    def on_mount(self) -> None:
+        self.vertical_scrollbar.renderer = minimap(self)  # type: ignore[misc]  # (Textual's documented way)
+
+    def refresh_minimap(self) -> None:
+        if self.is_mounted:
+            self.vertical_scrollbar.refresh()
+
+    def ticks(self, size: int) -> list[tuple[int, str, Style]]:
+        """(scrollbar row, glyph, style) of each mark and divergence, for a bar ``size`` rows high."""
+        source = self.source
+        count = source.count if source else 0
+        if source is None or not count or size <= 0:
+            return []
+        out: dict[int, tuple[int, str, Style]] = {}
+        for seqs, glyph, role in ((self.diverged, "≠", "bad.strong"), (self.marked, "◆", "mark")):
+            for seq in sorted(seqs)[:5000]:
+                index, _ = source.index_of(seq)
+                row = min(int(index * size / max(count, 1)), size - 1)
+                out[row] = (row, glyph, self._style(role))
+        return sorted(out.values())
 
     def palette_changed(self) -> None:
         """The theme changed (or the focus, which tints the background): draw the rows again."""
@@ -262,15 +317,23 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
     def _columns(self, width: int) -> Columns:
         cols = self._cols
         last = self.source.session.last if self.source else 0
-        if cols is None or cols.width != width:
-            cols = self._cols = Columns(width, last)
+        if cols is None or cols.width != width or cols.choice is not self.choice:
+            cols = self._cols = Columns(width, last, self.choice)
         return cols
 
     def header_strip(self, cols: Columns) -> Strip:
-        text = ("   " + cell("SEQ", cols.seq, right=True) + " " + cell("TIME (UTC)", cols.time)
-                + " " + cell("VERB", cols.verb) + " " + cell("OBJECT", cols.obj) + " "
-                + cell("STATUS" if cols.status >= 6 else "CODE", cols.status) + " "
-                + cell("LATENCY", cols.latency, right=True) + " ")
+        text = "   " + cell("SEQ", cols.seq, right=True) + " "
+        if cols.time:
+            text += cell("TIME (UTC)", cols.time) + " "
+        text += cell("VERB", cols.verb) + " " + cell("OBJECT", cols.obj) + " "
+        for path in cols.choice.fields:
+            text += cell(safe(path), cols.field) + " "
+        if cols.status:
+            text += cell("STATUS" if cols.status >= 6 else "CODE", cols.status) + " "
+        if cols.latency:
+            text += cell("LATENCY", cols.latency, right=True) + " "
+        if cols.actor:
+            text += " " + cell("ACTOR", cols.actor)
         if cols.reconcile:
             text += " " + cell("RECONCILE", cols.reconcile)
         return Strip([Segment(cell(text, cols.width), self._style("header"))], cols.width)
@@ -280,29 +343,47 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         source = self.source
         assert source is not None
         s = self._style
-        error = row.error
+        error = row.error and row.seq not in self.expected
         event = row.verb in EVENT_VERBS
         span = source.spans.get(row.reconcile) if row.reconcile is not None else None
         segs: list[Segment] = []
         add = segs.append
-        add(Segment("◆" if row.seq in self.marked else " ", s("mark")))
+        if row.seq in self.marked:
+            add(Segment("◆", s("mark")))
+        else:
+            add(Segment("≠", s("bad.strong")) if row.seq in self.diverged else Segment(" ", s("mark")))
         glyph = span_glyph(row, span, self.row_at(index - 1) if index else None, self.row_at(index + 1),
                            source.filtered)
         add(Segment(glyph + " ", s(f"span.{(row.reconcile or 0) % SPANS}")))
         add(Segment(cell(str(row.seq), cols.seq, right=True) + " ", s("seq")))
-        ts = time.strftime("%H:%M:%S", time.gmtime(row.ts_ns // 1_000_000_000))
-        add(Segment(f"{ts}.{(row.ts_ns // 1_000_000) % 1000:03d} ", s("label")))
+        if cols.time:
+            ts = time.strftime("%H:%M:%S", time.gmtime(row.ts_ns // 1_000_000_000))
+            add(Segment(f"{ts}.{(row.ts_ns // 1_000_000) % 1000:03d} ", s("label")))
         verb = cell(VERB_SHORT.get(row.verb, row.verb), cols.verb) + " "
         add(Segment(verb, s(verb_role(row.verb).removeprefix("replay."))))
         add(Segment(elide(safe(row.target) or "-", cols.obj) + " ", s("event" if event else "text")))
-        if row.status:
-            status = f"{row.status} {safe(row.reason)}" if row.reason else str(row.status)
-        else:
-            status = safe(row.reason) or ("ERROR" if error else "")
-        add(Segment(" " + cell(status, cols.status) + " ", s("bad.strong" if error else "seq")))
-        lat = row.duration_ns if has_latency(row.verb, row.duration_ns) else 0
-        add(Segment(cell(latency_cell(row), cols.latency, right=True) + " ",
-                    s("slow" if lat >= SLOW_NS else "slowish" if lat >= SLOWISH_NS else "label")))
+        extra = source.extras.rows.get(row.seq) if cols.choice.needs_extras else None
+        for i in range(len(cols.choice.fields)):
+            if extra is None or i >= len(extra.values):
+                add(Segment(cell("…", cols.field) + " ", s("dim")))
+            else:
+                value = elide(shown(extra.values[i]), cols.field)
+                add(Segment(value, s("changed") if extra.changed[i] else s("text")))
+                add(Segment(" ", s("base")))
+        if cols.status:
+            if row.status:
+                status = f"{row.status} {safe(row.reason)}" if row.reason else str(row.status)
+            else:
+                status = safe(row.reason) or ("ERROR" if row.error else "")
+            add(Segment(" " + cell(status, cols.status) + " ",
+                        s("bad.strong" if error else "label" if row.error else "seq")))
+        if cols.latency:
+            lat = row.duration_ns if has_latency(row.verb, row.duration_ns) else 0
+            add(Segment(cell(latency_cell(row), cols.latency, right=True) + " ",
+                        s("slow" if lat >= SLOW_NS else "slowish" if lat >= SLOWISH_NS else "label")))
+        if cols.actor:
+            add(Segment(" " + cell(safe(extra.actor) if extra is not None else "…", cols.actor),
+                        s("label")))
         if cols.reconcile:
             what = f"#{row.reconcile} {safe(span.reconciler) if span else ''}" if row.reconcile is not None else ""
             add(Segment(" " + cell(what.rstrip(), cols.reconcile), s(f"span.{(row.reconcile or 0) % SPANS}")))
@@ -416,3 +497,24 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         index = round(self.scroll_y) + event.y - 1
         if 0 <= index < self.source.count:
             self.post_message(RowClicked(index))
+
+
+def minimap(timeline: Timeline) -> type[ScrollBarRender]:
+    """A scrollbar renderer that draws the timeline's marks (◆) and divergences (≠) over the bar."""
+    ref = weakref.ref(timeline)
+
+    class Minimap(ScrollBarRender):
+        def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+            for bar in super().__rich_console__(console, options):
+                tl = ref()
+                if not isinstance(bar, Segments) or tl is None or not self.vertical:
+                    yield bar
+                    continue
+                segments = list(bar.segments)
+                for row, glyph, style in tl.ticks(len(segments)):
+                    old = segments[row].style or Style()
+                    under = old.color if old.reverse else old.bgcolor
+                    segments[row] = Segment(glyph, Style(color=style.color, bgcolor=under, bold=True, meta=old.meta))
+                yield Segments(segments, new_lines=True)
+
+    return Minimap
