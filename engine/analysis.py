@@ -61,7 +61,13 @@ _SPEC_VERBS = (GET, CREATE, UPDATE, PATCH, DELETE, ADDED, MODIFIED, DELETED)
 # --- results ------------------------------------------------------------------------
 
 class HotLoop(msgspec.Struct):
-    """An object written or reconciled over and over without its spec changing."""
+    """An object written or reconciled over and over without its spec changing.
+
+    Where it is: ``first_seq`` .. ``last_seq``, the loop's first and last op (a write, or the
+    start of a reconcile, that changed no spec): where the loop starts, the op every output
+    points at and the position to fork at.  ``window_first_seq`` .. ``window_last_seq``: the
+    densest ``window_s`` of it (``max_in_window`` writes there), inside that range.
+    """
 
     key: str
     obj_id: int
@@ -79,8 +85,8 @@ class HotLoop(msgspec.Struct):
     window_last_seq: int
     writes_per_min: float  # over the object's active span (first to last write/reconcile)
     reconciles_per_min: float
-    first_seq: int
-    last_seq: int
+    first_seq: int  # the loop's first op: where it starts
+    last_seq: int  # the loop's last op
     example_seqs: list[int]
     changed_fields: list[str] = msgspec.field(default_factory=list)  # between two such writes
 
@@ -178,7 +184,7 @@ class AccessPatterns(msgspec.Struct):
 
 
 class Analysis(msgspec.Struct):
-    hot_loops: list[HotLoop] = msgspec.field(default_factory=list)
+    hot_loops: list[HotLoop] = msgspec.field(default_factory=list)  # worst first (see hot_loops)
     slow_operations: SlowOperations = msgspec.field(default_factory=SlowOperations)
     error_patterns: ErrorPatterns = msgspec.field(default_factory=ErrorPatterns)
     access_patterns: AccessPatterns = msgspec.field(default_factory=AccessPatterns)
@@ -255,6 +261,8 @@ class _ObjectLoop:
         "last_seq",
         "last_ts",
         "longest_chain",
+        "loop_first",
+        "loop_last",
         "nochange",
         "obj_id",
         "pair",
@@ -281,6 +289,7 @@ class _ObjectLoop:
         self.pair: tuple[int, int] | None = None  # (version before, version after) a no-change write
         self.first_seq = self.last_seq = 0
         self.first_ts = self.last_ts = 0
+        self.loop_first = self.loop_last = 0  # the first and last write or reconcile without a spec change
         self.write_window: _Window | None = None  # made on first use: most objects never need one
         self.rec_window: _Window | None = None
         self.echoes: deque[int] = deque(maxlen=8)  # recent watch events that only echoed a version
@@ -289,6 +298,11 @@ class _ObjectLoop:
         if not self.first_seq:
             self.first_seq, self.first_ts = seq, ts
         self.last_seq, self.last_ts = seq, ts
+
+    def _looped(self, seq: int) -> None:
+        if not self.loop_first:
+            self.loop_first = seq
+        self.loop_last = seq
 
     def reconcile(self, seq: int, ts: int, trigger: int | None, window_ns: int) -> None:
         """A reconcile of this object started, triggered by op ``trigger`` (None: unknown).
@@ -305,6 +319,7 @@ class _ObjectLoop:
             self.chain = 0
         if self.rec_epoch is not None and self.rec_epoch == self.epoch:
             self.rec_nochange += 1
+            self._looped(seq)
             if self.rec_window is None:
                 self.rec_window = _Window(window_ns)
             self.rec_window.push(ts, seq)
@@ -337,6 +352,7 @@ class _ObjectLoop:
                 self.status_writes += 1
             if not changed:
                 self.nochange += 1
+                self._looped(seq)
                 window = self.write_window
                 if window is None:
                     window = self.write_window = _Window(window_ns)
@@ -370,7 +386,7 @@ class _ObjectLoop:
             window_s=window_ns / 1e9, window_first_seq=w.first if w else 0,
             window_last_seq=w.last if w else 0,
             writes_per_min=self.writes / span_min, reconciles_per_min=self.reconciles / span_min,
-            first_seq=self.first_seq, last_seq=self.last_seq, example_seqs=list(w.examples) if w else [])
+            first_seq=self.loop_first, last_seq=self.loop_last, example_seqs=list(w.examples) if w else [])
 
 
 async def _prefetched(stream: Any) -> AsyncGenerator[list[tuple[Any, ...]], None]:
@@ -424,7 +440,9 @@ async def hot_loops(session: Session, *, window_ns: int, hot_min: int) -> list[H
     merged here: the candidates' successful writes, watch events and reads that
     brought a new version (the rest cannot change the verdict), and reconcile starts.
     Both come in index order, so SQLite sorts nothing; the state kept is one small
-    record per candidate object.
+    record per candidate object.  Listed worst first: the longest chain of self-triggered
+    reconciles, then the most writes (or reconciles) in one window; each says where it starts
+    (``HotLoop.first_seq``).
     """
     sid = session.id
     window_ns = max(window_ns, 1)
@@ -495,6 +513,7 @@ async def hot_loops(session: Session, *, window_ns: int, hot_min: int) -> list[H
         await rec_it.aclose()
 
     found = [o for o in loops.values() if o.max_writes >= hot_min or o.max_reconciles >= hot_min]
+    # Worst first: the longest self-feeding chain, then the most writes or reconciles in a window.
     found.sort(key=lambda o: (-o.longest_chain, -max(o.max_writes, o.max_reconciles), o.obj_id))
     found = found[:MAX_HOT]
     keys = await session.object_keys([o.obj_id for o in found])

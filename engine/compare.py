@@ -441,7 +441,7 @@ async def _findings(session: Session, after: int, window_s: float,
         if loop.last_seq > after:
             out[("hot-loop", loop.key)] = (
                 f"{loop.writes_without_spec_change} writes without a spec change, up to {loop.max_in_window} in "
-                f"{window_s:g}s; {loop.reconciles} reconciles", loop.window_first_seq or loop.first_seq)
+                f"{window_s:g}s; {loop.reconciles} reconciles", loop.first_seq)
     errors = await analysis.error_patterns(session, window_ns=window_ns)
     for storm in errors.conflict_storms:
         if storm.last_seq > after:

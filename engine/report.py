@@ -249,8 +249,10 @@ async def reconcilers(session: Session) -> list[ReconcilerProfile]:
 def _findings(found: analysis.Analysis, loops: list[causality.Cycle]) -> list[Finding]:
     out = [Finding(kind="hot loop", target=h.key,
                    detail=f"{h.writes} writes ({h.writes_without_spec_change} without a spec change),"
-                          f" {h.reconciles} reconciles, up to {h.max_in_window} writes in {h.window_s:g}s",
-                   seq=h.window_first_seq or h.first_seq) for h in found.hot_loops]
+                          f" {h.reconciles} reconciles; the loop runs from op {h.first_seq} to {h.last_seq},"
+                          f" densest {h.window_s:g}s at ops {h.window_first_seq}..{h.window_last_seq}"
+                          f" ({h.max_in_window} writes, {h.max_reconciles_in_window} reconciles)",
+                   seq=h.first_seq) for h in found.hot_loops]
     out += [Finding(kind="409 storm", target=s.key,
                     detail=f"{s.count} conflicts in {s.duration_s:.1f}s (ops {s.first_seq}..{s.last_seq})",
                     seq=s.first_seq) for s in found.error_patterns.conflict_storms]

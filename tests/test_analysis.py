@@ -211,7 +211,8 @@ async def test_the_self_feeding_status_loop_and_the_noop_rewrites_are_found(know
     assert (looper.window_first_seq, looper.window_last_seq) == (k.looper_updates[0].seq, k.looper_updates[-1].seq)
     assert looper.example_seqs == seqs(k.looper_updates[:5])
     assert looper.changed_fields == [".status.lastReconcileTime"]
-    assert looper.first_seq == 1 and looper.last_seq == k.looper_updates[-1].seq
+    # Where the loop starts: its first write without a spec change (not the create before it).
+    assert looper.first_seq == k.looper_updates[0].seq and looper.last_seq == k.looper_updates[-1].seq
     span_min = (k.looper_updates[-1].ts_ns - T0) / 60e9
     assert looper.writes_per_min == pytest.approx(21 / span_min)
 
@@ -372,3 +373,35 @@ async def test_many_candidates_filtered_in_python_give_the_same_loops(
     monkeypatch.setattr(analysis, "MAX_SQL_LIST", 0)  # as if there were too many to list in SQL
     assert msgspec.to_builtins((await analysis.analyze(session, hot_min=3)).hot_loops) == in_sql
     assert len(in_sql) >= 2
+
+
+def test_every_output_says_the_same_op_where_a_hot_loop_starts() -> None:
+    """``analyze --json``'s first_seq (the loop's first write without a spec change), the report's
+    "Jump to seq", compare's op and the TUI's Analysis row all name the same op; the densest window
+    is told apart (window_first_seq).  Loops are listed worst first."""
+    import json
+
+    from replay_tui.tui.widgets.analysispanel import hot_loops
+    from tests.conftest import run_cli
+
+    demo = str(Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db")
+    code, out, err = run_cli("analyze", demo, "-s", "buggy-operator", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    starts = {h["key"]: h["first_seq"] for h in data["hot_loops"]}
+    assert starts == {"Report.example.com/default/daily": 14, "Report.example.com/default/weekly": 12}
+    weekly = next(h for h in data["hot_loops"] if h["key"].endswith("weekly"))
+    assert weekly["window_first_seq"] == 16 and weekly["window_first_seq"] != weekly["first_seq"]
+    chains = [h["longest_self_trigger_chain"] for h in data["hot_loops"]]
+    assert chains == sorted(chains, reverse=True)  # worst first
+    _, shown, _ = run_cli("show", demo, "-s", "buggy-operator", "--at", "12")
+    assert "verb       patch Report.example.com/default/weekly/status" in shown  # the loop's first write
+
+    _, out, _ = run_cli("report", demo, "-s", "buggy-operator", "--format", "json")
+    told = {f["target"]: f["seq"] for f in json.loads(out)["findings"] if f["kind"] == "hot loop"}
+    assert told == starts
+    _, out, _ = run_cli("compare", f"{demo}:buggy-operator", f"{demo}:buggy-operator", "--json")
+    told = {f["object"]: f["seq_a"] for f in json.loads(out)["findings"] if f["kind"] == "hot-loop"}
+    assert told == starts
+    rows = hot_loops(data)
+    assert {text.plain.split("  ")[0]: seq for text, seq in rows} == starts

@@ -82,7 +82,7 @@ def hot_loops(data: dict[str, Any]) -> list[Finding]:
         fields = [_s(f) for f in h.get("changed_fields") or []]
         if fields:
             t.append(f"  only {', '.join(fields[:2])}{' ...' if len(fields) > 2 else ''}", "replay.accent")
-        loops.append((t, h.get("window_first_seq") or h.get("first_seq") or jump_target(h)))
+        loops.append((t, h.get("first_seq") or jump_target(h)))  # where the loop starts
     return loops
 
 
