@@ -36,7 +36,8 @@ import zstandard
 
 from replay_tui.engine import codec
 from replay_tui.engine.changes import ChangeTracker
-from replay_tui.engine.format import GET
+from replay_tui.engine.format import ADDED, CREATE, DELETE, DELETED, GET, MODIFIED, PATCH, UPDATE
+from replay_tui.engine.loops import LOOP_WINDOW_NS, LoopFold, SpanLinks
 from replay_tui.engine.rollups import RollupWriter
 from replay_tui.engine.schema import FORMAT_V2, OP_COLUMNS, RecordingError, describe_sqlite_error
 
@@ -44,12 +45,19 @@ PACK_CHUNK = 256  # new bodies handed to the compression thread at a time
 DICT_SAMPLE_BYTES = 4 << 20  # bodies a session's dictionary is trained on (measured: ratio ~9.7)
 DICT_MIN_SAMPLES = 32
 
+# What the hot-loop fold reads of the ops (analysis.hot_loops streams the same from SQL).
+_LOOP_VERBS = frozenset((GET, CREATE, UPDATE, PATCH, DELETE, ADDED, MODIFIED, DELETED))
+_LOOP_ALWAYS = frozenset((CREATE, UPDATE, PATCH, ADDED, MODIFIED))  # the rest only when they made a version
+_PUT_LOOPS = ("INSERT OR REPLACE INTO rollup_loops (session_id, obj_id, max_writes, max_reconciles, data)"
+              " VALUES (?, ?, ?, ?, ?)")
+_PUT_EDGES = "INSERT OR REPLACE INTO rollup_edges (session_id, source, target, data) VALUES (?, ?, ?, ?)"
+_PUT_COUNT = "INSERT OR REPLACE INTO rollup_counts (session_id, what, key, n) VALUES (?, ?, ?, ?)"
 _INSERT_OP = f"INSERT INTO operations ({', '.join(OP_COLUMNS)}) VALUES ({', '.join('?' * len(OP_COLUMNS))})"
 # Columns of an op row the rollups read (OP_COLUMNS order).
 (_SEQ, _TS, _DURATION, _VERB, _RESOURCE, _KIND, _NAMESPACE, _NAME, _SUBRESOURCE, _STATUS, _RECONCILE,
- _OBJ, _BUCKET, _ERROR) = (OP_COLUMNS.index(c) for c in (
+ _OBJ, _BUCKET, _ERROR, _GENERATION, _RV) = (OP_COLUMNS.index(c) for c in (
      "seq", "ts_ns", "duration_ns", "verb", "resource", "kind", "namespace", "name", "subresource", "status",
-     "reconcile", "obj_id", "dur_bucket", "error"))
+     "reconcile", "obj_id", "dur_bucket", "error", "generation", "resource_version"))
 BEGIN, END = 0, 1  # span events
 
 
@@ -67,8 +75,9 @@ class Batch(msgspec.Struct, array_like=True, gc=False):
     keyframes: list[tuple[int, bytes]]  # (seq, data)
     spans: list[tuple[Any, ...]]  # reconciles rows without session_id
     marks: list[tuple[Any, ...]]  # marks rows without session_id
-    # In buffer order: (ops of this batch before it, BEGIN, rid, reconciler) or
-    # (ops before it, END, reconciler, duration_ns, failed): what the rollups fold with the ops.
+    # In buffer order: (ops of this batch before it, BEGIN, rid, reconciler, kind, namespace, name,
+    # start_seq, start_ns, trigger_seq) or (ops before it, END, reconciler, duration_ns, failed, rid,
+    # end_seq): what the rollups and the loops fold with the ops.
     span_events: list[tuple[Any, ...]]
 
 
@@ -79,10 +88,18 @@ _decode_batch = msgspec.msgpack.Decoder(Batch).decode
 class _Session:
     """What the committer keeps for one session between batches."""
 
-    def __init__(self, sid: int, atomic: bool):
+    def __init__(self, sid: int, atomic: bool, conn: sqlite3.Connection):
         self.sid = sid
         self.atomic = atomic
         self.rollups = RollupWriter(sid)
+        # Hot loops and causality links (engine.loops).  A failed batch cannot be taken out of
+        # them: they are given up for the rest of the session (``broken``), its readers then
+        # stream its ops as for a session written before them.
+        self.loops = LoopFold(LOOP_WINDOW_NS)
+        self.links = SpanLinks(conn, sid, (_OBJ, _VERB, _ERROR, _RECONCILE, _KIND, _NAMESPACE, _NAME, _SUBRESOURCE,
+                                           _RV))
+        self.broken = False
+        self.unmarked = False  # the markers saying the folds are there are deleted
         self.changes = ChangeTracker(1)  # path ids are per session (paths' key is (session, id))
         # Compression: plain zstd until the session's dictionary is trained.
         self.compressor = codec.new_compressor()
@@ -140,7 +157,7 @@ class Committer:
             raise self._error(exc) from None
         assert cur.lastrowid is not None
         sid = int(cur.lastrowid)
-        self._sessions[sid] = _Session(sid, atomic)
+        self._sessions[sid] = _Session(sid, atomic, conn)
         return sid, unique
 
     def opened(self, sid: int, commit: bool) -> None:
@@ -175,6 +192,9 @@ class Committer:
         try:
             if not session.atomic:
                 conn.execute("BEGIN IMMEDIATE")
+            if not session.broken:
+                session.links.finish()  # (spans that waited for ops after them: there are no more)
+                self._fold_rows(session)
             conn.execute(
                 "UPDATE sessions SET started_ns = COALESCE(?, started_ns), ended_ns = ?, attributes = ?,"
                 " op_count = ? WHERE id = ?", (first_ts, end_ns, attributes, op_count, sid))
@@ -223,9 +243,11 @@ class Committer:
             self._write(session, batch)
             if not session.atomic:
                 self.conn.execute("COMMIT")
+            session.unmarked = session.broken
         except sqlite3.Error as exc:
             self._rollback()
             session.rollups.rollback()
+            session.broken = True
             session.changes.rolled_back(session.changes.committed())
             session.dictionary_row, session.samples, session.sample_bytes = saved
             raise self._error(exc) from None
@@ -273,7 +295,7 @@ class Committer:
             if type(data) is int:
                 data = blobs[data][1]
             state_rows.append((sid, seq, obj_id, bid, track(obj_id, data)))
-        self._fold(session.rollups, batch)
+        self._fold(session, batch)
 
         if batch.objects:
             conn.executemany("INSERT INTO objects (id, api_group, kind, namespace, name) VALUES (?, ?, ?, ?, ?)",
@@ -305,6 +327,7 @@ class Committer:
         for sql, rows in session.rollups.statements():
             if rows:
                 conn.executemany(sql, rows)
+        self._fold_rows(session)
         compressed: list[bytes] = []
         for future in packing:
             compressed.extend(future.result())
@@ -313,37 +336,85 @@ class Committer:
         conn.executemany("INSERT INTO blobs (id, codec, data) VALUES (?, ?, ?)",
                          [(bid, c, data) for (bid, _), (c, data) in zip(blobs, packed)])
 
-    @staticmethod
-    def _fold(rollups: RollupWriter, batch: Batch) -> None:
-        """The batch's ops, versions, GETs and span events into the rollups, in the order they happened."""
+    def _fold(self, session: _Session, batch: Batch) -> None:
+        """The batch's ops, versions, GETs and span events into the rollups (and, unless given up,
+        the hot loops and causality links), in the order they happened."""
+        rollups = session.rollups
         fold, fold_version, got = rollups.op, rollups.version, rollups.got
+        folds = not session.broken
+        loops, links = session.loops, session.links
+        loop_op, link_op, version_seqs = loops.op, links.op, links.version
+        if folds:
+            for obj_id, _, kind, namespace, name in batch.objects:
+                loops.object(obj_id, kind, namespace, name)
         states = batch.states
         events = batch.span_events
         s = e = 0
         n_states, n_events = len(states), len(events)
-        for i, row in enumerate(batch.ops):
+        ops = batch.ops
+        for i in range(len(ops) + 1):
             while e < n_events and events[e][0] <= i:
                 event = events[e]
-                if event[1] == BEGIN:
-                    rollups.span_begin(event[2], event[3])
-                else:
-                    rollups.span_end(event[2], event[3], event[4])
                 e += 1
+                if event[1] == BEGIN:
+                    _, _, rid, reconciler, kind, namespace, name, start, start_ns, trigger = event
+                    rollups.span_begin(rid, reconciler)
+                    if folds:
+                        loops.reconcile(start, start_ns, kind, namespace, name, trigger, learning=True)
+                        links.begin(rid, reconciler, kind, namespace, name, start, trigger)
+                else:
+                    _, _, reconciler, duration, failed, rid, end = event
+                    rollups.span_end(reconciler, duration, failed)
+                    if folds:
+                        links.end(rid, end)
+            if i == len(ops):
+                break
+            row = ops[i]
             seq, verb, obj_id, error = row[_SEQ], row[_VERB], row[_OBJ], row[_ERROR]
             fold(seq, row[_TS], row[_DURATION], verb, row[_KIND], row[_NAMESPACE], row[_NAME], row[_STATUS],
                  row[_RESOURCE], row[_SUBRESOURCE], row[_BUCKET], error, obj_id, row[_RECONCILE])
+            versioned, blob = 0, None
             while s < n_states and states[s][0] == seq:
-                fold_version(states[s][1], seq)
+                state = states[s]
+                fold_version(state[1], seq)
+                if folds:
+                    version_seqs[state[1]] = seq
+                if state[1] == obj_id:
+                    versioned, blob = 1, state[2]
                 s += 1
             if obj_id is not None and verb == GET and not error:
                 got(obj_id)
-        while e < n_events:
-            event = events[e]
-            if event[1] == BEGIN:
-                rollups.span_begin(event[2], event[3])
-            else:
-                rollups.span_end(event[2], event[3], event[4])
-            e += 1
+            if folds:
+                if obj_id is not None and not error and verb in _LOOP_VERBS and (versioned or verb in _LOOP_ALWAYS):
+                    loop_op(seq, row[_TS], obj_id, verb, row[_SUBRESOURCE], row[_GENERATION], versioned, blob)
+                link_op(seq, obj_id, row)
+
+    def _fold_rows(self, session: _Session) -> None:
+        """The hot-loop records and causality edges the batch changed, and the counts that say
+        the session has them (deleted again once the folds are given up)."""
+        conn, sid = self.conn, session.sid
+        if session.broken:
+            if not session.unmarked:  # (until a transaction doing it commits)
+                conn.execute("DELETE FROM rollup_counts WHERE session_id = ? AND what IN ('loops', 'causality')",
+                             (sid,))
+            return
+        loops, graph = session.loops, session.links.graph
+        window = loops.window_ns
+        rows = []
+        for obj_id in loops.touched:
+            loop = loops.loops[obj_id]
+            if loop.write_window is not None or loop.rec_window is not None:
+                rows.append((sid, obj_id, *loop.stored(window)))
+        loops.touched.clear()
+        if rows:
+            conn.executemany(_PUT_LOOPS, rows)
+        if graph.dirty:
+            conn.executemany(_PUT_EDGES, graph.rows(sid, graph.dirty))
+            graph.dirty.clear()
+        conn.executemany(_PUT_COUNT, [(sid, "loops", "window_ns", window),
+                                      (sid, "causality", "reconciles", graph.total),
+                                      (sid, "causality", "triggered", graph.triggered),
+                                      (sid, "causality", "linked", graph.linked)])
 
 
 # --- in a process of its own --------------------------------------------------------------------

@@ -275,7 +275,9 @@ class SessionWriter:
             start_seq=self.seq + 1, start_ns=ts_ns or time.time_ns(), trigger_seq=trigger_seq,
             inferred=inferred, source_id=source_id)
         self._dirty_reconciles.add(rid)
-        self._buffer.append((None, BEGIN, (rid, reconciler)))
+        span = self._reconciles[rid]
+        self._buffer.append((None, BEGIN, (rid, reconciler, kind, namespace, name, span.start_seq, span.start_ns,
+                                           trigger_seq)))
         return rid
 
     def end_reconcile(self, rid: int, *, error: str = "", ts_ns: int | None = None,
@@ -292,7 +294,8 @@ class SessionWriter:
         span.end_ns = ts_ns or time.time_ns()
         span.error = error
         self._dirty_reconciles.add(rid)
-        self._buffer.append((None, END, (span.reconciler, span.end_ns - span.start_ns, bool(error))))
+        self._buffer.append((None, END, (span.reconciler, span.end_ns - span.start_ns, bool(error), rid,
+                                         span.end_seq)))
 
     def mark(self, name: str, seq: int | None = None, note: str = "") -> None:
         self._marks.append(Mark(name=name, seq=self.seq if seq is None else seq, note=note,

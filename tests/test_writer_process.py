@@ -4,6 +4,7 @@ dying leaves a recording that reads, and no process behind."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import signal
@@ -128,7 +129,7 @@ os._exit(0)  # no close: what a killed recorder leaves
 """
 
 
-async def test_when_the_writer_dies_its_process_ends_and_the_session_is_interrupted(tmp_path: Path) -> None:
+def test_when_the_writer_dies_its_process_ends_and_the_session_is_interrupted(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", _ORPHAN, str(path)], capture_output=True, text=True, cwd=root,
@@ -143,6 +144,10 @@ async def test_when_the_writer_dies_its_process_ends_and_the_session_is_interrup
         time.sleep(0.05)
     else:
         raise AssertionError("the writer process outlived its writer")
-    async with await Recording.open(path) as rec:
-        (info,) = await rec.sessions()
-        assert info.interrupted and info.operations == 10
+
+    async def check() -> None:
+        async with await Recording.open(path) as rec:
+            (info,) = await rec.sessions()
+            assert info.interrupted and info.operations == 10
+
+    asyncio.run(check())
