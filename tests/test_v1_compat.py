@@ -5,13 +5,15 @@
 every read-only command printed on it (``--json``) with the code of that release
 (``capture_golden.py`` made it, once).  The same commands must print the same today: a
 v1 file is read the old way (statistics aggregated from its operations, watched fields
-decoded version by version), never upgraded in place.
+decoded version by version), never upgraded in place.  (A change since, on purpose:
+``_corrected`` below.)
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -47,8 +49,21 @@ def _timeline_says(got: dict[str, Any], golden: dict[str, Any], where: str) -> N
     assert len(got["p95_ms"]) == len(golden["p95_ms"])
 
 
+def _corrected(got: Any, golden: Any, where: str) -> bool:
+    """What changed on purpose since release 1: a hot loop's "Jump to seq" is where the loop starts
+    (its first op without a spec change, at or before its densest window, which release 1 named),
+    and its detail says both."""
+    if re.fullmatch(r"\.findings\[\d+\]\.seq", where):
+        return isinstance(got, int) and 0 < got <= golden
+    if re.fullmatch(r"\.findings\[\d+\]\.detail", where) and isinstance(golden, str) and ", up to " in golden:
+        return isinstance(got, str) and got.startswith(golden.split(", up to ")[0] + "; the loop runs from op")
+    return False
+
+
 def _says(got: Any, golden: Any, where: str = "") -> None:
     """``got`` says everything ``golden`` says (fields added since release 1 may follow)."""
+    if _corrected(got, golden, where):
+        return
     if isinstance(golden, dict) and set(golden) == {"start_ns", "width_ns", "counts", "errors", "p95_ms"}:
         _timeline_says(got, golden, where)
     elif isinstance(golden, dict):
