@@ -132,9 +132,16 @@ async def graph(session: Session, *, min_rounds: int = MIN_ROUNDS, folded: bool 
     edge_list = [Edge(source=names[a], target=names[b], count=agg.count, longest_run=agg.longest,
                       first_seq=agg.first, last_seq=agg.last)
                  for (a, b), agg in sorted(edges.items(), key=lambda kv: -kv[1].count)]
+    components = _components(len(names), edges)
+    # Each component's own edges, in one pass over the edges (a session has thousands of both).
+    member = {node: i for i, component in enumerate(components) for node in component}
+    inners: list[dict[tuple[int, int], Any]] = [{} for _ in components]
+    for (a, b), agg in edges.items():
+        i = member.get(a)
+        if i is not None and member.get(b) == i:
+            inners[i][(a, b)] = agg
     cycles = []
-    for component in _components(len(names), edges):
-        inner = {(a, b): agg for (a, b), agg in edges.items() if a in component and b in component}
+    for component, inner in zip(components, inners):
         if not inner:
             continue
         longest = max(agg.longest for agg in inner.values())
