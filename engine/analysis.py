@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-from collections import deque
 from collections.abc import AsyncGenerator
-from itertools import islice
 from typing import Any, NamedTuple
 
 import msgspec
@@ -41,11 +39,12 @@ from replay_tui.engine.format import (
     WRITE_VERBS,
     target_label,
 )
-from replay_tui.engine.schema import RecordingError
+from replay_tui.engine.loops import LOOP_WINDOW_NS, HotLoop, LoopFold, stored_loop
+from replay_tui.engine.schema import ID_SHIFT, RecordingError
 from replay_tui.engine.stats import LATENCY_VERBS, gather_all, id_range, object_label
 from replay_tui.engine.store import Session
 
-EXAMPLES = 5  # example seqs per finding
+EXAMPLES = 5  # example seqs per finding (as engine.loops keeps them)
 TOP = 20  # entries per ranked list
 SLOWEST = 20
 STORM_MIN = 3  # conflicts on one object, each within the window of the previous, to call it a storm
@@ -56,40 +55,10 @@ MAX_SQL_LIST = 50_000  # candidate objects written into the SQL text as an IN li
 
 _OBJECT_WRITES = (CREATE, UPDATE, PATCH)
 _SPEC_VERBS = (GET, CREATE, UPDATE, PATCH, DELETE, ADDED, MODIFIED, DELETED)
+__all__ = ["HotLoop"]  # (defined with the fold, engine.loops)
 
 
 # --- results ------------------------------------------------------------------------
-
-class HotLoop(msgspec.Struct):
-    """An object written or reconciled over and over without its spec changing.
-
-    Where it is: ``first_seq`` .. ``last_seq``, the loop's first and last op (a write, or the
-    start of a reconcile, that changed no spec): where the loop starts, the op every output
-    points at and the position to fork at.  ``window_first_seq`` .. ``window_last_seq``: the
-    densest ``window_s`` of it (``max_in_window`` writes there), inside that range.
-    """
-
-    key: str
-    obj_id: int
-    writes: int  # successful create/update/patch, status subresource included
-    writes_without_spec_change: int
-    status_writes: int
-    reconciles: int
-    reconciles_without_spec_change: int
-    self_triggered_reconciles: int  # triggered by the watch echo of a write to the object itself
-    longest_self_trigger_chain: int  # consecutive such reconciles: the loop feeding itself
-    max_in_window: int  # writes without spec change within the densest window
-    max_reconciles_in_window: int
-    window_s: float
-    window_first_seq: int  # the densest window (of writes, or of reconciles when those dominate)
-    window_last_seq: int
-    writes_per_min: float  # over the object's active span (first to last write/reconcile)
-    reconciles_per_min: float
-    first_seq: int  # the loop's first op: where it starts
-    last_seq: int  # the loop's last op
-    example_seqs: list[int]
-    changed_fields: list[str] = msgspec.field(default_factory=list)  # between two such writes
-
 
 class SlowOp(msgspec.Struct):
     seq: int
@@ -221,174 +190,6 @@ async def analyze(session: Session, *, slow_ms: float = 1000.0, window_s: float 
 
 # --- hot loops ------------------------------------------------------------------------
 
-class _Window:
-    """The most events within any ``width`` ns, and where that densest window lies."""
-
-    __slots__ = ("best", "events", "examples", "first", "last", "width")
-
-    def __init__(self, width: int):
-        self.width = width
-        self.events: deque[tuple[int, int]] = deque()
-        self.best = 0
-        self.first = self.last = 0
-        self.examples: list[int] = []
-
-    def push(self, ts: int, seq: int) -> None:
-        ev = self.events
-        ev.append((ts, seq))
-        low = ts - self.width
-        while ev[0][0] < low:
-            ev.popleft()
-        n = len(ev)
-        if n > self.best:
-            self.best = n
-            head = ev[0][1]
-            self.first, self.last = head, seq
-            if n <= EXAMPLES or self.examples[0] != head:
-                self.examples = [s for _, s in islice(ev, EXAMPLES)]
-
-
-class _ObjectLoop:
-    """Folds one object's writes, new versions and reconcile starts, in seq order."""
-
-    __slots__ = (
-        "chain",
-        "echoes",
-        "epoch",
-        "first_seq",
-        "first_ts",
-        "last_gen",
-        "last_seq",
-        "last_ts",
-        "longest_chain",
-        "loop_first",
-        "loop_last",
-        "nochange",
-        "obj_id",
-        "pair",
-        "prev_blob",
-        "rec_epoch",
-        "rec_nochange",
-        "rec_window",
-        "reconciles",
-        "self_triggered",
-        "status_writes",
-        "write_window",
-        "writes",
-    )
-
-    def __init__(self, obj_id: int):
-        self.obj_id = obj_id
-        self.writes = self.nochange = self.status_writes = 0
-        self.reconciles = self.rec_nochange = 0
-        self.self_triggered = self.chain = self.longest_chain = 0
-        self.epoch = 0  # spec changes seen so far
-        self.rec_epoch: int | None = None
-        self.last_gen: int | None = None
-        self.prev_blob: int | None = None
-        self.pair: tuple[int, int] | None = None  # (version before, version after) a no-change write
-        self.first_seq = self.last_seq = 0
-        self.first_ts = self.last_ts = 0
-        self.loop_first = self.loop_last = 0  # the first and last write or reconcile without a spec change
-        self.write_window: _Window | None = None  # made on first use: most objects never need one
-        self.rec_window: _Window | None = None
-        self.echoes: deque[int] = deque(maxlen=8)  # recent watch events that only echoed a version
-
-    def _touch(self, seq: int, ts: int) -> None:
-        if not self.first_seq:
-            self.first_seq, self.first_ts = seq, ts
-        self.last_seq, self.last_ts = seq, ts
-
-    def _looped(self, seq: int) -> None:
-        if not self.loop_first:
-            self.loop_first = seq
-        self.loop_last = seq
-
-    def reconcile(self, seq: int, ts: int, trigger: int | None, window_ns: int) -> None:
-        """A reconcile of this object started, triggered by op ``trigger`` (None: unknown).
-
-        It is self-triggered when the trigger was a watch event on this object that
-        brought no new version: the echo of what the object already was, i.e. our own write.
-        """
-        self.reconciles += 1
-        if trigger is not None and trigger in self.echoes:
-            self.self_triggered += 1
-            self.chain += 1
-            self.longest_chain = max(self.longest_chain, self.chain)
-        else:
-            self.chain = 0
-        if self.rec_epoch is not None and self.rec_epoch == self.epoch:
-            self.rec_nochange += 1
-            self._looped(seq)
-            if self.rec_window is None:
-                self.rec_window = _Window(window_ns)
-            self.rec_window.push(ts, seq)
-        self.rec_epoch = self.epoch
-        self._touch(seq, ts)
-
-    def op(self, seq: int, ts: int, verb: str, subresource: str, generation: int | None,
-           versioned: int, blob: int | None, window_ns: int) -> None:
-        """A successful write, a watch event, or a read that brought a new version."""
-        if not versioned and (verb in (ADDED, MODIFIED)):
-            self.echoes.append(seq)
-            return
-        if verb in (DELETE, DELETED):
-            if versioned and blob is None:  # really gone: a re-creation starts afresh
-                self.epoch += 1
-                self.last_gen = None
-                self.prev_blob = None
-            return
-        changed = verb == CREATE
-        if generation is not None:
-            changed = changed or (self.last_gen is not None and generation != self.last_gen)
-            self.last_gen = generation
-        elif self.last_gen is None:
-            changed = changed or bool(versioned and subresource != "status")
-        if changed:
-            self.epoch += 1
-        if verb in _OBJECT_WRITES:
-            self.writes += 1
-            if subresource == "status":
-                self.status_writes += 1
-            if not changed:
-                self.nochange += 1
-                self._looped(seq)
-                window = self.write_window
-                if window is None:
-                    window = self.write_window = _Window(window_ns)
-                best = window.best
-                window.push(ts, seq)
-                # The fields such a write changes, taken where the loop is densest.
-                if versioned and blob is not None and self.prev_blob is not None \
-                        and (self.pair is None or window.best > best):
-                    self.pair = (self.prev_blob, blob)
-            self._touch(seq, ts)
-        if versioned and blob is not None:
-            self.prev_blob = blob
-
-    @property
-    def max_writes(self) -> int:
-        return self.write_window.best if self.write_window else 0
-
-    @property
-    def max_reconciles(self) -> int:
-        return self.rec_window.best if self.rec_window else 0
-
-    def result(self, key: str, window_ns: int) -> HotLoop:
-        span_min = max(self.last_ts - self.first_ts, 1_000_000_000) / 60e9
-        w = self.write_window if self.max_writes >= self.max_reconciles else self.rec_window
-        return HotLoop(
-            key=key, obj_id=self.obj_id, writes=self.writes, writes_without_spec_change=self.nochange,
-            status_writes=self.status_writes, reconciles=self.reconciles,
-            reconciles_without_spec_change=self.rec_nochange,
-            self_triggered_reconciles=self.self_triggered, longest_self_trigger_chain=self.longest_chain,
-            max_in_window=self.max_writes, max_reconciles_in_window=self.max_reconciles,
-            window_s=window_ns / 1e9, window_first_seq=w.first if w else 0,
-            window_last_seq=w.last if w else 0,
-            writes_per_min=self.writes / span_min, reconciles_per_min=self.reconciles / span_min,
-            first_seq=self.loop_first, last_seq=self.loop_last, example_seqs=list(w.examples) if w else [])
-
-
 async def _prefetched(stream: Any) -> AsyncGenerator[list[tuple[Any, ...]], None]:
     """Chunks of a stream, the next one already being read while this one is processed."""
     it = aiter(stream)
@@ -433,31 +234,60 @@ async def _candidates(session: Session, id_lo: int, id_hi: int, window_ns: int, 
     return found
 
 
-async def hot_loops(session: Session, *, window_ns: int, hot_min: int) -> list[HotLoop]:
+async def hot_loops(session: Session, *, window_ns: int, hot_min: int, folded: bool = True) -> list[HotLoop]:
     """Objects with >= hot_min writes (or reconciles) without a spec change inside one window.
 
-    Candidates first (a cheap count per fixed window), then two streams in seq order,
-    merged here: the candidates' successful writes, watch events and reads that
-    brought a new version (the rest cannot change the verdict), and reconcile starts.
-    Both come in index order, so SQLite sorts nothing; the state kept is one small
-    record per candidate object.  Listed worst first: the longest chain of self-triggered
-    reconciles, then the most writes (or reconciles) in one window; each says where it starts
-    (``HotLoop.first_seq``).
+    The writer folds them as it commits (``engine.loops``, in ``LOOP_WINDOW_NS``): then the
+    objects' records are read.  Otherwise (another window, a session written before the
+    fold, ``folded=False``) the same fold runs over the session's rows: candidates first
+    (a cheap count per fixed window), then two streams in seq order, merged here: the
+    candidates' successful writes, watch events and reads that brought a new version (the
+    rest cannot change the verdict), and reconcile starts.  Both come in index order, so
+    SQLite sorts nothing; the state kept is one small record per candidate object.  Listed
+    worst first: the longest chain of self-triggered reconciles, then the most writes (or
+    reconciles) in one window; each says where it starts (``HotLoop.first_seq``).
     """
-    sid = session.id
     window_ns = max(window_ns, 1)
+    if folded and window_ns == LOOP_WINDOW_NS and await rollups.count(session, "loops", "window_ns") == window_ns:
+        rows = await session.rec.fetchall(
+            "SELECT data FROM rollup_loops WHERE session_id = ? AND (max_writes >= ? OR max_reconciles >= ?)",
+            (session.id, hot_min, hot_min))
+        stored = [stored_loop(r[0]) for r in rows]
+        stored.sort(key=lambda s: (-s.loop.longest_self_trigger_chain,
+                                   -max(s.loop.max_in_window, s.loop.max_reconciles_in_window), s.loop.obj_id))
+        stored = stored[:MAX_HOT]
+        keys = await session.object_keys([s.loop.obj_id for s in stored])
+        out = []
+        for s in stored:
+            s.loop.key = object_label(keys.get(s.loop.obj_id), s.loop.obj_id)
+            out.append(s.loop)
+        pairs = [s.pair for s in stored]
+    else:
+        out, pairs = await _hot_loops_from_ops(session, window_ns, hot_min)
+    for loop_result, pair in zip(out[:DIFF_HOT], pairs[:DIFF_HOT]):
+        if pair is not None:
+            loop_result.changed_fields = await _changed_fields(session, *pair)
+    return out
+
+
+async def _hot_loops_from_ops(session: Session, window_ns: int, hot_min: int
+                              ) -> tuple[list[HotLoop], list[tuple[int, int] | None]]:
+    sid = session.id
     bounds = await id_range(session)
     if bounds is None:
-        return []
+        return [], []
     id_lo, id_hi = bounds
-    # Reconciles name kind/namespace/name but no API group: map them by those three.
-    by_name: dict[tuple[str, str, str], list[int]] = {}
-    async for rows in session.rec.stream("SELECT id, kind, namespace, name FROM objects"):
+    fold = LoopFold(window_ns)
+    # The objects a reconcile may be about: the session's own (schema 2 gives each its id space).
+    own = "" if session.format < 2 else \
+        f" WHERE id >= {int(session.id) << ID_SHIFT} AND id < {(int(session.id) + 1) << ID_SHIFT}"
+    async for rows in session.rec.stream(f"SELECT id, kind, namespace, name FROM objects{own}"):
         for oid, kind, ns, name in rows:
-            by_name.setdefault((kind, ns, name), []).append(oid)
-    candidates = await _candidates(session, id_lo, id_hi, window_ns, hot_min, by_name)
+            fold.object(oid, kind, ns, name)
+    candidates = await _candidates(session, id_lo, id_hi, window_ns, hot_min, fold.by_name)
     if not candidates:
-        return []
+        return [], []
+    fold.candidates = candidates
 
     writes = ",".join(f"'{v}'" for v in _OBJECT_WRITES)
     verbs = ",".join(f"'{v}'" for v in _SPEC_VERBS)
@@ -479,7 +309,6 @@ async def hot_loops(session: Session, *, window_ns: int, hot_min: int) -> list[H
     rec_sql = ("SELECT start_seq, start_ns, kind, namespace, name, trigger_seq FROM reconciles"
                " WHERE session_id = ? AND name != '' ORDER BY start_seq")
 
-    loops = {oid: _ObjectLoop(oid) for oid in candidates}
     op_it = _prefetched(session.rec.stream(ops_sql, (id_lo, id_hi, sid), size=10000))
     rec_it = _prefetched(session.rec.stream(rec_sql, (sid,), size=10000))
     ops: list[tuple[Any, ...]] = await anext(op_it, [])
@@ -491,10 +320,7 @@ async def hot_loops(session: Session, *, window_ns: int, hot_min: int) -> list[H
             limit = ops[i][0] if ops else None
             while recs and (limit is None or recs[j][0] <= limit):
                 seq, ts, kind, ns, name, trigger = recs[j]
-                for oid in by_name.get((kind, ns, name), ()):
-                    loop = loops.get(oid)
-                    if loop is not None:
-                        loop.reconcile(seq, ts, trigger, window_ns)
+                fold.reconcile(seq, ts, kind, ns, name, trigger)
                 j += 1
                 if j == len(recs):
                     recs, j = await anext(rec_it, []), 0
@@ -502,9 +328,7 @@ async def hot_loops(session: Session, *, window_ns: int, hot_min: int) -> list[H
             limit = recs[j][0] if recs else None
             while ops and (limit is None or ops[i][0] < limit):
                 seq, ts, oid, verb, sub, gen, versioned, blob = ops[i]
-                loop = loops.get(oid)
-                if loop is not None:
-                    loop.op(seq, ts, verb, sub, gen, versioned, blob, window_ns)
+                fold.op(seq, ts, oid, verb, sub, gen, versioned, blob)
                 i += 1
                 if i == len(ops):
                     ops, i = await anext(op_it, []), 0
@@ -512,16 +336,12 @@ async def hot_loops(session: Session, *, window_ns: int, hot_min: int) -> list[H
         await op_it.aclose()
         await rec_it.aclose()
 
-    found = [o for o in loops.values() if o.max_writes >= hot_min or o.max_reconciles >= hot_min]
+    found = [o for o in fold.loops.values() if o.max_writes >= hot_min or o.max_reconciles >= hot_min]
     # Worst first: the longest self-feeding chain, then the most writes or reconciles in a window.
     found.sort(key=lambda o: (-o.longest_chain, -max(o.max_writes, o.max_reconciles), o.obj_id))
     found = found[:MAX_HOT]
     keys = await session.object_keys([o.obj_id for o in found])
-    out = [o.result(object_label(keys.get(o.obj_id), o.obj_id), window_ns) for o in found]
-    for loop_result, obj in zip(out[:DIFF_HOT], found[:DIFF_HOT]):
-        if obj.pair is not None:
-            loop_result.changed_fields = await _changed_fields(session, *obj.pair)
-    return out
+    return [o.result(object_label(keys.get(o.obj_id), o.obj_id), window_ns) for o in found], [o.pair for o in found]
 
 
 async def _changed_fields(session: Session, blob_a: int, blob_b: int) -> list[str]:

@@ -18,22 +18,21 @@ always recent; one further back starts a new run).
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from typing import Any
 
 import msgspec
 
+from replay_tui.engine import rollups
 from replay_tui.engine.diff import DEFAULT_IGNORE, diff
 from replay_tui.engine.format import WRITE_VERBS
+from replay_tui.engine.loops import ECHO_WINDOW, FIELD_SAMPLE, LIVE_SPANS, SAMPLE_ROUNDS, Cause, GraphFold, Round
 from replay_tui.engine.provenance import version_at
 from replay_tui.engine.store import Session
 from replay_tui.engine.watch import jsonable, same
 
-LIVE_SPANS = 16384
-ECHO_WINDOW = 16  # ops after a watch event searched for a write logged late (Sieve, racing proxies)
 MIN_ROUNDS = 10  # a run of at least this many re-triggered reconciles is a hot loop
-SAMPLE_ROUNDS = 50  # rounds listed per cycle
-FIELD_SAMPLE = 40  # feedback writes diffed per cycle to find the fields that change
+__all__ = ["LIVE_SPANS", "SAMPLE_ROUNDS", "Round"]  # (defined with the fold, engine.loops)
 
 # Constants, not user input: inlined so the query has one parameter.
 _IN_UPSERTS = "'create', 'patch', 'update'"  # what an added/modified event can echo
@@ -61,16 +60,6 @@ FROM (
   WHERE r.session_id = :sid ORDER BY r.start_seq LIMIT -1
 ) x LEFT JOIN operations v ON v.session_id = :sid AND v.seq = x.vseq
 """
-
-
-class Round(msgspec.Struct, kw_only=True):
-    """One turn of a loop: a write, the event it caused, the reconcile that event started."""
-
-    write_seq: int
-    trigger_seq: int
-    reconcile: int
-    start_seq: int
-    end_seq: int | None
 
 
 class FieldChurn(msgspec.Struct, kw_only=True):
@@ -122,96 +111,65 @@ class Graph(msgspec.Struct, kw_only=True):
     cycles: list[Cycle]
 
 
-class _EdgeAgg:
-    __slots__ = ("count", "field_seqs", "first", "last", "longest", "runs", "sample", "writes")
+async def graph(session: Session, *, min_rounds: int = MIN_ROUNDS, folded: bool = True) -> Graph:
+    """Link every reconcile to the one that caused it; aggregate by controller; find the loops.
 
-    def __init__(self) -> None:
-        self.count = 0
-        self.longest = 0
-        self.first = 0
-        self.last = 0
-        self.runs = 0
-        self.writes: Counter[tuple[str, str]] = Counter()
-        self.sample: list[Round] = []
-        self.field_seqs: list[tuple[int, int]] = []  # (write seq, obj_id)
-
-
-def _controller(reconciler: str, kind: str, namespace: str, name: str) -> str:
-    target = "/".join(p for p in (kind, namespace, name) if p) or "-"
-    return f"{reconciler or '-'} {target}"
-
-
-def _target(kind: str, namespace: str, name: str, subresource: str) -> str:
-    text = "/".join(p for p in (kind, namespace, name) if p)
-    return f"{text}/{subresource}" if subresource else text
-
-
-async def graph(session: Session, *, min_rounds: int = MIN_ROUNDS) -> Graph:
-    """Link every reconcile to the one that caused it; aggregate by controller; find the loops."""
-    keys: dict[str, int] = {}
-    names: list[str] = []
-    live: OrderedDict[int, tuple[int, int]] = OrderedDict()  # span id -> (controller, run depth)
-    edges: dict[tuple[int, int], _EdgeAgg] = {}
-    total = triggered = linked = 0
-    async for rows in session.rec.stream(_SPANS_SQL, {"sid": session.id}, size=4096):
-        for (rid, reconciler, kind, namespace, name, start, end, trigger, wseq, wverb, werror, parent,
-             wkind, wns, wname, wsub, wobj, late) in rows:
-            total += 1
-            label = _controller(reconciler, kind, namespace, name)
-            k = keys.get(label)
-            if k is None:
-                k = keys[label] = len(names)
-                names.append(label)
-            depth = 1
-            if trigger is not None:
-                triggered += 1
-            if wverb not in WRITE_VERBS or werror:
-                parent = None
-                if late is not None:  # a write logged after the event it caused (rare: Sieve)
-                    row = await session.rec.fetchone(
-                        "SELECT seq, verb, reconcile, kind, namespace, name, subresource, obj_id"
-                        " FROM operations WHERE session_id = ? AND seq = ?", (session.id, late))
-                    if row is not None:
-                        wseq, wverb, parent, wkind, wns, wname, wsub, wobj = row
-            if parent is not None and wseq is not None:
-                linked += 1
-                known = live.get(parent)
-                if known is not None:
-                    pk, pdepth = known
-                    depth = pdepth + 1
-                    agg = edges.get((pk, k))
-                    if agg is None:
-                        agg = edges[(pk, k)] = _EdgeAgg()
-                        agg.first = wseq
-                    agg.count += 1
-                    agg.last = end if end is not None else start
-                    agg.longest = max(agg.longest, depth)
-                    if pdepth == 1:
-                        agg.runs += 1
-                    agg.writes[(wverb, _target(wkind, wns, wname, wsub))] += 1
-                    if len(agg.sample) < SAMPLE_ROUNDS:
-                        agg.sample.append(Round(write_seq=wseq, trigger_seq=trigger, reconcile=rid,
-                                                start_seq=start, end_seq=end))
-                    if len(agg.field_seqs) < FIELD_SAMPLE and wobj is not None:
-                        agg.field_seqs.append((wseq, wobj))
-            live[rid] = (k, depth)
-            if len(live) > LIVE_SPANS:
-                live.popitem(last=False)
+    The writer folds the links as it commits (``engine.loops``): then the graph is read as
+    it is.  A session written before (or ``folded=False``) streams its spans and resolves
+    each one's cause in SQL, into the same fold."""
+    total = await rollups.count(session, "causality", "reconciles") if folded else None
+    if total is not None and await rollups.count(session, "loops", "window_ns"):
+        rows = await session.rec.fetchall(
+            "SELECT source, target, data FROM rollup_edges WHERE session_id = ?", (session.id,))
+        fold = GraphFold.load([(a, b, d) for a, b, d in rows], total,
+                              await rollups.count(session, "causality", "triggered") or 0,
+                              await rollups.count(session, "causality", "linked") or 0)
+    else:
+        fold = await _fold_spans(session)
+    names = fold.names
+    # One order whichever way the graph was folded: by first link, then by controller.
+    edges = dict(sorted(fold.edges.items(), key=lambda kv: (kv[1].first, names[kv[0][0]], names[kv[0][1]])))
     edge_list = [Edge(source=names[a], target=names[b], count=agg.count, longest_run=agg.longest,
                       first_seq=agg.first, last_seq=agg.last)
                  for (a, b), agg in sorted(edges.items(), key=lambda kv: -kv[1].count)]
+    components = _components(len(names), edges)
+    # Each component's own edges, in one pass over the edges (a session has thousands of both).
+    member = {node: i for i, component in enumerate(components) for node in component}
+    inners: list[dict[tuple[int, int], Any]] = [{} for _ in components]
+    for (a, b), agg in edges.items():
+        i = member.get(a)
+        if i is not None and member.get(b) == i:
+            inners[i][(a, b)] = agg
     cycles = []
-    for component in _components(len(names), edges):
-        inner = {(a, b): agg for (a, b), agg in edges.items() if a in component and b in component}
+    for component, inner in zip(components, inners):
         if not inner:
             continue
         longest = max(agg.longest for agg in inner.values())
         if longest < min_rounds:
             continue
         cycles.append(await _cycle(session, [names[i] for i in _order(component, inner)], inner))
-    cycles.sort(key=lambda c: -c.rounds)
-    return Graph(reconciles=total, triggered=triggered, caused_by_writes=linked, edges=edge_list,
+    cycles.sort(key=lambda c: (-c.rounds, c.first_seq))
+    return Graph(reconciles=fold.total, triggered=fold.triggered, caused_by_writes=fold.linked, edges=edge_list,
                  cycles=cycles)
+
+
+async def _fold_spans(session: Session) -> GraphFold:
+    fold = GraphFold()
+    async for rows in session.rec.stream(_SPANS_SQL, {"sid": session.id}, size=4096):
+        for (rid, reconciler, kind, namespace, name, start, end, trigger, wseq, wverb, werror, parent,
+             wkind, wns, wname, wsub, wobj, late) in rows:
+            cause: Cause | None = None
+            if wverb in WRITE_VERBS and not werror:
+                if wseq is not None:
+                    cause = (wseq, wverb, parent, wkind, wns, wname, wsub, wobj)
+            elif late is not None:  # a write logged after the event it caused (rare: Sieve)
+                row = await session.rec.fetchone(
+                    "SELECT seq, verb, reconcile, kind, namespace, name, subresource, obj_id"
+                    " FROM operations WHERE session_id = ? AND seq = ?", (session.id, late))
+                if row is not None:
+                    cause = tuple(row)
+            fold.span(rid, reconciler, kind, namespace, name, start, end, trigger, cause)
+    return fold
 
 
 async def cycles(session: Session, *, min_rounds: int = MIN_ROUNDS) -> list[Cycle]:
@@ -219,7 +177,7 @@ async def cycles(session: Session, *, min_rounds: int = MIN_ROUNDS) -> list[Cycl
     return (await graph(session, min_rounds=min_rounds)).cycles
 
 
-def _components(n: int, edges: dict[tuple[int, int], _EdgeAgg]) -> list[set[int]]:
+def _components(n: int, edges: dict[tuple[int, int], Any]) -> list[set[int]]:
     """Strongly connected components with an edge inside (self-loops count), iteratively."""
     out_edges: dict[int, list[int]] = {}
     for a, b in edges:
@@ -271,7 +229,7 @@ def _components(n: int, edges: dict[tuple[int, int], _EdgeAgg]) -> list[set[int]
     return result
 
 
-def _order(component: set[int], inner: dict[tuple[int, int], _EdgeAgg]) -> list[int]:
+def _order(component: set[int], inner: dict[tuple[int, int], Any]) -> list[int]:
     """The controllers of a loop in the order it runs, starting with the busiest edge's source."""
     start = max(inner.items(), key=lambda kv: kv[1].count)[0][0]
     order = [start]
@@ -286,7 +244,7 @@ def _order(component: set[int], inner: dict[tuple[int, int], _EdgeAgg]) -> list[
     return order
 
 
-async def _cycle(session: Session, controllers: list[str], inner: dict[tuple[int, int], _EdgeAgg]) -> Cycle:
+async def _cycle(session: Session, controllers: list[str], inner: dict[tuple[int, int], Any]) -> Cycle:
     writes: Counter[tuple[str, str]] = Counter()
     sample: list[Round] = []
     field_seqs: list[tuple[int, int]] = []

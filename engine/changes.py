@@ -44,68 +44,103 @@ TREE_CACHE_BYTES = 64 << 20  # previous versions kept (raw JSON size) for compar
 _raw_dict = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode = msgspec.json.Decoder().decode
-_OBJECT, _ARRAY = ord("{"), ord("[")
+_OBJECT, _ARRAY, _QUOTE = ord("{"), ord("["), ord('"')
 _CONTAINERS = (_OBJECT, _ARRAY)
 _SCALAR: Any = ()  # the children of a scalar
-
+_NO_KEYS: dict[str, dict[str, msgspec.Raw]] = {}
 
 _LIST_KEYS = frozenset(LIST_KEYS)
 _KEY_FIELDS = re.compile(b'"(?:' + b"|".join(k.encode() for k in LIST_KEYS) + b')"')
 
 
-class _Node:
-    """One JSON value as raw bytes; one level of it decoded on first need, and the
-    children compared so far (their own decoded levels, for the next comparison)."""
+class _ItemKeys(msgspec.Struct):
+    """The key fields of a list item (``diff.LIST_KEYS``), decoded in one pass over the list."""
 
-    __slots__ = ("_keyed", "_kids", "memo", "raw")
+    name: Any = msgspec.UNSET
+    type: Any = msgspec.UNSET
+    containerPort: Any = msgspec.UNSET
+    key: Any = msgspec.UNSET
+    mountPath: Any = msgspec.UNSET
+    devicePath: Any = msgspec.UNSET
+    ip: Any = msgspec.UNSET
+    uid: Any = msgspec.UNSET
 
-    def __init__(self, raw: msgspec.Raw):
+
+assert tuple(_ItemKeys.__struct_fields__) == LIST_KEYS
+_item_keys = msgspec.json.Decoder(list[_ItemKeys]).decode
+_astuple = msgspec.structs.astuple
+_UNSET = msgspec.UNSET
+
+
+def _kids(raw: Any) -> Any:
+    """dict[str, Raw] for an object, list[Raw] for an array, () for a scalar."""
+    first = memoryview(raw)[0]
+    if first == _OBJECT:
+        return _raw_dict(raw)
+    if first == _ARRAY:
+        return _raw_list(raw)
+    return _SCALAR
+
+
+def _keyed(raw: Any, items: list[msgspec.Raw]) -> dict[str, dict[str, msgspec.Raw]]:
+    """An array's object items by key field and value (the first item wins, as in get_path)."""
+    if not _KEY_FIELDS.search(raw):  # no key field at all: nothing to decode
+        return _NO_KEYS
+    keyed: dict[str, dict[str, msgspec.Raw]] = {}
+    try:
+        keys: list[Any] = _item_keys(raw)
+    except msgspec.ValidationError:  # items that are no objects: take the objects one by one
+        keys = []
+        for item in items:
+            try:
+                keys.append(msgspec.json.decode(item, type=_ItemKeys))
+            except msgspec.ValidationError:
+                keys.append(None)
+    for item, found in zip(items, keys):
+        if found is None:
+            continue
+        for field, value in zip(LIST_KEYS, _astuple(found)):
+            if value is _UNSET:
+                continue
+            text = value if type(value) is str else selector_value(value)
+            if "]" not in text:
+                by_value = keyed.get(field)
+                if by_value is None:
+                    keyed[field] = {text: item}
+                elif text not in by_value:
+                    by_value[text] = item
+    return keyed
+
+
+class _Doc:
+    """One version of an object as the tracker keeps it: its JSON, its members (decoded once),
+    and what was decoded of them for a comparison (kept for the next one)."""
+
+    __slots__ = ("memo", "raw", "top")
+
+    def __init__(self, raw: bytes):
         self.raw = raw
-        self._kids: Any = None
-        self._keyed: dict[str, dict[str, msgspec.Raw]] | None = None
-        self.memo: dict[Any, _Node] | None = None
+        try:
+            top = _raw_dict(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError):  # no object (the writer's versions are)
+            top = {}
+        self.top: dict[str, msgspec.Raw] = top
+        self.memo: dict[Any, Any] = {}
 
-    def kids(self) -> Any:
-        """dict[str, Raw] for an object, list[Raw] for an array, () for a scalar."""
-        kids = self._kids
+    def kids(self, key: Any, raw: Any) -> Any:
+        """The decoded member ``key`` (a str: a top-level member; a pair: one below)."""
+        memo = self.memo
+        kids = memo.get(key)
         if kids is None:
-            raw = self.raw
-            first = raw[0] if type(raw) is bytes else memoryview(raw)[0]
-            if first == _OBJECT:
-                kids = _raw_dict(raw)
-            elif first == _ARRAY:
-                kids = _raw_list(raw)
-            else:
-                kids = _SCALAR
-            self._kids = kids
+            kids = memo[key] = _kids(raw)
         return kids
 
-    def child(self, key: Any, raw: msgspec.Raw) -> _Node:
-        """The node of a child (made once, so what is decoded of it is kept)."""
+    def keyed(self, key: Any, raw: Any) -> dict[str, dict[str, msgspec.Raw]]:
         memo = self.memo
-        if memo is None:
-            memo = self.memo = {}
-        node = memo.get(key)
-        if node is None or node.raw is not raw:
-            node = memo[key] = _Node(raw)
-        return node
-
-    def keyed(self) -> dict[str, dict[str, msgspec.Raw]]:
-        """An array's object items by key field and value (the first item wins, as in get_path)."""
-        keyed = self._keyed
+        mkey = (key, None)
+        keyed = memo.get(mkey)
         if keyed is None:
-            keyed = {}
-            kids = self.kids()
-            if type(kids) is list and _KEY_FIELDS.search(self.raw):  # no key field at all: no decoding
-                for item in kids:
-                    if memoryview(item)[0] != _OBJECT:
-                        continue
-                    fields = _raw_dict(item)
-                    for field in fields.keys() & _LIST_KEYS:
-                        text = selector_value(_decode(fields[field]))
-                        if "]" not in text:
-                            keyed.setdefault(field, {}).setdefault(text, item)
-            self._keyed = keyed
+            keyed = memo[mkey] = _keyed(raw, self.kids(key, raw))
         return keyed
 
 
@@ -121,97 +156,136 @@ def _segment(key: str) -> str:
     return seg
 
 
-def _same_scalars(a: msgspec.Raw, b: msgspec.Raw) -> bool:
-    """Two raw values that are both scalars and equal as JSON values (1 != 1.0 != true)."""
-    if memoryview(a)[0] in _CONTAINERS or memoryview(b)[0] in _CONTAINERS:
-        return False
-    x, y = _decode(a), _decode(b)
-    return type(x) is type(y) and x == y
+def _same_scalar(a: msgspec.Raw, b: msgspec.Raw, first: int) -> bool:
+    """``_same_scalars`` for two scalars, ``first`` the first byte of ``a``."""
+    if first == _QUOTE:
+        x, y = bytes(a), bytes(b)
+        if b"\\" not in x and b"\\" not in y:
+            return False  # two strings without escapes: different bytes, different strings
+    u, v = _decode(a), _decode(b)
+    return type(u) is type(v) and u == v
 
 
-def _walk(old: _Node | None, new: _Node | None, prefix: str, depth: int, out: list[str]) -> None:
-    """Record the children (depth ``depth + 1``) in which two different values differ, and recurse."""
-    child = depth + 1
-    deeper = child < CHANGE_DEPTH
-    ok = old.kids() if old is not None else _SCALAR
-    nk = new.kids() if new is not None else _SCALAR
-    if type(ok) is dict or type(nk) is dict:
-        od: dict[str, msgspec.Raw] = ok if type(ok) is dict else {}
-        nd: dict[str, msgspec.Raw] = nk if type(nk) is dict else {}
-        if od.keys() == nd.keys():  # the usual case: the same keys, a few values differ
-            differing: Any = compress(nd, map(ne, map(od.__getitem__, nd), nd.values()))  # in C
-            gone: Any = ()
-        else:
-            differing = [k for k, v in nd.items() if k not in od or od[k] != v]
-            gone = [k for k in od if k not in nd]
-        for key in differing:
-            o, n = od.get(key), nd[key]
-            if o is not None and _same_scalars(o, n):
-                continue  # another spelling of the same number or string
-            path = prefix + _segment(key)
-            if not deeper:
-                out.append(path)
-                _last(old, new, key, o, n, path, out)
+def _differing(od: dict[str, msgspec.Raw], nd: dict[str, msgspec.Raw]) -> tuple[Any, Any]:
+    """The keys whose values differ (or that only ``nd`` has), and the keys only ``od`` has."""
+    if od.keys() == nd.keys():  # the usual case: the same keys, a few values differ
+        return compress(nd, map(ne, map(od.__getitem__, nd), nd.values())), ()  # in C
+    return [k for k, v in nd.items() if k not in od or od[k] != v], [k for k in od if k not in nd]
+
+
+def _items(okeyed: dict[str, dict[str, msgspec.Raw]], nkeyed: dict[str, dict[str, msgspec.Raw]],
+           prefix: str, out: list[str]) -> None:
+    """Record the list items (by key) that differ between two keyed lists (in the order the new
+    list has them, then those only the old one has: the same input gives the same path ids)."""
+    for field, nitems in nkeyed.items():
+        oitems = okeyed.get(field, _NO_KEYS)
+        for value, y in nitems.items():
+            x = oitems.get(value)
+            if x is None or x != y:  # (items are objects: compared by their bytes)
+                out.append(f"{prefix}[{field}={value}]")
+        for value in oitems:
+            if value not in nitems:
+                out.append(f"{prefix}[{field}={value}]")
+    for field, oitems in okeyed.items():
+        if field not in nkeyed:
+            for value in oitems:
+                out.append(f"{prefix}[{field}={value}]")
+
+
+def _level2(old: _Doc | None, new: _Doc | None, key: str, o: Any, n: Any, prefix: str,
+            out: list[str]) -> None:
+    """Record what differs one level below the top-level member ``key`` (``o`` and ``n``
+    its raw values, None where absent), and list items by key at the level below that."""
+    ok = old.kids(key, o) if o is not None else _SCALAR  # type: ignore[union-attr]
+    nk = new.kids(key, n) if n is not None else _SCALAR  # type: ignore[union-attr]
+    tok, tnk = type(ok), type(nk)
+    if tok is dict or tnk is dict:
+        od: dict[str, msgspec.Raw] = ok if tok is dict else {}
+        nd: dict[str, msgspec.Raw] = nk if tnk is dict else {}
+        differing, gone = _differing(od, nd)
+        for sub in differing:
+            a, b = od.get(sub), nd[sub]
+            fb = memoryview(b)[0]
+            if a is not None:
+                fa = memoryview(a)[0]
+                if fa not in _CONTAINERS and fb not in _CONTAINERS and _same_scalar(a, b, fa):
+                    continue
+            else:
+                fa = 0
+            path = prefix + (_segments.get(sub) or _segment(sub))
+            out.append(path)
+            if fb == _ARRAY or fa == _ARRAY:
+                _items(old.keyed((key, sub), a) if fa == _ARRAY else _NO_KEYS,  # type: ignore[union-attr]
+                       new.keyed((key, sub), b) if fb == _ARRAY else _NO_KEYS, path, out)  # type: ignore[union-attr]
+        for sub in gone:
+            a = od[sub]
+            path = prefix + _segment(sub)
+            out.append(path)
+            if memoryview(a)[0] == _ARRAY:
+                _items(old.keyed((key, sub), a), _NO_KEYS, path, out)  # type: ignore[union-attr]
+    if tok is list or tnk is list:
+        _items(old.keyed(key, o) if tok is list else _NO_KEYS,  # type: ignore[union-attr]
+               new.keyed(key, n) if tnk is list else _NO_KEYS, prefix, out)  # type: ignore[union-attr]
+
+
+def _compare(old: _Doc | None, new: _Doc | None) -> list[str]:
+    """The paths (to CHANGE_DEPTH segments, and list items by key one deeper) in which two
+    versions differ (either None: every path the other has), parents first."""
+    out: list[str] = []
+    ot = old.top if old is not None else {}
+    nt = new.top if new is not None else {}
+    differing, gone = _differing(ot, nt)
+    for key in differing:
+        o, n = ot.get(key), nt[key]
+        if o is not None:
+            fo, fn = memoryview(o)[0], memoryview(n)[0]
+            path = _segments.get(key) or _segment(key)
+            if fo not in _CONTAINERS and fn not in _CONTAINERS:
+                if not _same_scalar(o, n, fo):
+                    out.append(path)
                 continue
             mark = len(out)
-            _walk(None if o is None else old.child(key, o),  # type: ignore[union-attr]
-                  new.child(key, n), path, child, out)  # type: ignore[union-attr]
-            if len(out) > mark or o is None or not (memoryview(o)[0] == memoryview(n)[0] == _OBJECT):
-                out.insert(mark, path)  # (two objects differ only where a member does)
-        for key in gone:
-            path = prefix + _segment(key)
             out.append(path)
-            if deeper:
-                _walk(old.child(key, od[key]), None, path, child, out)  # type: ignore[union-attr]
-            else:
-                _last(old, None, key, od[key], None, path, out)
-    if type(ok) is list or type(nk) is list:
-        okeyed = old.keyed() if old is not None and type(ok) is list else {}
-        nkeyed = new.keyed() if new is not None and type(nk) is list else {}
-        if not okeyed and not nkeyed:
-            return
-        for field in okeyed.keys() | nkeyed.keys():
-            oitems = okeyed.get(field, {})
-            nitems = nkeyed.get(field, {})
-            for value in oitems.keys() | nitems.keys():
-                a, b = oitems.get(value), nitems.get(value)
-                if a is not None and b is not None and (a == b or _same_scalars(a, b)):
-                    continue
-                path = f"{prefix}[{field}={value}]"
-                out.append(path)
-                key = (field, value)
-                if deeper:
-                    _walk(None if a is None else old.child(key, a),  # type: ignore[union-attr]
-                          None if b is None else new.child(key, b), path, child, out)  # type: ignore[union-attr]
-                else:
-                    _last(old, new, key, a, b, path, out)
+            _level2(old, new, key, o, n, path, out)
+            if len(out) == mark + 1 and fo == fn == _OBJECT:
+                out.pop()  # two objects differ only where a member does
+            continue
+        path = _segment(key)
+        out.append(path)
+        _level2(None, new, key, None, n, path, out)
+    for key in gone:
+        path = _segment(key)
+        out.append(path)
+        _level2(old, None, key, ot[key], None, path, out)
+    return out
 
 
-def _last(old: _Node | None, new: _Node | None, key: Any, o: msgspec.Raw | None, n: msgspec.Raw | None,
-          path: str, out: list[str]) -> None:
-    """A value at the last depth recorded differs: when it is a list, its items by key too
-    (``.status.conditions[type=Ready]`` one level below ``.status.conditions``), no deeper."""
-    if (o is None or memoryview(o)[0] != _ARRAY) and (n is None or memoryview(n)[0] != _ARRAY):
-        return
-    a = None if o is None or old is None else old.child(key, o)
-    b = None if n is None or new is None else new.child(key, n)
-    akeyed = a.keyed() if a is not None else {}
-    bkeyed = b.keyed() if b is not None else {}
-    for field in akeyed.keys() | bkeyed.keys():
-        aitems = akeyed.get(field, {})
-        bitems = bkeyed.get(field, {})
-        for value in aitems.keys() | bitems.keys():
-            x, y = aitems.get(value), bitems.get(value)
-            if x is None or y is None or not (x == y or _same_scalars(x, y)):
-                out.append(f"{path}[{field}={value}]")
+def _everything(doc: _Doc) -> list[str]:
+    """Every path a version has (what ``_compare`` gives against nothing), parents first."""
+    out: list[str] = []
+    append = out.append
+    for key, raw in doc.top.items():
+        path = _segments.get(key) or _segment(key)
+        append(path)
+        first = memoryview(raw)[0]
+        if first == _OBJECT:
+            for sub, value in doc.kids(key, raw).items():
+                below = path + (_segments.get(sub) or _segment(sub))
+                append(below)
+                if memoryview(value)[0] == _ARRAY:
+                    for field, items in doc.keyed((key, sub), value).items():
+                        out.extend([f"{below}[{field}={v}]" for v in items])
+        elif first == _ARRAY:
+            for field, items in doc.keyed(key, raw).items():
+                out.extend([f"{path}[{field}={v}]" for v in items])
+    return out
 
 
 def changed_paths(old: bytes, new: bytes) -> list[str]:
     """The paths (to CHANGE_DEPTH segments) in which two JSON documents differ, parents first."""
-    out: list[str] = []
-    if bytes(old) != bytes(new):
-        _walk(_Node(msgspec.Raw(old)), _Node(msgspec.Raw(new)), "", 0, out)
-    return out
+    if bytes(old) == bytes(new):
+        return []
+    return _compare(_Doc(bytes(old)), _Doc(bytes(new)))
 
 
 class ChangeTracker:
@@ -221,9 +295,10 @@ class ChangeTracker:
 
     def __init__(self, first_id: int, max_bytes: int = TREE_CACHE_BYTES):
         self.paths: dict[str, int] = {}
+        self._texts: dict[str, str] = {}  # path -> its id as written in ``changed``
         self.next_id = first_id
         self.fresh: list[tuple[int, str]] = []  # paths numbered since the last commit
-        self._trees: OrderedDict[int, _Node] = OrderedDict()
+        self._trees: OrderedDict[int, _Doc] = OrderedDict()
         self._seen: set[int] = set()  # objects that have a version (live or evicted from the cache)
         self._bytes = 0
         self.max_bytes = max_bytes
@@ -243,7 +318,7 @@ class ChangeTracker:
             self._bytes -= len(old.raw)
         first = obj_id not in self._seen
         if data is not None:
-            new = _Node(data)  # type: ignore[arg-type]  # bytes: one level decodes as Raw views of it
+            new = _Doc(data)
             trees[obj_id] = new
             self._bytes += len(data)
             self._seen.add(obj_id)
@@ -255,21 +330,23 @@ class ChangeTracker:
             self._seen.discard(obj_id)  # re-created later: a first version again
         if old is None and not first:
             return None
-        out: list[str] = []
-        if old is None or new is None or old.raw != new.raw:
-            _walk(old, new, "", 0, out)
+        if old is None:
+            out = _everything(new) if new is not None else []
+        elif new is None:
+            out = _everything(old)
+        else:
+            out = _compare(old, new) if old.raw != new.raw else []
         if not out:
             return "|"
-        ids = self.paths
-        parts = []
-        for path in out:
-            pid = ids.get(path)
-            if pid is None:
-                pid = ids[path] = self.next_id
-                self.next_id += 1
-                self.fresh.append((pid, path))
-            parts.append(str(pid))
-        return "|" + "|".join(parts) + "|"
+        texts = self._texts
+        return "|" + "|".join([texts.get(path) or self._number(path) for path in out]) + "|"
+
+    def _number(self, path: str) -> str:
+        pid = self.paths[path] = self.next_id
+        self.next_id += 1
+        self.fresh.append((pid, path))
+        text = self._texts[path] = str(pid)
+        return text
 
     def forget(self, obj_id: int) -> None:
         old = self._trees.pop(obj_id, None)
@@ -286,6 +363,7 @@ class ChangeTracker:
         ones that were never committed, so none of them is trusted."""
         for _, path in fresh:
             self.paths.pop(path, None)
+            self._texts.pop(path, None)
         self._trees.clear()
         self._bytes = 0  # (_seen stays: an object seen before is no first version when retried)
 

@@ -209,6 +209,21 @@ CREATE TABLE IF NOT EXISTS rollup_counts (
     n          INTEGER NOT NULL,
     PRIMARY KEY (session_id, what, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_loops (
+    session_id     INTEGER NOT NULL,
+    obj_id         INTEGER NOT NULL,
+    max_writes     INTEGER NOT NULL,
+    max_reconciles INTEGER NOT NULL,
+    data           BLOB NOT NULL,
+    PRIMARY KEY (session_id, obj_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_edges (
+    session_id INTEGER NOT NULL,
+    source     TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    data       BLOB NOT NULL,
+    PRIMARY KEY (session_id, source, target)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_reconcilers (
     session_id INTEGER NOT NULL,
     reconciler TEXT NOT NULL,
@@ -237,6 +252,8 @@ def create(conn: sqlite3.Connection) -> None:
         version = check_meta(dict(conn.execute("SELECT key, value FROM meta").fetchall()))
         if version < SCHEMA_VERSION:
             upgrade(conn)
+        elif not {"rollup_loops", "rollup_edges"} <= tables:
+            add_tables(conn)
         return
     with conn:
         conn.executescript(DDL)
@@ -244,6 +261,16 @@ def create(conn: sqlite3.Connection) -> None:
             "INSERT INTO meta (key, value) VALUES (?, ?)",
             [("schema_version", str(SCHEMA_VERSION)), ("application", APPLICATION)],
         )
+
+
+def add_tables(conn: sqlite3.Connection) -> None:
+    """A schema-2 file from before the hot-loop and causality folds gets their (empty) tables; its
+    sessions have none of them and are read the old way."""
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in DDL.split(";"):
+            if statement.strip():
+                conn.execute(statement)  # (IF NOT EXISTS)
 
 
 def upgrade(conn: sqlite3.Connection) -> None:

@@ -9,33 +9,33 @@ start to close: a failed import leaves nothing behind.
 
 While writing, the writer keeps the map object -> current version, which is
 small (one entry per live object, not per operation).  It uses it to store a
-version only when an object really changed and to emit keyframes.  In the same
-transaction as the ops it writes what readers would otherwise have to scan for:
-the rollups (``engine.rollups``) and the change index (``engine.changes``).
+version only when an object really changed and to emit keyframes.  A batch's rows
+go to a committer (``engine.committer``), which folds them into the rollups
+(``engine.rollups``), records the change index (``engine.changes``), compresses the
+new bodies and inserts everything in one transaction.  The committer runs in this
+process, or (``RecordingWriter(path, process=True)``) in a process of its own: the
+writer then prepares the next batch while the last one is committed, and a batch's
+failure is raised by the next hand-over (``append`` of a full batch), ``flush`` or
+``close``, with the batch kept for the retry as always.
 
 Ids of objects, bodies and paths come from the session's own id space
-(``session_id << ID_SHIFT``), so the writer numbers them itself.  New bodies are
-compressed on a worker thread (zstd holds no GIL) while the rows are built; once
-``DICT_SAMPLE_BYTES`` of bodies have been seen a dictionary is trained on them
-there, and later bodies use it.
+(``session_id << ID_SHIFT``), so the writer numbers them itself.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from math import log2
 from typing import Any
 
 import msgspec
-import zstandard
 
 from replay_tui.engine import codec, liveness
-from replay_tui.engine.changes import ChangeTracker
+from replay_tui.engine.committer import BEGIN, END, Batch, Committer, ProcessCommitter
 from replay_tui.engine.format import (
     ADDED,
     CREATE,
@@ -57,27 +57,22 @@ from replay_tui.engine.format import (
     decode_list,
 )
 from replay_tui.engine.partial import WRAPPER_KINDS, Carried, carried, merge_partial
-from replay_tui.engine.rollups import BUCKETS_PER_OCTAVE, RollupWriter
+from replay_tui.engine.rollups import BUCKETS_PER_OCTAVE
 from replay_tui.engine.schema import (
-    FORMAT_V2,
     ID_SHIFT,
-    OP_COLUMNS,
     RecordingError,
     create,
     describe_sqlite_error,
 )
 
 DEFAULT_BATCH = 2000
-PACK_CHUNK = 256  # new bodies handed to the compression thread at a time
 DEFAULT_KEYFRAME_INTERVAL = 1024
 BLOB_CACHE = 65536  # content hashes remembered for de-duplication
 LIST_ITEM_CACHE = 16384  # list items remembered as already parsed
-DICT_SAMPLE_BYTES = 4 << 20  # bodies a session's dictionary is trained on (measured: ratio ~9.7)
-DICT_MIN_SAMPLES = 32
+RECENT_BYTES = 32 << 20  # latest versions kept as JSON (what a partial metadata update applies to)
 
 
 _OBJECT_VERBS = frozenset({GET, CREATE, UPDATE, PATCH, ADDED, MODIFIED})
-_INSERT_OP = f"INSERT INTO operations ({', '.join(OP_COLUMNS)}) VALUES ({', '.join('?' * len(OP_COLUMNS))})"
 
 
 def _parse_head(data: bytes) -> ObjectHead | None:
@@ -126,21 +121,21 @@ def open_write(path: str | os.PathLike[str]) -> sqlite3.Connection:
 
 
 class RecordingWriter:
-    """A recording file open for writing; hands out session writers."""
+    """A recording file open for writing; hands out session writers.
 
-    def __init__(self, path: str | os.PathLike[str]):
+    ``process``: commit in a process of its own (``engine.committer.ProcessCommitter``),
+    for bulk writes (imports, the benchmark): the batches are prepared here and
+    committed there at the same time."""
+
+    def __init__(self, path: str | os.PathLike[str], *, process: bool = False):
         self.path = os.fspath(path)
-        self.conn = open_write(self.path)
-        # A worker thread compresses new bodies (and trains dictionaries) beside the
-        # writing thread: zstd holds no GIL.  Checkpoints stay on the writing connection:
-        # run on another connection (tried) they made the writing thread block for
-        # milliseconds at a time, more than they saved.
-        self._pool: ThreadPoolExecutor | None = None
-
-    def worker(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-tui-writer")
-        return self._pool
+        self.conn: sqlite3.Connection | None = None
+        self.committer: Committer | ProcessCommitter
+        if process:
+            self.committer = ProcessCommitter(self.path)
+        else:
+            self.conn = open_write(self.path)
+            self.committer = Committer(self.conn, self.path)
 
     def session(
         self,
@@ -159,10 +154,7 @@ class RecordingWriter:
                              batch=batch, atomic=atomic)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        self.conn.close()
+        self.committer.close()
 
     def __enter__(self) -> RecordingWriter:
         return self
@@ -176,7 +168,13 @@ class RecordingWriter:
 _Pending = tuple[Any, Any, Any]
 _UNPARSED: Any = object()  # a cached body whose head has not been parsed yet
 _SKIP: Any = object()  # a list item that names no object
-_BEGIN, _END = "begin", "end"
+
+
+class _Handed(msgspec.Struct, gc=False):
+    """What preparing a batch handed out, forgotten again if its commit fails."""
+
+    hashes: list[bytes]
+    objects: list[tuple[tuple[str, str, str, str], tuple[str, str, str, str] | None]]
 
 
 class SessionWriter:
@@ -188,6 +186,7 @@ class SessionWriter:
         self.recording = recording
         self.conn = recording.conn
         self.path = recording.path
+        self.committer = recording.committer
         self.atomic = atomic
         self.batch = batch
         self.keyframe_interval = keyframe_interval
@@ -203,56 +202,41 @@ class SessionWriter:
         self._objects: dict[tuple[str, str, str, str], int] = {}
         # (api_version, kind, namespace, name) -> obj_id: skips api_group() per op.
         self._objects_av: dict[tuple[str, str, str, str], int] = {}
-        # content hash -> [blob id, parsed head of the body (_UNPARSED until needed)]
-        self._blobs: OrderedDict[bytes, list[Any]] = OrderedDict()
+        # content hash -> (blob id, parsed head of the body (_UNPARSED until needed))
+        self._blobs: OrderedDict[bytes, tuple[int, Any]] = OrderedDict()
         # (list prefix, hash of an item as listed) -> (object key, hash of the stored form)
         self._list_seen: dict[tuple[bytes, bytes], Any] = {}
         # obj_id -> (content hash, blob id, seq of that version): the live objects.
         self._live: dict[int, tuple[bytes, int, int]] = {}
+        # obj_id -> JSON of its latest version, while RECENT_BYTES hold them.
+        self._recent: OrderedDict[int, bytes] = OrderedDict()
+        self._recent_bytes = 0
         self._rows_since_keyframe = 0
         self._last_ts = 0
         self._first_ts: int | None = None
         self._lock = liveness.SessionLock(None)
-        # What a failed batch handed out (forgotten again when its transaction rolls back).
-        self._batch_hashes: list[bytes] = []
-        self._batch_objects: list[tuple[tuple[str, str, str, str], tuple[str, str, str, str] | None]] = []
-        self._batch_paths: list[tuple[int, str]] = []
-        # Compression: plain zstd until the session's dictionary is trained.
-        self._compressor = codec.new_compressor()
-        self._codec = codec.ZSTD
-        self._samples: list[bytes] | None = [] if DICT_SAMPLE_BYTES > 0 else None
-        self._sample_bytes = 0
-        self._training: Future[zstandard.ZstdCompressionDict] | None = None
-        self._dictionary_row: tuple[int, int, bytes] | None = None  # to insert with the next batch
-        self.changes = ChangeTracker(1)  # path ids are per session (paths' key is (session, id))
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.name = self._unique_name(name)
-            cur = self.conn.execute(
-                "INSERT INTO sessions (name, source, started_ns, actor, cluster, attributes,"
-                " keyframe_interval, format) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.name, source, time.time_ns(), actor, cluster,
-                 msgspec.json.encode(self.attributes).decode(), keyframe_interval, FORMAT_V2),
-            )
-            assert cur.lastrowid is not None
-            self.id = int(cur.lastrowid)
-            if not atomic:
-                # Readers tell a live session from one a dead writer left (engine.liveness);
-                # the lock is held before the row is visible.
-                self._lock = liveness.hold(self.path, self.id)
-                self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._lock.release()
-            self._rollback()
-            raise RecordingError(describe_sqlite_error(exc, self.path)) from None
+        self._handed = _Handed([], [])
+        # The batch the committer has and has not confirmed: (ops, state before, handed out, batch).
+        self._inflight: tuple[list[_Pending], tuple[Any, ...], _Handed, Batch] | None = None
+        self._reader: sqlite3.Connection | None = None  # (process commits: stored bodies, rarely)
+        encoded = msgspec.json.encode(self.attributes).decode()
+        self.id, self.name = self.committer.open(name, source, actor, cluster, encoded, keyframe_interval, atomic)
+        if not atomic:
+            # Readers tell a live session from one a dead writer left (engine.liveness);
+            # the lock is held before the row is visible.
+            self._lock = liveness.hold(self.path, self.id)
+            try:
+                self.committer.opened(self.id, True)
+            except RecordingError:
+                self._lock.release()
+                raise
         first = (self.id << ID_SHIFT) + 1
         self._next_blob = self._next_object = first
-        self.rollups = RollupWriter(self.id)
 
     # --- public API ----------------------------------------------------------
 
     def append(self, op: Operation) -> int:
-        """Buffer one operation; returns its seq.  Flushes a full batch."""
+        """Buffer one operation; returns its seq.  Hands a full batch over."""
         self.seq = seq = self.seq + 1
         op.seq = seq
         ts = op.ts_ns
@@ -275,7 +259,7 @@ class SessionWriter:
         buffer = self._buffer
         buffer.append((op, request, response))
         if len(buffer) >= self.batch:
-            self.flush()
+            self._hand_over(wait=False)
         return seq
 
     def extend(self, ops: Iterable[Operation]) -> None:
@@ -293,7 +277,9 @@ class SessionWriter:
             start_seq=self.seq + 1, start_ns=ts_ns or time.time_ns(), trigger_seq=trigger_seq,
             inferred=inferred, source_id=source_id)
         self._dirty_reconciles.add(rid)
-        self._buffer.append((None, _BEGIN, (rid, reconciler)))
+        span = self._reconciles[rid]
+        self._buffer.append((None, BEGIN, (rid, reconciler, kind, namespace, name, span.start_seq, span.start_ns,
+                                           trigger_seq)))
         return rid
 
     def end_reconcile(self, rid: int, *, error: str = "", ts_ns: int | None = None,
@@ -310,33 +296,17 @@ class SessionWriter:
         span.end_ns = ts_ns or time.time_ns()
         span.error = error
         self._dirty_reconciles.add(rid)
-        self._buffer.append((None, _END, (span.reconciler, span.end_ns - span.start_ns, bool(error))))
+        self._buffer.append((None, END, (span.reconciler, span.end_ns - span.start_ns, bool(error), rid,
+                                         span.end_seq)))
 
     def mark(self, name: str, seq: int | None = None, note: str = "") -> None:
         self._marks.append(Mark(name=name, seq=self.seq if seq is None else seq, note=note,
                                 created_ns=time.time_ns()))
 
     def flush(self) -> None:
-        """Write buffered operations; commits unless the session is atomic."""
-        if not self._buffer and not self._dirty_reconciles and not self._marks:
-            return
-        pending, self._buffer = self._buffer, []
-        saved = self._save()
-        try:
-            if not self.atomic:
-                self.conn.execute("BEGIN IMMEDIATE")
-            self._write(pending)
-            if not self.atomic:
-                self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            if not self.atomic:
-                # Keep the batch (and the state it was applied to) for the next flush:
-                # seqs stay contiguous and a locked file costs a delay, not operations.
-                self._restore(saved)
-                self._buffer = pending + self._buffer
-            raise RecordingError(describe_sqlite_error(exc, self.path)) from None
-        self.changes.committed()
+        """Write buffered operations; commits unless the session is atomic.  Returns once
+        everything appended so far is committed (or raises, keeping it for the next flush)."""
+        self._hand_over(wait=True)
 
     def close(self, **attributes: Any) -> None:
         """Flush, record the end time and attributes, and commit."""
@@ -344,22 +314,11 @@ class SessionWriter:
             return
         self.attributes.update(attributes)
         self.flush()
-        try:
-            if not self.atomic:
-                self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.execute(
-                "UPDATE sessions SET started_ns = COALESCE(?, started_ns), ended_ns = ?, attributes = ?,"
-                " op_count = ? WHERE id = ?",
-                (self._first_ts, max(self._last_ts, 0) or time.time_ns(),
-                 msgspec.json.encode(self.attributes).decode(), self.seq, self.id))
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise RecordingError(describe_sqlite_error(exc, self.path)) from None
+        self.committer.close_session(self.id, self._first_ts, max(self._last_ts, 0) or time.time_ns(),
+                                     msgspec.json.encode(self.attributes).decode(), self.seq)
         self.closed = True
-        if self._training is not None:
-            self._training.cancel()
         self._lock.release()
+        self._close_reader()
 
     def discard_pending(self, *, spans: bool = False) -> int:
         """Forget the operations buffered and not written: a batch whose writes keep failing (a full disk).
@@ -368,6 +327,10 @@ class SessionWriter:
         what was written (``spans``: those not written yet are forgotten too, leaving the smallest
         write there is, the session's own row).  Returns the number of operations forgotten.  A
         recorder calls it when it gives up retrying, before closing the session with its counts."""
+        try:
+            self._settle()  # a batch in flight is written, or comes back to the buffer
+        except RecordingError:
+            pass
         lost = sum(1 for pending in self._buffer if pending[0] is not None)
         self._buffer = []
         self.seq -= lost
@@ -388,9 +351,15 @@ class SessionWriter:
     def abort(self) -> None:
         """Give up: an atomic session vanishes; a streaming one keeps what was committed."""
         self._buffer.clear()
-        self._rollback()
+        try:
+            self._settle()
+        except RecordingError:
+            pass
+        self._buffer.clear()
+        self.committer.abort(self.id)
         self.closed = True
         self._lock.release()
+        self._close_reader()
 
     def __enter__(self) -> SessionWriter:
         return self
@@ -403,44 +372,78 @@ class SessionWriter:
 
     # --- internals -------------------------------------------------------------
 
-    def _rollback(self) -> None:
-        # Ids handed out in the failed transaction are void: forget what the batch cached.
-        for h in self._batch_hashes:
+    def _hand_over(self, *, wait: bool) -> None:
+        """Prepare the buffered ops as a batch and give it to the committer (which may still be
+        committing the one before: its outcome is collected first).  ``wait``: until committed."""
+        if not self._buffer and not self._dirty_reconciles and not self._marks:
+            if wait:
+                self._settle()
+            return
+        pending, self._buffer = self._buffer, []
+        saved = self._save()
+        handed = self._handed = _Handed([], [])
+        try:
+            batch = self._prepare(pending)
+        except sqlite3.Error as exc:  # (reading a stored body for a partial metadata update)
+            self._undo(handed, saved, pending)
+            raise RecordingError(describe_sqlite_error(exc, self.path)) from None
+        inflight = self._inflight
+        if inflight is not None:
+            self._inflight = None
+            try:
+                self.committer.wait(self.id)
+            except RecordingError:
+                self._undo(handed, saved, pending)
+                self._undo(inflight[2], inflight[1], inflight[0])
+                raise
+        self.committer.submit(self.id, batch)
+        self._inflight = (pending, saved, handed, batch)
+        if wait or not self.committer.pipelined:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight; if it failed, take it back (state and ops) and raise."""
+        inflight = self._inflight
+        if inflight is None:
+            return
+        self._inflight = None
+        try:
+            self.committer.wait(self.id)
+        except RecordingError:
+            self._undo(inflight[2], inflight[1], inflight[0])
+            raise
+
+    def _undo(self, handed: _Handed, saved: tuple[Any, ...], pending: list[_Pending]) -> None:
+        """A batch was not committed: what preparing it handed out is void, the state goes back
+        to before it, and (unless the session is atomic: it is lost as a whole) its ops wait
+        in the buffer again, ahead of what came since, so seqs stay contiguous."""
+        for h in handed.hashes:
             self._blobs.pop(h, None)
-        for key, av in self._batch_objects:
+        for key, av in handed.objects:
             self._objects.pop(key, None)
             if av is not None:
                 self._objects_av.pop(av, None)
         self._list_seen.clear()
-        self.changes.rolled_back(self.changes.committed())
-        self._batch_hashes, self._batch_objects = [], []
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+        self._recent.clear()
+        self._recent_bytes = 0
+        if not self.atomic:
+            self._restore(saved)
+            self._buffer = pending + self._buffer
 
     def _save(self) -> tuple[Any, ...]:
         """What a batch changes besides the database, to put back if its transaction fails."""
-        self.rollups.start()
-        self._batch_hashes, self._batch_objects = [], []
         return (dict(self._live), self._rows_since_keyframe, dict(self._reconciles),
-                set(self._dirty_reconciles), list(self._marks), self._dictionary_row, self._samples,
-                self._sample_bytes)
+                set(self._dirty_reconciles), list(self._marks))
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
-        (live, since, reconciles, dirty, marks, self._dictionary_row, self._samples,
-         self._sample_bytes) = saved
+        live, since, reconciles, dirty, marks = saved
         self._live, self._rows_since_keyframe = live, since
         self._reconciles, self._dirty_reconciles, self._marks = reconciles, dirty, marks
-        self.rollups.rollback()
 
-    def _unique_name(self, name: str) -> str:
-        taken = {r[0] for r in self.conn.execute(
-            "SELECT name FROM sessions WHERE name = ? OR name LIKE ?", (name, name + "-%"))}
-        if name not in taken:
-            return name
-        n = 2
-        while f"{name}-{n}" in taken:
-            n += 1
-        return f"{name}-{n}"
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def _object_id(self, key: tuple[str, str, str, str], new_objects: list[tuple[Any, ...]],
                    av: tuple[str, str, str, str] | None = None) -> int:
@@ -449,63 +452,53 @@ class SessionWriter:
             oid = self._objects[key] = self._next_object
             self._next_object += 1
             new_objects.append((oid, *key))
-            self._batch_objects.append((key, av))
+            self._handed.objects.append((key, av))
         return oid
 
-    def _compression(self) -> None:
-        """Switch to the session's dictionary once the worker has trained it."""
-        training = self._training
-        if training is None or not training.done():
-            return
-        self._training = None
-        try:
-            dictionary = training.result()
-        except (zstandard.ZstdError, RuntimeError, ValueError):
-            return  # too few or too uniform samples: plain zstd it stays
-        self._compressor = codec.dict_compressor(dictionary)
-        self._codec = codec.ZSTD_DICT
-        self._dictionary_row = (dictionary.dict_id(), self.id, dictionary.as_bytes())
+    def _stored_body(self, bid: int, fresh: list[tuple[int, bytes]]) -> bytes | None:
+        """A body by blob id: in this batch, the one in flight, or the file."""
+        data = next((d for fid, d in reversed(fresh) if fid == bid), None)
+        if data is None and self._inflight is not None:
+            data = next((d for fid, d in self._inflight[3].blobs if fid == bid), None)
+        if data is not None:
+            return data
+        conn = self.conn
+        if conn is None:
+            if self._reader is None:
+                self._reader = sqlite3.connect(f"file:{os.path.abspath(self.path)}?mode=ro", uri=True,
+                                               check_same_thread=False)
+            conn = self._reader
+        row = conn.execute("SELECT codec, data FROM blobs WHERE id = ?", (bid,)).fetchone()
+        if row is None:
+            return None
+        return codec.unpack(row[0], row[1], codec.Dictionaries.of(conn))
 
-    def _write(self, pending: list[_Pending]) -> None:
-        """One batch: blobs (de-duplicated), op rows, state versions, keyframes, spans, marks,
-        rollups, paths.
+    def _prepare(self, pending: list[_Pending]) -> Batch:
+        """One batch's rows: blobs (de-duplicated), op rows, state versions, keyframes, spans, marks.
 
         The hot path of ingest, so written flat: locals instead of attributes, each
         body hashed once, a body's head parsed once per distinct body (cached with
-        its blob id), and new bodies compressed on a worker thread while the rows
-        are inserted.
+        its blob id).
         """
-        conn = self.conn
-        self._compression()
-        pool = self.recording.worker()
-        compressor, body_codec = self._compressor, self._codec
         fresh: list[tuple[int, bytes]] = []  # new bodies (id, JSON)
-        big: list[bytes] = []  # those of them worth compressing, not yet handed over
-        packing: list[Future[list[bytes]]] = []
-        min_compress = codec.MIN_COMPRESS
+        fresh_index: dict[int, int] = {}  # blob id -> its index in fresh
         op_rows: list[tuple[Any, ...]] = []
-        state_rows: list[tuple[int, int, int, int | None, str | None]] = []
-        keyframes: list[tuple[int, int, bytes]] = []
+        state_rows: list[tuple[Any, ...]] = []
+        keyframes: list[tuple[int, bytes]] = []
         new_objects: list[tuple[Any, ...]] = []
+        span_events: list[tuple[Any, ...]] = []
         blobs = self._blobs
-        batch_hashes = self._batch_hashes
+        batch_hashes = self._handed.hashes
         live = self._live
+        recent = self._recent
         objects_av = self._objects_av
         sid = self.id
         digest = codec.digest
         interval = self.keyframe_interval
         since = self._rows_since_keyframe
         encode_query = msgspec.json.encode
-        log2 = math.log2
-        track = self.changes.version
-        forget = self.changes.forget
-        rollups = self.rollups
-        fold = rollups.op
-        fold_version = rollups.version
-        samples = self._samples
 
-        def put_blob(data: bytes) -> tuple[bytes, list[Any]]:
-            nonlocal samples
+        def put_blob(data: bytes) -> tuple[bytes, tuple[int, Any]]:
             h = digest(data)
             entry = blobs.get(h)
             if entry is not None:
@@ -513,20 +506,9 @@ class SessionWriter:
                 return h, entry
             bid = self._next_blob
             self._next_blob = bid + 1
-            entry = [bid, _UNPARSED]
+            entry = blobs[h] = (bid, _UNPARSED)
+            fresh_index[bid] = len(fresh)
             fresh.append((bid, data))
-            if len(data) >= min_compress:
-                big.append(data)
-                if len(big) >= PACK_CHUNK:
-                    packing.append(pool.submit(codec.compress_many, big[:], compressor))
-                    big.clear()
-                if samples is not None:
-                    samples.append(data)
-                    self._sample_bytes += len(data)
-                    if self._sample_bytes >= DICT_SAMPLE_BYTES and len(samples) >= DICT_MIN_SAMPLES:
-                        self._training = pool.submit(codec.train, samples, codec.DICT_BASE + sid)
-                        samples = self._samples = None
-            blobs[h] = entry
             batch_hashes.append(h)
             if len(blobs) > BLOB_CACHE:
                 blobs.popitem(last=False)
@@ -534,18 +516,10 @@ class SessionWriter:
 
         def body_of(obj_id: int, bid: int) -> Any:
             """The object's stored version, decoded: what partial metadata updates."""
-            data = self.changes.raw(obj_id)
+            data = recent.get(obj_id)
             if data is None:
-                data = next((d for fid, d in reversed(fresh) if fid == bid), None)
-            if data is None:
-                row = conn.execute("SELECT codec, data FROM blobs WHERE id = ?", (bid,)).fetchone()
-                if row is None:
-                    return None
-                dicts = codec.Dictionaries.of(conn)
-                if self._dictionary_row is not None:
-                    dicts.add(self._dictionary_row[0], self._dictionary_row[2])
-                data = codec.unpack(row[0], row[1], dicts)
-            return msgspec.json.decode(data)
+                data = self._stored_body(bid, fresh)
+            return msgspec.json.decode(data) if data is not None else None
 
         def version(obj_id: int, h: bytes | None, bid: int | None, seq: int, data: bytes | None) -> None:
             """A version (``h`` None: the deletion) of an object, unless it is the one it has;
@@ -556,14 +530,23 @@ class SessionWriter:
                 if current is None:
                     return
                 del live[obj_id]
+            elif current is not None and current[0] == h:
+                return
             else:
-                if current is not None and current[0] == h:
-                    return
                 live[obj_id] = (h, bid, seq)  # type: ignore[assignment]
-                if data is None:
-                    forget(obj_id)
-            state_rows.append((sid, seq, obj_id, bid, track(obj_id, data)))
-            fold_version(obj_id, seq)
+            old = recent.pop(obj_id, None)
+            if old is not None:
+                self._recent_bytes -= len(old)
+            if data is not None:
+                recent[obj_id] = data
+                self._recent_bytes += len(data)
+                if self._recent_bytes > RECENT_BYTES:
+                    while self._recent_bytes > RECENT_BYTES and len(recent) > 1:
+                        self._recent_bytes -= len(recent.popitem(last=False)[1])
+                index = fresh_index.get(bid)  # type: ignore[arg-type]
+                state_rows.append((seq, obj_id, bid, data if index is None else index))
+            else:
+                state_rows.append((seq, obj_id, bid, None))
             since += 1
 
         def list_versions(response: bytes, seq: int) -> None:
@@ -572,18 +555,19 @@ class SessionWriter:
 
         for op, request, response in pending:
             if op is None:  # a reconcile span began or ended here
-                if request == _BEGIN:
-                    rollups.span_begin(*response)
-                else:
-                    rollups.span_end(*response)
+                span_events.append((len(op_rows), request, *response))
                 continue
-            req_entry = put_blob(request)[1] if request is not None else None
+            if request is not None:
+                qh, req_entry = put_blob(request)
+            else:
+                req_entry = None
             if response is not None:
                 rh, resp_entry = put_blob(response)
                 resp_bid = resp_entry[0]
                 head = resp_entry[1]
                 if head is _UNPARSED:
-                    head = resp_entry[1] = _parse_head(response)
+                    head = _parse_head(response)
+                    blobs[rh] = (resp_bid, head)
             else:
                 rh, resp_bid, head = None, None, None
             req_head = None
@@ -591,7 +575,8 @@ class SessionWriter:
                                           or head.kind.endswith("List")):
                 req_head = req_entry[1]
                 if req_head is _UNPARSED:
-                    req_head = req_entry[1] = _parse_head(request)
+                    req_head = _parse_head(request)
+                    blobs[qh] = (req_entry[0], req_head)
             wrapped = carried(response, head.kind) if head is not None and head.kind in WRAPPER_KINDS \
                 and response is not None else None
             if wrapped is not None:  # a Table or PartialObjectMetadata: the objects inside tell
@@ -611,13 +596,18 @@ class SessionWriter:
             ok = 200 <= status < 300 or (status == 0 and not error)
             duration = op.duration_ns
             bucket = int(log2(duration) * BUCKETS_PER_OCTAVE) if duration > 1 else 0
-            fold(seq, op.ts_ns, duration, verb, kind, namespace, name, status, op.resource, op.subresource,
-                 bucket, error, obj_id, op.reconcile)
+            query = op.query
+            op_rows.append((
+                sid, seq, op.ts_ns, duration, verb, api_version, op.resource,
+                kind, namespace, name, op.subresource, op.uid, op.resource_version,
+                op.generation, status, op.reason, op.message, op.patch_type,
+                encode_query(query).decode() if query else None,
+                req_entry[0] if req_entry is not None else None, resp_bid, op.actor, op.reconcile,
+                obj_id, bucket, int(error),
+            ))
             if wrapped is not None:
                 if ok:
                     self._carried_versions(op, wrapped, put_blob, version, body_of, new_objects)
-                if obj_id is not None and verb == GET and not error:
-                    rollups.got(obj_id)
             elif obj_id is not None:
                 if ok and verb in _OBJECT_VERBS and response is not None \
                         and head is not None and head.kind == kind:
@@ -633,71 +623,26 @@ class SessionWriter:
                     version(obj_id, None, None, seq, None)
                 elif verb == LIST and ok and response is not None:
                     list_versions(response, seq)
-                if verb == GET and not error:
-                    rollups.got(obj_id)
             elif verb == LIST and ok and response is not None:
                 list_versions(response, seq)
-            query = op.query
-            op_rows.append((
-                sid, seq, op.ts_ns, duration, verb, api_version, op.resource,
-                kind, namespace, name, op.subresource, op.uid, op.resource_version,
-                op.generation, status, op.reason, op.message, op.patch_type,
-                encode_query(query).decode() if query else None,
-                req_entry[0] if req_entry is not None else None, resp_bid, op.actor, op.reconcile,
-                obj_id, bucket, int(error),
-            ))
             if since >= interval and since >= len(live) // 4:
                 data = codec.encode_msgpack([[oid, v[1], v[2]] for oid, v in live.items()])
-                keyframes.append((sid, seq, data))
+                keyframes.append((seq, data))
                 since = 0
         self._rows_since_keyframe = since
 
-        # The last new bodies compress on the worker while the rows go in.
-        if big:
-            packing.append(pool.submit(codec.compress_many, big, compressor))
-        if new_objects:
-            conn.executemany("INSERT INTO objects (id, api_group, kind, namespace, name) VALUES (?, ?, ?, ?, ?)",
-                             new_objects)
-        paths = self.changes.fresh
-        if paths:
-            conn.executemany("INSERT INTO paths (session_id, id, path) VALUES (?, ?, ?)",
-                             [(sid, pid, path) for pid, path in paths])
-        if self._dictionary_row is not None:
-            conn.execute("INSERT INTO dictionaries (id, session_id, data) VALUES (?, ?, ?)", self._dictionary_row)
-            self._dictionary_row = None
-        conn.executemany(_INSERT_OP, op_rows)
-        conn.executemany(
-            "INSERT OR REPLACE INTO states (session_id, seq, obj_id, blob_id, changed) VALUES (?, ?, ?, ?, ?)",
-            state_rows)
-        conn.executemany("INSERT OR REPLACE INTO keyframes (session_id, seq, data) VALUES (?, ?, ?)",
-                         keyframes)
         spans = []
         for rid in self._dirty_reconciles:
             r = self._reconciles[rid]
-            spans.append((sid, r.id, r.reconciler, r.kind, r.namespace, r.name, r.start_seq,
+            spans.append((r.id, r.reconciler, r.kind, r.namespace, r.name, r.start_seq,
                           r.end_seq, r.start_ns, r.end_ns, r.trigger_seq, r.error, int(r.inferred),
                           r.source_id))
             if r.end_seq is not None:
                 del self._reconciles[rid]
         self._dirty_reconciles.clear()
-        conn.executemany(
-            "INSERT OR REPLACE INTO reconciles (session_id, id, reconciler, kind, namespace, name,"
-            " start_seq, end_seq, start_ns, end_ns, trigger_seq, error, inferred, source_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", spans)
-        conn.executemany(
-            "INSERT OR REPLACE INTO marks (session_id, name, seq, note, created_ns) VALUES (?, ?, ?, ?, ?)",
-            [(sid, m.name, m.seq, m.note, m.created_ns) for m in self._marks])
+        marks = [(m.name, m.seq, m.note, m.created_ns) for m in self._marks]
         self._marks.clear()
-        conn.execute("UPDATE sessions SET op_count = ? WHERE id = ?", (self.seq, sid))
-        for sql, rows in rollups.statements():
-            if rows:
-                conn.executemany(sql, rows)
-        compressed: list[bytes] = []
-        for future in packing:
-            compressed.extend(future.result())
-        packed = codec.pack_many([d for _, d in fresh], compressed, [body_codec] * len(compressed))
-        conn.executemany("INSERT INTO blobs (id, codec, data) VALUES (?, ?, ?)",
-                         [(bid, c, data) for (bid, _), (c, data) in zip(fresh, packed)])
+        return Batch(self.seq, new_objects, op_rows, state_rows, fresh, keyframes, spans, marks, span_events)
 
     @staticmethod
     def _fill_identity(op: Operation, head: ObjectHead | None, has_request: bool,
@@ -766,7 +711,7 @@ class SessionWriter:
                 item = prefix + item[1:]
             h, entry = put_blob(item)
             if entry[1] is _UNPARSED and item is raw_item:
-                entry[1] = head
+                blobs[h] = entry = (entry[0], head)
             key = (group, head.kind or kind, head.metadata.namespace, head.metadata.name)
             seen[listed] = (key, h)
             if len(seen) > LIST_ITEM_CACHE:
