@@ -164,19 +164,29 @@ def percentile_ns(buckets: dict[int, int], q: float, max_ns: float | None = None
     bucket are known (a value between the bucket's smallest and largest sample, so always
     within the samples' range, and the sample itself when it is alone), else the bucket's
     geometric middle; capped at the maximum either way."""
-    n = sum(buckets.values())
+    found = nearest_rank(buckets, q)
+    if found is None:
+        return None
+    bucket, last = found
+    if last and max_ns:
+        return float(max_ns)
+    total = sums.get(bucket) if sums else None
+    value = total / buckets[bucket] if total else bucket_value_ns(bucket)
+    return min(value, max_ns) if max_ns else value
+
+
+def nearest_rank(counts: dict[int, int], q: float) -> tuple[int, bool] | None:
+    """The histogram bucket holding the nearest rank of ``q``, and whether that rank is the last
+    (whose value is the known maximum); None without samples."""
+    n = sum(counts.values())
     if n == 0:
         return None
     rank = max(1, math.ceil(q * n - 1e-9))
-    if rank == n and max_ns:
-        return float(max_ns)
     seen = 0
-    for bucket in sorted(buckets):
-        seen += buckets[bucket]
+    for key in sorted(counts):
+        seen += counts[key]
         if seen >= rank:
-            total = sums.get(bucket) if sums else None
-            value = total / buckets[bucket] if total else bucket_value_ns(bucket)
-            return min(value, max_ns) if max_ns else value
+            return key, rank == n
     return None  # unreachable
 
 
@@ -341,18 +351,14 @@ def _timeline(cells: Iterable[tuple[int, ...]], first_ns: int, width_ns: int, bu
 def _coarse_percentile(codes: dict[int, int], q: float, max_ns: int) -> float:
     """Nearest-rank percentile of a timeline histogram (4 buckets per octave), capped at the max;
     the max itself when the rank is the last (the p95 of fewer than 20 requests)."""
-    n = sum(codes.values())
-    if n == 0:
+    found = nearest_rank(codes, q)
+    if found is None:
         return 0.0
-    rank = max(1, math.ceil(q * n - 1e-9))
-    if rank == n and max_ns:
+    code, last = found
+    if last and max_ns:
         return float(max_ns)
-    seen = 0
-    for code in sorted(codes):
-        seen += codes[code]
-        if seen >= rank:
-            return min(rollups.coarse_value_ns(code), max_ns) if max_ns else rollups.coarse_value_ns(code)
-    return 0.0  # unreachable
+    value = rollups.coarse_value_ns(code)
+    return min(value, max_ns) if max_ns else value
 
 
 async def _top_objects(session: Session, scale: float = 1.0) -> TopObjects:
