@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks.harness import percentile as _pct
 from benchmarks.synth import ingest, max_rss_mb
 
 SPEED = 100.0
@@ -46,11 +47,6 @@ TARGETS = {"ready_s": 1.0, "list_ms_p50": 100.0, "large_list_ms_p50": 100.0, "ge
            "compare_s": 5.0}
 IMPORTS = ("import replay_tui.cli.main, replay_tui.cli.serve, replay_tui.server.http, replay_tui.server.replay,"
            " replay_tui.recorder.tls, replay_tui.engine.store, replay_tui.recorder.cli")
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 # --- a served recording, as a user starts it ---------------------------------------------------------
