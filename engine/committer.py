@@ -35,11 +35,12 @@ import msgspec
 import zstandard
 
 from replay_tui.engine import codec
+from replay_tui.engine import loops as loop_folds
 from replay_tui.engine.changes import ChangeTracker
 from replay_tui.engine.format import ADDED, CREATE, DELETE, DELETED, GET, MODIFIED, PATCH, UPDATE
 from replay_tui.engine.loops import LOOP_WINDOW_NS, LoopFold, SpanLinks
 from replay_tui.engine.rollups import RollupWriter
-from replay_tui.engine.schema import FORMAT_V2, OP_COLUMNS, RecordingError, describe_sqlite_error
+from replay_tui.engine.schema import FORMAT_V2, ID_SHIFT, OP_COLUMNS, RecordingError, describe_sqlite_error
 
 PACK_CHUNK = 256  # new bodies handed to the compression thread at a time
 DICT_SAMPLE_BYTES = 4 << 20  # bodies a session's dictionary is trained on (measured: ratio ~9.7)
@@ -51,6 +52,11 @@ _LOOP_ALWAYS = frozenset((CREATE, UPDATE, PATCH, ADDED, MODIFIED))  # the rest o
 _PUT_LOOPS = ("INSERT OR REPLACE INTO rollup_loops (session_id, obj_id, max_writes, max_reconciles, data)"
               " VALUES (?, ?, ?, ?, ?)")
 _PUT_EDGES = "INSERT OR REPLACE INTO rollup_edges (session_id, source, target, data) VALUES (?, ?, ?, ?)"
+# Loop records evicted from memory (``LoopFold.evict``): the connection's own temporary table
+# (SQLite's temp store: a file, with a small page cache), dropped with the connection.
+_SPILL_TABLE = ("CREATE TEMP TABLE IF NOT EXISTS fold_loops (session_id INTEGER NOT NULL, obj_id INTEGER NOT NULL,"
+                " data BLOB NOT NULL, PRIMARY KEY (session_id, obj_id)) WITHOUT ROWID")
+_PUT_SPILL = "INSERT OR REPLACE INTO temp.fold_loops (session_id, obj_id, data) VALUES (?, ?, ?)"
 _PUT_COUNT = "INSERT OR REPLACE INTO rollup_counts (session_id, what, key, n) VALUES (?, ?, ?, ?)"
 _INSERT_OP = f"INSERT INTO operations ({', '.join(OP_COLUMNS)}) VALUES ({', '.join('?' * len(OP_COLUMNS))})"
 # Columns of an op row the rollups read (OP_COLUMNS order).
@@ -95,7 +101,10 @@ class _Session:
         # Hot loops and causality links (engine.loops).  A failed batch cannot be taken out of
         # them: they are given up for the rest of the session (``broken``), its readers then
         # stream its ops as for a session written before them.
+        self.conn = conn
         self.loops = LoopFold(LOOP_WINDOW_NS)
+        self.loops.fetch = self._spilled
+        self.loops.find = self._named
         self.links = SpanLinks(conn, sid, (_OBJ, _VERB, _ERROR, _RECONCILE, _KIND, _NAMESPACE, _NAME, _SUBRESOURCE,
                                            _RV))
         self.broken = False
@@ -108,6 +117,20 @@ class _Session:
         self.sample_bytes = 0
         self.training: Future[zstandard.ZstdCompressionDict] | None = None
         self.dictionary_row: tuple[int, int, bytes] | None = None  # to insert with the next batch
+
+
+    def _spilled(self, obj_id: int) -> bytes | None:
+        row = self.conn.execute("SELECT data FROM temp.fold_loops WHERE session_id = ? AND obj_id = ?",
+                                (self.sid, obj_id)).fetchone()
+        return row[0] if row is not None else None
+
+
+    def _named(self, key: tuple[str, str, str]) -> list[int]:
+        kind, namespace, name = key
+        low = self.sid << ID_SHIFT
+        return [row[0] for row in self.conn.execute(
+            "SELECT id FROM objects WHERE name = ? AND kind = ? AND namespace = ? AND id >= ? AND id < ? ORDER BY id",
+            (name, kind, namespace, low, low + (1 << ID_SHIFT)))]
 
 
 class Committer:
@@ -215,6 +238,9 @@ class Committer:
         session = self._sessions.pop(sid, None)
         if session is not None and session.training is not None:
             session.training.cancel()
+        if session is not None and session.loops.evicted:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("DELETE FROM temp.fold_loops WHERE session_id = ?", (sid,))
         self._failed.pop(sid, None)
 
     def _rollback(self) -> None:
@@ -405,12 +431,19 @@ class Committer:
             loop = loops.loops[obj_id]
             if loop.write_window is not None or loop.rec_window is not None:
                 rows.append((sid, obj_id, *loop.stored(window)))
-        loops.touched.clear()
         if rows:
             conn.executemany(_PUT_LOOPS, rows)
+        # Memory: the least recently used records and edges wait in the file.
+        loops.settled()
+        spill = loops.evict(loop_folds.LOOP_RECORDS)
+        if spill:
+            conn.execute(_SPILL_TABLE)
+            conn.executemany(_PUT_SPILL, [(sid, obj_id, data) for obj_id, data in spill])
+        loops.evict_names(loop_folds.NAMES_KEPT)  # (the batch's objects are inserted)
         if graph.dirty:
             conn.executemany(_PUT_EDGES, graph.rows(sid, graph.dirty))
-            graph.dirty.clear()
+        graph.settled()
+        graph.evict(loop_folds.EDGES_KEPT)
         conn.executemany(_PUT_COUNT, [(sid, "loops", "window_ns", window),
                                       (sid, "causality", "reconciles", graph.total),
                                       (sid, "causality", "triggered", graph.triggered),

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from itertools import islice
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
 
 from replay_tui.engine.format import ADDED, CREATE, DELETE, DELETED, MODIFIED, PATCH, UPDATE, WRITE_VERBS
+from replay_tui.engine.schema import OP_COLUMNS
 
 EXAMPLES = 5  # example seqs per finding
 LOOP_WINDOW_NS = 60 * 10**9  # the window hot loops are folded in at write time (the analysis's default)
@@ -38,6 +41,12 @@ SAMPLE_ROUNDS = 50  # rounds kept per edge
 FIELD_SAMPLE = 40  # feedback writes kept per edge (their fields are diffed when a cycle is explained)
 RING = 1 << 16  # recent ops the writer remembers for linking spans
 ORPHAN_SPANS = 1024  # reconciles of an object not seen yet, kept until it appears
+# The writer's folds keep this many objects' loop records and this many causality edges in
+# memory (the most recently used); the rest wait in the file (``LoopFold.fetch``,
+# ``GraphFold.fetch``), so a day-long recording's memory does not grow with every object it saw.
+LOOP_RECORDS = 4096
+EDGES_KEPT = 1024
+NAMES_KEPT = 8192  # kind/namespace/name -> objects (a reconcile names no object id)
 
 _OBJECT_WRITES = (CREATE, UPDATE, PATCH)
 _UPSERTS = frozenset((CREATE, PATCH, UPDATE))  # what an added/modified event can echo
@@ -114,6 +123,17 @@ class Window:
             if n <= EXAMPLES or self.examples[0] != head:
                 self.examples = [s for _, s in islice(ev, EXAMPLES)]
 
+    def state(self) -> list[Any]:
+        return [self.width, self.best, self.first, self.last, self.examples, [x for e in self.events for x in e]]
+
+    @classmethod
+    def restore(cls, state: list[Any]) -> Window:
+        width, best, first, last, examples, flat = state
+        window = cls(width)
+        window.best, window.first, window.last, window.examples = best, first, last, examples
+        window.events = deque(zip(flat[::2], flat[1::2]))
+        return window
+
 
 class ObjectLoop:
     """Folds one object's writes, new versions and reconcile starts, in seq order."""
@@ -139,6 +159,7 @@ class ObjectLoop:
         "rec_window",
         "reconciles",
         "self_triggered",
+        "stamp",
         "status_writes",
         "write_window",
         "writes",
@@ -160,6 +181,7 @@ class ObjectLoop:
         self.write_window: Window | None = None  # made on first use: most objects never need one
         self.rec_window: Window | None = None
         self.echoes: deque[int] = deque(maxlen=8)  # recent watch events that only echoed a version
+        self.stamp = 0  # when the record was last used (``LoopFold.clock``): the oldest are evicted
 
     def _touch(self, seq: int, ts: int) -> None:
         if not self.first_seq:
@@ -260,6 +282,38 @@ class ObjectLoop:
         return self.max_writes, self.max_reconciles, _encode(StoredLoop(self.result("", window_ns), self.pair))
 
 
+    def state(self) -> bytes:
+        """Everything the fold holds of the object, to be ``restore``d when it is used again."""
+        values: list[Any] = []
+        for name in _STATE:
+            value = getattr(self, name)
+            if isinstance(value, Window):
+                value = value.state()
+            elif isinstance(value, deque):
+                value = list(value)
+            values.append(value)
+        return _encode(values)
+
+    @classmethod
+    def restore(cls, data: bytes) -> ObjectLoop:
+        loop = cls.__new__(cls)
+        for name, value in zip(_STATE, _decode_state(data)):
+            setattr(loop, name, value)
+        loop.echoes = deque(loop.echoes, maxlen=8)
+        if loop.pair is not None:
+            loop.pair = (loop.pair[0], loop.pair[1])
+        if loop.write_window is not None:
+            loop.write_window = Window.restore(loop.write_window)  # type: ignore[arg-type]
+        if loop.rec_window is not None:
+            loop.rec_window = Window.restore(loop.rec_window)  # type: ignore[arg-type]
+        loop.stamp = 0
+        return loop
+
+
+_STATE = tuple(name for name in ObjectLoop.__slots__ if name != "stamp")
+_decode_state = msgspec.msgpack.Decoder(list[Any]).decode
+
+
 def stored_loop(data: bytes) -> StoredLoop:
     return _decode_stored(data)
 
@@ -274,6 +328,13 @@ class LoopFold:
         self.loops: dict[int, ObjectLoop] = {}
         self.by_name: dict[tuple[str, str, str], list[int]] = {}
         self.touched: set[int] = set()
+        # The writer's: the state of an object's record it evicted (None: none).
+        self.fetch: Callable[[int], bytes | None] | None = None
+        self.clock = 0
+        self.evicted = False
+        # The writer's: the objects of a kind/namespace/name ``by_name`` no longer holds.
+        self.find: Callable[[tuple[str, str, str]], list[int]] | None = None
+        self.names_evicted = False
         # Reconciles of a kind/namespace/name no object has had yet (the writer learns objects
         # as they come): replayed to the first object that has it.
         self._orphans: OrderedDict[tuple[str, str, str], list[tuple[int, int, int | None]]] = OrderedDict()
@@ -283,13 +344,55 @@ class LoopFold:
         if loop is None:
             if self.candidates is not None and obj_id not in self.candidates:
                 return None
-            loop = self.loops[obj_id] = ObjectLoop(obj_id)
+            data = self.fetch(obj_id) if self.evicted and self.fetch is not None else None
+            loop = self.loops[obj_id] = ObjectLoop.restore(data) if data is not None else ObjectLoop(obj_id)
         self.touched.add(obj_id)
         return loop
 
+    def settled(self) -> None:
+        """The touched records are stored: they are the most recently used."""
+        self.clock += 1
+        clock, loops = self.clock, self.loops
+        for obj_id in self.touched:
+            loops[obj_id].stamp = clock
+        self.touched.clear()
+
+    def evict(self, keep: int) -> list[tuple[int, bytes]]:
+        """Past ``keep`` records (after ``settled``), the least recently used go down to half of
+        it: their (obj_id, state), for ``fetch`` to give back."""
+        loops = self.loops
+        if len(loops) <= keep:
+            return []
+        order = sorted(loops.values(), key=attrgetter("stamp"))
+        gone = order[:len(order) - keep // 2]
+        for loop in gone:
+            del loops[loop.obj_id]
+        self.evicted = True
+        return [(loop.obj_id, loop.state()) for loop in gone]
+
+    def evict_names(self, keep: int) -> None:
+        """Past ``keep`` names (their objects stored), the first learnt go down to half of it."""
+        by_name = self.by_name
+        if len(by_name) > keep:
+            for key in list(islice(by_name, len(by_name) - keep // 2)):
+                del by_name[key]
+            self.names_evicted = True
+
+    def _ids(self, key: tuple[str, str, str]) -> list[int] | None:
+        ids = self.by_name.get(key)
+        if ids is None and self.names_evicted and self.find is not None:
+            found = self.find(key)
+            if found:
+                ids = self.by_name[key] = found
+        return ids
+
     def object(self, obj_id: int, kind: str, namespace: str, name: str) -> None:
         key = (kind, namespace, name)
-        self.by_name.setdefault(key, []).append(obj_id)
+        ids = self._ids(key)
+        if ids is None:
+            self.by_name[key] = [obj_id]
+        else:
+            ids.append(obj_id)
         for seq, ts, trigger in self._orphans.pop(key, ()):
             loop = self._loop(obj_id)
             if loop is not None:
@@ -301,7 +404,7 @@ class LoopFold:
         learnt, so one not known yet is remembered for when it appears)."""
         if not name:
             return
-        ids = self.by_name.get((kind, namespace, name))
+        ids = self._ids((kind, namespace, name))
         if not ids:
             if learning:
                 kept = self._orphans.setdefault((kind, namespace, name), [])
@@ -357,7 +460,8 @@ _decode_edge = msgspec.msgpack.Decoder(EdgeFold).decode
 
 
 class _Edge:
-    __slots__ = ("count", "field_seqs", "first", "last", "last_span", "longest", "runs", "sample", "writes")
+    __slots__ = ("count", "field_seqs", "first", "last", "last_span", "longest", "runs", "sample", "stamp",
+                 "writes")
 
     def __init__(self) -> None:
         self.count = 0
@@ -366,6 +470,7 @@ class _Edge:
         self.last = 0
         self.last_span = 0  # the span that set ``last`` (its end moves it)
         self.runs = 0
+        self.stamp = 0  # when it was last changed (``GraphFold.clock``): the oldest are evicted
         self.writes: Counter[tuple[str, str]] = Counter()
         self.sample: list[Round] = []
         self.field_seqs: list[tuple[int, int]] = []
@@ -412,6 +517,10 @@ class GraphFold:
         self.dirty: set[tuple[int, int]] = set()
         # Linked spans not ended yet: span id -> (its edge, its round in the edge's sample or None)
         self._open: OrderedDict[int, tuple[tuple[int, int], Round | None]] = OrderedDict()
+        # The writer's: the stored ``rollup_edges`` data of an edge it evicted (None: none).
+        self.fetch: Callable[[str, str], bytes | None] | None = None
+        self.clock = 0
+        self.evicted = False
 
     def _key(self, label: str) -> int:
         k = self.keys.get(label)
@@ -438,6 +547,10 @@ class GraphFold:
                 depth = pdepth + 1
                 edge_key = (pk, k)
                 agg = self.edges.get(edge_key)
+                if agg is None and self.evicted and self.fetch is not None:
+                    data = self.fetch(self.names[pk], self.names[k])
+                    if data is not None:
+                        agg = self.edges[edge_key] = _Edge.load(_decode_edge(data))
                 if agg is None:
                     agg = self.edges[edge_key] = _Edge()
                     agg.first = wseq
@@ -479,6 +592,26 @@ class GraphFold:
             sampled.end_seq = end
         self.dirty.add(edge_key)
 
+    def settled(self) -> None:
+        """The changed edges are stored: they are the most recently used."""
+        self.clock += 1
+        clock, edges = self.clock, self.edges
+        for key in self.dirty:
+            edges[key].stamp = clock
+        self.dirty.clear()
+
+    def evict(self, keep: int) -> None:
+        """Past ``keep`` edges (after ``settled``: all stored), the least recently changed go down
+        to half of it, but for those a span not ended yet will change (``fetch`` gives them back)."""
+        edges = self.edges
+        if len(edges) <= keep:
+            return
+        pinned = {key for key, _ in self._open.values()}
+        order = sorted((edge.stamp, key) for key, edge in edges.items() if key not in pinned)
+        for _, key in order[:len(edges) - keep // 2]:
+            del edges[key]
+            self.evicted = True
+
     def rows(self, sid: int, edges: set[tuple[int, int]]) -> list[tuple[Any, ...]]:
         """``rollup_edges`` rows of these edges."""
         names = self.names
@@ -496,8 +629,8 @@ class GraphFold:
 
 # --- the writer's side of the links -----------------------------------------------------------
 
-# A remembered op: (its operations row (``schema.OP_COLUMNS``), the seq of the version its
-# object had after it (None: none)).
+# A remembered op: (the columns of its operations row ``SpanLinks`` reads, the seq of the
+# version its object had after it (None: none)).
 _Op = tuple[tuple[Any, ...], int | None]
 # A span waiting to be folded: [rid, reconciler, kind, namespace, name, start, trigger,
 # cause, seq from which it can be folded, (eobj, erv, vseq) while a late write may still come].
@@ -515,19 +648,26 @@ class SpanLinks:
         self.conn = conn
         self.sid = sid
         self.graph = GraphFold()
+        self.graph.fetch = self._stored_edge
         self.ring: dict[int, _Op] = {}
         self.version: dict[int, int] = {}  # obj_id -> seq of its current version
         self.seq = 0  # the last op seen
         self.waiting: deque[_Waiting] = deque()
+        # The ring keeps only these columns of an op row, in this order.
+        self._pick = itemgetter(*columns)
         (self._obj, self._verb, self._error, self._reconcile, self._kind, self._namespace, self._name,
-         self._sub, self._rv) = columns
+         self._sub, self._rv) = range(len(columns))
+        self._select = (
+            f"SELECT {', '.join('o.' + OP_COLUMNS[c] for c in columns)}, (SELECT s.seq FROM states s"
+            " WHERE s.session_id = o.session_id AND s.obj_id = o.obj_id AND s.seq <= o.seq ORDER BY s.seq DESC"
+            " LIMIT 1) FROM operations o WHERE session_id = ? AND seq = ? AND obj_id IS NOT NULL")
 
     def op(self, seq: int, obj_id: int | None, row: tuple[Any, ...]) -> None:
         """Op ``seq`` (after its versions were recorded with ``versioned``); ops on no object
         trigger nothing and cause nothing: they are not kept."""
         ring = self.ring
         if obj_id is not None:
-            ring[seq] = (row, self.version.get(obj_id))
+            ring[seq] = (self._pick(row), self.version.get(obj_id))
         ring.pop(seq - RING, None)
         self.seq = seq
         if self.waiting and self.waiting[0][8] <= seq:
@@ -535,6 +675,11 @@ class SpanLinks:
 
     def versioned(self, obj_id: int, seq: int) -> None:
         self.version[obj_id] = seq
+
+    def _stored_edge(self, source: str, dest: str) -> bytes | None:
+        row = self.conn.execute("SELECT data FROM rollup_edges WHERE session_id = ? AND source = ? AND target = ?",
+                                (self.sid, source, dest)).fetchone()
+        return row[0] if row is not None else None
 
     def _cause(self, seq: int, row: tuple[Any, ...]) -> Cause:
         return (seq, row[self._verb], row[self._reconcile], row[self._kind], row[self._namespace], row[self._name],
@@ -593,8 +738,5 @@ class SpanLinks:
         op = self.ring.get(seq)
         if op is not None or seq > self.seq - RING:
             return op
-        row = self.conn.execute(
-            "SELECT *, (SELECT s.seq FROM states s WHERE s.session_id = o.session_id AND s.obj_id = o.obj_id"
-            " AND s.seq <= o.seq ORDER BY s.seq DESC LIMIT 1) FROM operations o WHERE session_id = ? AND seq = ?"
-            " AND obj_id IS NOT NULL", (self.sid, seq)).fetchone()
-        return (tuple(row[1:-1]), row[-1]) if row is not None else None
+        row = self.conn.execute(self._select, (self.sid, seq)).fetchone()
+        return (tuple(row[:-1]), row[-1]) if row is not None else None

@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import generator
 from recorder.importers.sieve import import_sieve
-from replay_tui.engine import analysis, causality, rollups
+from replay_tui.engine import analysis, causality, loops, rollups
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.store import Recording, Session
 from replay_tui.engine.writer import RecordingWriter
@@ -48,6 +48,43 @@ async def test_the_synthetic_operators_folds_equal_its_ops(tmp_path: Path, open_
     session = await (await open_recording(path)).session()
     loops, graph = await both_ways(session)
     assert loops and graph.cycles and graph.caused_by_writes > 0
+
+
+async def test_folds_mostly_waiting_in_the_file_equal_its_ops(tmp_path: Path, open_recording: Any,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer keeps only the most recently used loop records and edges in memory (a day-long
+    recording sees ever new objects); the rest wait in the file and are taken back when used
+    again.  With room for a handful, the folds still equal the ops."""
+    monkeypatch.setattr(loops, "LOOP_RECORDS", 6)
+    monkeypatch.setattr(loops, "EDGES_KEPT", 4)
+    monkeypatch.setattr(loops, "NAMES_KEPT", 6)
+    monkeypatch.setattr(loops, "RING", 200)
+    restored: list[int] = []
+    restore, load, find = loops.ObjectLoop.restore, loops._Edge.load, loops.LoopFold._ids
+
+    def record(cls: type, data: bytes) -> loops.ObjectLoop:
+        restored.append(1)
+        return restore(data)
+
+    def edge(cls: type, fold: loops.EdgeFold) -> Any:
+        restored.append(2)
+        return load(fold)
+
+    def ids(fold: loops.LoopFold, key: tuple[str, str, str]) -> list[int] | None:
+        if key not in fold.by_name and fold.names_evicted:
+            restored.append(3)
+        return find(fold, key)
+
+    monkeypatch.setattr(loops.ObjectLoop, "restore", classmethod(record))
+    monkeypatch.setattr(loops._Edge, "load", classmethod(edge))
+    monkeypatch.setattr(loops.LoopFold, "_ids", ids)
+    path = tmp_path / "s.db"
+    with RecordingWriter(path) as w:
+        generator.write_session(w, 12000, seed=2, batch=150)
+    assert all(restored.count(n) > 10 for n in (1, 2, 3))  # (records, edges and names evicted, taken back)
+    session = await (await open_recording(path)).session()
+    found, graph = await both_ways(session)
+    assert found and graph.cycles
 
 
 async def test_scripted_loops_fold_as_their_ops_say(session_of: Any) -> None:
