@@ -276,7 +276,7 @@ class DebuggerTools(DebuggerCore):
         else:
             value = f"{marks[0].name} ." if marks else "1 ."
         self.app.push_screen(PromptScreen(
-            "Diff between two points", value=value, placeholder="a .  ·  120 340  ·  start 50%",
+            "Diff between two points", value=value, placeholder="a .  ·  120 340  ·  1 50%",
             hint="two points: a mark, an op number, 50%, 12:03:04, +90s, or . for the cursor (it follows the "
                  "cursor); the object at the cursor and the whole state, earlier to later · empty: each op's own",
             validate=lambda t: None if len(t.split()) in (0, 2) else ("give two points, e.g.  a .", 0),
