@@ -24,7 +24,7 @@ from replay_tui.engine.textsafe import safe, safe_block, safe_json
 from replay_tui.tui.control import objectview
 from replay_tui.tui.control.columns import MAX_FIELDS, OPTIONAL, ColumnChoice
 from replay_tui.tui.control.comparing import describe, open_compared
-from replay_tui.tui.control.detail import CURSOR, End
+from replay_tui.tui.control.detail import CURSOR, End, ends_after_marks_changed
 from replay_tui.tui.control.errors import RULE, ExpectedErrors
 from replay_tui.tui.control.serving import Serving
 from replay_tui.tui.control.timetravel import check_watch_path
@@ -318,9 +318,11 @@ class DebuggerTools(DebuggerCore):
                                               validate=lambda t: ("a mark name cannot be empty or contain spaces", 0)
                                               if not t.strip() or " " in t.strip() else None), done)
 
-        def changed() -> None:
+        def changed(renamed: tuple[str, str] | None = None) -> None:
             self.marks_version += 1
             if self.diff_ends is not None:
+                self.diff_ends = ends_after_marks_changed(self.diff_ends, store, renamed)
+                self.state_diff = None
                 self.goto(self.seq)
 
         self.app.push_screen(MarksScreen(store, self.jump_to, changed, ask))  # type: ignore[attr-defined]
