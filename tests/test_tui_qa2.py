@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import events
 from textual.widgets import Static
 
 from replay_tui.tui.app import ReplayApp
@@ -143,3 +144,15 @@ async def test_the_help_on_80_columns_wraps_each_text_under_itself(fixture_db: P
         mouse = next(i for i, line in enumerate(lines) if line.lstrip().startswith("mouse "))
         after = lines[mouse + 1]  # the mouse's text, too long for 80 columns, goes on under itself
         assert after.startswith(" " * 10) and after.strip() and not after.strip().startswith(("x,", "ctrl"))
+
+
+async def test_keys_typed_in_one_burst_after_colon_all_reach_the_jump(fixture_db: Path) -> None:
+    """`:` `1` `0` Enter arriving together (a fast typist, a paste, tmux send-keys): the digits were
+    sent before the prompt showed, so they went to the timeline and were lost; the jump went nowhere."""
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+        for key, char in (("colon", ":"), ("1", "1"), ("0", "0"), ("enter", "\r")):
+            app.post_message(events.Key(key, char))  # queued at once, as a terminal delivers a burst
+        await ready(pilot, app, 10)
+        assert app.debugger._tab() == "state"  # the digit went to the prompt, not to the tab keys
