@@ -113,7 +113,7 @@ def _writer_text(w: provenance.Writer | str | None) -> str:
         return "-"
     text = f"op {w.seq} {safe(w.verb)}"
     if w.reconcile is not None:
-        text += f" #{w.reconcile}"
+        text += f" (reconcile #{w.reconcile})"  # not "patch #4": which reconcile, as `why` names it
     return text + (f" {_short(safe(w.actor))}" if w.actor else "")
 
 

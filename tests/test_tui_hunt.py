@@ -777,8 +777,8 @@ def test_hunting_the_demos_hot_loop_with_the_keyboard_in_tmux(tmp_path: Path) ->
         term.wait_for("Report/default/weekly")
         term.keys("4")  # the Analysis tab: the hot loops, then the causality cycles
         term.wait_for("CAUSALITY CYCLES  (2)", timeout=30)
-        term.keys("Tab", "Tab")  # the focus: the operation pane, then the tab's content
-        term.keys("Down", "Down", "Down", "Enter")  # past the two hot loops: the first cycle
+        term.keys("Tab", "Tab")  # the focus: the operation pane, then the tab's content (its first finding lit)
+        term.keys("Down", "Down", "Enter")  # past the two hot loops: the first cycle
         term.wait_for("CAUSALITY CYCLE reports.example.com Report/default/weekly")
         screen = term.wait_for("103 rounds in 9 run(s)")  # the rounds are read in the background
         assert "round 2   write op 16" in screen

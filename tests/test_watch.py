@@ -296,7 +296,7 @@ def test_when_text_and_errors(pods_db: Path) -> None:
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("Pod/default/api-0:.status.phase: 6 change(s)")
     assert lines[1].split()[:4] == ["SEQ", "ELAPSED", "VERB", "WRITTEN"]
-    assert '"Pending" -> "Running"' in lines[3] and "op 2 update #2 podctl" in lines[3]
+    assert '"Pending" -> "Running"' in lines[3] and "op 2 update (reconcile #2) podctl" in lines[3]
     bad = run_cli("when", str(pods_db), "--field", "Pod/default/api-0:.status..phase")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     first, second = bad.stderr.splitlines()

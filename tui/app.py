@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.notifications import Notification, Notify
 from textual.screen import Screen
@@ -29,6 +30,7 @@ from replay_tui.tui.control.marks import state_dir
 from replay_tui.tui.messages import PaletteChanged
 from replay_tui.tui.screens import keys
 from replay_tui.tui.screens.debugger import DebuggerScreen
+from replay_tui.tui.screens.prompt import PromptScreen
 
 THEME_ENV = "REPLAY_TUI_THEME"  # a theme to start with (any of ctrl+p → Theme)
 
@@ -57,6 +59,12 @@ class ReplayApp(App[int]):
 
     def get_default_screen(self) -> Screen[Any]:
         return self.debugger
+
+    def on_key(self, event: events.Key) -> None:
+        """A key that reached the app while a prompt is on top was typed for it (a burst of keys
+        sent before the prompt showed): the prompt takes it, in order."""
+        if isinstance(self.screen, PromptScreen):
+            self.screen.take_key(event)
 
     def on_mount(self) -> None:
         self.theme_changed_signal.subscribe(self, lambda _: self._palette_changed())

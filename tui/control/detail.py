@@ -44,6 +44,20 @@ class End:
 CURSOR = End("cursor")
 
 
+def ends_after_marks_changed(ends: tuple[End, End], marks: Any,
+                             renamed: tuple[str, str] | None = None) -> tuple[End, End] | None:
+    """The ends once marks changed: a renamed mark is followed under its new name; a diff against a
+    mark that no longer exists ends (None: each op's own diff again), so the bar never names it."""
+    out = []
+    for end in ends:
+        if end.kind == "mark" and renamed is not None and end.name == renamed[0]:
+            end = End("mark", renamed[1])
+        if end.at(0, marks) is None:
+            return None
+        out.append(end)
+    return out[0], out[1]
+
+
 def diff_ends(ends: tuple[End, End], cursor: int, marks: Any) -> tuple[int, str, int, str] | None:
     """(earlier op, its name, later op, its name): a diff always reads from the earlier point to the later."""
     a, b = ends[0].at(cursor, marks), ends[1].at(cursor, marks)

@@ -24,7 +24,7 @@ from replay_tui.engine.textsafe import safe, safe_block, safe_json
 from replay_tui.tui.control import objectview
 from replay_tui.tui.control.columns import MAX_FIELDS, OPTIONAL, ColumnChoice
 from replay_tui.tui.control.comparing import describe, open_compared
-from replay_tui.tui.control.detail import CURSOR, End
+from replay_tui.tui.control.detail import CURSOR, End, ends_after_marks_changed
 from replay_tui.tui.control.errors import RULE, ExpectedErrors
 from replay_tui.tui.control.serving import Serving
 from replay_tui.tui.control.timetravel import check_watch_path
@@ -276,7 +276,7 @@ class DebuggerTools(DebuggerCore):
         else:
             value = f"{marks[0].name} ." if marks else "1 ."
         self.app.push_screen(PromptScreen(
-            "Diff between two points", value=value, placeholder="a .  ·  120 340  ·  start 50%",
+            "Diff between two points", value=value, placeholder="a .  ·  120 340  ·  1 50%",
             hint="two points: a mark, an op number, 50%, 12:03:04, +90s, or . for the cursor (it follows the "
                  "cursor); the object at the cursor and the whole state, earlier to later · empty: each op's own",
             validate=lambda t: None if len(t.split()) in (0, 2) else ("give two points, e.g.  a .", 0),
@@ -318,9 +318,11 @@ class DebuggerTools(DebuggerCore):
                                               validate=lambda t: ("a mark name cannot be empty or contain spaces", 0)
                                               if not t.strip() or " " in t.strip() else None), done)
 
-        def changed() -> None:
+        def changed(renamed: tuple[str, str] | None = None) -> None:
             self.marks_version += 1
             if self.diff_ends is not None:
+                self.diff_ends = ends_after_marks_changed(self.diff_ends, store, renamed)
+                self.state_diff = None
                 self.goto(self.seq)
 
         self.app.push_screen(MarksScreen(store, self.jump_to, changed, ask))  # type: ignore[attr-defined]

@@ -282,7 +282,7 @@ class MarksScreen(ModalScreen[None]):
         super().__init__()
         self.store = store  # a MarkStore
         self.jump = jump  # jump(name): go to the mark
-        self.changed = changed  # changed(): the marks changed (the timeline redraws them)
+        self.changed = changed  # changed(renamed=(old, new) or None): the marks changed (the timeline redraws them)
         self.ask = ask  # ask(title, value, done): a name prompt
 
     def options(self) -> list[Option]:
@@ -353,7 +353,7 @@ class MarksScreen(ModalScreen[None]):
             mark = self.store.own[name]
             self.store.remove(name)
             problem = self.store.set(new, mark.seq, mark.note)
-            self.changed()
+            self.changed(renamed=(name, new))
             self.refill(select=new)
             self.say(problem or f"'{safe(name)}' is now '{safe(new)}'")
 

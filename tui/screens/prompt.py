@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -63,6 +64,25 @@ class PromptScreen(ModalScreen["str | None"]):
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        self.take_key(event)
+
+    def take_key(self, event: events.Key) -> None:
+        """A printable key that missed the input goes into it.  Typed (or pasted) right after the key
+        that opened this prompt (``:1234``), a key was sent where the focus was before the prompt
+        showed, or to this screen before its input had the focus, and would be lost.  (A printable
+        key the input gets never comes here: the input keeps every one.)"""
+        if not event.is_printable or event.character is None:
+            return
+        event.stop()
+        event.prevent_default()
+        inp = self.query_one(Input)
+        inp.focus()
+        if inp.selection.is_empty:
+            inp.insert_text_at_cursor(event.character)
+        else:
+            inp.replace(event.character, *inp.selection)
 
     def caret_line(self, column: int, message: str) -> Text:
         """``message`` after a caret under the input's ``column`` (1-based; 0: no caret)."""

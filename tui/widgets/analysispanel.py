@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 from replay_tui.engine.textsafe import safe
 from replay_tui.engine.units import fmt_duration
 from replay_tui.tui.messages import JumpTo, ShowCycle
-from replay_tui.tui.widgets.pane import wrap
+from replay_tui.tui.widgets.pane import ListPane, wrap
 from replay_tui.tui.widgets.statspanel import NO_TIMING, num
 from replay_tui.tui.widgets.timeline import verb_role
 
@@ -194,7 +194,7 @@ def analysis_sections(data: dict[str, Any]) -> list[tuple[str, list[Finding]]]:
     return out
 
 
-class AnalysisPanel(OptionList):
+class AnalysisPanel(ListPane):
     """Findings; Enter (or a click) on one with an op jumps there."""
 
     def __init__(self, **kwargs: Any):

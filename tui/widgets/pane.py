@@ -21,6 +21,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
+from textual.widgets import OptionList
 
 #: A line of a pane: a Text, or a Text and the column its wrapped continuation lines start at.
 Line = Text | tuple[Text, int]
@@ -305,3 +306,13 @@ class Pane(ScrollView, can_focus=True, inherit_bindings=False):
     @property
     def lines(self) -> list[str]:
         return [line.plain for line in self._lines]
+
+
+class ListPane(OptionList):
+    """A tab's list (findings, watches, provenance links) whose Enter or x acts on the highlighted
+    row: focused with nothing highlighted, it highlights the first row that can be chosen, so a key
+    never silently does nothing on a list that looks ready."""
+
+    def on_focus(self) -> None:
+        if self.highlighted is None:
+            self.action_first()

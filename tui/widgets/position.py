@@ -51,6 +51,13 @@ class Position:
 
 
 def render_position(p: Position, width: int = 160) -> Text:
+    """The bar for ``width`` columns; what still does not fit ends in … (Textual would just cut it)."""
+    text = _choose(p, width)
+    text.truncate(width, overflow="ellipsis")
+    return text
+
+
+def _choose(p: Position, width: int) -> Text:
     if width >= WIDE:
         full = _render(p, wide=True)
         if full.cell_len <= width:

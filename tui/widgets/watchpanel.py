@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 from replay_tui.engine.diff import short_value
 from replay_tui.engine.textsafe import safe
 from replay_tui.tui.messages import JumpTo, RemoveWatch
+from replay_tui.tui.widgets.pane import ListPane
 
 LABEL = "replay.label"
 HINT = "w watches a field of the object in the state pane · c / C continue to its next / previous change"
@@ -40,7 +41,7 @@ def render_watch(index: Any, value: Any, change: Any, seq: int) -> Text:
     return t
 
 
-class WatchPanel(OptionList):
+class WatchPanel(ListPane):
     """Watched fields; Enter jumps to the highlighted one's last change, x (or Delete) removes it."""
 
     BINDINGS = [Binding("x,delete", "remove", "Remove watch", key_display="x", id="watches.remove")]

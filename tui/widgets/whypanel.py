@@ -22,7 +22,7 @@ from textual.widgets.option_list import Option
 
 from replay_tui.engine.textsafe import safe
 from replay_tui.tui.messages import ExtendChain, GoToLink, JumpTo
-from replay_tui.tui.widgets.pane import wrap
+from replay_tui.tui.widgets.pane import ListPane, wrap
 
 LABEL = "replay.label"
 GUTTER = 16
@@ -33,7 +33,7 @@ EMPTY = ("nothing to explain yet: p explains the object at the cursor (who made 
          "and why); Enter on a causality cycle in the Analysis tab lists its rounds here")
 
 
-class WhyPanel(OptionList):
+class WhyPanel(ListPane):
     """Provenance links or cycle rounds; Enter on one jumps to its op."""
 
     def __init__(self, **kwargs: Any):
