@@ -156,3 +156,21 @@ async def test_keys_typed_in_one_burst_after_colon_all_reach_the_jump(fixture_db
             app.post_message(events.Key(key, char))  # queued at once, as a terminal delivers a burst
         await ready(pilot, app, 10)
         assert app.debugger._tab() == "state"  # the digit went to the prompt, not to the tab keys
+
+
+async def test_statistics_that_arrived_while_their_tab_was_hidden_are_drawn_to_the_tabs_width(
+        fixture_db: Path) -> None:
+    """The bars and sparklines are sized to the pane: figures computed before the Stats tab was
+    ever shown (no width yet) are drawn again once it has one, not left at a guessed width."""
+    from replay_tui.tui.widgets.statspanel import StatsPanel, render_stats
+
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+        await until(pilot, lambda: app.debugger.jobs["stats"].data is not None, what="statistics")
+        panel = app.query_one(StatsPanel)
+        await pilot.press("3")
+        await until(pilot, lambda: panel.size.width > 0, what="the Stats tab laid out")
+        await pilot.pause()
+        want = render_stats(panel.data or {}, panel.cursor_ts, panel.size.width).plain.split("\n")
+        assert [line.plain for line in panel._source] == want

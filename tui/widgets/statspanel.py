@@ -212,6 +212,7 @@ class StatsPanel(Pane):
         self.data: dict[str, Any] | None = None
         self.error = ""
         self.cursor_ts: int | None = None
+        self._drawn_at = -1  # the width the figures were last drawn at
 
     def show_stats(self, data: dict[str, Any] | None, cursor_ts: int | None, error: str = "") -> None:
         """``data`` None keeps what is shown (computing, or the last figures); ``error`` replaces it."""
@@ -225,4 +226,12 @@ class StatsPanel(Pane):
             else:
                 self.set_body(Text("computing statistics...", LABEL))
             return
+        self._drawn_at = self.size.width
         self.set_body(render_stats(self.data, cursor_ts, self.size.width or 100), keep_scroll=True)
+
+    def on_resize(self) -> None:
+        """Bars and sparklines are drawn to the pane's width: draw them again at the new one (the
+        figures may have arrived while the tab was hidden, with no width yet).  Pane's own handler
+        runs after this one (Textual calls each class's), and finds the text wrapped already."""
+        if self.data is not None and self.size.width != self._drawn_at:
+            self.show_stats(self.data, self.cursor_ts)
