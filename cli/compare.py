@@ -101,7 +101,7 @@ def render(c: Any, checks: tuple[str, ...]) -> list[str]:
         out += [f"  +{d.offset_s:.2f}s  {d.kind:<11} {escape(d.text)}" for d in c.divergences[:20]]
         if len(c.divergences) > 20:
             out.append(f"  ... {len(c.divergences) - 20} more (see --json)")
-    out += ["", "WRITES PER OBJECT"]
+    out += ["", "WRITES PER OBJECT (successful: a 409 or other error is not counted)"]
     if c.writes:
         rows = [("  OBJECT", "A", "B", "A/min", "B/min")]
         rows += [("  " + escape(w.object), f"{w.a:,}", f"{w.b:,}", f"{w.a_per_min:,.1f}", f"{w.b_per_min:,.1f}")
