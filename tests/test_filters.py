@@ -216,3 +216,23 @@ async def test_their_rows_show_the_path(session_of: Any) -> None:
     ses = await session_of([_copy(op) for op in PATH_OPS])
     assert [r.target for r in await ses.rows(1, 5)] == [
         "/api", "/apis/apps/v1", "/openapi/v2", "Pod/default", "/apis/metrics.k8s.io/v1beta1"]
+
+
+def test_every_term_the_tuis_filter_help_shows_parses_and_every_field_the_readme_lists_is_shown() -> None:
+    """The help a user reads in the TUI (`?`) is the language: each example term in it is valid, and
+    no field of the README's filter block is missing from it."""
+    import re
+    from pathlib import Path
+
+    from replay_tui.tui.screens.help import FILTER_HELP
+
+    terms = re.findall(r"(?<![\w.])[a-z]+(?:[:=<>!]=?|>=|<=)[^\s()]+", FILTER_HELP)
+    terms += [w for w in ("error", "timeout", "discovery") if re.search(rf"(?<![\w=]){w}(?![\w=])", FILTER_HELP)]
+    assert len(terms) >= 18
+    for term in terms:
+        filters.parse(term)  # raises FilterError on a term the language does not have
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("### Filters", 1)[1].split("```", 2)[1]
+    fields = {re.split(r"[:=<>!]", t, maxsplit=1)[0] for t in block.split()}
+    shown = {re.split(r"[:=<>!]", t, maxsplit=1)[0] for t in terms}
+    assert fields <= shown | {"namespace"}, fields - shown

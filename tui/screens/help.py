@@ -20,10 +20,10 @@ JUMP_HELP = [
 
 FILTER_HELP = """\
 verb:update,patch   kind:Pod   ns:shop   name:web-*   status:409   status:4xx   status>=500
-latency>200ms   reason:Conflict   actor:kopf   reconcile:12   error   changed=.status.phase
-(ops that gave an object a new value there)   free text (matches kind, namespace, name,
-reason or message).  Terms are ANDed; ',' lists alternatives; '*' is a wildcard; != negates.
-Esc clears the filter."""
+latency>200ms   reason:Conflict   actor:kopf   reconcile:12   generation>3   seq>=100   error
+timeout   discovery   discovery=false   path=/apis*   changed=.status.phase (ops that gave an
+object a new value there)   free text (matches kind, namespace, name, reason or message).
+Terms are ANDed; ',' lists alternatives; '*' is a wildcard; != negates.  Esc clears the filter."""
 
 #: Keys that are not the debugger's own bindings, and the mouse: (key, what it does).
 MORE_HELP = [
