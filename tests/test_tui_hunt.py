@@ -664,9 +664,12 @@ async def test_K_serves_the_session_at_the_cursor_to_the_official_client(fixture
         await until(pilot, lambda: serving.caught_up, what="the served position at the cursor")
         assert serving.position == 12
         assert await asyncio.to_thread(read) == (3, ["web-config"])  # scaled to 3; the ConfigMap created
+        assert any("K again stops" in n.message for n in app._notifications)
         await pilot.press("K")
         await until(pilot, lambda: app.debugger.serving is None)
         assert "serving" not in bar(app) and not kubeconfig.exists() and not kubeconfig.parent.exists()
+        await pilot.pause()
+        assert not any("K again stops" in n.message for n in app._notifications)  # no longer true: gone
 
 
 # --- a compared run beside this one -----------------------------------------------------------------

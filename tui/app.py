@@ -99,10 +99,10 @@ class ReplayApp(App[int]):
         self.notices.append((str(severity), message))
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
-    def keep_note(self, text: str) -> Notification:
-        """A notification that stays until withdrawn (a long job in progress)."""
+    def keep_note(self, text: str, timeout: float = 600) -> Notification:
+        """A notification that can be withdrawn (a long job in progress; what stops being true)."""
         self.notices.append(("information", text))
-        note = Notification(text, severity="information", timeout=600, markup=False)
+        note = Notification(text, severity="information", timeout=timeout, markup=False)
         self.post_message(Notify(note))
         return note
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from textual.css.query import NoMatches
+from textual.notifications import Notification
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import TabbedContent
@@ -106,6 +107,7 @@ class DebuggerCore(Screen[None]):
         self.trend: Any = None  # the first field column's change index for the cursor's object
         self.expected: ExpectedErrors | None = None  # with expected errors hidden (!)
         self.serving: Serving | None = None  # serving this session to clients (K)
+        self.serving_note: Notification | None = None  # "serving at ...", withdrawn when it stops
         self.compared: Compared | None = None  # a second run beside this one
         self.search_pane: Any = None  # the pane the last ctrl+f searched
         self.unfold = False
@@ -560,6 +562,8 @@ class DebuggerCore(Screen[None]):
 
     def stop_serving(self) -> None:
         serving, self.serving = self.serving, None
+        self.app.withdraw(self.serving_note)  # type: ignore[attr-defined]
+        self.serving_note = None
         if serving is not None:
             serving.stop()
             self.repaint_bar()

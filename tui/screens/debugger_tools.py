@@ -427,9 +427,9 @@ class DebuggerTools(DebuggerCore):
                 serving.stop()
                 return
             self.repaint_bar()
-            self.app.notify(f"serving {served.url} at the cursor (it follows as you move): point any client at it,"
-                            f" e.g.  KUBECONFIG={served.kubeconfig} kubectl get all -A  · K again stops",
-                            timeout=15, markup=False)
+            self.serving_note = self.app.keep_note(  # type: ignore[attr-defined]  # withdrawn when serving stops
+                f"serving {served.url} at the cursor (it follows as you move): point any client at it,"
+                f" e.g.  KUBECONFIG={served.kubeconfig} kubectl get all -A  · K again stops", timeout=15)
 
         def failed(text: str) -> None:
             self.app.withdraw(note)  # type: ignore[attr-defined]
