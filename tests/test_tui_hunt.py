@@ -823,3 +823,18 @@ def test_hunting_the_demos_hot_loop_with_the_keyboard_in_tmux(tmp_path: Path) ->
         term.wait_gone("of 487")
     finally:
         term.close()
+
+
+def test_yanked_and_paged_yaml_carries_no_raw_control_or_bidi_character() -> None:
+    """What `y` copies and `v` pages reaches a terminal: a hostile name's ESC/BEL/C1 and bidi
+    overrides arrive as escapes, the rest of the object as the YAML it is."""
+    import yaml
+
+    from replay_tui.engine.textsafe import _LINE
+    from replay_tui.tui.screens.debugger_tools import object_yaml
+
+    obj = {"kind": "ConfigMap", "metadata": {"name": "a\x1b]0;pwned\x07b\u202ec\u2066d", "namespace": "shop"},
+           "data": {"k": "\x9b31m", "plain": "fine"}}
+    text = object_yaml(obj)
+    assert not _LINE.search(text.replace("\n", ""))
+    assert yaml.safe_load(text)["data"]["plain"] == "fine" and yaml.safe_load(text)["metadata"]["namespace"] == "shop"

@@ -42,8 +42,12 @@ PANE_NAMES = {"op": "the operation pane", "state": "the State pane", "diff": "th
 
 
 def object_yaml(obj: Any) -> str:
-    """The object as YAML, whole (nothing folded), keys in the order the API server wrote them."""
-    return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1 << 16)
+    """The object as YAML, whole (nothing folded), keys in the order the API server wrote them.
+
+    YAML quotes control characters itself; bidi controls (printable to YAML) are escaped as the
+    panes show them, since the text goes to a terminal (the pager, the clipboard)."""
+    return safe_block(yaml.safe_dump(obj, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                                     width=1 << 16))
 
 
 def op_json(op: Any) -> str:
