@@ -325,7 +325,8 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
     by_status = s.get("by_status") or {}
     if by_status:
         out.append("")
-        out.append("  status     " + "  ".join(f"{safe(str(k))}:{est}{v:,}" for k, v in sorted(by_status.items())))
+        statuses = [(safe(str(k)) if str(k) != "0" else "-", v) for k, v in sorted(by_status.items())]  # 0: none
+        out.append("  status     " + "  ".join(f"{k}:{est}{v:,}" for k, v in statuses))
     top = s.get("top_objects") or {}
     for label in ("by_writes", "by_reads"):
         items = top.get(label) or []

@@ -262,3 +262,10 @@ def test_demo_takes_a_session() -> None:
 def test_no_arguments_prints_help() -> None:
     proc = run()
     assert proc.returncode == 2 and "usage: replay-tui" in proc.stdout
+
+
+def test_stats_text_says_watch_events_have_no_status_rather_than_status_0() -> None:
+    demo = str(Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "demo.db")
+    text = run("stats", demo, "-s", "buggy-operator", check=True).stdout
+    line = next(line for line in text.splitlines() if line.startswith("  status "))
+    assert line.split() == ["status", "-:212", "200:225", "201:2", "409:48"]  # 212: the watch events
