@@ -57,7 +57,8 @@ def kill_under_load(emulator: EmulatorThread, tmp_path: Path, name: str = "kill"
     rec = RecorderProcess(db, kubeconfig, command=[sys.executable, "-c", OPERATOR, str(log)])
     with rec:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < KILL_AFTER):
+        # the log's first line is the operator's pid; the answers follow
+        while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < KILL_AFTER + 1):
             time.sleep(0.01)
         killed_ns = time.time_ns()
         assert rec.proc is not None
