@@ -172,5 +172,6 @@ async def test_statistics_that_arrived_while_their_tab_was_hidden_are_drawn_to_t
         await pilot.press("3")
         await until(pilot, lambda: panel.size.width > 0, what="the Stats tab laid out")
         await pilot.pause()
-        want = render_stats(panel.data or {}, panel.cursor_ts, panel.size.width).plain.split("\n")
+        want = render_stats(panel.data or {}, panel.cursor_ts, panel._width() + 1).plain.split("\n")
         assert [line.plain for line in panel._source] == want
+        assert all(len(line.plain) <= panel._width() for line in panel._source)  # so none wraps

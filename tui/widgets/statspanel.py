@@ -95,6 +95,9 @@ def _latency_line(t: Text, lat: Any) -> None:
     t.append("\n")
 
 
+VERB_MIX_LEFT = 2 + 17 + 11 + 7  # a verb-mix row before its bar: indent, verb, count, share
+
+
 def render_stats(s: dict[str, Any], cursor_ts: int | None, width: int) -> Text:
     t = Text()
     ops = int(num(s.get("operations")))
@@ -155,19 +158,24 @@ def render_stats(s: dict[str, Any], cursor_ts: int | None, width: int) -> Text:
     if by_verb:
         t.append("verb mix\n", "replay.heading")
         top = max(by_verb.values()) or 1
-        bar_w = max(min(width - 80, 30), 4)
-        for verb in [v for v in VERB_ORDER if by_verb.get(v)] + sorted(set(by_verb) - set(VERB_ORDER)):
+        verbs = [v for v in VERB_ORDER if by_verb.get(v)] + sorted(set(by_verb) - set(VERB_ORDER))
+        lat_texts = {v: f"  p50 {fmt_ms(lv.get('p50'))} p95 {fmt_ms(lv.get('p95'))} p99 {fmt_ms(lv.get('p99'))}"
+                     for v in verbs if timed(lv := lat_verb.get(v) or {})}
+        widest = max(map(len, lat_texts.values()), default=0)
+        room = width - 1 - VERB_MIX_LEFT - widest  # for the bars, with the percentiles beside them
+        bar_w = max(min(room, 30), 4)
+        beside = room >= 4  # else the percentiles go on a line of their own, as far right as they fit
+        below = "\n" + " " * max(0, min(VERB_MIX_LEFT - 2, width - 1 - widest))
+        for verb in verbs:
             n = by_verb[verb]
             bar = max(int(n / top * bar_w), 1)
             t.append(f"  {safe(verb):<17}", verb_role(verb))
             t.append(f"{n:>10,} ", "replay.heading")
             t.append(f"{n / max(ops, 1) * 100:5.1f}% ", LABEL)
             t.append("█" * bar, "replay.bar")
-            lv = lat_verb.get(verb) or {}
-            if timed(lv):
-                t.append(" " * (bar_w - bar))
-                t.append(f"  p50 {fmt_ms(lv.get('p50'))} p95 {fmt_ms(lv.get('p95'))} p99 {fmt_ms(lv.get('p99'))}",
-                         LABEL)
+            if verb in lat_texts:
+                t.append(" " * (bar_w - bar) if beside else below)
+                t.append(lat_texts[verb], LABEL)
             t.append("\n")
         t.append("\n")
     by_status = s.get("by_status") or {}
@@ -227,7 +235,8 @@ class StatsPanel(Pane):
                 self.set_body(Text("computing statistics...", LABEL))
             return
         self._drawn_at = self.size.width
-        self.set_body(render_stats(self.data, cursor_ts, self.size.width or 100), keep_scroll=True)
+        # drawn to the width the pane wraps at (inside its padding and scrollbar): nothing wraps
+        self.set_body(render_stats(self.data, cursor_ts, self._width() + 1), keep_scroll=True)
 
     def on_resize(self) -> None:
         """Bars and sparklines are drawn to the pane's width: draw them again at the new one (the
