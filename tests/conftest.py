@@ -428,3 +428,20 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(argv))
     return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's marks, history and keymap are its own, never the user's (``~/.config``)."""
+    path = tmp_path / "state"
+    monkeypatch.setenv("REPLAY_TUI_STATE_DIR", str(path))
+    monkeypatch.setenv("REPLAY_TUI_KEYMAP", str(tmp_path / "no-keymap.toml"))
+    return path
+
+
+@pytest.fixture
+def fixture_db(tmp_path: Path) -> Path:
+    """The TUI tests' small recording (tests/test_tui_fixture.py)."""
+    from tests.test_tui_fixture import make_fixture
+
+    return make_fixture(tmp_path / "fx.db")

@@ -39,19 +39,6 @@ SIZE = (160, 45)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Marks go to a per-test state directory, never the user's."""
-    path = tmp_path / "state"
-    monkeypatch.setenv("REPLAY_TUI_STATE_DIR", str(path))
-    return path
-
-
-@pytest.fixture
-def fixture_db(tmp_path: Path) -> Path:
-    return make_fixture(tmp_path / "fx.db")
-
-
 async def until(pilot: Any, cond: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not cond():

@@ -29,18 +29,6 @@ from tests.test_tui_fixture import CONFLICT_SEQ, OPS, SCALE_SEQ, make_fixture
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "state"
-    monkeypatch.setenv("REPLAY_TUI_STATE_DIR", str(path))
-    return path
-
-
-@pytest.fixture
-def fixture_db(tmp_path: Path) -> Path:
-    return make_fixture(tmp_path / "fx.db")
-
-
 def dbg(app: ReplayApp) -> Any:
     """The debugger: the screen that owns the cursor."""
     return getattr(app, "debugger", app)

@@ -41,19 +41,6 @@ from tests.test_tui_fixture import CONFLICT_SEQ, OPS, SCALE_SEQ, SERVER_ERROR_SE
 WEB_OPS = [2, 3, 4, 5, 6, 7, 8, 9, 12]  # the ops of Deployment/shop/web in the fixture
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "state"
-    monkeypatch.setenv("REPLAY_TUI_STATE_DIR", str(path))
-    monkeypatch.setenv("REPLAY_TUI_KEYMAP", str(tmp_path / "no-keymap.toml"))
-    return path
-
-
-@pytest.fixture
-def fixture_db(tmp_path: Path) -> Path:
-    return make_fixture(tmp_path / "fx.db")
-
-
 async def answer(pilot: Any, app: ReplayApp, text: str) -> None:
     """Type ``text`` into the prompt that opens, and accept it."""
     await until(pilot, lambda: isinstance(app.screen, PromptScreen), what="a prompt")
@@ -781,7 +768,7 @@ def test_hunting_the_demos_hot_loop_with_the_keyboard_in_tmux(tmp_path: Path) ->
         term.keys("4")  # the Analysis tab: the hot loops, then the causality cycles
         term.wait_for("CAUSALITY CYCLES  (2)", timeout=30)
         term.keys("Tab", "Tab")  # the focus: the operation pane, then the tab's content (its first finding lit)
-        term.keys("Down", "Down", "Enter")  # past the two hot loops: the first cycle
+        term.keys("Home", "Down", "Down", "Enter")  # from the first finding, past the two hot loops: the first cycle
         term.wait_for("CAUSALITY CYCLE reports.example.com Report/default/weekly")
         screen = term.wait_for("103 rounds in 9 run(s)")  # the rounds are read in the background
         assert "round 2   write op 16" in screen

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from textual import events
 from textual.widgets import Static
 
@@ -18,21 +17,8 @@ from replay_tui.tui.widgets.analysispanel import AnalysisPanel
 from replay_tui.tui.widgets.watchpanel import WatchPanel
 from tests.test_tui_app import SIZE, bar, ready, until
 from tests.test_tui_defects import screen_lines
-from tests.test_tui_fixture import CONFLICT_SEQ, make_fixture
+from tests.test_tui_fixture import CONFLICT_SEQ
 from tests.test_tui_hunt import WEB_OPS, answer
-
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "state"
-    monkeypatch.setenv("REPLAY_TUI_STATE_DIR", str(path))
-    monkeypatch.setenv("REPLAY_TUI_KEYMAP", str(tmp_path / "no-keymap.toml"))
-    return path
-
-
-@pytest.fixture
-def fixture_db(tmp_path: Path) -> Path:
-    return make_fixture(tmp_path / "fx.db")
 
 
 async def focus(pilot: Any, app: ReplayApp, widget: Any) -> None:

@@ -32,12 +32,9 @@ pytestmark = pytest.mark.skipif(not DEMO.exists(), reason="the demo recording is
 
 
 @pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Marks go to a per-test state directory, never the user's; reports land in tmp_path."""
-    path = tmp_path / "state"
-    monkeypatch.setenv("REPLAY_TUI_STATE_DIR", str(path))
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports land in tmp_path (marks go to the per-test state directory: conftest's state_dir)."""
     monkeypatch.chdir(tmp_path)
-    return path
 
 
 @pytest.fixture

@@ -16,22 +16,10 @@ from replay_tui.tui.widgets.timeline import Timeline
 from tests.conftest import k8s_object, op_for, write_session
 from tests.test_tui_app import SIZE, notices, until
 from tests.test_tui_defects import dbg, screen, settled, visible_rows
-from tests.test_tui_fixture import CONFLICT_SEQ, make_fixture
+from tests.test_tui_fixture import CONFLICT_SEQ
 
 LONG_NAME = "reporter-" + "x" * 90 + "-replica-7f9c"
 CERT = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t" * 120  # 4,320 characters of base64
-
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "state"
-    monkeypatch.setenv("REPLAY_TUI_STATE_DIR", str(path))
-    return path
-
-
-@pytest.fixture
-def fixture_db(tmp_path: Path) -> Path:
-    return make_fixture(tmp_path / "fx.db")
 
 
 @pytest.fixture

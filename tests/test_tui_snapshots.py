@@ -38,13 +38,6 @@ def _textual_version() -> str:
     return version("textual")
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "state"
-    monkeypatch.setenv("REPLAY_TUI_STATE_DIR", str(path))
-    return path
-
-
 def _text(svg: str) -> list[str]:
     """The characters of the screenshot, line by line, for a readable failure."""
     lines: dict[str, list[str]] = {}
@@ -81,11 +74,6 @@ async def snapshot(pilot: object, app: ReplayApp, name: str) -> None:
                     f"  stored: {want[first] if first < len(want) else '<none>'}\n"
                     f"  now:    {got[first] if first < len(got) else '<none>'}")
     actual.unlink(missing_ok=True)
-
-
-@pytest.fixture
-def fixture_db(tmp_path: Path) -> Path:
-    return make_fixture(tmp_path / "fx.db")
 
 
 async def test_main_screen(fixture_db: Path) -> None:

@@ -26,13 +26,6 @@ REPLICA_CHANGES = {1: 1, 4: 3, 7: 5}
 LAST = 8
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "state"
-    monkeypatch.setenv("REPLAY_TUI_STATE_DIR", str(path))
-    return path
-
-
 def dep(rv: int, replicas: int, **labels: str) -> dict[str, Any]:
     return k8s_object("Deployment", "web", api_version="apps/v1", rv=rv, labels=labels or None,
                       spec={"replicas": replicas})
