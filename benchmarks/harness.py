@@ -154,27 +154,22 @@ async def read_phase(db: str, *, session_ref: str | None, samples: int, seed: in
         finally:
             await cold.close()
 
-    report_s = []
-    for _ in range(1 if last >= 2_000_000 else 2):
-        cold = await Recording.open(db)
-        try:
-            s = await cold.session(session_ref)
-            start = time.perf_counter()
-            await report.build(s)
-            report_s.append(time.perf_counter() - start)
-        finally:
-            await cold.close()
+    async def cold_runs(runs: int, work: Callable[[Any], Awaitable[Any]]) -> list[float]:
+        """Seconds ``work(session)`` takes, each run on a freshly opened recording."""
+        took = []
+        for _ in range(runs):
+            cold = await Recording.open(db)
+            try:
+                s = await cold.session(session_ref)
+                start = time.perf_counter()
+                await work(s)
+                took.append(time.perf_counter() - start)
+            finally:
+                await cold.close()
+        return took
 
-    stats_s = []
-    for _ in range(stats_runs):
-        cold = await Recording.open(db)
-        try:
-            s = await cold.session(session_ref)
-            start = time.perf_counter()
-            await stats.compute(s)
-            stats_s.append(time.perf_counter() - start)
-        finally:
-            await cold.close()
+    report_s = await cold_runs(1 if last >= 2_000_000 else 2, report.build)
+    stats_s = await cold_runs(stats_runs, stats.compute)
 
     floor_s = []
     for _ in range(stats_runs):
