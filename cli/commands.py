@@ -326,7 +326,7 @@ def render_stats(name: str, s: dict[str, Any]) -> list[str]:
     if by_status:
         out.append("")
         statuses = [(safe(str(k)) if str(k) != "0" else "-", v) for k, v in sorted(by_status.items())]  # 0: none
-        out.append("  status     " + "  ".join(f"{k}:{est}{v:,}" for k, v in statuses))
+        out.append("  status     " + "  ".join(f"{k}:{est if k != '-' else ''}{v:,}" for k, v in statuses))
     top = s.get("top_objects") or {}
     for label in ("by_writes", "by_reads"):
         items = top.get(label) or []

@@ -388,3 +388,25 @@ def test_stats_of_a_sampled_recording_use_the_exact_request_count_and_mark_every
     assert f"errors     ~{data['errors']:,}" in out
     code, md, _ = _cli(capsys, "report", str(recorded.db))
     assert f"| Requests | {requests:,} |" in md and f"| Operations | {data['operations']:,} |" in md
+
+
+async def test_the_statistics_panel_and_stats_text_mark_a_sampled_sessions_estimates(session_of: Any) -> None:
+    """The TUI's panel marks scaled counts with ``~`` as ``stats`` does; watch events (never
+    sampled) and the exact counts of an unsampled session carry no mark."""
+    import msgspec
+
+    from replay_tui.cli.commands import render_stats as stats_text
+    from replay_tui.tui.widgets.statspanel import render_stats as panel
+
+    sampled = msgspec.to_builtins(await statsmod.compute(
+        await session_of(_sampled_steps(30, 10, 12), attributes={"sample_rate": 0.1})))
+    shown = panel(sampled, None, 120).plain
+    assert "operations ~412" in shown and "errors     ~50" in shown
+    assert "~300" in shown and "~100" in shown  # GET and PATCH scaled
+    assert "watch events 12" in shown and "events:12" in shown  # watch events kept as they are
+    assert "409:~50" in shown and "ConfigMap:~" in shown
+    text = "\n".join(stats_text("s", sampled))
+    assert "409:~50" in text and "-:12" in text
+
+    full = msgspec.to_builtins(await statsmod.compute(await session_of(_sampled_steps(30, 10, 12))))
+    assert "~" not in panel(full, None, 120).plain

@@ -15,6 +15,7 @@ from typing import Any
 from rich.text import Text
 
 from replay_tui.engine.format import VERB_ORDER
+from replay_tui.engine.stats import LATENCY_VERBS
 from replay_tui.engine.textsafe import safe
 from replay_tui.engine.units import NO_TIMING, fmt_duration, fmt_ms
 from replay_tui.tui.widgets.pane import Pane
@@ -101,25 +102,26 @@ VERB_MIX_LEFT = 2 + 17 + 11 + 7  # a verb-mix row before its bar: indent, verb, 
 def render_stats(s: dict[str, Any], cursor_ts: int | None, width: int) -> Text:
     t = Text()
     ops = int(num(s.get("operations")))
+    sample_rate = num(s.get("sample_rate"), 1.0)
+    est = "~" if sample_rate < 1 else ""  # a scaled count in a sampled session: an estimate (as `stats` marks it)
     t.append("operations ", LABEL)
-    t.append(f"{ops:,}", "replay.heading")
+    t.append(f"{'' if s.get('requests_exact', True) else est}{ops:,}", "replay.heading")
     if s.get("duration_s") is not None:
         t.append(f" over {num(s.get('duration_s')):,.1f}s", LABEL)
     if s.get("ops_per_s") is not None:
         t.append(f" ({num(s.get('ops_per_s')):,.1f}/s", LABEL)
         if s.get("peak_ops_per_s") is not None:
-            t.append(f", peak {num(s.get('peak_ops_per_s')):,.0f}/s", LABEL)
+            t.append(f", peak {est}{num(s.get('peak_ops_per_s')):,.0f}/s", LABEL)
         t.append(")", LABEL)
     t.append("\n")
-    sample_rate = num(s.get("sample_rate"), 1.0)
     if sample_rate < 1:
         t.append("SAMPLED    ", "replay.warn")
-        t.append(f"{sample_rate * 100:.4g}% of non-watch requests recorded: counts are estimates, "
+        t.append(f"{sample_rate * 100:.4g}% of non-watch requests recorded: counts are estimates (~), "
                  f"{int(num(s.get('recorded_operations'))):,} ops in the file\n", "replay.warn")
     errors = int(num(s.get("errors")))
     rate = num(s.get("error_rate"))
     t.append("errors     ", LABEL)
-    t.append(f"{errors:,}", "replay.bad.strong" if errors else "replay.heading")
+    t.append(f"{est}{errors:,}", "replay.bad.strong" if errors else "replay.heading")
     t.append(f" ({rate * 100:.2f}%)", "replay.bad" if rate > 0.01 else LABEL)
     t.append("    reconciles ", LABEL)
     t.append(f"{int(num(s.get('reconciles'))):,}", "replay.heading")
@@ -170,7 +172,7 @@ def render_stats(s: dict[str, Any], cursor_ts: int | None, width: int) -> Text:
             n = by_verb[verb]
             bar = max(int(n / top * bar_w), 1)
             t.append(f"  {safe(verb):<17}", verb_role(verb))
-            t.append(f"{n:>10,} ", "replay.heading")
+            t.append(f"{(est if verb in LATENCY_VERBS else '') + f'{n:,}':>10} ", "replay.heading")
             t.append(f"{n / max(ops, 1) * 100:5.1f}% ", LABEL)
             t.append("█" * bar, "replay.bar")
             if verb in lat_texts:
@@ -184,7 +186,7 @@ def render_stats(s: dict[str, Any], cursor_ts: int | None, width: int) -> Text:
         for k, v in sorted(by_status.items(), key=lambda kv: str(kv[0])):
             bad = str(k)[:1] in ("4", "5")
             t.append(f"{k if str(k) != '0' else 'events'}:", "replay.bad" if bad else LABEL)
-            t.append(f"{v:,}  ", "replay.heading")
+            t.append(f"{est if str(k) != '0' else ''}{v:,}  ", "replay.heading")  # (watch events: all kept)
         t.append("\n\n")
     top_objects = s.get("top_objects") or {}
     groups = top_objects.items() if isinstance(top_objects, dict) else [("top objects", top_objects)]
@@ -207,7 +209,7 @@ def render_stats(s: dict[str, Any], cursor_ts: int | None, width: int) -> Text:
         t.append("kinds      ", LABEL)
         for k, n in sorted(by_kind.items(), key=lambda kv: -kv[1])[:10]:
             t.append(f"{safe(k) or '-'}:", LABEL)
-            t.append(f"{n:,}  ", "replay.heading")
+            t.append(f"{est}{n:,}  ", "replay.heading")
         t.append("\n")
     return t
 
