@@ -825,3 +825,15 @@ def test_yanked_and_paged_yaml_carries_no_raw_control_or_bidi_character() -> Non
     text = object_yaml(obj)
     assert not _LINE.search(text.replace("\n", ""))
     assert yaml.safe_load(text)["data"]["plain"] == "fine" and yaml.safe_load(text)["metadata"]["namespace"] == "shop"
+
+
+async def test_the_empty_why_tab_wraps_its_hint_as_prose_not_under_the_link_gutter(fixture_db: Path) -> None:
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await ready(pilot, app, 1)
+        await pilot.press("6")
+        why = app.query_one(WhyPanel)
+        await until(pilot, lambda: app.debugger._tab() == "why", what="the Why tab")
+        lines = why.text.splitlines()
+        assert lines[0].startswith("nothing to explain yet") and len(lines) >= 2
+        assert all(not line.startswith(" " * 3) for line in lines[1:])  # (the links' gutter is 16 wide)

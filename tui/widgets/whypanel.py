@@ -52,7 +52,7 @@ class WhyPanel(ListPane):
         self.mode, self._shown = "", ()
         self.clear_options()
         self.targets = {}
-        self.add_option(self._row(Text(text, LABEL), disabled=True))
+        self.add_option(self._row(Text(text, LABEL), disabled=True, hang=2))  # prose: no link gutter
 
     # --- provenance -----------------------------------------------------------------------
 
