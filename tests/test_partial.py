@@ -151,3 +151,56 @@ def test_partial_metadata_never_erases_what_it_lacks(previous: dict[str, Any] | 
             if key not in carried:
                 assert merged["metadata"][key] == value  # a metadata key it lacks: kept
     assert merged["kind"] == "ConfigMap" and merged["apiVersion"] == "v1"
+
+
+# --- an object's own ops (the TUI's ``t``): the filter's shortcut is exact -----------------------------
+
+_OLD_OBJECT_SQL = ("(obj_id = ? OR EXISTS (SELECT 1 FROM states st WHERE st.session_id = operations.session_id"
+                   " AND st.seq = operations.seq AND st.obj_id = ?))")
+
+
+def _op_shapes() -> Any:
+    names = st.sampled_from(["a", "b", "c"])
+    body = st.builds(lambda n, rv: cm(n, str(rv), {"v": str(rv % 3)}), names, st.integers(1, 9))
+    bodies = st.lists(body, min_size=1, max_size=3, unique_by=lambda o: o["metadata"]["name"])
+    plain_list = bodies.map(lambda objs: {"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {}, "items": objs})
+    meta_list = bodies.map(lambda objs: {"kind": "PartialObjectMetadataList", "apiVersion": META_V1, "metadata": {},
+                                         "items": [partial(o) for o in objs]})
+    return st.one_of(
+        body.map(lambda o: request("get", o, name=o["metadata"]["name"])),
+        body.map(lambda o: request("update", o, name=o["metadata"]["name"])),
+        st.tuples(names, st.booleans()).map(lambda nb: request("delete", {"kind": "Status"} if nb[1] else
+                                                                 cm(nb[0], "9", {}), name=nb[0])),
+        st.tuples(st.one_of(plain_list, meta_list, bodies.map(lambda o: table(*o)),
+                            bodies.map(lambda o: table(*o, whole=True))), st.sampled_from(["", "a"]))
+        .map(lambda bn: request("list", bn[0], name=bn[1])),  # a named list: a field selector the recorder kept
+        st.tuples(st.sampled_from(["added", "modified", "deleted"]), body, st.sampled_from(["whole", "table", "meta"]))
+        .map(lambda e: event(e[0], e[1] if e[2] == "whole" else table(e[1]) if e[2] == "table" else partial(e[1]))),
+        bodies.map(lambda o: request("get", table(*o))),  # a Table of several rows for a get naming nothing
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_op_shapes(), min_size=1, max_size=25))
+def test_an_objects_ops_are_the_same_as_by_probing_every_op(tmp_path_factory: Any, ops: list[Operation]) -> None:
+    """``object_ops`` probes ``states`` only for lists and ops naming no object; on any mix of gets,
+    writes, deletes, lists (plain, Table, PartialObjectMetadataList, named) and watch events (whole,
+    Table, partial), it finds exactly the ops that probing every op finds."""
+    import sqlite3
+
+    from replay_tui.engine.filters import object_ops
+
+    path = tmp_path_factory.mktemp("objops") / "r.db"
+    with RecordingWriter(path) as w:
+        s = w.session("s", "proxy")
+        s.extend(ops)
+        s.close()
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        for (oid,) in conn.execute("SELECT id FROM objects").fetchall():
+            new = object_ops(oid, "x")
+            got, want = ([r[0] for r in conn.execute(f"SELECT seq FROM operations WHERE {sql} ORDER BY seq", params)]
+                         for sql, params in ((new.sql, new.params), (_OLD_OBJECT_SQL, (oid, oid))))
+            assert got == want
+    finally:
+        conn.close()
