@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.app import App
@@ -39,9 +40,9 @@ async def test_the_cursor_keeps_a_row_of_its_own_under_a_filter(tmp_path: Path) 
         src.set_filter(parse("kind:ConfigMap"))
         nav.goto(12)
         assert src.count == 1 and src.seq_at(0) == 12  # nothing scanned yet: just the cursor's row
-        async for seqs, upto in src.scan_windows():
-            src.add_matches(seqs, upto)
-        assert list(src.matches) == [10, 11, 13, 14, 15, 16, 17, 18]
+        async for seqs, lo, hi in src.scan_windows(around=12):
+            src.add_matches(seqs, lo, hi)
+        assert list(src.matches) == [10, 11, 13, 14, 15, 16, 17, 18] and not src.scanning
         rows = [src.seq_at(i) for i in range(src.count)]
         assert rows == [10, 11, 12, 13, 14, 15, 16, 17, 18]  # op 12 stands where it belongs in time
         assert nav.row() == 2 and src.base_of(2) is None and src.base_of(3) == 2
@@ -53,6 +54,46 @@ async def test_the_cursor_keeps_a_row_of_its_own_under_a_filter(tmp_path: Path) 
         assert nav.first_row() == 10
         assert nav.goto(10_000) == OPS and nav.goto(-5) == 1  # clamped to the session
         assert await nav.find_error(1, True) == 6 and await nav.resolve("50%") == OPS // 2
+    finally:
+        await rec.close()
+
+
+async def test_a_scan_starts_around_the_cursor_then_reaches_back(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cursor's neighbours are known after the first window; the windows before it come last,
+    put before the known rows (the count of rows that moved is returned), and the result is the
+    same as a scan from the start."""
+    from replay_tui.tui.control import source as source_mod
+
+    monkeypatch.setattr(source_mod, "SCAN_WINDOW", 4)
+    db = make_fixture(tmp_path / "fx.db")
+    rec = await Recording.open(db)
+    try:
+        nav = Navigator(await rec.session("operator"))
+        src = nav.source
+        src.set_filter(parse("verb!=get"))
+        nav.goto(15)
+        windows, moved = [], []
+        first_page: list[Any] = []
+        async for seqs, lo, hi in src.scan_windows(around=15):
+            windows.append((lo, hi))
+            moved.append(src.add_matches(seqs, lo, hi))
+            if len(windows) == 1:
+                assert src.scanned_from == 13 and src.scanned_to == 17 and src.scanning
+                assert all(13 < s <= 17 for s in src.matches)  # the cursor's neighbours first
+                first_page = await src.fetch_page(0)
+        assert windows[0] == (13, 17) and windows[-1] == (0, 1)
+        assert [w for w in windows if w[1] <= 13] == [(9, 13), (5, 9), (1, 5), (0, 1)]  # then back, in order
+        assert not src.scanning and src.prepended == sum(moved) > 0
+        # Page 0 still holds the rows it held after the first window (a page read is never
+        # renumbered by rows put before it); those rows went to pages below 0.
+        assert [r.seq for r in await src.fetch_page(0)][:len(first_page)] == [r.seq for r in first_page]
+        before = [r for r in await src.fetch_page(-1) if r is not None]
+        assert [r.seq for r in before] == list(src.matches[:src.prepended])
+        reference = [r[0] for r in await rec.fetchall(
+            "SELECT seq FROM operations WHERE session_id = ? AND verb != 'get' ORDER BY seq", (src.session.id,))]
+        assert list(src.matches) == reference and sum(moved) == len([s for s in reference if s <= 13])
+        assert nav.row() == src.index_of(15)[0] and src.seq_at(nav.row()) == 15
     finally:
         await rec.close()
 

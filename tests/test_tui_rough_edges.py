@@ -234,3 +234,33 @@ async def test_the_mouse_as_the_help_and_readme_describe_it(fixture_db: Path) ->
         tabs = list(dbg(app).query(Tab))
         await pilot.click(tabs[2])  # Stats
         await until(pilot, lambda: dbg(app).query_one("TabbedContent").active == "tab-stats")
+
+
+async def test_a_filter_shows_the_cursors_neighbours_first_and_they_stay_put_while_the_scan_reaches_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long session under a filter: the scan starts at the cursor's window, so the rows around
+    the cursor are drawn after one window, and the matches found before them later do not move
+    what is on screen (the view moves with the rows) or leave it undrawn."""
+    from replay_tui.tui.control import source as source_mod
+    from tests.conftest import simple_ops
+    from tests.test_tui_app import ready, rows
+
+    monkeypatch.setattr(source_mod, "SCAN_WINDOW", 64)
+    db = tmp_path / "long.db"
+    write_session(db, simple_ops(2000, error_every=2), name="long")
+    app = ReplayApp(str(db), persist_marks=False)
+    async with app.run_test(size=(160, 60)) as pilot:  # the cursor's window does not fill the timeline
+        await ready(pilot, app, 1)
+        app.debugger.goto(1500, center=True, jump=True)
+        await ready(pilot, app, 1500)
+        src = app.debugger.nav.source
+        app.debugger.apply_filter("status=409")
+        await until(pilot, lambda: src.filtered and src.scanned_to >= 2000 and "..." not in "".join(rows(app)),
+                    what="the rows after the cursor's window")
+        shown = rows(app)
+        assert src.scanned_from > 0  # drawn before the scan reached back to the start
+        assert any("1500" in line for line in shown)
+        await until(pilot, lambda: not src.scanning, what="the scan to the start")
+        await pilot.pause()
+        assert rows(app) == shown  # the same rows on the same lines: the view moved with them
+        assert src.count == 1000 and src.prepended > 0

@@ -17,20 +17,22 @@ from replay_tui.engine.format import OpRow
 
 @dataclass
 class PageLoaded(Message):
-    """A page of timeline rows (page -1: the ghost row of the cursor's hidden op)."""
+    """A page of timeline rows (``GHOST_PAGE``: the ghost row of the cursor's hidden op; None for
+    rows before the start of a filter's scan not found yet)."""
 
     generation: int
     page: int
-    rows: list[OpRow]
+    rows: list[OpRow | None]
 
 
 @dataclass
 class MatchesFound(Message):
-    """More seqs matching the filter, up to ``scanned_to``."""
+    """The seqs matching the filter in the scanned window (lo, hi]."""
 
     generation: int
     seqs: list[int]
-    scanned_to: int
+    lo: int
+    hi: int
 
 
 @dataclass

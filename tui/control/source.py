@@ -8,6 +8,13 @@ in time (the *ghost* row), so the highlighted row is always the cursor's op.
 
 Pages are numbered over the *base* rows (matches, or every op), so the ghost row coming
 and going never invalidates a page already read.
+
+The scan starts at the window around the cursor, goes on to the session's end, then reaches
+back to its start a window at a time: the rows a user looks at first (the cursor's neighbours)
+are there after one window, not after a scan of everything before them.  Matches found back
+there are put before the known ones (``add_matches`` says how many: the rows below moved by
+that much).  Pages are numbered from where the scan began (``page_of``), so rows put before
+never renumber a page already read: the rows on screen stay drawn while the scan reaches back.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from replay_tui.tui.control.connections import retrying
 
 PAGE = 200
 SCAN_WINDOW = 65536
+GHOST_PAGE = -(1 << 62)  # the page of the ghost row (page numbers of rows put before the scan's start are < 0)
 
 
 class TimelineSource:
@@ -37,8 +45,11 @@ class TimelineSource:
         self.user_filter: Filter | None = None  # what the user typed (/)
         self.scope: Filter | None = None  # one object's ops (its own timeline), or None
         self.matches: array[int] = array("q")
-        self.scanned_to = 0  # filtered: the seq up to which matches are known
+        self.scanned_from = 0  # filtered: matches are known for the seqs in (scanned_from, scanned_to]
+        self.scanned_to = 0
+        self._started = False  # a window of the scan has arrived (it says where the known seqs start)
         self.generation = 0  # bumped whenever the base rows change meaning (a new filter)
+        self.prepended = 0  # matches put before those the scan found first (the start of page 0)
         self.spans: dict[int, Reconcile] = {}
         self.ghost: int | None = None  # the cursor's op when the filter hides it
         self.extras = Extras(session)  # actors and field values of the rows read (when columns ask for them)
@@ -51,7 +62,12 @@ class TimelineSource:
 
     @property
     def scanning(self) -> bool:
-        return self.filter is not None and self.scanned_to < self.session.last
+        return self.filter is not None and (self.scanned_from > 0 or self.scanned_to < self.session.last)
+
+    def page_of(self, base: int) -> tuple[int, int]:
+        """(page, index in it) of a base row: pages count from the scan's first match, so matches
+        put before it later take pages below 0 and never renumber one already read."""
+        return divmod(base - self.prepended, PAGE)
 
     @property
     def base_count(self) -> int:
@@ -120,34 +136,52 @@ class TimelineSource:
     def _rows_changed(self) -> None:
         self.filter = both(self.scope, self.user_filter)
         self.matches = array("q")
-        self.scanned_to = 0
+        self.scanned_from = self.scanned_to = 0
+        self._started = False
+        self.prepended = 0
         self.ghost = None
         self.generation += 1
 
-    def add_matches(self, seqs: list[int], scanned_to: int) -> None:
-        if seqs and self.matches and seqs[0] <= self.matches[-1]:
-            seqs = [s for s in seqs if s > self.matches[-1]]
-        self.matches.extend(seqs)
-        self.scanned_to = max(self.scanned_to, scanned_to)
+    def add_matches(self, seqs: list[int], lo: int, hi: int) -> int:
+        """The matches of the scanned window (lo, hi]; returns how many were put before the
+        known ones (0 when the window follows them)."""
+        before = 0
+        if not self._started:
+            self._started = True
+            self.scanned_from = self.scanned_to = lo
+        if hi <= self.scanned_from:  # reaching back: these come first
+            found = [s for s in seqs if s <= self.scanned_from]
+            if found:
+                self.matches = array("q", found) + self.matches
+            before = len(found)
+            self.prepended += before
+            self.scanned_from = min(self.scanned_from, lo)
+        else:
+            if seqs and self.matches and seqs[0] <= self.matches[-1]:
+                seqs = [s for s in seqs if s > self.matches[-1]]
+            self.matches.extend(seqs)
+            self.scanned_to = max(self.scanned_to, hi)
         if self.ghost is not None and self.in_filter(self.ghost):
             self.ghost = None  # the cursor's op turned out to match: its own row now
+        return before
 
     # --- reads (run in workers) ---------------------------------------------------
 
-    async def fetch_page(self, page: int) -> list[OpRow]:
-        """The base rows of one page (fewer at the live end of a growing session)."""
+    async def fetch_page(self, page: int) -> list[OpRow | None]:
+        """The base rows of one page (fewer at the live end of a growing session; None in front
+        for rows of a page below 0 that the scan has not reached back to yet)."""
         ses = self.session
-        start = page * PAGE
+        start = page * PAGE + self.prepended
         if self.filter is None:
             rows = await retrying(lambda: ses.rows(start + 1, PAGE))
+            await self.extras.load(rows)
         else:
-            seqs = list(self.matches[start:start + PAGE])
+            seqs = list(self.matches[max(start, 0):start + PAGE])
             if not seqs:
                 return []
             rows = await self.rows_by_seq(seqs)
         await self._load_spans(rows)
-        await self.extras.load(rows)
-        return rows
+        return [None] * -start + rows if start < 0 else list(rows)
 
     async def rows_by_seq(self, seqs: list[int]) -> list[OpRow]:
         """By seq, not by re-running the filter: a changed= term is decided on bodies, not in SQL."""
@@ -184,15 +218,28 @@ class TimelineSource:
         """Matching seqs in (after, upto] (exact for changed= terms too)."""
         return await retrying(lambda: query.scan(self.session, flt, after, upto))
 
-    async def scan_windows(self) -> AsyncIterator[tuple[list[int], int]]:
-        """(matches, scanned up to) a window at a time, from where the scan stands to the session's
-        end; stops when the filter changes.  The caller adds them (``add_matches``) as they come."""
+    async def scan_windows(self, around: int = 0) -> AsyncIterator[tuple[list[int], int, int]]:
+        """(matches, lo, hi) of a window (lo, hi] at a time: a new scan from the window around
+        ``around`` (the cursor) to the session's end, then back to its start; a scan under way
+        goes on from where it stands.  Stops when the filter changes.  The caller adds them
+        (``add_matches``) as they come."""
         flt, generation = self.filter, self.generation
-        lo = self.scanned_to
-        while flt is not None and generation == self.generation and lo < self.session.last:
+        if flt is None:
+            return
+        lo = self.scanned_to if self._started else max(0, min(around, self.session.last) - SCAN_WINDOW // 2)
+        start = self.scanned_from if self._started else lo
+        while generation == self.generation and lo < self.session.last:
             hi = min(lo + SCAN_WINDOW, self.session.last)
             seqs = await self.scan(flt, lo, hi)
             if generation != self.generation:
                 return
-            yield seqs, hi
+            yield seqs, lo, hi
             lo = hi
+        hi = start
+        while generation == self.generation and hi > 0:
+            lo = max(0, hi - SCAN_WINDOW)
+            seqs = await self.scan(flt, lo, hi)
+            if generation != self.generation:
+                return
+            yield seqs, lo, hi
+            hi = lo

@@ -471,8 +471,8 @@ class DebuggerCore(Screen[None]):
         src = nav.source
 
         async def go() -> None:
-            async for seqs, upto in src.scan_windows():
-                self.post_message(MatchesFound(src.generation, seqs, upto))
+            async for seqs, lo, hi in src.scan_windows(around=self.seq):
+                self.post_message(MatchesFound(src.generation, seqs, lo, hi))
 
         self.start("scan", go, lambda _: self._filter_changed(), failed=lambda text: self.tell(f"filter: {text}"))
 
@@ -483,8 +483,11 @@ class DebuggerCore(Screen[None]):
         src = nav.source
         old = src.count
         stick = self.following and nav.at_last_row(self.last)  # following: stay on the newest match
-        src.add_matches(message.seqs, message.scanned_to)
-        self.timeline.grew(old)
+        before = src.add_matches(message.seqs, message.lo, message.hi)
+        if before:
+            self.timeline.shifted(before)
+        else:
+            self.timeline.grew(old)
         if stick and src.matches and src.matches[-1] > self.seq:
             self.goto(int(src.matches[-1]))
         else:  # the cursor stays where it is, whatever the scan finds; its row may have moved

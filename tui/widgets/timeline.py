@@ -31,7 +31,7 @@ from replay_tui.engine.textsafe import safe
 from replay_tui.engine.units import elide as elide_middle
 from replay_tui.engine.units import fmt_latency
 from replay_tui.tui.control.columns import ColumnChoice, shown
-from replay_tui.tui.control.source import PAGE, TimelineSource
+from replay_tui.tui.control.source import GHOST_PAGE, TimelineSource
 from replay_tui.tui.messages import PageLoaded
 from replay_tui.tui.widgets.pane import set_virtual_size
 
@@ -143,7 +143,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         self.expected: set[int] = set()  # errors the user asked to treat as expected (not tinted)
         self.choice = ColumnChoice()
         self.empty_text = "opening the recording..."
-        self._pages: LRUCache[int, list[OpRow]] = LRUCache(256)
+        self._pages: LRUCache[int, list[OpRow | None]] = LRUCache(256)
         self._ghosts: LRUCache[int, OpRow] = LRUCache(16)
         self._lines: LRUCache[tuple[int, int, int], Strip] = LRUCache(4096)
         self._wanted: set[int] = set()
@@ -177,10 +177,19 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
 
     def grew(self, old_count: int) -> None:
         """The session (or the match list) grew: the old last page is incomplete now."""
-        if old_count:
-            self._pages.discard((old_count - 1) // PAGE)
+        if old_count and self.source is not None:
+            self._pages.discard(self.source.page_of(old_count - 1)[0])
             self._lines.clear()
         self.update_count()
+        self.refresh()
+
+    def shifted(self, rows: int) -> None:
+        """``rows`` matches were put before the known ones (the scan reaching back from the cursor):
+        every row moved down by that much, and the view moves with them, so what is on screen stays
+        where it is.  Pages keep their numbers (``TimelineSource.page_of``): none is read again."""
+        self._lines.clear()
+        self.update_count()
+        self.scroll_to(y=self.scroll_y + rows, animate=False, immediate=True)
         self.refresh()
 
     def set_marks(self, seqs: Iterable[int]) -> None:
@@ -250,10 +259,10 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         base = source.base_of(index)
         if base is None:
             return self._ghosts.get(source.ghost) if source.ghost is not None else None
-        page = self._pages.get(base // PAGE)
+        number, i = source.page_of(base)
+        page = self._pages.get(number)
         if page is None:
             return None
-        i = base % PAGE
         return page[i] if i < len(page) else None
 
     def row_for_seq(self, seq: int) -> OpRow | None:
@@ -432,8 +441,8 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         source = self.source
         assert source is not None
         base = source.base_of(index)
-        page = -1 if base is None else base // PAGE  # -1: the ghost row
-        if page >= 0 and page in self._pages:  # a page read at the live end before it filled up
+        page = GHOST_PAGE if base is None else source.page_of(base)[0]
+        if page != GHOST_PAGE and page in self._pages:  # a page read at an end of the rows before it filled up
             self._pages.discard(page)
         self._wanted.add(page)
         self._start_loading()
@@ -452,8 +461,8 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
             return set()
         top = round(self.scroll_y)
         bases = [b for b in (source.base_of(top), source.base_of(top + self.body_height)) if b is not None]
-        pages = {p for p in range(min(bases, default=0) // PAGE, max(bases, default=0) // PAGE + 1)}
-        return pages | {-1}
+        first, last = (source.page_of(min(bases, default=0))[0], source.page_of(max(bases, default=0))[0])
+        return set(range(first, last + 1)) | {GHOST_PAGE}
 
     async def _load_pages(self) -> None:
         """Read wanted pages, those on screen first; pages scrolled past are dropped."""
@@ -466,9 +475,9 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
                 page = min(self._wanted)
                 self._wanted.discard(page)
                 generation = source.generation
-                if page < 0:
+                if page == GHOST_PAGE:
                     if source.ghost is not None and source.ghost not in self._ghosts:
-                        self.post_message(PageLoaded(generation, -1, await source.rows_by_seq([source.ghost])))
+                        self.post_message(PageLoaded(generation, page, list(await source.rows_by_seq([source.ghost]))))
                     continue
                 if page not in self._pages:
                     self.post_message(PageLoaded(generation, page, await source.fetch_page(page)))
@@ -479,9 +488,10 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         message.stop()
         if self.source is None or message.generation != self.source.generation:
             return
-        if message.page < 0:
+        if message.page == GHOST_PAGE:
             for row in message.rows:
-                self._ghosts[row.seq] = row
+                if row is not None:
+                    self._ghosts[row.seq] = row
         else:
             self._pages[message.page] = message.rows
             self.pages_loaded += 1
