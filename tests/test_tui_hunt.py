@@ -104,7 +104,8 @@ async def test_t_narrows_to_the_object_with_a_header_and_esc_returns_at_the_same
         await ready(pilot, app, SCALE_SEQ)
         await pilot.press("t")
         header = app.query_one(ObjectHeader)
-        await until(pilot, lambda: app.debugger.summary is not None and not app.debugger.nav.source.scanning,
+        await until(pilot, lambda: app.debugger.summary is not None and app.debugger.summary.complete
+                    and not app.debugger.nav.source.scanning,
                     what="the object's ops and header")
         await pilot.pause()
         assert seqs_shown(app) == WEB_OPS  # its requests, its watch events; not the ConfigMap, not the list
@@ -125,6 +126,37 @@ async def test_t_narrows_to_the_object_with_a_header_and_esc_returns_at_the_same
         assert seqs_shown(app)[:3] == [1, 2, 3]  # every op again, the cursor on the same op
         await pilot.press("j")
         await ready(pilot, app, CONFLICT_SEQ + 1)
+
+
+async def test_t_shows_the_objects_versions_at_once_while_its_writers_and_fields_are_read(
+        fixture_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The header's index-read part comes first; the writers and fields (which read every version's
+    row: seconds at ten million ops) follow without holding it back."""
+    import asyncio
+
+    from replay_tui.tui.control import objectview
+
+    release = asyncio.Event()
+    summarize = objectview.summarize
+
+    async def slow(ses: Any, obj_id: int) -> Any:
+        await release.wait()
+        return await summarize(ses, obj_id)
+
+    monkeypatch.setattr(objectview, "summarize", slow)
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+        app.debugger.jump_to(str(SCALE_SEQ))
+        await ready(pilot, app, SCALE_SEQ)
+        await pilot.press("t")
+        header = app.query_one(ObjectHeader)
+        await until(pilot, lambda: "3 versions" in header.text, what="the overview")
+        assert "ops 2..8" in header.text and "reading who wrote them" in header.text
+        assert "fields changed counting..." in header.text and "by reconciler" not in header.text
+        release.set()
+        await until(pilot, lambda: "2 by reconciler web" in header.text, what="the whole header")
+        assert "counting" not in header.text and ".spec.replicas ×1" in header.text
 
 
 async def test_t_on_an_op_with_no_object_says_so(fixture_db: Path) -> None:

@@ -209,7 +209,8 @@ async def test_object_timeline_with_its_header_and_the_why_chain(fixture_db: Pat
         app.debugger.jump_to("8")
         await ready(pilot, app, 8)
         await pilot.press("t")
-        await until(pilot, lambda: app.debugger.summary is not None and not app.debugger.nav.source.scanning)
+        await until(pilot, lambda: app.debugger.summary is not None and app.debugger.summary.complete
+                    and not app.debugger.nav.source.scanning)
         await pilot.press("p")
         why = app.query_one(WhyPanel)
         await until(pilot, lambda: app.debugger._tab() == "why" and "end of the chain" in why.text)

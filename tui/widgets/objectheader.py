@@ -27,6 +27,8 @@ def render_header(s: ObjectSummary | None, label: str) -> Text:
     t.append(f"   {s.versions:,} version{'s' if s.versions != 1 else ''}", "replay.heading")
     if s.first_seq is not None:
         t.append(f", ops {s.first_seq:,}..{s.last_seq:,}", LABEL)
+    if not s.complete:
+        t.append(" · reading who wrote them...", LABEL)
     for who, n in s.writers[:3]:
         t.append(" · ", LABEL)
         t.append(f"{n:,} by {safe(who)}", "replay.accent")
@@ -40,7 +42,9 @@ def render_header(s: ObjectSummary | None, label: str) -> Text:
         t.append(", ".join(requests), "replay.text")
     t.append("\n")
     t.append(" fields changed ", LABEL)
-    if not s.fields:
+    if not s.complete:
+        t.append("counting...", LABEL)
+    elif not s.fields:
         t.append("none after its first version" if s.versions > 1 or not s.versions else "(one version)", LABEL)
     else:
         for i, (path, n) in enumerate(s.fields[:TOP_FIELDS]):
