@@ -1,0 +1,45 @@
+"""A step's repaint: what it renders is what the user must see, however it is made cheaper.
+
+The step's budget (``benchmarks.tui``: p95 < 50 ms at a million ops beside a busy core) is
+measured there; these tests hold the shortcuts to showing the same thing: a long body cut at
+its line budget counts the rest without rendering it, and a burst of steps (a held key) ends
+with every pane showing the op the cursor stopped on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replay_tui.tui import yamltext
+
+_KEYS = st.sampled_from(["a", "b", "name", "metadata", "managedFields", "type", "x y", "k:", ""])
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12),
+                     st.sampled_from(["l1\nl2\nl3", "\n".join("abcdefghijkl"), "x" * 250, "\n"]),
+                     st.just({}), st.just([]))
+_OBJECTS = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=5), st.dictionaries(_KEYS, inner, max_size=5),
+    st.lists(st.fixed_dictionaries({"name": st.sampled_from(["p", "q"]), "v": inner}), max_size=3)),
+    max_leaves=40)
+_HIDDEN = st.sampled_from([(), (".metadata",), (".a.b", ".name[0]", ".a[name=p]", "[1].v")])
+
+
+def _shown(lines: list[Any]) -> list[tuple[str, list[tuple[int, int, str]]]]:
+    return [(line.plain, [(s.start, s.end, str(s.style)) for s in line.spans if s.end > s.start]) for line in lines]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_OBJECTS, st.integers(1, 30), st.booleans(), _HIDDEN)
+def test_a_body_cut_at_its_budget_is_the_whole_bodys_first_lines_and_counts_the_rest(
+        obj: Any, budget: int, fold: bool, hidden: tuple[str, ...]) -> None:
+    """The Operation pane shows 400 lines of a body: the lines past them are counted, not drawn
+    (a 6,000-line list cost 40 ms a step), and the count is the one the whole rendering gives."""
+    whole, _ = yamltext.render_lines(obj, {}, hidden=hidden, fold=fold, max_lines=10**9)
+    cut, _ = yamltext.render_lines(obj, {}, hidden=hidden, fold=fold, max_lines=budget)
+    if len(whole) <= budget:
+        assert _shown(cut) == _shown(whole)
+        return
+    assert _shown(cut[:budget]) == _shown(whole[:budget])
+    assert [line.plain for line in cut[budget:]] == [f"  ... {len(whole) - budget:,} more lines"]
