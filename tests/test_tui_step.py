@@ -8,12 +8,20 @@ with every pane showing the op the cursor stopped on.
 
 from __future__ import annotations
 
+import gc
+import weakref
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replay_tui.tui import yamltext
+from replay_tui.tui.app import ReplayApp
+from replay_tui.tui.control import heap
+from replay_tui.tui.screens.pickers import SessionPicker
+from tests.test_tui_app import SIZE, bar, ready, until
+from tests.test_tui_fixture import make_fixture
 
 _KEYS = st.sampled_from(["a", "b", "name", "metadata", "managedFields", "type", "x y", "k:", ""])
 _SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12),
@@ -43,3 +51,45 @@ def test_a_body_cut_at_its_budget_is_the_whole_bodys_first_lines_and_counts_the_
         return
     assert _shown(cut[:budget]) == _shown(whole[:budget])
     assert [line.plain for line in cut[budget:]] == [f"  ... {len(whole) - budget:,} more lines"]
+
+
+# --- the collector ------------------------------------------------------------------------------
+
+async def test_the_collector_leaves_the_live_heap_alone_while_the_app_runs_and_is_restored_after(
+        fixture_db: Path) -> None:
+    """A full collection walked the whole heap (30-130 ms beside a busy core, every few steps):
+    what the first screen and the whole-session jobs leave is frozen, the young generation is
+    larger; on leaving, the process's collector is as it was."""
+    before = gc.get_threshold()
+    frozen_before = gc.get_freeze_count()
+    app = ReplayApp(str(fixture_db), persist_marks=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+        assert gc.get_threshold() == heap.THRESHOLD
+        assert gc.get_freeze_count() > frozen_before
+        await until(pilot, lambda: app.debugger.jobs["stats"].data is not None, what="statistics")
+        await pilot.press("l")
+        await ready(pilot, app, 2)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == frozen_before
+
+
+async def test_what_a_closed_session_held_is_collected_not_kept_frozen(tmp_path: Path) -> None:
+    db = make_fixture(tmp_path / "two.db", second=True)
+    app = ReplayApp(str(db), "operator", persist_marks=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+        await until(pilot, lambda: not app.debugger.jobs.running() and app.debugger.jobs["cycles"].state == "done",
+                    what="the whole-session jobs")
+        nav = app.debugger.nav
+        old = weakref.ref(nav)
+        cycle: list[Any] = [nav]  # the session's objects, held in a cycle only the cyclic collector frees
+        cycle.append(cycle)
+        heap.settle()  # ... and frozen with the rest
+        del cycle, nav
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, SessionPicker), what="the session picker")
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: "session second" in bar(app), what="the second session")
+        await ready(pilot, app, 1)
+        assert old() is None  # the first session's navigator is gone, cycles and all

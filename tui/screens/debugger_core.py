@@ -25,7 +25,7 @@ from textual.worker import Worker, WorkerState
 
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.textsafe import safe
-from replay_tui.tui.control import reportjob
+from replay_tui.tui.control import heap, reportjob
 from replay_tui.tui.control.background import Background, compute
 from replay_tui.tui.control.columns import ColumnChoice, Trend, trend
 from replay_tui.tui.control.comparing import Compared, describe
@@ -271,6 +271,7 @@ class DebuggerCore(Screen[None]):
 
     def _session_opened(self, result: tuple[SessionSet, list[Any]]) -> None:
         ses, self.session_infos = result
+        heap.release()  # the previous session's objects may be garbage now
         for worker in list(self._pending):
             if worker.name != "open":
                 worker.cancel()  # whatever ran for the previous session
@@ -312,7 +313,7 @@ class DebuggerCore(Screen[None]):
             self.query_one(OpPane).show_empty("no operations")
             self.query_one(StatePane).show_empty("")
             self.query_one(DiffPane).show_empty("")
-            self.jobs.painted(time.monotonic())
+            self._painted()
         else:
             self.goto(ses.last if self.follow_on_open else 1, center=True)
         if self.follow_on_open:
@@ -389,8 +390,13 @@ class DebuggerCore(Screen[None]):
         self.query_one(OpPane).show_detail(d, self.start_ns, fold=not self.unfold)
         self._stale_tabs = {"state", "diff"}
         self._show_tab_content(keep_scroll=same_object)
-        self.jobs.painted(time.monotonic())
+        self._painted()
         self.load_trend()
+
+    def _painted(self) -> None:
+        if self.jobs.painted_at is None:
+            self.jobs.painted(time.monotonic())
+            heap.settle()  # the session's first screen: what exists now lives as long as it
 
     def _show_tab_content(self, *, keep_scroll: bool = False) -> None:
         """Fill the visible tab; the hidden ones are filled when shown (a step renders what is seen)."""
@@ -514,8 +520,11 @@ class DebuggerCore(Screen[None]):
                    failed=lambda text: self._job_failed(name, text))
 
     def _job_done(self, name: str, data: Any) -> None:
+        first = self.jobs[name].data is None
         self.jobs.finished(name, time.monotonic(), data)
         self._show_job(name)
+        if first:
+            heap.settle()  # its result (and its panel) live as long as the session; a recomputed one is not frozen
         self._background()  # the next one, without waiting for the timer
 
     def _job_failed(self, name: str, text: str) -> None:
