@@ -30,7 +30,17 @@ from replay_tui.tui.control.background import Background, compute
 from replay_tui.tui.control.columns import ColumnChoice, Trend, trend
 from replay_tui.tui.control.comparing import Compared, describe
 from replay_tui.tui.control.connections import Connections, SessionSet
-from replay_tui.tui.control.detail import CURSOR, Detail, End, StateDiff, compute_detail, compute_state_diff, diff_ends
+from replay_tui.tui.control.detail import (
+    CURSOR,
+    Detail,
+    DetailCache,
+    DetailKey,
+    End,
+    StateDiff,
+    compute_detail,
+    compute_state_diff,
+    diff_ends,
+)
 from replay_tui.tui.control.errors import RULE, ExpectedErrors
 from replay_tui.tui.control.history import JumpHistory
 from replay_tui.tui.control.marks import MarkStore
@@ -98,6 +108,8 @@ class DebuggerCore(Screen[None]):
         self.watches: Watches | None = None
         self.walk: ProvenanceWalk | None = None
         self.detail: Detail | None = None
+        self.details = DetailCache()  # read lately or ahead: a step onto one paints the panes with no read
+        self._queued: tuple[DetailKey, Detail] | None = None  # a cached Detail to show after the keys already sent
         self.state_diff: StateDiff | None = None
         self.pinned: int | None = None
         self.history = JumpHistory()
@@ -281,6 +293,7 @@ class DebuggerCore(Screen[None]):
         self.jobs = Background()
         self.watches = Watches(ses.heavy)
         self.walk = self.detail = self.state_diff = self.pinned = None
+        self.details.clear()
         self.diff_ends, self.pinned_label = None, ""
         self.history = JumpHistory()
         self.scope, self.summary, self.scope_label = None, None, ""
@@ -364,14 +377,70 @@ class DebuggerCore(Screen[None]):
 
     # --- what the panes show at the cursor ----------------------------------------------------
 
+    def detail_key(self, seq: int) -> DetailKey:
+        ends = diff_ends(self.diff_ends, seq, self.marks) if self.diff_ends is not None else None
+        return seq, self.pinned, ends, self.ses.last if self.ses is not None else 0
+
     def load_detail(self) -> None:
+        """What the panes show at the cursor: from the cache at once, else read in a worker."""
         ses, nav = self.ses, self.nav
         if ses is None or nav is None:
             return
-        seq, pinned, spans = self.seq, self.pinned, nav.source.spans
-        ends = diff_ends(self.diff_ends, seq, self.marks) if self.diff_ends is not None else None
-        self.start("detail", lambda: compute_detail(ses.detail, seq, pinned, ends, spans), self._detail_loaded,
+        key = self.detail_key(self.seq)
+        cached = self.details.get(key)
+        if cached is not None:
+            self._show_soon(key, cached)
+            return
+        self._stop_prefetch()  # its reads would go before this one on the connection
+        seq, pinned, ends, _ = key
+        spans = nav.source.spans
+
+        def loaded(d: Detail) -> None:
+            if ses is self.ses:
+                self.details.put(key, d)
+            self._detail_loaded(d)
+
+        self.start("detail", lambda: compute_detail(ses.detail, seq, pinned, ends, spans), loaded,
                    failed=self._detail_failed)
+
+    def _show_soon(self, key: DetailKey, d: Detail) -> None:
+        """Show a cached Detail after the keys already queued (a held key's burst paints the panes
+        once, for where it stopped); the timeline and the bar have moved already."""
+        first = self._queued is None
+        self._queued = key, d
+        if first:
+            self.app.call_later(self._show_queued)
+
+    def _show_queued(self) -> None:
+        queued, self._queued = self._queued, None
+        if queued is not None and queued[0] == self.detail_key(self.seq):
+            self._detail_loaded(queued[1])  # else the cursor moved on, and a worker reads where it went
+
+    def _prefetch(self) -> None:
+        """Read the cursor's neighbours ahead, once the screen is painted: the next step is drawn at once."""
+        ses, nav, d = self.ses, self.nav, self.detail
+        if ses is None or nav is None or d is None or d.seq != self.seq:
+            return
+        wanted = [(n, self.detail_key(n)) for n in (self.seq + 1, self.seq - 1) if 1 <= n <= ses.last]
+        wanted = [(n, key) for n, key in wanted if key not in self.details]
+        if not wanted:
+            return
+        spans = nav.source.spans
+
+        async def go() -> list[tuple[DetailKey, Detail]]:
+            return [(key, await compute_detail(ses.detail, n, key[1], key[2], spans)) for n, key in wanted]
+
+        def done(found: list[tuple[DetailKey, Detail]]) -> None:
+            if ses is self.ses:
+                for key, detail in found:
+                    self.details.put(key, detail)
+
+        self.start("prefetch", go, done, failed=lambda _: None)  # a guess that failed: the step reads it
+
+    def _stop_prefetch(self) -> None:
+        for worker in list(self._pending):
+            if worker.name == "prefetch":
+                worker.cancel()
 
     def _detail_failed(self, text: str) -> None:
         self.tell(text)
@@ -392,6 +461,7 @@ class DebuggerCore(Screen[None]):
         self._show_tab_content(keep_scroll=same_object)
         self._painted()
         self.load_trend()
+        self.call_after_refresh(self._prefetch)
 
     def _painted(self) -> None:
         if self.jobs.painted_at is None:
