@@ -97,6 +97,9 @@ class Detail:
     changes: list[Change] = field(default_factory=list)  # this op's before -> after
     span: Reconcile | None = None
     range_diff: RangeDiff | None = None
+    #: The panes' lines for it, made once: (pane, folded) -> lines (a step onto a Detail read ahead
+    #: finds its lines made too, while the screen was idle).
+    lines: dict[tuple[str, bool], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def first_seen(self) -> bool:

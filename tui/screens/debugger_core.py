@@ -52,9 +52,9 @@ from replay_tui.tui.messages import FollowTick, MatchesFound
 from replay_tui.tui.screens.prompt import ConfirmScreen
 from replay_tui.tui.widgets.analysispanel import AnalysisPanel
 from replay_tui.tui.widgets.diffpane import DiffPane
-from replay_tui.tui.widgets.oppane import OpPane
+from replay_tui.tui.widgets.oppane import OpPane, op_lines
 from replay_tui.tui.widgets.position import Position
-from replay_tui.tui.widgets.statepane import StatePane
+from replay_tui.tui.widgets.statepane import StatePane, state_lines
 from replay_tui.tui.widgets.statspanel import StatsPanel
 from replay_tui.tui.widgets.timeline import Timeline
 from replay_tui.tui.widgets.watchpanel import WatchPanel
@@ -434,8 +434,15 @@ class DebuggerCore(Screen[None]):
             if ses is self.ses:
                 for key, detail in found:
                     self.details.put(key, detail)
+                    self.call_later(self._prepare, detail)  # one at a time: a key pressed meanwhile goes first
 
         self.start("prefetch", go, done, failed=lambda _: None)  # a guess that failed: the step reads it
+
+    def _prepare(self, d: Detail) -> None:
+        """Make the lines of the panes a step onto ``d`` would show (the State tab's, if it is the one shown)."""
+        op_lines(d, self.start_ns, fold=not self.unfold)
+        if self._tab() == "state":
+            state_lines(d, unfold=self.unfold)
 
     def _stop_prefetch(self) -> None:
         for worker in list(self._pending):
