@@ -5,7 +5,9 @@ class holds what they share.  The logic lives in plain-Python controllers (``tui
 this wires them to widgets.  The cursor moves synchronously (the row and the bar repaint at
 once); everything that reads the database runs in a worker (``start``), whose result or
 failure comes back through one handler, ``on_worker_state_changed``.  Holding a step key
-queues nothing: each press replaces the detail worker of the previous one.  The position bar
+queues nothing: each press replaces the detail worker of the previous one.  The ops around the
+cursor are read ahead (``DetailCache``): a step onto one draws its panes in the timeline's own
+frame, with no read.  The position bar
 is computed from the reactive state below, so no code has to remember to repaint it.
 """
 
@@ -417,26 +419,26 @@ class DebuggerCore(Screen[None]):
             self._detail_loaded(queued[1])  # else the cursor moved on, and a worker reads where it went
 
     def _prefetch(self) -> None:
-        """Read the cursor's neighbours ahead, once the screen is painted: the next step is drawn at once."""
+        """Read the cursor's neighbours ahead (the next two, the one before), once the screen is
+        painted: the next step is drawn at once, even when it comes before the last read ended."""
         ses, nav, d = self.ses, self.nav, self.detail
         if ses is None or nav is None or d is None or d.seq != self.seq:
             return
-        wanted = [(n, self.detail_key(n)) for n in (self.seq + 1, self.seq - 1) if 1 <= n <= ses.last]
+        wanted = [(n, self.detail_key(n)) for n in (self.seq + 1, self.seq - 1, self.seq + 2) if 1 <= n <= ses.last]
         wanted = [(n, key) for n, key in wanted if key not in self.details]
         if not wanted:
             return
         spans = nav.source.spans
 
-        async def go() -> list[tuple[DetailKey, Detail]]:
-            return [(key, await compute_detail(ses.detail, n, key[1], key[2], spans)) for n, key in wanted]
+        async def go() -> None:
+            for n, key in wanted:
+                detail = await compute_detail(ses.detail, n, key[1], key[2], spans)
+                if ses is not self.ses:
+                    return
+                self.details.put(key, detail)  # each as it comes: a step may come before the next
+                self.call_later(self._prepare, detail)  # its lines, after what is queued (a key goes first)
 
-        def done(found: list[tuple[DetailKey, Detail]]) -> None:
-            if ses is self.ses:
-                for key, detail in found:
-                    self.details.put(key, detail)
-                    self.call_later(self._prepare, detail)  # one at a time: a key pressed meanwhile goes first
-
-        self.start("prefetch", go, done, failed=lambda _: None)  # a guess that failed: the step reads it
+        self.start("prefetch", go, lambda _: None, failed=lambda _: None)  # a guess that failed: the step reads it
 
     def _prepare(self, d: Detail) -> None:
         """Make the lines of the panes a step onto ``d`` would show (the State tab's, if it is the one shown)."""
