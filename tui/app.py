@@ -24,6 +24,7 @@ from textual.screen import Screen
 from replay_tui.engine.format import SessionInfo
 from replay_tui.engine.store import Recording
 from replay_tui.tui import theme
+from replay_tui.tui.control import heap
 from replay_tui.tui.control.connections import Connections
 from replay_tui.tui.control.keymap import keymap_path, load_keymap
 from replay_tui.tui.control.marks import state_dir
@@ -67,6 +68,7 @@ class ReplayApp(App[int]):
             self.screen.take_key(event)
 
     def on_mount(self) -> None:
+        heap.hold()
         self.theme_changed_signal.subscribe(self, lambda _: self._palette_changed())
         wanted = os.environ.get(THEME_ENV, "")
         if wanted in self.available_themes:
@@ -171,6 +173,7 @@ class ReplayApp(App[int]):
         compared, self.debugger.compared = self.debugger.compared, None
         if compared is not None:  # the compared run's connection (its thread would keep the process alive)
             await compared.close()
+        heap.restore()
 
 
 async def _preflight(db: str, session: str | None) -> list[SessionInfo]:

@@ -7,6 +7,7 @@ object's fields and the whole state in the same direction, said once in the pane
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,9 @@ class Detail:
     changes: list[Change] = field(default_factory=list)  # this op's before -> after
     span: Reconcile | None = None
     range_diff: RangeDiff | None = None
+    #: The panes' lines for it, made once: (pane, folded) -> lines (a step onto a Detail read ahead
+    #: finds its lines made too, while the screen was idle).
+    lines: dict[tuple[str, bool], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def first_seen(self) -> bool:
@@ -148,6 +152,42 @@ async def compute_detail(ses: Session, seq: int, pinned: int | None, ends: tuple
         return d
 
     return await retrying(go)
+
+
+#: What a Detail depends on: the op, the pinned object, the diff's two ends, and how far the session
+#: reached (a followed session's growth can close an open reconcile the op belongs to).
+DetailKey = tuple[int, int | None, tuple[int, str, int, str] | None, int]
+
+
+class DetailCache:
+    """The Details read lately, and those read ahead for the cursor's neighbours.
+
+    A step onto one paints the panes at once, in the same frame as the timeline, with no
+    read: a read's few queries cost ~0.5 ms of work but 5-30 ms of waiting on the connection's
+    thread while the screen paints beside a busy core.
+    """
+
+    def __init__(self, size: int = 32):
+        self.size = size
+        self._items: OrderedDict[DetailKey, Detail] = OrderedDict()
+
+    def get(self, key: DetailKey) -> Detail | None:
+        d = self._items.get(key)
+        if d is not None:
+            self._items.move_to_end(key)
+        return d
+
+    def put(self, key: DetailKey, d: Detail) -> None:
+        self._items[key] = d
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __contains__(self, key: DetailKey) -> bool:
+        return key in self._items
+
+    def clear(self) -> None:
+        self._items.clear()
 
 
 async def compute_state_diff(ses: Session, a: int, b: int) -> StateDiff:

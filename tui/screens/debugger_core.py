@@ -5,7 +5,9 @@ class holds what they share.  The logic lives in plain-Python controllers (``tui
 this wires them to widgets.  The cursor moves synchronously (the row and the bar repaint at
 once); everything that reads the database runs in a worker (``start``), whose result or
 failure comes back through one handler, ``on_worker_state_changed``.  Holding a step key
-queues nothing: each press replaces the detail worker of the previous one.  The position bar
+queues nothing: each press replaces the detail worker of the previous one.  The ops around the
+cursor are read ahead (``DetailCache``): a step onto one draws its panes in the timeline's own
+frame, with no read.  The position bar
 is computed from the reactive state below, so no code has to remember to repaint it.
 """
 
@@ -25,12 +27,22 @@ from textual.worker import Worker, WorkerState
 
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.textsafe import safe
-from replay_tui.tui.control import reportjob
+from replay_tui.tui.control import heap, reportjob
 from replay_tui.tui.control.background import Background, compute
 from replay_tui.tui.control.columns import ColumnChoice, Trend, trend
 from replay_tui.tui.control.comparing import Compared, describe
 from replay_tui.tui.control.connections import Connections, SessionSet
-from replay_tui.tui.control.detail import CURSOR, Detail, End, StateDiff, compute_detail, compute_state_diff, diff_ends
+from replay_tui.tui.control.detail import (
+    CURSOR,
+    Detail,
+    DetailCache,
+    DetailKey,
+    End,
+    StateDiff,
+    compute_detail,
+    compute_state_diff,
+    diff_ends,
+)
 from replay_tui.tui.control.errors import RULE, ExpectedErrors
 from replay_tui.tui.control.history import JumpHistory
 from replay_tui.tui.control.marks import MarkStore
@@ -42,9 +54,9 @@ from replay_tui.tui.messages import FollowTick, MatchesFound
 from replay_tui.tui.screens.prompt import ConfirmScreen
 from replay_tui.tui.widgets.analysispanel import AnalysisPanel
 from replay_tui.tui.widgets.diffpane import DiffPane
-from replay_tui.tui.widgets.oppane import OpPane
+from replay_tui.tui.widgets.oppane import OpPane, op_lines
 from replay_tui.tui.widgets.position import Position
-from replay_tui.tui.widgets.statepane import StatePane
+from replay_tui.tui.widgets.statepane import StatePane, state_lines
 from replay_tui.tui.widgets.statspanel import StatsPanel
 from replay_tui.tui.widgets.timeline import Timeline
 from replay_tui.tui.widgets.watchpanel import WatchPanel
@@ -98,6 +110,8 @@ class DebuggerCore(Screen[None]):
         self.watches: Watches | None = None
         self.walk: ProvenanceWalk | None = None
         self.detail: Detail | None = None
+        self.details = DetailCache()  # read lately or ahead: a step onto one paints the panes with no read
+        self._queued: tuple[DetailKey, Detail] | None = None  # a cached Detail to show after the keys already sent
         self.state_diff: StateDiff | None = None
         self.pinned: int | None = None
         self.history = JumpHistory()
@@ -271,6 +285,7 @@ class DebuggerCore(Screen[None]):
 
     def _session_opened(self, result: tuple[SessionSet, list[Any]]) -> None:
         ses, self.session_infos = result
+        heap.release()  # the previous session's objects may be garbage now
         for worker in list(self._pending):
             if worker.name != "open":
                 worker.cancel()  # whatever ran for the previous session
@@ -280,6 +295,7 @@ class DebuggerCore(Screen[None]):
         self.jobs = Background()
         self.watches = Watches(ses.heavy)
         self.walk = self.detail = self.state_diff = self.pinned = None
+        self.details.clear()
         self.diff_ends, self.pinned_label = None, ""
         self.history = JumpHistory()
         self.scope, self.summary, self.scope_label = None, None, ""
@@ -312,7 +328,7 @@ class DebuggerCore(Screen[None]):
             self.query_one(OpPane).show_empty("no operations")
             self.query_one(StatePane).show_empty("")
             self.query_one(DiffPane).show_empty("")
-            self.jobs.painted(time.monotonic())
+            self._painted()
         else:
             self.goto(ses.last if self.follow_on_open else 1, center=True)
         if self.follow_on_open:
@@ -363,14 +379,77 @@ class DebuggerCore(Screen[None]):
 
     # --- what the panes show at the cursor ----------------------------------------------------
 
+    def detail_key(self, seq: int) -> DetailKey:
+        ends = diff_ends(self.diff_ends, seq, self.marks) if self.diff_ends is not None else None
+        return seq, self.pinned, ends, self.ses.last if self.ses is not None else 0
+
     def load_detail(self) -> None:
+        """What the panes show at the cursor: from the cache at once, else read in a worker."""
         ses, nav = self.ses, self.nav
         if ses is None or nav is None:
             return
-        seq, pinned, spans = self.seq, self.pinned, nav.source.spans
-        ends = diff_ends(self.diff_ends, seq, self.marks) if self.diff_ends is not None else None
-        self.start("detail", lambda: compute_detail(ses.detail, seq, pinned, ends, spans), self._detail_loaded,
+        key = self.detail_key(self.seq)
+        cached = self.details.get(key)
+        if cached is not None:
+            self._show_soon(key, cached)
+            return
+        self._stop_prefetch()  # its reads would go before this one on the connection
+        seq, pinned, ends, _ = key
+        spans = nav.source.spans
+
+        def loaded(d: Detail) -> None:
+            if ses is self.ses:
+                self.details.put(key, d)
+            self._detail_loaded(d)
+
+        self.start("detail", lambda: compute_detail(ses.detail, seq, pinned, ends, spans), loaded,
                    failed=self._detail_failed)
+
+    def _show_soon(self, key: DetailKey, d: Detail) -> None:
+        """Show a cached Detail after the keys already queued (a held key's burst paints the panes
+        once, for where it stopped); the timeline and the bar have moved already."""
+        first = self._queued is None
+        self._queued = key, d
+        if first:
+            self.app.call_later(self._show_queued)
+
+    def _show_queued(self) -> None:
+        queued, self._queued = self._queued, None
+        if queued is not None and queued[0] == self.detail_key(self.seq):
+            self._detail_loaded(queued[1])  # else the cursor moved on, and a worker reads where it went
+
+    def _prefetch(self) -> None:
+        """Read the cursor's neighbours ahead (the next two, the one before), once the screen is
+        painted: the next step is drawn at once, even when it comes before the last read ended."""
+        ses, nav, d = self.ses, self.nav, self.detail
+        if ses is None or nav is None or d is None or d.seq != self.seq:
+            return
+        wanted = [(n, self.detail_key(n)) for n in (self.seq + 1, self.seq - 1, self.seq + 2) if 1 <= n <= ses.last]
+        wanted = [(n, key) for n, key in wanted if key not in self.details]
+        if not wanted:
+            return
+        spans = nav.source.spans
+
+        async def go() -> None:
+            for n, key in wanted:
+                detail = await compute_detail(ses.detail, n, key[1], key[2], spans)
+                if ses is not self.ses:
+                    return
+                self.details.put(key, detail)  # each as it comes: a step may come before the next
+                self.call_later(self._prepare, detail)  # its lines, after what is queued (a key goes first)
+
+        self.start("prefetch", go, lambda _: None, failed=lambda _: None)  # a guess that failed: the step reads it
+
+    def _prepare(self, d: Detail) -> None:
+        """Make the lines of the panes a step onto ``d`` would show (the State tab's, if it is the one shown)."""
+        op_lines(d, self.start_ns, fold=not self.unfold)
+        if self._tab() == "state":
+            state_lines(d, unfold=self.unfold)
+
+    def _stop_prefetch(self) -> None:
+        for worker in list(self._pending):
+            if worker.name == "prefetch":
+                worker.cancel()
 
     def _detail_failed(self, text: str) -> None:
         self.tell(text)
@@ -389,8 +468,14 @@ class DebuggerCore(Screen[None]):
         self.query_one(OpPane).show_detail(d, self.start_ns, fold=not self.unfold)
         self._stale_tabs = {"state", "diff"}
         self._show_tab_content(keep_scroll=same_object)
-        self.jobs.painted(time.monotonic())
+        self._painted()
         self.load_trend()
+        self.call_after_refresh(self._prefetch)
+
+    def _painted(self) -> None:
+        if self.jobs.painted_at is None:
+            self.jobs.painted(time.monotonic())
+            heap.settle()  # the session's first screen: what exists now lives as long as it
 
     def _show_tab_content(self, *, keep_scroll: bool = False) -> None:
         """Fill the visible tab; the hidden ones are filled when shown (a step renders what is seen)."""
@@ -517,8 +602,11 @@ class DebuggerCore(Screen[None]):
                    failed=lambda text: self._job_failed(name, text))
 
     def _job_done(self, name: str, data: Any) -> None:
+        first = self.jobs[name].data is None
         self.jobs.finished(name, time.monotonic(), data)
         self._show_job(name)
+        if first:
+            heap.settle()  # its result (and its panel) live as long as the session; a recomputed one is not frozen
         self._background()  # the next one, without waiting for the timer
 
     def _job_failed(self, name: str, text: str) -> None:

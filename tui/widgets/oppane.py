@@ -121,11 +121,19 @@ def render_op(d: Detail, start_ns: int, *, fold: bool = True) -> list[Line]:
     return out
 
 
+def op_lines(d: Detail, start_ns: int, *, fold: bool = True) -> list[Line]:
+    """The operation pane's lines for ``d``, made once."""
+    lines: list[Line] | None = d.lines.get(("op", fold))
+    if lines is None:
+        lines = d.lines[("op", fold)] = render_op(d, start_ns, fold=fold)
+    return lines
+
+
 class OpPane(Pane):
     """The operation at the cursor."""
 
     def show_detail(self, d: Detail, start_ns: int, *, fold: bool = True) -> None:
-        self.set_body(render_op(d, start_ns, fold=fold))
+        self.set_body(op_lines(d, start_ns, fold=fold))
 
     def show_empty(self, text: str) -> None:
         self.set_body(Text(text, LABEL))

@@ -67,11 +67,19 @@ def render_state(d: Detail, *, unfold: bool) -> list[Line]:
     return out
 
 
+def state_lines(d: Detail, *, unfold: bool) -> list[Line]:
+    """The state pane's lines for ``d``, made once."""
+    lines: list[Line] | None = d.lines.get(("state", unfold))
+    if lines is None:
+        lines = d.lines[("state", unfold)] = render_state(d, unfold=unfold)
+    return lines
+
+
 class StatePane(Pane):
     """The reconstructed object at the cursor."""
 
     def show_detail(self, d: Detail, *, unfold: bool, keep_scroll: bool = False) -> None:
-        self.set_body(render_state(d, unfold=unfold), keep_scroll=keep_scroll)
+        self.set_body(state_lines(d, unfold=unfold), keep_scroll=keep_scroll)
 
     def show_empty(self, text: str) -> None:
         self.set_body(Text(text, LABEL))
