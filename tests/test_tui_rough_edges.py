@@ -241,11 +241,22 @@ async def test_a_filter_shows_the_cursors_neighbours_first_and_they_stay_put_whi
     """A long session under a filter: the scan starts at the cursor's window, so the rows around
     the cursor are drawn after one window, and the matches found before them later do not move
     what is on screen (the view moves with the rows) or leave it undrawn."""
+    import asyncio
+
     from replay_tui.tui.control import source as source_mod
     from tests.conftest import simple_ops
     from tests.test_tui_app import ready, rows
 
     monkeypatch.setattr(source_mod, "SCAN_WINDOW", 64)
+    back = asyncio.Event()  # the windows before the cursor's wait until the rows after it are checked
+    scan = source_mod.TimelineSource.scan
+
+    async def held(self: Any, flt: Any, after: int, upto: int) -> list[int]:
+        if upto <= 1500 - 32:
+            await back.wait()
+        return await scan(self, flt, after, upto)
+
+    monkeypatch.setattr(source_mod.TimelineSource, "scan", held)
     db = tmp_path / "long.db"
     write_session(db, simple_ops(2000, error_every=2), name="long")
     app = ReplayApp(str(db), persist_marks=False)
@@ -260,6 +271,7 @@ async def test_a_filter_shows_the_cursors_neighbours_first_and_they_stay_put_whi
         shown = rows(app)
         assert src.scanned_from > 0  # drawn before the scan reached back to the start
         assert any("1500" in line for line in shown)
+        back.set()
         await until(pilot, lambda: not src.scanning, what="the scan to the start")
         await pilot.pause()
         assert rows(app) == shown  # the same rows on the same lines: the view moved with them
