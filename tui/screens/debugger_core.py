@@ -235,7 +235,10 @@ class DebuggerCore(Screen[None]):
               exclusive: bool = True) -> Worker[Any]:
         """Run ``work`` in a worker.  ``done(result)`` runs on the UI thread when it succeeds;
         ``failed(one line)`` when it raises (by default, a notification saying which job failed)."""
-        worker: Worker[Any] = self.run_worker(work(), name=job, group=group or job, exclusive=exclusive,
+        async def run() -> Any:  # (``work()`` is called once the worker starts: one replaced first never makes it)
+            return await work()
+
+        worker: Worker[Any] = self.run_worker(run, name=job, group=group or job, exclusive=exclusive,
                                               exit_on_error=False)
         self._pending[worker] = (done, failed)
         return worker
