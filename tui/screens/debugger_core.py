@@ -28,7 +28,7 @@ from textual.worker import Worker, WorkerState
 from replay_tui.engine.schema import RecordingError
 from replay_tui.engine.textsafe import safe
 from replay_tui.tui.control import heap, reportjob
-from replay_tui.tui.control.background import Background, compute
+from replay_tui.tui.control.background import STATS_DELAY_S, Background, compute
 from replay_tui.tui.control.columns import ColumnChoice, Trend, trend
 from replay_tui.tui.control.comparing import Compared, describe
 from replay_tui.tui.control.connections import Connections, SessionSet
@@ -479,6 +479,8 @@ class DebuggerCore(Screen[None]):
         if self.jobs.painted_at is None:
             self.jobs.painted(time.monotonic())
             heap.settle()  # the session's first screen: what exists now lives as long as it
+            # The statistics start as soon as they may, not at the background timer's next tick.
+            self.set_timer(STATS_DELAY_S, self._background)
 
     def _show_tab_content(self, *, keep_scroll: bool = False) -> None:
         """Fill the visible tab; the hidden ones are filled when shown (a step renders what is seen)."""
