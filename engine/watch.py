@@ -284,8 +284,8 @@ class ChangeIndex:
         self._actor = array("l")
         self._reconcile = array("q")  # NO_RECONCILE for none
         self._ts = array("q")
-        self._names: list[str] = []
-        self._name_ids: dict[str, int] = {}
+        self._names: list[str] = [""]
+        self._name_ids: dict[str, int] = {"": 0}
         self.upto = 0  # versions up to this seq have been read
         self.versions = 0  # how many versions the object has (up to ``upto``)
         self.decoded = 0  # how many of them were candidates, decoded
@@ -406,7 +406,7 @@ class ChangeIndex:
             if same(value, current):
                 continue
             current = value
-            self._append(seq, value, blob_id is None, "", "", None, 0)
+            self._append(seq, value, blob_id is None)
         self._current = current
 
     async def _ops(self, start: int) -> None:
@@ -425,8 +425,8 @@ class ChangeIndex:
                 self._reconcile[i] = NO_RECONCILE if reconcile is None else reconcile
                 self._ts[i] = ts_ns or 0
 
-    def _append(self, seq: int, value: Any, deleted: bool, verb: str | None, actor: str | None,
-                reconcile: int | None, ts_ns: int | None) -> None:
+    def _append(self, seq: int, value: Any, deleted: bool) -> None:
+        """A change, its op's fields blank (name 0 is '') until ``_ops`` reads them."""
         i = len(self.seqs)
         self.seqs.append(seq)
         if value is MISSING:
@@ -444,10 +444,10 @@ class ChangeIndex:
                     self._recent[data] = at
             self._start.append(at)
             self._size.append(len(data))
-        self._verb.append(self._name(verb or ""))
-        self._actor.append(self._name(actor or ""))
-        self._reconcile.append(NO_RECONCILE if reconcile is None else reconcile)
-        self._ts.append(ts_ns or 0)
+        self._verb.append(0)
+        self._actor.append(0)
+        self._reconcile.append(NO_RECONCILE)
+        self._ts.append(0)
 
     def _name(self, text: str) -> int:
         n = self._name_ids.get(text)
