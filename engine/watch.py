@@ -347,6 +347,7 @@ class ChangeIndex:
             " ORDER BY s.seq", (*span, *params), size=FETCH)
         cache: dict[int, Any] = {}
         pending: list[asyncio.Future[Any]] = []  # [fetch of the next batch, extraction of this one]
+        ops: list[asyncio.Future[Any]] = []  # the op fields of the changes found, read meanwhile
         try:
             fetch: asyncio.Future[Any] = asyncio.ensure_future(anext(stream, None))
             pending.append(fetch)
@@ -363,14 +364,16 @@ class ChangeIndex:
                     folded = len(self.seqs)
                     self._fold(await work)
                     pending.remove(work)
-                    await self._ops(folded)
+                    if len(self.seqs) > folded:
+                        ops.append(asyncio.ensure_future(self._ops(folded, len(self.seqs))))
                 work = following
                 if rows is None:
                     break
+            await asyncio.gather(*ops)
         except codec.BodyError as exc:
             raise RecordingError(f"{rec.path}: the recording is corrupted ({exc})") from None
         finally:
-            for future in pending:
+            for future in pending + ops:
                 if not future.done():
                     future.cancel()
                 try:
@@ -409,12 +412,12 @@ class ChangeIndex:
             self._append(seq, value, blob_id is None)
         self._current = current
 
-    async def _ops(self, start: int) -> None:
-        """The verb, actor, reconcile and time of changes ``start`` on, read for them alone (joined
-        to every candidate version they cost as much as reading its body)."""
+    async def _ops(self, start: int, end: int) -> None:
+        """The verb, actor, reconcile and time of changes ``start`` to ``end``, read for them alone
+        (joined to every candidate version they cost as much as reading its body)."""
         rec, names = self.session.rec, self._name
-        for at in range(start, len(self.seqs), 500):
-            seqs = self.seqs[at:at + 500]
+        for at in range(start, end, 500):
+            seqs = self.seqs[at:min(at + 500, end)]
             rows = await rec.fetchall(
                 "SELECT seq, verb, actor, reconcile, ts_ns FROM operations WHERE session_id = ?"
                 f" AND seq IN ({','.join('?' * len(seqs))})", (self.session.id, *seqs))
