@@ -53,7 +53,6 @@ FIRST = 16  # versions read by an outward scan's first chunk (then 4x as many, u
 RECENT_VALUES = 4096  # distinct values whose JSON an index stores once
 ABSENT, DELETED = -1, -2  # a change's value size: no value (absent; the object deleted)
 NO_RECONCILE = -(1 << 63)
-_EXACT = (str, int, bool, type(None))  # values whose JSON decodes to themselves
 
 
 class FieldSpecError(RecordingError):
@@ -265,7 +264,8 @@ class ChangeIndex:
 
     The changes are held compactly, ~44 bytes each (a hot object's 770,537 resourceVersions
     as Python objects took ~300 MB): parallel arrays of seqs, op fields and where the new
-    value's JSON sits in one buffer; a value is decoded when it is asked for.
+    value's JSON sits in one buffer; a value is decoded when it is asked for (the JSON of a value
+    decoded from JSON decodes to an equal one: msgspec refuses numbers and strings that would not).
     """
 
     def __init__(self, session: Session, obj_id: int, key: ObjectKey | None, path: str):
@@ -278,7 +278,6 @@ class ChangeIndex:
         self._start = array("q")  # where change i's new value's JSON starts in ``_json``
         self._size = array("l")  # and its length: ABSENT or DELETED for no value
         self._json = bytearray()
-        self._odd: dict[int, Any] = {}  # change -> a value JSON cannot carry (inf, nan)
         self._recent: dict[bytes, int] = {}  # a value's JSON -> where it already is (bounded)
         self._verb = array("l")  # ids into ``_names``
         self._actor = array("l")
@@ -328,8 +327,6 @@ class ChangeIndex:
                     del column[n:]
                 del self._json[size:]
                 self._recent.clear()
-                for i in [i for i in self._odd if i >= n]:
-                    del self._odd[i]
                 raise
             self.upto, self._at_upto = last, self._current
         return self
@@ -430,15 +427,12 @@ class ChangeIndex:
 
     def _append(self, seq: int, value: Any, deleted: bool) -> None:
         """A change, its op's fields blank (name 0 is '') until ``_ops`` reads them."""
-        i = len(self.seqs)
         self.seqs.append(seq)
         if value is MISSING:
             self._start.append(0)
             self._size.append(DELETED if deleted else ABSENT)
         else:
-            data = msgspec.json.encode(value)
-            if type(value) not in _EXACT and not same(_decode_any(data), value):
-                self._odd[i] = value  # (a float JSON cannot spell: inf, nan)
+            data = msgspec.json.encode(value)  # (decodes to an equal value: it was decoded from JSON)
             at = self._recent.get(data)
             if at is None:
                 at = len(self._json)
@@ -466,9 +460,6 @@ class ChangeIndex:
         size = self._size[i]
         if size < 0:
             return MISSING
-        odd = self._odd.get(i, _UNSET) if self._odd else _UNSET
-        if odd is not _UNSET:
-            return odd
         at = self._start[i]
         return _decode_any(self._json[at:at + size])
 
