@@ -262,8 +262,8 @@ class ChangeIndex:
     adds later); then ``next``/``prev``/``last``/``value_at``/``changes`` are bisections
     in memory over what it read (the CLI's counts, the TUI's panel and continue).
 
-    The changes are held compactly, ~44 bytes each (a hot object's 770,537 resourceVersions
-    as Python objects took ~300 MB): parallel arrays of seqs, op fields and where the new
+    The changes are held compactly, ~65 bytes each (a hot object's 770,537 resourceVersions
+    as Python objects took ~180 MB, now ~50 MB): parallel arrays of seqs, op fields and where the new
     value's JSON sits in one buffer; a value is decoded when it is asked for (the JSON of a value
     decoded from JSON decodes to an equal one: msgspec refuses numbers and strings that would not).
     """
