@@ -56,7 +56,11 @@ _ROWS = (
     ("sqlite_floor_s", "  floor: plain sqlite scan of the same columns", "{:.3f} s"),
     ("stats_vs_floor", "  stats / floor", "{:.3f}x"),
     ("when_first_s_hot", "when: first answer, hottest object, conditions[Ready]", "{:.3f} s"),
+    ("when_first_s_hot_max", "  the worst of the first answers at random positions", "{:.3f} s"),
     ("when_rv_first_s_hot", "  the same for .metadata.resourceVersion", "{:.3f} s"),
+    ("when_rv_first_s_hot_max", "  the worst of its first answers", "{:.3f} s"),
+    ("when_full_s_hot", "when: the whole history read (CLI counts, TUI index)", "{:.3f} s"),
+    ("when_rv_full_s_hot", "  the same for .metadata.resourceVersion", "{:.3f} s"),
     ("report_s", "report of the whole session", "{:.2f} s"),
     ("rss_mb", "reading process peak RSS", "{:.0f} MB"),
 )

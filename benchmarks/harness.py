@@ -41,10 +41,14 @@ INGEST_FLOOR_DEFINITION = (
     "benchmarks.floor: every row of the recording inserted by bare executemany into a fresh file with the"
     " same schema and pragmas, in as many transactions as the writer committed (only inserts and commits timed)")
 WHEN_FIELD = ".status.conditions[type=Ready].status"
+WHEN_POSITIONS = 20  # further first answers (after or before a random position) on the unread index
 WHEN_DEFINITION = (
-    f"replay-tui when --field HOT:{WHEN_FIELD} --after N, cold: watch.watch (the object's change index) + next(N),"
-    " HOT = the object with the most versions, N random; when_rv = the same for .metadata.resourceVersion"
-    " (a field every version changes: all of them are decoded)")
+    f"HOT:{WHEN_FIELD}, cold: watch.watch(build=False) + after(N) (the first answer: what a continue"
+    " needs; the versions around N are read, not the object's history), HOT = the object with the most"
+    " versions, N random; when_full = then update(), reading its whole history (what replay-tui when"
+    " needs for its counts, and the TUI's index for c/C); when_rv = the same for .metadata.resourceVersion"
+    " (a field every version changes: the whole history decodes all of them); _max: the worst of"
+    f" {WHEN_POSITIONS + 1} first answers (after or before random positions)")
 REPORT_DEFINITION = "await engine.report.build(session) on a freshly opened Recording (what replay-tui report computes)"
 
 
@@ -134,7 +138,9 @@ async def read_phase(db: str, *, session_ref: str | None, samples: int, seed: in
     finally:
         await rec.close()
 
-    when_s, when_rv_s = [], []
+    when_s: list[float] = []
+    when_rv_s: list[float] = []
+    full_s: dict[str, float] = {}
     for field, sink in ((WHEN_FIELD, when_s), (".metadata.resourceVersion", when_rv_s)):
         cold = await Recording.open(db)
         try:
@@ -146,11 +152,21 @@ async def read_phase(db: str, *, session_ref: str | None, samples: int, seed: in
             key = (await s.object_keys([row[0]]))[row[0]]
             position = rng.randint(1, s.last)
             start = time.perf_counter()
-            index = await watch.watch(s, f"{key}:{field}")
-            index.next(position)
+            index = await watch.watch(s, f"{key}:{field}", build=False)
+            await index.after(position)
             sink.append(time.perf_counter() - start)
+            scanned = index.scanned
+            for _ in range(WHEN_POSITIONS):  # more positions, the index still unread: the spread
+                position = rng.randint(1, s.last)
+                start = time.perf_counter()
+                await (index.after(position) if rng.random() < 0.5 else index.before(position))
+                sink.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            await index.update()
+            full_s[field] = time.perf_counter() - start
             out[f"when_hot_object{'' if field == WHEN_FIELD else '_rv'}"] = {
-                "object": str(key), "versions": index.versions, "decoded": index.decoded, "changes": len(index)}
+                "object": str(key), "versions": index.versions, "first_answer_decoded": scanned,
+                "decoded": index.decoded, "changes": len(index)}
         finally:
             await cold.close()
 
@@ -194,6 +210,8 @@ async def read_phase(db: str, *, session_ref: str | None, samples: int, seed: in
         "stats_s": statistics.median(stats_s),
         "sqlite_floor_s": statistics.median(floor_s),
         "when_first_s_hot": when_s[0], "when_rv_first_s_hot": when_rv_s[0],
+        "when_first_s_hot_max": max(when_s), "when_rv_first_s_hot_max": max(when_rv_s),
+        "when_full_s_hot": full_s[WHEN_FIELD], "when_rv_full_s_hot": full_s[".metadata.resourceVersion"],
         "report_s": min(report_s),
         "samples": samples,
         "rss_mb": max_rss_mb(),

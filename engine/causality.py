@@ -26,7 +26,16 @@ import msgspec
 from replay_tui.engine import rollups
 from replay_tui.engine.diff import DEFAULT_IGNORE, diff
 from replay_tui.engine.format import WRITE_VERBS
-from replay_tui.engine.loops import ECHO_WINDOW, FIELD_SAMPLE, LIVE_SPANS, SAMPLE_ROUNDS, Cause, GraphFold, Round
+from replay_tui.engine.loops import (
+    ECHO_WINDOW,
+    FIELD_SAMPLE,
+    LIVE_SPANS,
+    SAMPLE_ROUNDS,
+    Cause,
+    GraphFold,
+    Round,
+    whole_edge,
+)
 from replay_tui.engine.provenance import version_at
 from replay_tui.engine.store import Session
 from replay_tui.engine.watch import jsonable, same
@@ -118,12 +127,15 @@ async def graph(session: Session, *, min_rounds: int = MIN_ROUNDS, folded: bool 
     it is.  A session written before (or ``folded=False``) streams its spans and resolves
     each one's cause in SQL, into the same fold."""
     total = await rollups.count(session, "causality", "reconciles") if folded else None
-    if total is not None and await rollups.count(session, "loops", "window_ns"):
-        rows = await session.rec.fetchall(
-            "SELECT source, target, data FROM rollup_edges WHERE session_id = ?", (session.id,))
-        fold = GraphFold.load([(a, b, d) for a, b, d in rows], total,
-                              await rollups.count(session, "causality", "triggered") or 0,
-                              await rollups.count(session, "causality", "linked") or 0)
+    stored = total is not None and bool(await rollups.count(session, "loops", "window_ns"))
+    if stored:
+        fold = GraphFold()
+        async for rows in session.rec.stream(
+                "SELECT source, target, data FROM rollup_edges WHERE session_id = ?", (session.id,), size=1024):
+            fold.load(rows)
+        fold.total = total or 0
+        fold.triggered = await rollups.count(session, "causality", "triggered") or 0
+        fold.linked = await rollups.count(session, "causality", "linked") or 0
     else:
         fold = await _fold_spans(session)
     names = fold.names
@@ -147,6 +159,13 @@ async def graph(session: Session, *, min_rounds: int = MIN_ROUNDS, folded: bool 
         longest = max(agg.longest for agg in inner.values())
         if longest < min_rounds:
             continue
+        if stored:  # (loaded as counts: the cycle's own edges are read whole)
+            for a, b in inner:
+                row = await session.rec.fetchone(
+                    "SELECT data FROM rollup_edges WHERE session_id = ? AND source = ? AND target = ?",
+                    (session.id, names[a], names[b]))
+                if row is not None:
+                    inner[(a, b)] = whole_edge(row[0])
         cycles.append(await _cycle(session, [names[i] for i in _order(component, inner)], inner))
     cycles.sort(key=lambda c: (-c.rounds, c.first_seq))
     return Graph(reconciles=fold.total, triggered=fold.triggered, caused_by_writes=fold.linked, edges=edge_list,

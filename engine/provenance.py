@@ -221,8 +221,8 @@ async def walk(session: Session, obj_id: int, at: int, *, path: str | None = Non
     session.check_position(at, allow_zero=True)
     name = await _key(session, obj_id)
     if path is not None:
-        index = await change_index(session, obj_id, path)
-        change = index.last(at)
+        index = await change_index(session, obj_id, path, build=False)
+        change = await index.before(at + 1)  # the change that set the value at ``at``, read outward from it
         if change is None:
             yield Link(kind="absent", seq=None, object=name, obj_id=obj_id,
                        text=f"{name}:{path or '.'} is absent at op {at} and was never set before it")

@@ -2,14 +2,19 @@
 
 A watch is ``KIND/NAMESPACE/NAME:PATH`` (``Deployment/default/web:.spec.replicas``,
 ``Pod/default/api-0:.status.conditions[type=Ready].status``).  Its *change index*
-is built once per (session, object, path) from the object's versions (rows of
-``states``) in one streamed query: the writer's change index (``engine.changes``)
-says which versions may have changed the path, SQLite keeps only those (and
-versions it could not compare), and only their bodies are decompressed and the
-field extracted; the versions at which it differs from the one before are kept.
-A schema-1 session has no change index: every version is read.  After that,
-continue / reverse-continue / last are bisections over a sorted array, so
-stepping through changes costs microseconds however long the session is.
+answers continue and reverse-continue (``after``/``before``) at once, by reading the
+object's versions outward from the position until the value differs: the writer's change
+index (``engine.changes``) says which versions may have changed the path, SQLite keeps
+only those (and versions it could not compare), and only their bodies are decompressed
+and the field extracted, a few at first, more while no change turns up.  A first answer
+costs the distance to the nearest change (a field that never changes again after N has
+every later candidate read to prove it), not the object's history.
+
+``update`` reads the whole history in one streamed query (the CLI's counts, the TUI's
+index) and keeps the versions at which the field differs from the one before, compactly;
+then next / prev / last are bisections over a sorted array, so stepping through changes
+costs microseconds however long the session is.  A schema-1 session has no change index:
+every version is a candidate.
 
 Only the field is decoded: a msgspec type shaped like the path skips the rest
 of each body, which makes the build several times faster than a full decode.
@@ -29,6 +34,8 @@ import bisect
 import weakref
 from array import array
 from collections import OrderedDict
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import msgspec
@@ -42,6 +49,10 @@ from replay_tui.engine.store import Session
 
 INDEX_CACHE = 64  # change indexes kept per session
 FETCH = 2048  # versions per fetch while building
+FIRST = 16  # versions read by an outward scan's first chunk (then 4x as many, up to FETCH)
+RECENT_VALUES = 4096  # distinct values whose JSON an index stores once
+ABSENT, DELETED = -1, -2  # a change's value size: no value (absent; the object deleted)
+NO_RECONCILE = -(1 << 63)
 
 
 class FieldSpecError(RecordingError):
@@ -241,7 +252,21 @@ async def candidates_sql(session: Session, paths: list[str], column: str) -> tup
 
 
 class ChangeIndex:
-    """The ops at which one field of one object changed, sorted by seq."""
+    """The ops at which one field of one object changed, sorted by seq.
+
+    Two ways in.  ``after``/``before`` answer at any time: from what ``update`` has read
+    when that covers the answer, else by reading the object's versions outward from the
+    position, a few at a time (the change index's candidates only, decoding only until the
+    value differs), so the first answer costs the distance to the nearest change, not the
+    object's history.  ``update`` reads the whole history once (and what a growing session
+    adds later); then ``next``/``prev``/``last``/``value_at``/``changes`` are bisections
+    in memory over what it read (the CLI's counts, the TUI's panel and continue).
+
+    The changes are held compactly, ~65 bytes each (a hot object's 770,537 resourceVersions
+    as Python objects took ~180 MB, now ~50 MB): parallel arrays of seqs, op fields and where the new
+    value's JSON sits in one buffer; a value is decoded when it is asked for (the JSON of a value
+    decoded from JSON decodes to an equal one: msgspec refuses numbers and strings that would not).
+    """
 
     def __init__(self, session: Session, obj_id: int, key: ObjectKey | None, path: str):
         self.session = session
@@ -250,13 +275,22 @@ class ChangeIndex:
         self.path = path
         self._field = FieldReader(path)
         self.seqs = array("q")
-        self._new: list[Any] = []
-        self._info: list[tuple[str, str, int | None, int, bool]] = []  # verb, actor, reconcile, ts, deleted
+        self._start = array("q")  # where change i's new value's JSON starts in ``_json``
+        self._size = array("l")  # and its length: ABSENT or DELETED for no value
+        self._json = bytearray()
+        self._recent: dict[bytes, int] = {}  # a value's JSON -> where it already is (bounded)
+        self._verb = array("l")  # ids into ``_names``
+        self._actor = array("l")
+        self._reconcile = array("q")  # NO_RECONCILE for none
+        self._ts = array("q")
+        self._names: list[str] = [""]
+        self._name_ids: dict[str, int] = {"": 0}
         self.upto = 0  # versions up to this seq have been read
         self.versions = 0  # how many versions the object has (up to ``upto``)
         self.decoded = 0  # how many of them were candidates, decoded
-        self._current: Any = MISSING
-        self._interned: dict[str, str] = {}
+        self.scanned = 0  # versions read by ``after``/``before`` beyond what ``update`` read
+        self._current: Any = MISSING  # the value after the last version read
+        self._at_upto: Any = MISSING  # the value at ``upto`` (``_current`` moves on while a build runs)
         self._lock = asyncio.Lock()
 
     @property
@@ -283,14 +317,18 @@ class ChangeIndex:
             last = self.session.last
             if last <= self.upto:
                 return self
-            mark = (len(self.seqs), self.versions, self.decoded, self._current)
+            mark = (len(self.seqs), len(self._json), self.versions, self.decoded, self._current)
             try:
                 await self._read(last)
             except BaseException:  # cancelled or failed: forget the half-read range
-                n, self.versions, self.decoded, self._current = mark
-                del self.seqs[n:], self._new[n:], self._info[n:]
+                n, size, self.versions, self.decoded, self._current = mark
+                for column in (self.seqs, self._start, self._size, self._verb, self._actor,
+                               self._reconcile, self._ts):
+                    del column[n:]
+                del self._json[size:]
+                self._recent.clear()
                 raise
-            self.upto = last
+            self.upto, self._at_upto = last, self._current
         return self
 
     async def _read(self, last: int) -> None:
@@ -302,13 +340,11 @@ class ChangeIndex:
         self.versions += int(row[0]) if row else 0
         candidates, params = await candidates_sql(self.session, [self.path], "s.changed")
         stream = rec.stream(
-            "SELECT s.seq, s.blob_id, b.codec, b.data, o.verb, o.actor, o.reconcile, o.ts_ns"
-            " FROM states s INDEXED BY states_object LEFT JOIN blobs b ON b.id = s.blob_id"
-            " LEFT JOIN operations o ON o.session_id = s.session_id AND o.seq = s.seq"
-            f" WHERE s.session_id = ? AND s.obj_id = ? AND s.seq > ? AND s.seq <= ? AND {candidates}"
+            f"{_BODIES} WHERE s.session_id = ? AND s.obj_id = ? AND s.seq > ? AND s.seq <= ? AND {candidates}"
             " ORDER BY s.seq", (*span, *params), size=FETCH)
         cache: dict[int, Any] = {}
         pending: list[asyncio.Future[Any]] = []  # [fetch of the next batch, extraction of this one]
+        ops: list[asyncio.Future[Any]] = []  # the op fields of the changes found, read meanwhile
         try:
             fetch: asyncio.Future[Any] = asyncio.ensure_future(anext(stream, None))
             pending.append(fetch)
@@ -322,15 +358,19 @@ class ChangeIndex:
                     following = asyncio.ensure_future(asyncio.to_thread(self._extract, rows, cache))
                     pending += [fetch, following]
                 if work is not None:
+                    folded = len(self.seqs)
                     self._fold(await work)
                     pending.remove(work)
+                    if len(self.seqs) > folded:
+                        ops.append(asyncio.ensure_future(self._ops(folded, len(self.seqs))))
                 work = following
                 if rows is None:
                     break
+            await asyncio.gather(*ops)
         except codec.BodyError as exc:
             raise RecordingError(f"{rec.path}: the recording is corrupted ({exc})") from None
         finally:
-            for future in pending:
+            for future in pending + ops:
                 if not future.done():
                     future.cancel()
                 try:
@@ -339,48 +379,97 @@ class ChangeIndex:
                     pass
             await stream.aclose()
 
+    def _value_of(self, blob_id: int | None, kind: int, data: bytes | None, cache: dict[int, Any]) -> Any:
+        """The field in one version (MISSING for a deletion); any thread may call it."""
+        if blob_id is None:
+            return MISSING
+        value = cache.get(blob_id, _UNSET)
+        if value is _UNSET:
+            if data is None:
+                raise codec.BodyError(f"body {blob_id} is missing")
+            value = self._field.value(self.session.rec.unpack(kind, data))
+            if len(cache) < 4096:
+                cache[blob_id] = value
+        return value
+
     def _extract(self, rows: list[tuple[Any, ...]], cache: dict[int, Any]) -> list[tuple[Any, ...]]:
-        """(seq, blob id, value, verb, actor, reconcile, ts) per version: runs on a worker thread."""
-        field = self._field
-        unpack = self.session.rec.unpack
-        out = []
-        for seq, blob_id, kind, data, verb, actor, reconcile, ts_ns in rows:
-            if blob_id is None:
-                value = MISSING
-            else:
-                value = cache.get(blob_id, _UNSET)
-                if value is _UNSET:
-                    if data is None:
-                        raise codec.BodyError(f"body {blob_id} is missing")
-                    value = field.value(unpack(kind, data))
-                    if len(cache) < 4096:
-                        cache[blob_id] = value
-            out.append((seq, blob_id, value, verb, actor, reconcile, ts_ns))
-        return out
+        """(seq, blob id, value) per version: runs on a worker thread."""
+        value_of = self._value_of
+        return [(seq, blob_id, value_of(blob_id, kind, data, cache)) for seq, blob_id, kind, data in rows]
 
     def _fold(self, versions: list[tuple[Any, ...]]) -> None:
-        """Keep the versions at which the value differs from the one before."""
+        """Keep the versions at which the value differs from the one before (their ops' fields
+        are filled in by ``_ops``)."""
         current = self._current
-        interned = self._interned
-        for seq, blob_id, value, verb, actor, reconcile, ts_ns in versions:
+        for seq, blob_id, value in versions:
             self.decoded += 1
             if same(value, current):
                 continue
             current = value
-            self.seqs.append(seq)
-            self._new.append(value)
-            verb = interned.setdefault(verb or "", verb or "")
-            actor = interned.setdefault(actor or "", actor or "")
-            self._info.append((verb, actor, reconcile, ts_ns or 0, blob_id is None))
+            self._append(seq, value, blob_id is None)
         self._current = current
 
-    # --- answers ---------------------------------------------------------------------
+    async def _ops(self, start: int, end: int) -> None:
+        """The verb, actor, reconcile and time of changes ``start`` to ``end``, read for them alone
+        (joined to every candidate version they cost as much as reading its body)."""
+        rec, names = self.session.rec, self._name
+        for at in range(start, end, 500):
+            seqs = self.seqs[at:min(at + 500, end)]
+            rows = await rec.fetchall(
+                "SELECT seq, verb, actor, reconcile, ts_ns FROM operations WHERE session_id = ?"
+                f" AND seq IN ({','.join('?' * len(seqs))})", (self.session.id, *seqs))
+            where = {seq: at + i for i, seq in enumerate(seqs)}
+            for seq, verb, actor, reconcile, ts_ns in rows:
+                i = where[seq]
+                self._verb[i], self._actor[i] = names(verb or ""), names(actor or "")
+                self._reconcile[i] = NO_RECONCILE if reconcile is None else reconcile
+                self._ts[i] = ts_ns or 0
+
+    def _append(self, seq: int, value: Any, deleted: bool) -> None:
+        """A change, its op's fields blank (name 0 is '') until ``_ops`` reads them."""
+        self.seqs.append(seq)
+        if value is MISSING:
+            self._start.append(0)
+            self._size.append(DELETED if deleted else ABSENT)
+        else:
+            data = msgspec.json.encode(value)  # (decodes to an equal value: it was decoded from JSON)
+            at = self._recent.get(data)
+            if at is None:
+                at = len(self._json)
+                self._json += data
+                if len(self._recent) < RECENT_VALUES:
+                    self._recent[data] = at
+            self._start.append(at)
+            self._size.append(len(data))
+        self._verb.append(0)
+        self._actor.append(0)
+        self._reconcile.append(NO_RECONCILE)
+        self._ts.append(0)
+
+    def _name(self, text: str) -> int:
+        n = self._name_ids.get(text)
+        if n is None:
+            n = self._name_ids[text] = len(self._names)
+            self._names.append(text)
+        return n
+
+    # --- answers over what has been read ---------------------------------------------
+
+    def _value(self, i: int) -> Any:
+        """The new value of change ``i`` (decoded from its JSON: a fresh object each time)."""
+        size = self._size[i]
+        if size < 0:
+            return MISSING
+        at = self._start[i]
+        return _decode_any(self._json[at:at + size])
 
     def change(self, i: int) -> FieldChange:
-        verb, actor, reconcile, ts_ns, deleted = self._info[i]
-        return FieldChange(seq=self.seqs[i], old=self._new[i - 1] if i > 0 else MISSING,
-                           new=self._new[i], verb=verb, actor=actor, reconcile=reconcile,
-                           ts_ns=ts_ns, deleted=deleted)
+        reconcile = self._reconcile[i]
+        return FieldChange(seq=self.seqs[i], old=self._value(i - 1) if i > 0 else MISSING,
+                           new=self._value(i), verb=self._names[self._verb[i]],
+                           actor=self._names[self._actor[i]],
+                           reconcile=None if reconcile == NO_RECONCILE else reconcile,
+                           ts_ns=self._ts[i], deleted=self._size[i] == DELETED)
 
     def changes(self, after: int = 0, upto: int | None = None) -> list[FieldChange]:
         """Every change with ``after < seq <= upto`` (all of them by default), oldest first."""
@@ -406,11 +495,122 @@ class ChangeIndex:
     def value_at(self, seq: int) -> Any:
         """The field's value at position ``seq`` (MISSING: absent, or no such object then)."""
         i = bisect.bisect_right(self.seqs, seq)
-        return self._new[i - 1] if i > 0 else MISSING
+        return self._value(i - 1) if i > 0 else MISSING
 
     def step(self, seq: int, forward: bool = True) -> FieldChange | None:
         """``next`` or ``prev``: what a debugger's continue / reverse-continue does."""
         return self.next(seq) if forward else self.prev(seq)
+
+    # --- answers at any time ---------------------------------------------------------
+
+    async def after(self, seq: int) -> FieldChange | None:
+        """``next(seq)`` whether or not the index has been read that far: what it has read
+        answers when it can; the rest is read forward from ``seq`` until the value differs."""
+        upto, last = self.upto, self.session.last
+        if seq < upto:
+            found = self.next(seq)  # (complete up to ``upto``; one past it folded since is right too)
+            if found is not None or upto >= last:
+                return found
+            seq, base = upto, self._at_upto
+        elif seq >= last:
+            return None
+        elif seq == upto:
+            base = self._at_upto
+        else:
+            base = await self._value_before(seq + 1)
+        async with aclosing(self._outward(seq, last, forward=True)) as scan:
+            async for rows, values in scan:
+                for row, value in zip(rows, values):
+                    if not same(value, base):
+                        return await self._scanned(row, base, value)
+        return None
+
+    async def before(self, seq: int) -> FieldChange | None:
+        """``prev(seq)`` whether or not the index has been read that far: the versions after
+        what it has read are read backward from ``seq`` until two differ."""
+        upto = self.upto
+        if seq <= upto + 1:
+            return self.prev(seq)
+        newer: tuple[Any, Any] | None = None  # (row, value) of the newest candidate not yet told apart
+        async with aclosing(self._outward(seq - 1, upto, forward=False)) as scan:
+            async for rows, values in scan:
+                for row, value in zip(rows, values):
+                    if newer is not None and not same(value, newer[1]):
+                        return await self._scanned(newer[0], value, newer[1])
+                    newer = (row, value)
+        if newer is not None and not same(self._at_upto, newer[1]):
+            return await self._scanned(newer[0], self._at_upto, newer[1])
+        return self.prev(upto + 1)
+
+    async def _value_before(self, seq: int) -> Any:
+        """The field's value just before op ``seq``: that of the latest candidate version before it."""
+        async with aclosing(self._outward(seq - 1, 0, forward=False, first=1)) as scan:
+            async for _rows, values in scan:
+                return values[0]
+        return MISSING
+
+    async def _scanned(self, row: tuple[Any, ...], old: Any, new: Any) -> FieldChange:
+        """The change a scan found (the op's fields are read for it alone: joined to every
+        version scanned they cost as much as the rest of the scan)."""
+        seq, blob_id, _kind, _data = row
+        op = await self.session.rec.fetchone(
+            "SELECT verb, actor, reconcile, ts_ns FROM operations WHERE session_id = ? AND seq = ?",
+            (self.session.id, seq))
+        verb, actor, reconcile, ts_ns = op if op is not None else ("", "", None, 0)
+        return FieldChange(seq=seq, old=old, new=new, verb=verb or "", actor=actor or "",
+                           reconcile=reconcile, ts_ns=ts_ns or 0, deleted=blob_id is None)
+
+    async def _outward(self, seq: int, bound: int, *, forward: bool,
+                       first: int = 0) -> AsyncGenerator[tuple[list[tuple[Any, ...]], list[Any]], None]:
+        """The candidate versions from ``seq`` on (forward: after it, up to ``bound``; backward:
+        at or before it, down to just above ``bound``), nearest first, with the field's value in
+        each.  Fetched in chunks that grow (``first`` versions (FIRST), then 4x as many, up to
+        FETCH), the next fetched while this one is decoded; decoded in parts that double (1, 2,
+        4... versions), so a consumer that stops early had at most twice what it read decoded."""
+        rec = self.session.rec
+        candidates, params = await candidates_sql(self.session, [self.path], "s.changed")
+        order = "s.seq > ? AND s.seq <= ? ORDER BY s.seq" if forward else \
+            "s.seq <= ? AND s.seq > ? ORDER BY s.seq DESC"
+        sql = f"{_BODIES} WHERE s.session_id = ? AND s.obj_id = ? AND {candidates} AND {order} LIMIT ?"
+        head = (self.session.id, self.obj_id, *params)
+        cache: dict[int, Any] = {}
+        size, part = first or FIRST, 1
+        fetch: asyncio.Future[Any] | None = asyncio.ensure_future(rec.fetchall(sql, (*head, seq, bound, size)))
+        try:
+            while fetch is not None:
+                rows = await fetch
+                fetch = None
+                if len(rows) == size:  # there may be more: fetch them while these are decoded
+                    seq = rows[-1][0] if forward else rows[-1][0] - 1
+                    size = min(size * 4, FETCH)
+                    fetch = asyncio.ensure_future(rec.fetchall(sql, (*head, seq, bound, size)))
+                at = 0
+                while at < len(rows):
+                    chunk = rows[at:at + part]
+                    at += len(chunk)
+                    part = min(part * 2, FETCH)
+                    self.scanned += len(chunk)
+                    try:
+                        values = await asyncio.to_thread(self._values, chunk, cache) if len(chunk) > 8 else \
+                            self._values(chunk, cache)
+                    except codec.BodyError as exc:
+                        raise RecordingError(f"{rec.path}: the recording is corrupted ({exc})") from None
+                    yield chunk, values
+        finally:
+            if fetch is not None:
+                fetch.cancel()
+                try:
+                    await fetch
+                except BaseException:
+                    pass
+
+    def _values(self, rows: list[tuple[Any, ...]], cache: dict[int, Any]) -> list[Any]:
+        value_of = self._value_of
+        return [value_of(row[1], row[2], row[3], cache) for row in rows]
+
+
+_BODIES = ("SELECT s.seq, s.blob_id, b.codec, b.data FROM states s INDEXED BY states_object"
+           " LEFT JOIN blobs b ON b.id = s.blob_id")
 
 
 _indexes: weakref.WeakKeyDictionary[Session, OrderedDict[tuple[int, str], ChangeIndex]] = \
@@ -418,8 +618,9 @@ _indexes: weakref.WeakKeyDictionary[Session, OrderedDict[tuple[int, str], Change
 
 
 async def change_index(session: Session, obj_id: int, path: str, *,
-                       key: ObjectKey | None = None) -> ChangeIndex:
-    """The (cached) change index of one field of one object, brought up to the session's end."""
+                       key: ObjectKey | None = None, build: bool = True) -> ChangeIndex:
+    """The (cached) change index of one field of one object, brought up to the session's end
+    (``build=False``: as it is; its ``after``/``before`` answer without reading it all)."""
     check_path(path)
     cache = _indexes.setdefault(session, OrderedDict())
     index = cache.get((obj_id, path))
@@ -432,7 +633,7 @@ async def change_index(session: Session, obj_id: int, path: str, *,
             cache.popitem(last=False)
     else:
         cache.move_to_end((obj_id, path))
-    return await index.update()
+    return await index.update() if build else index
 
 
 def forget(session: Session) -> None:
@@ -440,11 +641,11 @@ def forget(session: Session) -> None:
     _indexes.pop(session, None)
 
 
-async def watch(session: Session, spec: str | FieldRef) -> ChangeIndex:
-    """``KIND/NAMESPACE/NAME:PATH`` -> the change index of that field."""
+async def watch(session: Session, spec: str | FieldRef, *, build: bool = True) -> ChangeIndex:
+    """``KIND/NAMESPACE/NAME:PATH`` -> the change index of that field (see ``change_index``)."""
     ref = parse_field(spec) if isinstance(spec, str) else spec
     obj_id, key = await session.resolve_object(ref.resource)
-    return await change_index(session, obj_id, ref.path, key=key)
+    return await change_index(session, obj_id, ref.path, key=key, build=build)
 
 
 class WatchSet:

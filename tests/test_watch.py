@@ -73,13 +73,14 @@ def _naive_triple(change: tuple[int, Any, Any] | None) -> tuple[int, bytes, byte
     return None if change is None else (change[0], _encode(change[1]), _encode(change[2]))
 
 
-async def _check(db: str, model: StreamModel, ops: list[Operation], path: str) -> None:
+async def _check(db: str, model: StreamModel, ops: list[Operation], path: str, read_to: int) -> None:
     async with await Recording.open(db) as rec:
         session = await rec.session()
         n = session.last
         for key, obj_id in (await object_ids(rec)).items():
             index = await watch.change_index(session, obj_id, path)
             expected = naive_changes(model, key, path, n)
+            await _check_outward(session, obj_id, key, path, expected, read_to)
             got = [(c.seq, _encode(c.old), _encode(c.new)) for c in index.changes()]
             assert got == [_naive_triple(c) for c in expected], f"changes of {key}:{path}"
             for c in index.changes():
@@ -100,15 +101,48 @@ async def _check(db: str, model: StreamModel, ops: list[Operation], path: str) -
                         index.last(pos).new if index.last(pos) else MISSING)
 
 
+async def _check_outward(session: Session, obj_id: int, key: Any, path: str,
+                         expected: list[tuple[int, Any, Any]], read_to: int) -> None:
+    """``after``/``before`` at every position equal the full history's next/prev: on an index
+    that has read nothing, and on one that has read the versions up to ``read_to`` only (a
+    session that grew since)."""
+    n = session.last
+    full = await watch.change_index(session, obj_id, path)
+    cold = watch.ChangeIndex(session, obj_id, key, path)
+    part = watch.ChangeIndex(session, obj_id, key, path)
+    session.last = min(read_to, n)
+    try:
+        await part.update()
+    finally:
+        session.last = n
+    for index in (cold, part):
+        for pos in range(n + 2):
+            nxt = next((c for c in expected if c[0] > pos), None)
+            prv = next((c for c in reversed(expected) if c[0] < pos), None)
+            after, before = await index.after(pos), await index.before(pos)
+            assert _triple(after) == _naive_triple(nxt), f"after({pos}) {key}:{path} read to {index.upto}"
+            assert _triple(before) == _naive_triple(prv), f"before({pos}) {key}:{path} read to {index.upto}"
+            for got, want in ((after, full.next(pos)), (before, full.prev(pos))):
+                if got is not None and want is not None:
+                    assert (got.verb, got.actor, got.reconcile, got.ts_ns, got.deleted) == \
+                        (want.verb, want.actor, want.reconcile, want.ts_ns, want.deleted)
+
+
 @SETTINGS
-@given(actions=stream_actions(max_size=40), path=st.sampled_from(PATHS), batch=st.integers(1, 7))
-def test_every_answer_equals_a_naive_scan(actions: list[Any], path: str, batch: int) -> None:
+@given(actions=stream_actions(max_size=40), path=st.sampled_from(PATHS), batch=st.integers(1, 7),
+       read_to=st.integers(0, 45), first=st.sampled_from((1, 2, watch.FIRST)))
+def test_every_answer_equals_a_naive_scan(actions: list[Any], path: str, batch: int, read_to: int,
+                                          first: int) -> None:
     ops, effects = build_stream(actions)
     model = StreamModel(effects)
-    with tempfile.TemporaryDirectory() as tmp:
-        db = os.path.join(tmp, "rec.db")
-        write_session(db, ops, batch=batch)
-        asyncio.run(_check(db, model, ops, path))
+    default, watch.FIRST = watch.FIRST, first  # small chunks: the outward scans read several
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            db = os.path.join(tmp, "rec.db")
+            write_session(db, ops, batch=batch)
+            asyncio.run(_check(db, model, ops, path, read_to))
+    finally:
+        watch.FIRST = default
 
 
 # --- fields of every shape -------------------------------------------------------------
@@ -377,3 +411,46 @@ async def test_an_index_over_compressed_versions_and_a_corrupted_one(tmp_path: P
     await ses2.refresh()
     with pytest.raises(RecordingError, match="corrupted"):
         await watch.ChangeIndex(ses2, obj_id, key, ".data.n").update()
+
+
+# --- the first answer reads around its position, not the object's history ---------------
+
+def _probed(rv: int) -> dict[str, Any]:
+    """A pod whose Ready condition is probed on every version (the item changes each time)
+    and whose status flips every 10th: every version is a candidate for the status."""
+    body = k8s_object("Pod", "hot", rv=rv)
+    body["status"] = {"conditions": [{"type": "Ready", "status": str(rv // 10 % 2 == 0),
+                                      "lastProbeTime": f"t{rv}"}]}
+    return body
+
+
+@pytest.mark.parametrize("versions", [300, 3000])
+async def test_the_first_answer_decodes_a_bounded_number_of_versions(
+        versions: int, session_of: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``after``/``before`` on an index that has read nothing decode the versions between the
+    position and the nearest change (and one before it), whatever the object's history."""
+    ses = await session_of([op_for("create" if i == 0 else "update", _probed(i + 1), response=_probed(i + 1))
+                            for i in range(versions)])
+    decodes = {"n": 0}
+    real = watch.FieldReader.value
+
+    def counting(self: watch.FieldReader, data: bytes) -> Any:
+        decodes["n"] += 1
+        return real(self, data)
+
+    monkeypatch.setattr(watch.FieldReader, "value", counting)
+    obj_id, key = await ses.resolve_object("Pod/default/hot")
+    most = 0
+    for pos in range(2, versions - 10, max(1, versions // 97)):
+        for field in (".status.conditions[type=Ready].status", ".metadata.resourceVersion"):
+            for forward in (True, False):
+                cold = watch.ChangeIndex(ses, obj_id, key, field)
+                decodes["n"] = 0
+                found = await (cold.after(pos) if forward else cold.before(pos))
+                assert found is not None and (found.seq > pos if forward else found.seq < pos)
+                most = max(most, decodes["n"])
+    assert most <= 2 * 10 + 8  # the status changes every 10 versions; chunks are decoded 1, 2, 4, ...
+    full = watch.ChangeIndex(ses, obj_id, key, ".status.conditions[type=Ready].status")
+    decodes["n"] = 0
+    await full.update()
+    assert decodes["n"] == versions  # (reading the history decodes all of it)
