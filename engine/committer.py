@@ -39,7 +39,7 @@ from replay_tui.engine import loops as loop_folds
 from replay_tui.engine.changes import ChangeTracker
 from replay_tui.engine.format import ADDED, CREATE, DELETE, DELETED, GET, MODIFIED, PATCH, UPDATE
 from replay_tui.engine.loops import LOOP_WINDOW_NS, LoopFold, SpanLinks
-from replay_tui.engine.rollups import RollupWriter
+from replay_tui.engine.rollups import BEGIN, RollupWriter
 from replay_tui.engine.schema import FORMAT_V2, ID_SHIFT, OP_COLUMNS, RecordingError, describe_sqlite_error
 
 PACK_CHUNK = 256  # new bodies handed to the compression thread at a time
@@ -60,11 +60,9 @@ _PUT_SPILL = "INSERT OR REPLACE INTO temp.fold_loops (session_id, obj_id, data) 
 _PUT_COUNT = "INSERT OR REPLACE INTO rollup_counts (session_id, what, key, n) VALUES (?, ?, ?, ?)"
 _INSERT_OP = f"INSERT INTO operations ({', '.join(OP_COLUMNS)}) VALUES ({', '.join('?' * len(OP_COLUMNS))})"
 # Columns of an op row the rollups read (OP_COLUMNS order).
-(_SEQ, _TS, _DURATION, _VERB, _RESOURCE, _KIND, _NAMESPACE, _NAME, _SUBRESOURCE, _STATUS, _RECONCILE,
- _OBJ, _BUCKET, _ERROR, _GENERATION, _RV) = (OP_COLUMNS.index(c) for c in (
-     "seq", "ts_ns", "duration_ns", "verb", "resource", "kind", "namespace", "name", "subresource", "status",
-     "reconcile", "obj_id", "dur_bucket", "error", "generation", "resource_version"))
-BEGIN, END = 0, 1  # span events
+(_SEQ, _TS, _VERB, _KIND, _NAMESPACE, _NAME, _SUBRESOURCE, _RECONCILE, _OBJ, _ERROR, _GENERATION, _RV) = (
+    OP_COLUMNS.index(c) for c in ("seq", "ts_ns", "verb", "kind", "namespace", "name", "subresource", "reconcile",
+                                  "obj_id", "error", "generation", "resource_version"))
 
 
 class Batch(msgspec.Struct, array_like=True, gc=False):
@@ -363,57 +361,49 @@ class Committer:
                          [(bid, c, data) for (bid, _), (c, data) in zip(blobs, packed)])
 
     def _fold(self, session: _Session, batch: Batch) -> None:
-        """The batch's ops, versions, GETs and span events into the rollups (and, unless given up,
-        the hot loops and causality links), in the order they happened."""
-        rollups = session.rollups
-        fold, fold_version, got = rollups.op, rollups.version, rollups.got
-        folds = not session.broken
+        """The batch's ops, versions, GETs and span events into the rollups and (unless given up)
+        the hot loops and causality links, each in the order they happened."""
+        states, events, ops = batch.states, batch.span_events, batch.ops
+        session.rollups.fold(ops, states, events)
+        if session.broken:
+            return
         loops, links = session.loops, session.links
         loop_op, link_op, version_seqs = loops.op, links.op, links.version
-        if folds:
-            for obj_id, _, kind, namespace, name in batch.objects:
-                loops.object(obj_id, kind, namespace, name)
-        states = batch.states
-        events = batch.span_events
+        for obj_id, _, kind, namespace, name in batch.objects:
+            loops.object(obj_id, kind, namespace, name)
+        n_ops, n_states, n_events = len(ops), len(states), len(events)
         s = e = 0
-        n_states, n_events = len(states), len(events)
-        ops = batch.ops
-        for i in range(len(ops) + 1):
-            while e < n_events and events[e][0] <= i:
+        state_seq = states[0][0] if n_states else None
+        event_at = events[0][0] if n_events else n_ops + 1
+        loop_verbs, always = _LOOP_VERBS, _LOOP_ALWAYS
+        for i in range(n_ops + 1):
+            while event_at <= i:
                 event = events[e]
                 e += 1
+                event_at = events[e][0] if e < n_events else n_ops + 1
                 if event[1] == BEGIN:
                     _, _, rid, reconciler, kind, namespace, name, start, start_ns, trigger = event
-                    rollups.span_begin(rid, reconciler)
-                    if folds:
-                        loops.reconcile(start, start_ns, kind, namespace, name, trigger, learning=True)
-                        links.begin(rid, reconciler, kind, namespace, name, start, trigger)
+                    loops.reconcile(start, start_ns, kind, namespace, name, trigger, learning=True)
+                    links.begin(rid, reconciler, kind, namespace, name, start, trigger)
                 else:
-                    _, _, reconciler, duration, failed, rid, end = event
-                    rollups.span_end(reconciler, duration, failed)
-                    if folds:
-                        links.end(rid, end)
-            if i == len(ops):
+                    links.end(event[5], event[6])
+            if i == n_ops:
                 break
             row = ops[i]
-            seq, verb, obj_id, error = row[_SEQ], row[_VERB], row[_OBJ], row[_ERROR]
-            fold(seq, row[_TS], row[_DURATION], verb, row[_KIND], row[_NAMESPACE], row[_NAME], row[_STATUS],
-                 row[_RESOURCE], row[_SUBRESOURCE], row[_BUCKET], error, obj_id, row[_RECONCILE])
+            seq, obj_id = row[_SEQ], row[_OBJ]
             versioned, blob = 0, None
-            while s < n_states and states[s][0] == seq:
+            while state_seq == seq:
                 state = states[s]
-                fold_version(state[1], seq)
-                if folds:
-                    version_seqs[state[1]] = seq
+                version_seqs[state[1]] = seq
                 if state[1] == obj_id:
                     versioned, blob = 1, state[2]
                 s += 1
-            if obj_id is not None and verb == GET and not error:
-                got(obj_id)
-            if folds:
-                if obj_id is not None and not error and verb in _LOOP_VERBS and (versioned or verb in _LOOP_ALWAYS):
+                state_seq = states[s][0] if s < n_states else None
+            if obj_id is not None and not row[_ERROR]:
+                verb = row[_VERB]
+                if verb in loop_verbs and (versioned or verb in always):
                     loop_op(seq, row[_TS], obj_id, verb, row[_SUBRESOURCE], row[_GENERATION], versioned, blob)
-                link_op(seq, obj_id, row)
+            link_op(seq, obj_id, row)
 
     def _fold_rows(self, session: _Session) -> None:
         """The hot-loop records and causality edges the batch changed, and the counts that say

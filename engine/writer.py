@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 
 from replay_tui.engine import codec, liveness
-from replay_tui.engine.committer import BEGIN, END, Batch, Committer, ProcessCommitter
+from replay_tui.engine.committer import Batch, Committer, ProcessCommitter
 from replay_tui.engine.format import (
     ADDED,
     CREATE,
@@ -57,7 +57,7 @@ from replay_tui.engine.format import (
     decode_list,
 )
 from replay_tui.engine.partial import WRAPPER_KINDS, Carried, carried, merge_partial
-from replay_tui.engine.rollups import BUCKETS_PER_OCTAVE
+from replay_tui.engine.rollups import BEGIN, BUCKETS_PER_OCTAVE, END
 from replay_tui.engine.schema import (
     ID_SHIFT,
     RecordingError,
