@@ -1,11 +1,11 @@
-"""Committing a session's batches: the rollups, the change index, compression and the inserts.
+"""Committing a session's batches: the rollups, hot loops and links, compression and the inserts.
 
 The writer (``engine.writer.SessionWriter``) turns operations into rows: identities,
-de-duplicated bodies, object versions, keyframes.  What is left of a batch is a
-``Committer``'s: folding the rows into the rollups (``engine.rollups``), comparing each
-new version with the object's last one (the change index, ``engine.changes``),
-compressing the new bodies (with the session's dictionary once it is trained), and
-the inserts and the commit.
+de-duplicated bodies, object versions with the paths each changed (the change index,
+``engine.changes``), keyframes.  What is left of a batch is a ``Committer``'s: folding
+the rows into the rollups (``engine.rollups``) and the hot loops and causality links
+(``engine.loops``), compressing the new bodies (with the session's dictionary once it
+is trained), and the inserts and the commit.
 
 A committer runs in the writer's process (``Committer``), or in a process of its own
 (``ProcessCommitter``, ``RecordingWriter(path, process=True)``): there it commits one
@@ -36,7 +36,6 @@ import zstandard
 
 from replay_tui.engine import codec
 from replay_tui.engine import loops as loop_folds
-from replay_tui.engine.changes import ChangeTracker
 from replay_tui.engine.format import ADDED, CREATE, DELETE, DELETED, GET, MODIFIED, PATCH, UPDATE
 from replay_tui.engine.loops import LOOP_WINDOW_NS, LoopFold, SpanLinks
 from replay_tui.engine.rollups import BEGIN, RollupWriter
@@ -72,8 +71,8 @@ class Batch(msgspec.Struct, array_like=True, gc=False):
     op_count: int  # the session's ops once this batch is in
     objects: list[tuple[Any, ...]]  # (id, api_group, kind, namespace, name): new objects
     ops: list[tuple[Any, ...]]  # operations rows, OP_COLUMNS
-    # (seq, obj_id, blob_id, JSON) of each new version: blob_id and JSON None for a deletion;
-    # JSON an int: the body is blobs[that int]; None with a blob: not at hand (unknown changes).
+    # (seq, obj_id, blob_id, changed) of each new version: blob_id None for a deletion; changed the
+    # paths it changed (``states.changed``: the writer keeps the change index, ``engine.changes``).
     states: list[tuple[Any, ...]]
     blobs: list[tuple[int, bytes]]  # new bodies (id, JSON)
     keyframes: list[tuple[int, bytes]]  # (seq, data)
@@ -83,6 +82,7 @@ class Batch(msgspec.Struct, array_like=True, gc=False):
     # start_seq, start_ns, trigger_seq) or (ops before it, END, reconciler, duration_ns, failed, rid,
     # end_seq): what the rollups and the loops fold with the ops.
     span_events: list[tuple[Any, ...]]
+    paths: list[tuple[int, str]]  # (id, path) of the paths the change index numbered for this batch
 
 
 _encode_batch = msgspec.msgpack.Encoder().encode_into
@@ -107,7 +107,6 @@ class _Session:
                                            _RV))
         self.broken = False
         self.unmarked = False  # the markers saying the folds are there are deleted
-        self.changes = ChangeTracker(1)  # path ids are per session (paths' key is (session, id))
         # Compression: plain zstd until the session's dictionary is trained.
         self.compressor = codec.new_compressor()
         self.codec = codec.ZSTD
@@ -272,10 +271,8 @@ class Committer:
             self._rollback()
             session.rollups.rollback()
             session.broken = True
-            session.changes.rolled_back(session.changes.committed())
             session.dictionary_row, session.samples, session.sample_bytes = saved
             raise self._error(exc) from None
-        session.changes.committed()
 
     def _compression(self, session: _Session) -> None:
         """Switch to the session's dictionary once the worker has trained it."""
@@ -297,7 +294,7 @@ class Committer:
         pool = self._worker()
         compressor = session.compressor
         blobs = batch.blobs
-        # New bodies compress on the worker while the rollups and the change index are folded.
+        # New bodies compress on the worker while the rollups, hot loops and links are folded.
         min_compress = codec.MIN_COMPRESS
         big = [data for _, data in blobs if len(data) >= min_compress]
         packing = [pool.submit(codec.compress_many, big[i:i + PACK_CHUNK], compressor)
@@ -312,19 +309,12 @@ class Committer:
                     session.samples = None
                     break
 
-        # The change index of each new version, and the rollups, in seq order.
-        track = session.changes.version
-        state_rows = []
-        for seq, obj_id, bid, data in batch.states:
-            if type(data) is int:
-                data = blobs[data][1]
-            state_rows.append((sid, seq, obj_id, bid, track(obj_id, data)))
         self._fold(session, batch)
 
         if batch.objects:
             conn.executemany("INSERT INTO objects (id, api_group, kind, namespace, name) VALUES (?, ?, ?, ?, ?)",
                              batch.objects)
-        paths = session.changes.fresh
+        paths = batch.paths
         if paths:
             conn.executemany("INSERT INTO paths (session_id, id, path) VALUES (?, ?, ?)",
                              [(sid, pid, path) for pid, path in paths])
@@ -333,8 +323,8 @@ class Committer:
             session.dictionary_row = None
         conn.executemany(_INSERT_OP, batch.ops)
         conn.executemany(
-            "INSERT OR REPLACE INTO states (session_id, seq, obj_id, blob_id, changed) VALUES (?, ?, ?, ?, ?)",
-            state_rows)
+            f"INSERT OR REPLACE INTO states (session_id, seq, obj_id, blob_id, changed) VALUES ({sid}, ?, ?, ?, ?)",
+            batch.states)
         if batch.keyframes:
             conn.executemany("INSERT OR REPLACE INTO keyframes (session_id, seq, data) VALUES (?, ?, ?)",
                              [(sid, seq, data) for seq, data in batch.keyframes])
@@ -617,7 +607,7 @@ def _serve(conn: Connection, path: str, fd: int, size: int) -> None:
     # Ctrl-C is the writer's to handle (it aborts or closes the session, then quits this
     # process); an interrupted child would only print a traceback and lose the batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Long-lived state (rollups, the change index's versions) would make the cyclic
+    # Long-lived state (rollups, hot-loop records, the link ring) would make the cyclic
     # collector's full passes slow; the child makes no reference cycles worth collecting often.
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
