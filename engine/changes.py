@@ -83,9 +83,8 @@ def _kids(raw: Any) -> Any:
 
 
 def _keyed(raw: Any, items: list[msgspec.Raw]) -> dict[str, dict[str, msgspec.Raw]]:
-    """An array's object items by key field and value (the first item wins, as in get_path)."""
-    if not _KEY_FIELDS.search(raw):  # no key field at all: nothing to decode
-        return _NO_KEYS
+    """An array's object items by key field and value (the first item wins, as in get_path);
+    ``raw`` has a key field somewhere (``_KEY_FIELDS``)."""
     keyed: dict[str, dict[str, msgspec.Raw]] = {}
     try:
         keys: list[Any] = _item_keys(raw)
@@ -129,10 +128,16 @@ class _Doc:
 
     def kids(self, key: Any, raw: Any) -> Any:
         """The decoded member ``key`` (a str: a top-level member; a pair: one below)."""
-        memo = self.memo
-        kids = memo.get(key)
+        kids = self.memo.get(key)
         if kids is None:
-            kids = memo[key] = _kids(raw)
+            first = memoryview(raw)[0]
+            if first == _OBJECT:
+                kids = _raw_dict(raw)
+            elif first == _ARRAY:
+                kids = _raw_list(raw)
+            else:
+                kids = _SCALAR
+            self.memo[key] = kids
         return kids
 
     def keyed(self, key: Any, raw: Any) -> dict[str, dict[str, msgspec.Raw]]:
@@ -140,7 +145,8 @@ class _Doc:
         mkey = (key, None)
         keyed = memo.get(mkey)
         if keyed is None:
-            keyed = memo[mkey] = _keyed(raw, self.kids(key, raw))
+            # (no key field anywhere in it: its items need not be decoded)
+            keyed = memo[mkey] = _keyed(raw, self.kids(key, raw)) if _KEY_FIELDS.search(raw) else _NO_KEYS
         return keyed
 
 

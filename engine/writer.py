@@ -25,11 +25,13 @@ Ids of objects, bodies and paths come from the session's own id space
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from math import log2
 from typing import Any
 
@@ -86,6 +88,20 @@ assert OP_COLUMNS[:5] == ("session_id", "seq", "ts_ns", "duration_ns", "verb")
 assert OP_COLUMNS[5:18] == Operation.__struct_fields__[3:16]
 assert OP_COLUMNS[18:] == ("query", "request_blob", "response_blob", "actor", "reconcile", "obj_id", "dur_bucket",
                            "error")
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a while (unless it already is), then on again: what
+    was allocated meanwhile is counted, so the next allocation collects if it is due."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _parse_head(data: bytes) -> ObjectHead | None:
@@ -396,6 +412,15 @@ class SessionWriter:
             if wait:
                 self._settle()
             return
+        # A batch makes and drops tens of thousands of containers (rows, versions, decoded
+        # members): with the cyclic collector paused they die by reference counting before it
+        # ever walks them, and the long-lived caches are walked less often (measured: the
+        # collector took ~12 % of an in-process ingest's CPU).  Paused for one batch only, and
+        # resumed once the batch's locals are gone.
+        with _collector_paused():
+            self._hand_over_batch(wait)
+
+    def _hand_over_batch(self, wait: bool) -> None:
         pending, self._buffer = self._buffer, []
         saved = self._save()
         handed = self._handed = _Handed([], [], [])
