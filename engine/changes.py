@@ -128,16 +128,10 @@ class _Doc:
 
     def kids(self, key: Any, raw: Any) -> Any:
         """The decoded member ``key`` (a str: a top-level member; a pair: one below)."""
-        kids = self.memo.get(key)
+        memo = self.memo
+        kids = memo.get(key)
         if kids is None:
-            first = memoryview(raw)[0]
-            if first == _OBJECT:
-                kids = _raw_dict(raw)
-            elif first == _ARRAY:
-                kids = _raw_list(raw)
-            else:
-                kids = _SCALAR
-            self.memo[key] = kids
+            kids = memo[key] = _kids(raw)
         return kids
 
     def keyed(self, key: Any, raw: Any) -> dict[str, dict[str, msgspec.Raw]]:
