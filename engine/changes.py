@@ -83,9 +83,8 @@ def _kids(raw: Any) -> Any:
 
 
 def _keyed(raw: Any, items: list[msgspec.Raw]) -> dict[str, dict[str, msgspec.Raw]]:
-    """An array's object items by key field and value (the first item wins, as in get_path)."""
-    if not _KEY_FIELDS.search(raw):  # no key field at all: nothing to decode
-        return _NO_KEYS
+    """An array's object items by key field and value (the first item wins, as in get_path);
+    ``raw`` has a key field somewhere (``_KEY_FIELDS``)."""
     keyed: dict[str, dict[str, msgspec.Raw]] = {}
     try:
         keys: list[Any] = _item_keys(raw)
@@ -140,7 +139,8 @@ class _Doc:
         mkey = (key, None)
         keyed = memo.get(mkey)
         if keyed is None:
-            keyed = memo[mkey] = _keyed(raw, self.kids(key, raw))
+            # (no key field anywhere in it: its items need not be decoded)
+            keyed = memo[mkey] = _keyed(raw, self.kids(key, raw)) if _KEY_FIELDS.search(raw) else _NO_KEYS
         return keyed
 
 

@@ -1,11 +1,11 @@
-"""Committing a session's batches: the rollups, the change index, compression and the inserts.
+"""Committing a session's batches: the rollups, hot loops and links, compression and the inserts.
 
 The writer (``engine.writer.SessionWriter``) turns operations into rows: identities,
-de-duplicated bodies, object versions, keyframes.  What is left of a batch is a
-``Committer``'s: folding the rows into the rollups (``engine.rollups``), comparing each
-new version with the object's last one (the change index, ``engine.changes``),
-compressing the new bodies (with the session's dictionary once it is trained), and
-the inserts and the commit.
+de-duplicated bodies, object versions with the paths each changed (the change index,
+``engine.changes``), keyframes.  What is left of a batch is a ``Committer``'s: folding
+the rows into the rollups (``engine.rollups``) and the hot loops and causality links
+(``engine.loops``), compressing the new bodies (with the session's dictionary once it
+is trained), and the inserts and the commit.
 
 A committer runs in the writer's process (``Committer``), or in a process of its own
 (``ProcessCommitter``, ``RecordingWriter(path, process=True)``): there it commits one
@@ -36,10 +36,9 @@ import zstandard
 
 from replay_tui.engine import codec
 from replay_tui.engine import loops as loop_folds
-from replay_tui.engine.changes import ChangeTracker
 from replay_tui.engine.format import ADDED, CREATE, DELETE, DELETED, GET, MODIFIED, PATCH, UPDATE
 from replay_tui.engine.loops import LOOP_WINDOW_NS, LoopFold, SpanLinks
-from replay_tui.engine.rollups import RollupWriter
+from replay_tui.engine.rollups import BEGIN, RollupWriter
 from replay_tui.engine.schema import FORMAT_V2, ID_SHIFT, OP_COLUMNS, RecordingError, describe_sqlite_error
 
 PACK_CHUNK = 256  # new bodies handed to the compression thread at a time
@@ -60,11 +59,9 @@ _PUT_SPILL = "INSERT OR REPLACE INTO temp.fold_loops (session_id, obj_id, data) 
 _PUT_COUNT = "INSERT OR REPLACE INTO rollup_counts (session_id, what, key, n) VALUES (?, ?, ?, ?)"
 _INSERT_OP = f"INSERT INTO operations ({', '.join(OP_COLUMNS)}) VALUES ({', '.join('?' * len(OP_COLUMNS))})"
 # Columns of an op row the rollups read (OP_COLUMNS order).
-(_SEQ, _TS, _DURATION, _VERB, _RESOURCE, _KIND, _NAMESPACE, _NAME, _SUBRESOURCE, _STATUS, _RECONCILE,
- _OBJ, _BUCKET, _ERROR, _GENERATION, _RV) = (OP_COLUMNS.index(c) for c in (
-     "seq", "ts_ns", "duration_ns", "verb", "resource", "kind", "namespace", "name", "subresource", "status",
-     "reconcile", "obj_id", "dur_bucket", "error", "generation", "resource_version"))
-BEGIN, END = 0, 1  # span events
+(_SEQ, _TS, _VERB, _KIND, _NAMESPACE, _NAME, _SUBRESOURCE, _RECONCILE, _OBJ, _ERROR, _GENERATION, _RV) = (
+    OP_COLUMNS.index(c) for c in ("seq", "ts_ns", "verb", "kind", "namespace", "name", "subresource", "reconcile",
+                                  "obj_id", "error", "generation", "resource_version"))
 
 
 class Batch(msgspec.Struct, array_like=True, gc=False):
@@ -74,8 +71,8 @@ class Batch(msgspec.Struct, array_like=True, gc=False):
     op_count: int  # the session's ops once this batch is in
     objects: list[tuple[Any, ...]]  # (id, api_group, kind, namespace, name): new objects
     ops: list[tuple[Any, ...]]  # operations rows, OP_COLUMNS
-    # (seq, obj_id, blob_id, JSON) of each new version: blob_id and JSON None for a deletion;
-    # JSON an int: the body is blobs[that int]; None with a blob: not at hand (unknown changes).
+    # (seq, obj_id, blob_id, changed) of each new version: blob_id None for a deletion; changed the
+    # paths it changed (``states.changed``: the writer keeps the change index, ``engine.changes``).
     states: list[tuple[Any, ...]]
     blobs: list[tuple[int, bytes]]  # new bodies (id, JSON)
     keyframes: list[tuple[int, bytes]]  # (seq, data)
@@ -85,6 +82,7 @@ class Batch(msgspec.Struct, array_like=True, gc=False):
     # start_seq, start_ns, trigger_seq) or (ops before it, END, reconciler, duration_ns, failed, rid,
     # end_seq): what the rollups and the loops fold with the ops.
     span_events: list[tuple[Any, ...]]
+    paths: list[tuple[int, str]]  # (id, path) of the paths the change index numbered for this batch
 
 
 _encode_batch = msgspec.msgpack.Encoder().encode_into
@@ -109,7 +107,6 @@ class _Session:
                                            _RV))
         self.broken = False
         self.unmarked = False  # the markers saying the folds are there are deleted
-        self.changes = ChangeTracker(1)  # path ids are per session (paths' key is (session, id))
         # Compression: plain zstd until the session's dictionary is trained.
         self.compressor = codec.new_compressor()
         self.codec = codec.ZSTD
@@ -274,10 +271,8 @@ class Committer:
             self._rollback()
             session.rollups.rollback()
             session.broken = True
-            session.changes.rolled_back(session.changes.committed())
             session.dictionary_row, session.samples, session.sample_bytes = saved
             raise self._error(exc) from None
-        session.changes.committed()
 
     def _compression(self, session: _Session) -> None:
         """Switch to the session's dictionary once the worker has trained it."""
@@ -299,7 +294,7 @@ class Committer:
         pool = self._worker()
         compressor = session.compressor
         blobs = batch.blobs
-        # New bodies compress on the worker while the rollups and the change index are folded.
+        # New bodies compress on the worker while the rollups, hot loops and links are folded.
         min_compress = codec.MIN_COMPRESS
         big = [data for _, data in blobs if len(data) >= min_compress]
         packing = [pool.submit(codec.compress_many, big[i:i + PACK_CHUNK], compressor)
@@ -314,19 +309,12 @@ class Committer:
                     session.samples = None
                     break
 
-        # The change index of each new version, and the rollups, in seq order.
-        track = session.changes.version
-        state_rows = []
-        for seq, obj_id, bid, data in batch.states:
-            if type(data) is int:
-                data = blobs[data][1]
-            state_rows.append((sid, seq, obj_id, bid, track(obj_id, data)))
         self._fold(session, batch)
 
         if batch.objects:
             conn.executemany("INSERT INTO objects (id, api_group, kind, namespace, name) VALUES (?, ?, ?, ?, ?)",
                              batch.objects)
-        paths = session.changes.fresh
+        paths = batch.paths
         if paths:
             conn.executemany("INSERT INTO paths (session_id, id, path) VALUES (?, ?, ?)",
                              [(sid, pid, path) for pid, path in paths])
@@ -335,8 +323,8 @@ class Committer:
             session.dictionary_row = None
         conn.executemany(_INSERT_OP, batch.ops)
         conn.executemany(
-            "INSERT OR REPLACE INTO states (session_id, seq, obj_id, blob_id, changed) VALUES (?, ?, ?, ?, ?)",
-            state_rows)
+            f"INSERT OR REPLACE INTO states (session_id, seq, obj_id, blob_id, changed) VALUES ({sid}, ?, ?, ?, ?)",
+            batch.states)
         if batch.keyframes:
             conn.executemany("INSERT OR REPLACE INTO keyframes (session_id, seq, data) VALUES (?, ?, ?)",
                              [(sid, seq, data) for seq, data in batch.keyframes])
@@ -363,57 +351,49 @@ class Committer:
                          [(bid, c, data) for (bid, _), (c, data) in zip(blobs, packed)])
 
     def _fold(self, session: _Session, batch: Batch) -> None:
-        """The batch's ops, versions, GETs and span events into the rollups (and, unless given up,
-        the hot loops and causality links), in the order they happened."""
-        rollups = session.rollups
-        fold, fold_version, got = rollups.op, rollups.version, rollups.got
-        folds = not session.broken
+        """The batch's ops, versions, GETs and span events into the rollups and (unless given up)
+        the hot loops and causality links, each in the order they happened."""
+        states, events, ops = batch.states, batch.span_events, batch.ops
+        session.rollups.fold(ops, states, events)
+        if session.broken:
+            return
         loops, links = session.loops, session.links
         loop_op, link_op, version_seqs = loops.op, links.op, links.version
-        if folds:
-            for obj_id, _, kind, namespace, name in batch.objects:
-                loops.object(obj_id, kind, namespace, name)
-        states = batch.states
-        events = batch.span_events
+        for obj_id, _, kind, namespace, name in batch.objects:
+            loops.object(obj_id, kind, namespace, name)
+        n_ops, n_states, n_events = len(ops), len(states), len(events)
         s = e = 0
-        n_states, n_events = len(states), len(events)
-        ops = batch.ops
-        for i in range(len(ops) + 1):
-            while e < n_events and events[e][0] <= i:
+        state_seq = states[0][0] if n_states else None
+        event_at = events[0][0] if n_events else n_ops + 1
+        loop_verbs, always = _LOOP_VERBS, _LOOP_ALWAYS
+        for i in range(n_ops + 1):
+            while event_at <= i:
                 event = events[e]
                 e += 1
+                event_at = events[e][0] if e < n_events else n_ops + 1
                 if event[1] == BEGIN:
                     _, _, rid, reconciler, kind, namespace, name, start, start_ns, trigger = event
-                    rollups.span_begin(rid, reconciler)
-                    if folds:
-                        loops.reconcile(start, start_ns, kind, namespace, name, trigger, learning=True)
-                        links.begin(rid, reconciler, kind, namespace, name, start, trigger)
+                    loops.reconcile(start, start_ns, kind, namespace, name, trigger, learning=True)
+                    links.begin(rid, reconciler, kind, namespace, name, start, trigger)
                 else:
-                    _, _, reconciler, duration, failed, rid, end = event
-                    rollups.span_end(reconciler, duration, failed)
-                    if folds:
-                        links.end(rid, end)
-            if i == len(ops):
+                    links.end(event[5], event[6])
+            if i == n_ops:
                 break
             row = ops[i]
-            seq, verb, obj_id, error = row[_SEQ], row[_VERB], row[_OBJ], row[_ERROR]
-            fold(seq, row[_TS], row[_DURATION], verb, row[_KIND], row[_NAMESPACE], row[_NAME], row[_STATUS],
-                 row[_RESOURCE], row[_SUBRESOURCE], row[_BUCKET], error, obj_id, row[_RECONCILE])
+            seq, obj_id = row[_SEQ], row[_OBJ]
             versioned, blob = 0, None
-            while s < n_states and states[s][0] == seq:
+            while state_seq == seq:
                 state = states[s]
-                fold_version(state[1], seq)
-                if folds:
-                    version_seqs[state[1]] = seq
+                version_seqs[state[1]] = seq
                 if state[1] == obj_id:
                     versioned, blob = 1, state[2]
                 s += 1
-            if obj_id is not None and verb == GET and not error:
-                got(obj_id)
-            if folds:
-                if obj_id is not None and not error and verb in _LOOP_VERBS and (versioned or verb in _LOOP_ALWAYS):
+                state_seq = states[s][0] if s < n_states else None
+            if obj_id is not None and not row[_ERROR]:
+                verb = row[_VERB]
+                if verb in loop_verbs and (versioned or verb in always):
                     loop_op(seq, row[_TS], obj_id, verb, row[_SUBRESOURCE], row[_GENERATION], versioned, blob)
-                link_op(seq, obj_id, row)
+            link_op(seq, obj_id, row)
 
     def _fold_rows(self, session: _Session) -> None:
         """The hot-loop records and causality edges the batch changed, and the counts that say
@@ -627,7 +607,7 @@ def _serve(conn: Connection, path: str, fd: int, size: int) -> None:
     # Ctrl-C is the writer's to handle (it aborts or closes the session, then quits this
     # process); an interrupted child would only print a traceback and lose the batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Long-lived state (rollups, the change index's versions) would make the cyclic
+    # Long-lived state (rollups, hot-loop records, the link ring) would make the cyclic
     # collector's full passes slow; the child makes no reference cycles worth collecting often.
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)

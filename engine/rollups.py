@@ -30,6 +30,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
@@ -43,6 +44,7 @@ from replay_tui.engine.format import (
     WATCH,
     WRITE_VERBS,
 )
+from replay_tui.engine.schema import OP_COLUMNS
 
 #: Requests that have a latency: a watch lasts as long as its stream, a watch event has none.
 LATENCY_VERBS = frozenset(VERB_ORDER) - EVENT_VERBS - {WATCH}
@@ -54,6 +56,7 @@ LATENCY_SHIFT = 3  # timeline latency code: dur_bucket >> 3 (4 buckets per octav
 NON_REQUEST = -1  # timeline code of ops that are not requests with a latency
 SLOWEST_KEPT = 1000
 SPAN_NAMES = 65536  # reconcile ids remembered with their reconciler (ops name the recent ones)
+BEGIN, END = 0, 1  # span events (``committer.Batch.span_events``)
 
 if TYPE_CHECKING:
     from replay_tui.engine.store import Session
@@ -89,6 +92,10 @@ _PUT_RECONCILERS = "INSERT OR REPLACE INTO rollup_reconcilers (session_id, recon
 # object's version now (seq; 0: none yet), the version the last GET returned (-1: none),
 # GETs of it so far, {reconciler: writes} or None]
 _READS, _WATCHES, _WRITES, _VERSIONS, _GETS, _VREAD, _MAXR, _MAXV, _NOW, _LASTV, _RUN, _WRITERS = range(12)
+# The columns of an op row (``OP_COLUMNS``) the fold reads, in the order it unpacks them.
+_FOLDED = itemgetter(*(OP_COLUMNS.index(c) for c in (
+    "seq", "ts_ns", "duration_ns", "verb", "kind", "namespace", "name", "status", "resource", "subresource",
+    "dur_bucket", "error", "obj_id", "reconcile")))
 _STORED = _NOW
 BUCKETS_PER_OCTAVE = 32  # latency histogram resolution: ~2.2 % wide buckets
 
@@ -207,95 +214,141 @@ class RollupWriter:
 
     # --- folding ------------------------------------------------------------------------
 
-    def op(self, seq: int, ts: int, duration: int, verb: str, kind: str, namespace: str, name: str,
-           status: int, resource: str, subresource: str, bucket: int, error: bool,
-           obj_id: int | None, reconcile: int | None) -> None:
-        """One op (before its versions: see ``version`` and ``got``)."""
-        if self.base is None:
-            self.base = self.lo = self.hi = ts
-        elif ts < self.lo:
-            self.lo = ts
-        elif ts > self.hi:
-            self.hi = ts
-        key = (verb, kind, status, resource, subresource, bucket)
-        group = self.cube.get(key)
-        if group is None:
-            self.cube[key] = [1, duration, duration, seq]
-        else:
-            group[0] += 1
-            group[1] += duration
-            if duration > group[2]:
-                group[2] = duration
-                group[3] = seq
-        request = verb in LATENCY_VERBS
-        rel = ts - self.base
-        code = bucket >> LATENCY_SHIFT if request else NON_REQUEST
-        tkey = (rel // LEVEL_NS[self.finest], code)
-        cell = self.time.get(tkey)
-        if cell is None:
-            self.time[tkey] = [1, int(error), duration if request else 0]
-        else:
-            cell[0] += 1
-            cell[1] += error
-            if request and duration > cell[2]:
-                cell[2] = duration
-        skey = (rel // SECOND_NS, int(request))
-        self.seconds[skey] = self.seconds.get(skey, 0) + 1
-        if namespace:
-            nkey = ("namespace", namespace)
-            self.counts[nkey] = self.counts.get(nkey, 0) + 1
-        if request:
-            heap = self.slowest
-            if len(heap) < SLOWEST_KEPT:
-                heapq.heappush(heap, (duration, -seq))
-            elif (duration, -seq) > heap[0]:
-                heapq.heapreplace(heap, (duration, -seq))
-        writer = None
-        if reconcile is not None:
-            writer = self.span_names.get(reconcile)
-            if writer is not None:
-                doc = self._reconciler(writer)
-                if request:
-                    doc.verbs[verb] = doc.verbs.get(verb, 0) + duration
-                    slowest = doc.slowest
-                    if not slowest or duration > slowest[0]:
-                        doc.slowest = [duration, seq, verb, kind, namespace, name, subresource, reconcile]
-                if verb in WRITE_VERBS:
-                    label = kind or "?"
-                    doc.writes_by_kind[label] = doc.writes_by_kind.get(label, 0) + 1
-        if obj_id is not None:
-            if verb in READ_VERBS:
-                record = self._object(obj_id)
-                record[_WATCHES if verb == WATCH else _READS] += 1
-            elif verb in WRITE_VERBS:
-                record = self._object(obj_id)
-                record[_WRITES] += 1
+    def fold(self, ops: list[tuple[Any, ...]], states: list[tuple[Any, ...]],
+             events: list[tuple[Any, ...]]) -> None:
+        """A batch, in the order it happened: its op rows (``OP_COLUMNS``), the versions they
+        recorded ((seq, obj_id, ...), in seq order: a version counts before the op's GET reads
+        it) and its span events (``committer.Batch.span_events``: a span's name is known to
+        the ops after its start).
+
+        The hot path of a commit: one loop over the rows with everything it touches in
+        locals; per-batch state goes back to the attributes at the end."""
+        cube, cells, seconds, counts = self.cube, self.time, self.seconds, self.counts
+        heap, span_names, objects, touched = self.slowest, self.span_names, self.objects, self.touched
+        width = LEVEL_NS[self.finest]
+        base, lo, hi = self.base, self.lo, self.hi
+        latency, reads, writes = LATENCY_VERBS, READ_VERBS, WRITE_VERBS
+        # heap[0] once the heap is full: only a request slower than it enters (ties: the later seq)
+        floor = heap[0] if len(heap) >= SLOWEST_KEPT else None
+        docs: dict[str, Reconciler] = {}  # the reconcilers this batch touched
+        pick = _FOLDED
+        n_ops, n_states, n_events = len(ops), len(states), len(events)
+        s = e = 0
+        state_seq = states[0][0] if n_states else None
+        event_at = events[0][0] if n_events else n_ops + 1
+        for i in range(n_ops):
+            while event_at <= i:
+                self._span_event(events[e])
+                e += 1
+                event_at = events[e][0] if e < n_events else n_ops + 1
+            seq, ts, duration, verb, kind, namespace, name, status, resource, subresource, bucket, error, \
+                obj_id, reconcile = pick(ops[i])
+            if base is None:
+                base = lo = hi = ts
+            elif ts < lo:
+                lo = ts
+            elif ts > hi:
+                hi = ts
+            key = (verb, kind, status, resource, subresource, bucket)
+            group = cube.get(key)
+            if group is None:
+                cube[key] = [1, duration, duration, seq]
+            else:
+                group[0] += 1
+                group[1] += duration
+                if duration > group[2]:
+                    group[2] = duration
+                    group[3] = seq
+            rel = ts - base
+            if verb in latency:
+                request = 1
+                tkey = (rel // width, bucket >> LATENCY_SHIFT)
+                cell = cells.get(tkey)
+                if cell is None:
+                    cells[tkey] = [1, error, duration]
+                else:
+                    cell[0] += 1
+                    cell[1] += error
+                    if duration > cell[2]:
+                        cell[2] = duration
+                entry = (duration, -seq)
+                if floor is None:
+                    heapq.heappush(heap, entry)
+                    if len(heap) >= SLOWEST_KEPT:
+                        floor = heap[0]
+                elif entry > floor:
+                    heapq.heapreplace(heap, entry)
+                    floor = heap[0]
+            else:
+                request = 0
+                tkey = (rel // width, NON_REQUEST)
+                cell = cells.get(tkey)
+                if cell is None:
+                    cells[tkey] = [1, error, 0]
+                else:
+                    cell[0] += 1
+                    cell[1] += error
+            skey = (rel // SECOND_NS, request)
+            seconds[skey] = seconds.get(skey, 0) + 1
+            if namespace:
+                nkey = ("namespace", namespace)
+                counts[nkey] = counts.get(nkey, 0) + 1
+            writer = None
+            if reconcile is not None:
+                writer = span_names.get(reconcile)
                 if writer is not None:
-                    writers = record[_WRITERS]
-                    if writers is None:
-                        writers = record[_WRITERS] = {}
-                    writers[writer] = writers.get(writer, 0) + 1
+                    doc = docs.get(writer)
+                    if doc is None:
+                        doc = docs[writer] = self._reconciler(writer)
+                    if request:
+                        doc.verbs[verb] = doc.verbs.get(verb, 0) + duration
+                        slowest = doc.slowest
+                        if not slowest or duration > slowest[0]:
+                            doc.slowest = [duration, seq, verb, kind, namespace, name, subresource, reconcile]
+                    if verb in writes:
+                        label = kind or "?"
+                        doc.writes_by_kind[label] = doc.writes_by_kind.get(label, 0) + 1
+            if obj_id is not None:
+                if verb in reads:
+                    record = objects[obj_id] if obj_id in touched else self._object(obj_id)
+                    record[_WATCHES if verb == WATCH else _READS] += 1
+                elif verb in writes:
+                    record = objects[obj_id] if obj_id in touched else self._object(obj_id)
+                    record[_WRITES] += 1
+                    if writer is not None:
+                        writers = record[_WRITERS]
+                        if writers is None:
+                            writers = record[_WRITERS] = {}
+                        writers[writer] = writers.get(writer, 0) + 1
+            while state_seq == seq:  # the versions this op recorded
+                oid = states[s][1]
+                record = objects[oid] if oid in touched else self._object(oid)
+                record[_VERSIONS] += 1
+                record[_NOW] = seq
+                s += 1
+                state_seq = states[s][0] if s < n_states else None
+            if obj_id is not None and verb == GET and not error:  # it returned the version current now
+                record = objects[obj_id] if obj_id in touched else self._object(obj_id)
+                record[_GETS] += 1
+                version = record[_NOW]
+                if version == record[_LASTV]:
+                    record[_RUN] += 1
+                else:  # versions only move forward: a version once left is never read again
+                    record[_LASTV] = version
+                    record[_RUN] = 1
+                    record[_VREAD] += 1
+                if record[_RUN] > record[_MAXR]:
+                    record[_MAXR] = record[_RUN]
+                    record[_MAXV] = version
+        for event in events[e:]:
+            self._span_event(event)
+        self.base, self.lo, self.hi = base, lo, hi
 
-    def version(self, obj_id: int, seq: int) -> None:
-        """Op ``seq`` recorded a new version of the object (or its deletion)."""
-        record = self._object(obj_id)
-        record[_VERSIONS] += 1
-        record[_NOW] = seq
-
-    def got(self, obj_id: int) -> None:
-        """A successful GET: it returned the object's version current at that op."""
-        record = self._object(obj_id)
-        record[_GETS] += 1
-        version = record[_NOW]
-        if version == record[_LASTV]:
-            record[_RUN] += 1
-        else:  # versions only move forward: a version once left is never read again
-            record[_LASTV] = version
-            record[_RUN] = 1
-            record[_VREAD] += 1
-        if record[_RUN] > record[_MAXR]:
-            record[_MAXR] = record[_RUN]
-            record[_MAXV] = version
+    def _span_event(self, event: tuple[Any, ...]) -> None:
+        if event[1] == BEGIN:
+            self.span_begin(event[2], event[3])
+        else:
+            self.span_end(event[2], event[3], event[4])
 
     def span_begin(self, rid: int, reconciler: str) -> None:
         self.span_names[rid] = reconciler
