@@ -154,10 +154,13 @@ class RecordingWriter:
 
     ``process``: commit in a process of its own (``engine.committer.ProcessCommitter``),
     for bulk writes (imports, the benchmark): the batches are prepared here and
-    committed there at the same time."""
+    committed there at the same time.  ``pause_collector``: the cyclic garbage collector is off
+    while a batch is written (False in a process that is not ours: the in-process hook's
+    operator, whose own use of ``gc`` is left alone)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, process: bool = False):
+    def __init__(self, path: str | os.PathLike[str], *, process: bool = False, pause_collector: bool = True):
         self.path = os.fspath(path)
+        self.pause_collector = pause_collector
         self.conn: sqlite3.Connection | None = None
         self.committer: Committer | ProcessCommitter
         if process:
@@ -417,6 +420,9 @@ class SessionWriter:
         # ever walks them, and the long-lived caches are walked less often (measured: the
         # collector took ~12 % of an in-process ingest's CPU).  Paused for one batch only, and
         # resumed once the batch's locals are gone.
+        if not self.recording.pause_collector:
+            self._hand_over_batch(wait)
+            return
         with _collector_paused():
             self._hand_over_batch(wait)
 

@@ -139,7 +139,7 @@ class ClientRecording:
         check_rate(sample)  # before the file is created
         self.db = db
         self.grace = grace
-        self._writer = RecordingWriter(db)
+        self._writer = RecordingWriter(db, pause_collector=False)  # the operator's process: its gc is its own
         try:
             self.session = self._writer.session(session, "client", attributes={
                 "recorder": "client-hook", "redacted": redact, "reconciles": "marked",

@@ -162,3 +162,24 @@ def test_a_sample_rate_outside_0_to_1_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RecordingError, match="expected a fraction from 0 to 1"):
         recorder.recording(str(tmp_path / "x.db"), sample=1.5)
     assert not (tmp_path / "x.db").exists()
+
+
+def test_the_hook_leaves_the_operators_garbage_collector_alone(core: client.CoreV1Api, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bulk writers pause the cyclic collector over a batch; in the operator's own process the
+    hook's writer never touches it (an operator may manage gc itself)."""
+    import gc
+
+    from replay_tui.engine.format import Operation
+    from replay_tui.engine.writer import RecordingWriter
+
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "disable", lambda: calls.append("disable"))
+    with recorder.recording(str(tmp_path / "hook.db"), session="operator"):
+        core.list_namespaced_config_map("default")
+    assert calls == []
+    with RecordingWriter(tmp_path / "bulk.db") as w:  # an importer's writer does pause it
+        s = w.session("s", "import")
+        s.append(Operation(verb="get", api_version="v1", resource="configmaps", kind="ConfigMap", name="a"))
+        s.close()
+    assert calls
