@@ -546,7 +546,6 @@ class SessionWriter:
         since = self._rows_since_keyframe
         track = self._changes.version
         encode_query = msgspec.json.encode
-        move_to_end = blobs.move_to_end
         astuple = msgspec.structs.astuple
 
         def put_blob(data: bytes) -> tuple[bytes, tuple[int, Any]]:
@@ -607,23 +606,12 @@ class SessionWriter:
             if op is None:  # a reconcile span began or ended here
                 span_events.append((len(op_rows), request, *response))
                 continue
-            # (put_blob, inlined: a body seen before costs a hash and a lookup)
             if request is not None:
-                qh = digest(request)
-                req_entry = blobs.get(qh)
-                if req_entry is not None:
-                    move_to_end(qh)
-                else:
-                    req_entry = new_blob(qh, request)
+                qh, req_entry = put_blob(request)
             else:
                 req_entry = None
             if response is not None:
-                rh = digest(response)
-                resp_entry = blobs.get(rh)
-                if resp_entry is not None:
-                    move_to_end(rh)
-                else:
-                    resp_entry = new_blob(rh, response)
+                rh, resp_entry = put_blob(response)
                 resp_bid, head = resp_entry
                 if head is _UNPARSED:
                     head = _parse_head(response)
