@@ -139,9 +139,9 @@ async def test_t_shows_the_objects_versions_at_once_while_its_writers_and_fields
     release = asyncio.Event()
     summarize = objectview.summarize
 
-    async def slow(ses: Any, obj_id: int) -> Any:
+    async def slow(ses: Any, obj_id: int, *first: Any) -> Any:
         await release.wait()
-        return await summarize(ses, obj_id)
+        return await summarize(ses, obj_id, *first)
 
     monkeypatch.setattr(objectview, "summarize", slow)
     app = ReplayApp(str(fixture_db), persist_marks=False)

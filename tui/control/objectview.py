@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from replay_tui.engine import rollups
 from replay_tui.engine.changes import changed_paths, format_path
@@ -95,11 +95,11 @@ async def overview(ses: Session, obj_id: int) -> ObjectSummary:
     return await retrying(go)
 
 
-async def summarize(ses: Session, obj_id: int) -> ObjectSummary:
-    """The header of an object's timeline (see the module docstring): the overview, then who
-    wrote each version and the fields they changed."""
+async def summarize(ses: Session, obj_id: int, known: ObjectSummary | None = None) -> ObjectSummary:
+    """The header of an object's timeline (see the module docstring): the overview (``known``
+    when it was read already), then who wrote each version and the fields they changed."""
     async def go() -> ObjectSummary:
-        out = await overview(ses, obj_id)
+        out = replace(known) if known is not None else await overview(ses, obj_id)
         out.complete = True
         rows = await ses.rec.fetchall(
             "SELECT o.verb, o.actor, r.reconciler, COUNT(*) FROM states st INDEXED BY states_object"

@@ -144,10 +144,13 @@ class DebuggerTools(DebuggerCore):
                 self.summary = summary
                 header.show(summary, label)
 
+        def overviewed(first: objectview.ObjectSummary) -> None:
+            summarized(first)
+            if self.scope == obj_id:  # the writers and fields, built on it (seconds at 10M ops)
+                self.start("object-summary", lambda: objectview.summarize(ses.heavy, obj_id, first), summarized)
+
         self.summary = None
-        # The overview (index reads) first; the writers and fields follow (seconds at 10M ops).
-        self.start("object-overview", lambda: objectview.overview(ses.heavy, obj_id), summarized)
-        self.start("object-summary", lambda: objectview.summarize(ses.heavy, obj_id), summarized)
+        self.start("object-overview", lambda: objectview.overview(ses.heavy, obj_id), overviewed)
 
     def leave_object_timeline(self) -> None:
         """Every op again, the cursor on the same op."""
