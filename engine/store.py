@@ -381,11 +381,19 @@ class Recording:
         if live is None:
             return  # cannot tell: an open session stays "recording"
         for info in open_:
-            info.interrupted = info.id not in live
-            if info.interrupted:
-                row = await self.fetchone(
-                    "SELECT MAX(ts_ns) FROM operations WHERE session_id = ?", (info.id,))
-                info.last_op_ns = row[0] if row else None
+            if info.id in live:
+                info.interrupted = False
+                continue
+            # Read again: a writer commits its end time, then drops the lock, so a session that
+            # closed between the caller's read and the lock check has its end time now.
+            row = await self.fetchone(
+                "SELECT s.ended_ns, (SELECT MAX(ts_ns) FROM operations WHERE session_id = s.id)"
+                " FROM sessions s WHERE s.id = ?", (info.id,))
+            if row is not None and row[0] is not None:
+                info.ended_ns, info.interrupted = row[0], False
+            else:
+                info.interrupted = True
+                info.last_op_ns = row[1] if row else None
 
     def _info(self, r: Sequence[Any]) -> SessionInfo:
         try:

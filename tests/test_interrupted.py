@@ -105,6 +105,31 @@ def test_a_session_in_this_process_is_recording_until_closed(tmp_path: Path) -> 
         assert asyncio.run(read()) == ("closed", False)
 
 
+def test_a_session_closed_while_a_follower_looks_reads_closed_not_interrupted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race a live follow meets: the tail is read (still open), then the writer commits its end
+    and drops its lock, then the lock is checked.  The session closed; no writer died."""
+    db = tmp_path / "rec.db"
+    with RecordingWriter(db) as w:
+        sw = w.session("here", "client")
+        sw.extend(simple_ops(2))
+        sw.flush()
+
+        async def follow_once() -> tuple[str, bool, bool]:
+            async with await Recording.open(db) as rec:
+                ses = await rec.session()
+                assert ses.info.state == "recording"
+                real = liveness.live_sessions
+
+                def close_first(path: Path, ids: object) -> object:
+                    sw.close()  # between the tail's read and the lock check
+                    return real(path, ids)  # type: ignore[arg-type]
+                monkeypatch.setattr(liveness, "live_sessions", close_first)
+                await ses.refresh()
+                return ses.info.state, ses.info.interrupted, ses.info.ended_ns is not None
+        assert asyncio.run(follow_once()) == ("closed", False, True)
+
+
 def test_kill_9_of_the_recorder_leaves_an_interrupted_session(tmp_path: Path) -> None:
     from tests.support.emulator import EmulatorThread, KubernetesAPIEmulator
     from tests.support.harness import RecorderProcess
