@@ -7,7 +7,9 @@ differ in ``states.changed`` as ``|3|17|42|``.  Paths read as in ``diff``:
 ``.status.phase``, ``.metadata.labels.app``, and list items by their key field
 (``.status.conditions[type=Ready]``, ``.spec.containers[name=web]``), one entry per
 key field of ``diff.LIST_KEYS`` the items carry (the items of a list at the last depth
-too: ``.status.conditions[type=Ready]``).  An ancestor of a changed path is
+too: ``.status.conditions[type=Ready]``), and one level below such an item its members
+(``.status.conditions[type=Ready].status``: sessions of format 3; format 2 stopped at the
+item, so a condition's status was looked up by the whole condition).  An ancestor of a changed path is
 recorded too, so a question about ``.status`` is one id, like one about ``.status.phase``.
 
 An object's first version records every path it has, its deletion every path it had.
@@ -37,6 +39,7 @@ from typing import Any
 import msgspec
 
 from replay_tui.engine.diff import LIST_KEYS, key_segment, parse_path, selector_value
+from replay_tui.engine.schema import FORMAT_V3
 
 CHANGE_DEPTH = 2  # path segments recorded (.status.phase: 2), and list items by key one deeper
 TREE_CACHE_BYTES = 64 << 20  # previous versions kept (raw JSON size) for comparison
@@ -182,14 +185,45 @@ def _items(okeyed: dict[str, dict[str, msgspec.Raw]], nkeyed: dict[str, dict[str
         for value, y in nitems.items():
             x = oitems.get(value)
             if x is None or x != y:  # (items are objects: compared by their bytes)
-                out.append(f"{prefix}[{field}={value}]")
-        for value in oitems:
+                path = f"{prefix}[{field}={value}]"
+                out.append(path)
+                _members(x, y, path, out)
+        for value, x in oitems.items():
             if value not in nitems:
-                out.append(f"{prefix}[{field}={value}]")
+                path = f"{prefix}[{field}={value}]"
+                out.append(path)
+                _members(x, None, path, out)
     for field, oitems in okeyed.items():
         if field not in nkeyed:
-            for value in oitems:
-                out.append(f"{prefix}[{field}={value}]")
+            for value, x in oitems.items():
+                path = f"{prefix}[{field}={value}]"
+                out.append(path)
+                _members(x, None, path, out)
+
+
+def _item(raw: msgspec.Raw | None) -> dict[str, msgspec.Raw]:
+    if raw is None:
+        return {}
+    try:
+        return _raw_dict(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):  # (keyed items are objects)
+        return {}
+
+
+def _members(x: msgspec.Raw | None, y: msgspec.Raw | None, path: str, out: list[str]) -> None:
+    """Record the members in which two versions of a list item differ (either None: every member
+    the other has), one level below the item: ``.status.conditions[type=Ready].status``."""
+    od, nd = _item(x), _item(y)
+    differing, gone = _differing(od, nd)
+    for sub in differing:
+        a, b = od.get(sub), nd[sub]
+        if a is not None:
+            fa, fb = memoryview(a)[0], memoryview(b)[0]
+            if fa not in _CONTAINERS and fb not in _CONTAINERS and _same_scalar(a, b, fa):
+                continue
+        out.append(path + (_segments.get(sub) or _segment(sub)))
+    for sub in gone:
+        out.append(path + _segment(sub))
 
 
 def _level2(old: _Doc | None, new: _Doc | None, key: str, o: Any, n: Any, prefix: str,
@@ -273,12 +307,19 @@ def _everything(doc: _Doc) -> list[str]:
                 below = path + (_segments.get(sub) or _segment(sub))
                 append(below)
                 if memoryview(value)[0] == _ARRAY:
-                    for field, items in doc.keyed((key, sub), value).items():
-                        out.extend([f"{below}[{field}={v}]" for v in items])
+                    _every_item(doc.keyed((key, sub), value), below, out)
         elif first == _ARRAY:
-            for field, items in doc.keyed(key, raw).items():
-                out.extend([f"{path}[{field}={v}]" for v in items])
+            _every_item(doc.keyed(key, raw), path, out)
     return out
+
+
+def _every_item(keyed: dict[str, dict[str, msgspec.Raw]], prefix: str, out: list[str]) -> None:
+    """Every item of a keyed list and every member of each (what ``_items`` gives against nothing)."""
+    for field, items in keyed.items():
+        for value, item in items.items():
+            path = f"{prefix}[{field}={value}]"
+            out.append(path)
+            out.extend([path + (_segments.get(sub) or _segment(sub)) for sub in _item(item)])
 
 
 def changed_paths(old: bytes, new: bytes) -> list[str]:
@@ -383,19 +424,26 @@ def format_path(segments: list[tuple[str, Any]]) -> str:
     return "".join(out)
 
 
-def index_path(path: str) -> str:
-    """The indexed path a field path is looked up by: the path itself when it has at most
-    CHANGE_DEPTH segments (and a list item by key one deeper), else its ancestor at that
-    depth; cut before a list index (``[2]``: items are indexed by key only) or a selector
+def index_path(path: str, fmt: int = FORMAT_V3) -> str:
+    """The indexed path a field path is looked up by, in a session of format ``fmt``: the path
+    itself when the index records it (at most CHANGE_DEPTH segments, a list item by key one
+    deeper, and from format 3 the members of such an item), else its deepest ancestor that it
+    records; cut before a list index (``[2]``: items are indexed by key only) or a selector
     on a field that is no list key.
     '' means the index cannot narrow it down (every version is a candidate)."""
-    kept = []
-    for depth, (kind, arg) in enumerate(parse_path(path)[:CHANGE_DEPTH + 1]):
+    kept: list[tuple[str, Any]] = []
+    for kind, arg in parse_path(path):
         if kind == "index" or (kind == "sel" and arg[0] not in LIST_KEYS):
             break
-        if depth == CHANGE_DEPTH and kind != "sel":
-            break  # below the last depth only list items are recorded
+        depth, in_item = len(kept), bool(kept) and kept[-1][0] == "sel"
+        if kind == "sel":
+            if depth > CHANGE_DEPTH or in_item:
+                break  # the items of a list down to the last depth, not the items of an item
+        elif depth >= CHANGE_DEPTH and not (in_item and fmt >= FORMAT_V3):
+            break  # below the last depth only list items (and their members) are recorded
         kept.append((kind, arg))
+        if kind == "key" and in_item:
+            break  # a member of an item: nothing below it is recorded
     return format_path(kept)
 
 

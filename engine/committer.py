@@ -39,7 +39,7 @@ from replay_tui.engine import loops as loop_folds
 from replay_tui.engine.format import ADDED, CREATE, DELETE, DELETED, GET, MODIFIED, PATCH, UPDATE
 from replay_tui.engine.loops import LOOP_WINDOW_NS, LoopFold, SpanLinks
 from replay_tui.engine.rollups import BEGIN, RollupWriter
-from replay_tui.engine.schema import FORMAT_V2, ID_SHIFT, OP_COLUMNS, RecordingError, describe_sqlite_error
+from replay_tui.engine.schema import FORMAT_V3, ID_SHIFT, OP_COLUMNS, RecordingError, describe_sqlite_error
 
 PACK_CHUNK = 256  # new bodies handed to the compression thread at a time
 DICT_SAMPLE_BYTES = 4 << 20  # bodies a session's dictionary is trained on (measured: ratio ~9.7)
@@ -171,7 +171,7 @@ class Committer:
             cur = conn.execute(
                 "INSERT INTO sessions (name, source, started_ns, actor, cluster, attributes,"
                 " keyframe_interval, format) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (unique, source, time.time_ns(), actor, cluster, attributes, keyframe_interval, FORMAT_V2))
+                (unique, source, time.time_ns(), actor, cluster, attributes, keyframe_interval, FORMAT_V3))
         except sqlite3.Error as exc:
             self._rollback()
             raise self._error(exc) from None

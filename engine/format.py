@@ -197,7 +197,7 @@ class SessionInfo(msgspec.Struct, kw_only=True):
     # Open, but its writer is gone (killed, crashed): it will never be closed (engine.liveness).
     interrupted: bool = False
     last_op_ns: int | None = None  # the start of its last op, for an interrupted session
-    format: int = 1  # 1: recorded before rollups and the change index; 2: with them
+    format: int = 1  # 1: recorded before rollups and the change index; 2: with them; 3: list items' members indexed
 
     @property
     def live(self) -> bool:

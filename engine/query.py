@@ -110,11 +110,12 @@ FieldValues = _Values  # (the TUI's field columns read values the same way)
 
 
 async def _trusted(session: Session, paths: set[str]) -> dict[str, str]:
-    """Paths the change index records whole (at most CHANGE_DEPTH segments, no list index),
+    """Paths the change index records whole (``changes.index_path``: no list index, not too deep),
     with the token that names them in ``states.changed`` ('' when no version changed them)."""
     if session.format < 2:
         return {}
-    whole = {p: format_path(parse_path(p)) for p in paths if index_path(p) == format_path(parse_path(p))}
+    whole = {p: format_path(parse_path(p)) for p in paths
+             if index_path(p, session.format) == format_path(parse_path(p))}
     if not whole:
         return {}
     rows = await session.rec.fetchall(

@@ -31,8 +31,9 @@ from __future__ import annotations
 import sqlite3
 
 SCHEMA_VERSION = 2
-#: Session formats: 1 = written before rollups and the change index; 2 = with them.
-FORMAT_V1, FORMAT_V2 = 1, 2
+#: Session formats: 1 = written before rollups and the change index; 2 = with them; 3 = the
+#: change index records the members of list items too (``.status.conditions[type=Ready].status``).
+FORMAT_V1, FORMAT_V2, FORMAT_V3 = 1, 2, 3
 ID_SHIFT = 32  # objects and blobs of session S have ids S << 32 | n
 APPLICATION = "replay-tui"
 

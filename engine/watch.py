@@ -240,7 +240,7 @@ async def candidates_sql(session: Session, paths: list[str], column: str) -> tup
     changed any of ``paths`` (all of them in a schema-1 session), and its parameters."""
     if session.format < 2:
         return "1", ()
-    looked = {index_path(p) for p in paths}
+    looked = {index_path(p, session.format) for p in paths}
     if "" in looked:
         return "1", ()  # a path the index cannot narrow down (a list index: [2])
     rows = await session.rec.fetchall(

@@ -8,15 +8,18 @@ that close what they open.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from replay_tui.engine import changes, committer
 from replay_tui.engine.format import Operation
+from replay_tui.engine.schema import FORMAT_V2
 from replay_tui.engine.store import Recording, Session
 from replay_tui.engine.writer import RecordingWriter, SessionWriter
 
@@ -445,3 +448,14 @@ def fixture_db(tmp_path: Path) -> Path:
     from tests.test_tui_fixture import make_fixture
 
     return make_fixture(tmp_path / "fx.db")
+
+
+@contextlib.contextmanager
+def writing_format(fmt: int) -> Iterator[None]:
+    """The writer (in this process) as it was for session format ``fmt``: format 2 recorded list
+    items in the change index but not their members (recordings made before format 3)."""
+    with pytest.MonkeyPatch.context() as mp:
+        if fmt == FORMAT_V2:
+            mp.setattr(changes, "_item", lambda raw: {})
+            mp.setattr(committer, "FORMAT_V3", FORMAT_V2)
+        yield

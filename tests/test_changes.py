@@ -18,9 +18,11 @@ from replay_tui.engine import query, watch
 from replay_tui.engine.changes import CHANGE_DEPTH, ChangeTracker, changed_paths, index_path
 from replay_tui.engine.diff import MISSING, diff, get_path, key_segment, parse_path
 from replay_tui.engine.filters import parse
+from replay_tui.engine.schema import FORMAT_V2, FORMAT_V3
 from replay_tui.engine.store import Recording, Session
 from replay_tui.engine.watch import same
 from replay_tui.engine.writer import RecordingWriter
+from tests.conftest import writing_format
 
 # --- what the writer records ------------------------------------------------------------
 
@@ -32,7 +34,7 @@ values = st.recursive(
         st.lists(inner, max_size=3),
         st.dictionaries(keys, inner, max_size=4),
         st.lists(st.fixed_dictionaries({"name": st.sampled_from(["w", "v"]), "type": st.sampled_from(["A", "B"])},
-                                       optional={"x": inner}), max_size=3)),
+                                       optional={"x": inner, "a.b": inner}), max_size=3)),
     max_leaves=12)
 documents = st.dictionaries(keys, values, max_size=5)
 
@@ -54,10 +56,12 @@ def test_every_changed_field_is_named_by_its_indexed_path(old: dict[str, Any], n
                     path = f"{key_segment(key)}[{field}={item[field]}]"
                     if not same(get_path(old, path), get_path(new, path)):
                         assert index_path(path) in recorded, (path, recorded)
-    for path in recorded:  # and what it records has the depth it promises
+    for path in recorded:  # and what it records has the depth it promises: what index_path looks up
+        assert index_path(path) == path, path
         segments = parse_path(path)
-        assert 1 <= len(segments) <= CHANGE_DEPTH or (len(segments) == CHANGE_DEPTH + 1
-                                                      and segments[-1][0] == "sel")
+        kinds = [kind for kind, _ in segments]
+        assert 1 <= len(segments) <= CHANGE_DEPTH or kinds[CHANGE_DEPTH:] in (["sel"], ["key"], ["sel", "key"]), path
+        assert "key" not in kinds[CHANGE_DEPTH:] or kinds[-2] == "sel", path  # deeper only: an item's member
 
 
 def test_paths_name_list_items_by_key_and_stop_at_the_depth() -> None:
@@ -67,8 +71,12 @@ def test_paths_name_list_items_by_key_and_stop_at_the_depth() -> None:
            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
     got = changed_paths(msgspec.json.encode(old), msgspec.json.encode(new))
     assert got == [".metadata", ".metadata.resourceVersion", ".status", ".status.phase", ".status.conditions",
-                   ".status.conditions[type=Ready]"]
-    assert index_path(".status.conditions[type=Ready].status") == ".status.conditions[type=Ready]"
+                   ".status.conditions[type=Ready]", ".status.conditions[type=Ready].status"]
+    assert index_path(".status.conditions[type=Ready].status") == ".status.conditions[type=Ready].status"
+    assert index_path(".status.conditions[type=Ready].status", FORMAT_V2) == ".status.conditions[type=Ready]"
+    assert index_path(".spec.containers[name=web].ports[name=http].containerPort") == \
+        ".spec.containers[name=web].ports"  # an item's member, not the items below it
+    assert index_path(".spec[name=a].b.c") == ".spec[name=a].b"
     assert index_path(".status.conditions[reason=X]") == ".status.conditions"
     assert index_path(".spec.containers[0].image") == ".spec.containers"
     assert index_path('.metadata.labels["app.kubernetes.io/name"]') == '.metadata.labels'
@@ -95,10 +103,11 @@ FIELDS = (".status", ".status.conditions[type=Ready].status", ".spec.replicas", 
           ".spec")
 
 
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("changes") / "s.db"
-    with RecordingWriter(path) as w:
+@pytest.fixture(scope="module", params=[FORMAT_V3, FORMAT_V2], ids=["format3", "format2"])
+def synthetic(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session as this writer writes it, and as the writer of format 2 (recordings made before) did."""
+    path = tmp_path_factory.mktemp("changes") / f"s{request.param}.db"
+    with writing_format(request.param), RecordingWriter(path) as w:
         generator.write_session(w, 6000, seed=11, batch=500)
     return path
 
@@ -130,11 +139,11 @@ async def test_watches_over_the_index_find_every_change(synthetic: Path) -> None
                 indexed = await watch.change_index(ses, obj_id, path)
                 got, decoded, versions = _changes(indexed), indexed.decoded, indexed.versions
                 watch.forget(ses)
-                ses.format = 1  # read every version, as for a recording without the index
+                fmt, ses.format = ses.format, 1  # read every version, as for a recording without the index
                 try:
                     everything = await watch.change_index(ses, obj_id, path)
                 finally:
-                    ses.format = 2
+                    ses.format = fmt
                 assert got == _changes(everything), (obj_id, path)
                 assert everything.decoded == versions == everything.versions
                 assert decoded <= versions
@@ -146,6 +155,21 @@ async def test_a_rarely_changing_field_of_the_busiest_object_reads_few_versions(
         busiest = (await _objects(ses))[0]
         index = await watch.change_index(ses, busiest, ".spec")
         assert index.versions > 300 and index.decoded < index.versions / 10
+
+
+async def test_a_conditions_status_reads_only_the_versions_that_changed_it(synthetic: Path) -> None:
+    """Format 3 indexes a condition's members: versions that changed only its lastTransitionTime or
+    message are not read for its status.  A format-2 recording reads them (and still answers right)."""
+    async with await Recording.open(synthetic) as rec:
+        ses = await rec.session()
+        busiest = (await _objects(ses))[0]
+        index = await watch.change_index(ses, busiest, ".status.conditions[type=Ready].status")
+        found = len(index.changes())
+        assert found >= 1
+        if ses.format >= FORMAT_V3:
+            assert index.decoded <= found + 1
+        else:
+            assert index.decoded > found + 1
 
 
 @pytest.mark.parametrize("expression", ["changed=.status", "changed=.spec.replicas,.status.phase",
@@ -165,11 +189,11 @@ async def test_changed_filters_over_the_index_match_what_every_version_says(synt
         ses = await rec.session()
         indexed = await matches(ses)
         count = await query.count(ses, flt)
-        ses.format = 1
+        fmt, ses.format = ses.format, 1
         try:
             assert indexed == await matches(ses)
         finally:
-            ses.format = 2
+            ses.format = fmt
         assert count == len(indexed)
 
 
@@ -191,7 +215,7 @@ def test_watches_agree_on_any_synthetic_session(tmp_path_factory: pytest.TempPat
                     watch.forget(ses)
                     ses.format = 1
                     b = _changes(await watch.change_index(ses, obj_id, path_))
-                    ses.format = 2
+                    ses.format = FORMAT_V3
                     assert a == b
 
     asyncio.run(check())

@@ -20,12 +20,15 @@ import pytest
 
 from benchmarks.generator import write_session
 from replay_tui.engine import codec
+from replay_tui.engine.schema import FORMAT_V2
 from replay_tui.engine.writer import DEFAULT_BATCH, RecordingWriter
+from tests.conftest import writing_format
 
 OPS = 20_000
 SEED = 7
 
-# sha256 of each table's rows (see ``_digests``) as the writer of main (ea7cb21) wrote them.
+# sha256 of each table's rows (see ``_digests``) as the writer of main (ea7cb21) wrote them, but for
+# the three tables format 3 changed (the change index records list items' members, and says so).
 EXPECTED = {
     "blobs": "11222:2b373ed6cd8251a007e0866ec58f09e9c26565d52accaf40f7ab4604a881e1d3",
     "keyframes": "6:da6f0905d096b168005d2cfced91337546e98201f1b26008f6b8c3544031fbdc",
@@ -33,7 +36,7 @@ EXPECTED = {
     "meta": "2:7d66313966fbb09676fab030778dcea76c34ece2ca0054e43e56849984da8cca",
     "objects": "555:ddd3e4852ce36d6c9b929dafd00e6deff2ab8b0fc9afe77b80660cd7018ffcca",
     "operations": "20000:a2af0b308dfa9ae19cf4fb0137a4ec33cb6aecb65b96117c20a538f997ce06c3",
-    "paths": "847:d8d0473c8655e72a1c532bf4929960ff8645f8c20389747400ca21c6c13a65d1",
+    "paths": "2886:2b310615b2344bc320c871d446640ec05c48a846e3c6baa23d3c0c9f6fffa0ed",
     "reconciles": "5149:947bc274eb07733c62225a2f0ae38d28934468172d3bab4e6ea5f656ee5dc593",
     "rollup_counts": "10:12fa2e3d26e0e5f543635feeaab17cdce1ecf54053b9f781cc5a585d739ac884",
     "rollup_edges": "71:c83d225637656a8bebcc91397588f3052f938d394d3e01289f1abec5ff8783e5",
@@ -43,6 +46,14 @@ EXPECTED = {
     "rollup_reconcilers": "1:f586024f792eca0d21d72442e2ff1beeeb9422d80f479ce67909feaa27611a61",
     "rollup_slowest": "1000:d89ac25bb982cafb417ae2b34180e2254cd9a176e1de07227830bfb667445768",
     "rollup_time": "10485:5041d6f688b56d3b1ca08781e32d4d1d87f41218cff81559c235e0a1b9d25dbd",
+    "sessions": "1:c05ce60d4212417aaf62ec3b916d44c3583f7f93593f044d6a9ca0a4cdd0d05a",
+    "states": "6387:3728f4a112ee606a69a495def1c0038b22cf41bb9f4f6aea1a65262f26fde24d",
+}
+
+
+# What ea7cb21 wrote in those three: the writer of format 2 (``writing_format``) still writes them.
+FORMAT2 = {
+    "paths": "847:d8d0473c8655e72a1c532bf4929960ff8645f8c20389747400ca21c6c13a65d1",
     "sessions": "1:ad2e11bbb0e7ee974f0047bbeb90252397e706c69c68b4ce272ddc6662a0b845",
     "states": "6387:5c90128f68fc848792b17737494947707c8eaa6ac1c58879ed7b5527547737ec",
 }
@@ -83,3 +94,11 @@ def test_recording_is_row_for_row_what_it_was(tmp_path: Path, process: bool, bat
     got = _digests(path)
     assert {t: got.get(t) for t in EXPECTED} == EXPECTED
     assert set(got) == set(EXPECTED)
+
+
+def test_format_3_adds_the_members_of_list_items_and_changes_nothing_else(tmp_path: Path) -> None:
+    """The writer without the members (as format 2 wrote) writes what ea7cb21 wrote, table for table."""
+    path = tmp_path / "synth.db"
+    with writing_format(FORMAT_V2), RecordingWriter(path) as writer:
+        write_session(writer, OPS, seed=SEED)
+    assert _digests(path) == {**EXPECTED, **FORMAT2}

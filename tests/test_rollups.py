@@ -32,7 +32,7 @@ async def _both(session: Session) -> tuple[dict[str, Any], dict[str, Any]]:
         return msgspec.to_builtins({"stats": await stats.compute(session), "report": rep,
                                     "slow": found.slow_operations, "access": found.access_patterns})
 
-    assert session.format == 2
+    assert session.format == 3
     a = await everything()
     session.format = 1
     try:

@@ -415,12 +415,16 @@ async def test_an_index_over_compressed_versions_and_a_corrupted_one(tmp_path: P
 
 # --- the first answer reads around its position, not the object's history ---------------
 
+PROBED = ".status.conditions[type=Ready].probe.status"
+
+
 def _probed(rv: int) -> dict[str, Any]:
-    """A pod whose Ready condition is probed on every version (the item changes each time)
-    and whose status flips every 10th: every version is a candidate for the status."""
+    """A pod whose Ready condition's probe is rewritten on every version (the index records the
+    item's members, ``.probe`` among them, not what is below) and whose probe's status flips
+    every 10th: every version is a candidate for the status."""
     body = k8s_object("Pod", "hot", rv=rv)
-    body["status"] = {"conditions": [{"type": "Ready", "status": str(rv // 10 % 2 == 0),
-                                      "lastProbeTime": f"t{rv}"}]}
+    body["status"] = {"conditions": [{"type": "Ready", "probe": {"status": str(rv // 10 % 2 == 0),
+                                                                 "lastProbeTime": f"t{rv}"}}]}
     return body
 
 
@@ -442,7 +446,7 @@ async def test_the_first_answer_decodes_a_bounded_number_of_versions(
     obj_id, key = await ses.resolve_object("Pod/default/hot")
     most = 0
     for pos in range(2, versions - 10, max(1, versions // 97)):
-        for field in (".status.conditions[type=Ready].status", ".metadata.resourceVersion"):
+        for field in (PROBED, ".metadata.resourceVersion"):
             for forward in (True, False):
                 cold = watch.ChangeIndex(ses, obj_id, key, field)
                 decodes["n"] = 0
@@ -450,7 +454,7 @@ async def test_the_first_answer_decodes_a_bounded_number_of_versions(
                 assert found is not None and (found.seq > pos if forward else found.seq < pos)
                 most = max(most, decodes["n"])
     assert most <= 2 * 10 + 8  # the status changes every 10 versions; chunks are decoded 1, 2, 4, ...
-    full = watch.ChangeIndex(ses, obj_id, key, ".status.conditions[type=Ready].status")
+    full = watch.ChangeIndex(ses, obj_id, key, PROBED)
     decodes["n"] = 0
     await full.update()
     assert decodes["n"] == versions  # (reading the history decodes all of it)
