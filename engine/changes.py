@@ -51,6 +51,7 @@ _OBJECT, _ARRAY, _QUOTE = ord("{"), ord("["), ord('"')
 _CONTAINERS = (_OBJECT, _ARRAY)
 _SCALAR: Any = ()  # the children of a scalar
 _NO_KEYS: dict[str, dict[str, msgspec.Raw]] = {}
+_NO_ITEMS: dict[str, msgspec.Raw] = {}
 
 _LIST_KEYS = frozenset(LIST_KEYS)
 _KEY_FIELDS = re.compile(b'"(?:' + b"|".join(k.encode() for k in LIST_KEYS) + b')"')
@@ -181,7 +182,7 @@ def _items(okeyed: dict[str, dict[str, msgspec.Raw]], nkeyed: dict[str, dict[str
     """Record the list items (by key) that differ between two keyed lists (in the order the new
     list has them, then those only the old one has: the same input gives the same path ids)."""
     for field, nitems in nkeyed.items():
-        oitems = okeyed.get(field, _NO_KEYS)
+        oitems = okeyed.get(field, _NO_ITEMS)
         for value, y in nitems.items():
             x = oitems.get(value)
             if x is None or x != y:  # (items are objects: compared by their bytes)
