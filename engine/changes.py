@@ -3,14 +3,15 @@
 The writer compares each new version with the object's previous one, level by level
 on the raw JSON (``msgspec.Raw``: an unchanged subtree costs a byte comparison, never
 a decode), down to ``CHANGE_DEPTH`` segments, and stores the ids of the paths that
-differ in ``states.changed`` as ``|3|17|42|``.  Paths read as in ``diff``:
-``.status.phase``, ``.metadata.labels.app``, and list items by their key field
-(``.status.conditions[type=Ready]``, ``.spec.containers[name=web]``), one entry per
-key field of ``diff.LIST_KEYS`` the items carry (the items of a list at the last depth
-too: ``.status.conditions[type=Ready]``), and one level below such an item its members
-(``.status.conditions[type=Ready].status``: sessions of format 3; format 2 stopped at the
-item, so a condition's status was looked up by the whole condition).  An ancestor of a changed path is
-recorded too, so a question about ``.status`` is one id, like one about ``.status.phase``.
+differ in ``states.changed`` as ``|3|h|2A|`` (ids in base 64, ``id_text``; decimal before
+format 3).  Paths read as in ``diff``: ``.status.phase``, ``.metadata.labels.app``, and
+list items by their key field (``.status.conditions[type=Ready]``,
+``.spec.containers[name=web]``), one entry per key field of ``diff.LIST_KEYS`` the items
+carry (the items of a list at the last depth too), and one level below such an item its
+members (``.status.conditions[type=Ready].status``: sessions of format 3; format 2
+stopped at the item, so a condition's status was looked up by the whole condition).  An
+ancestor of a changed path is recorded too, so a question about ``.status`` is one id,
+like one about ``.status.phase``.
 
 An object's first version records every path it has, its deletion every path it had.
 ``changed`` is NULL when the writer could not compare (the previous version is no
@@ -147,6 +148,9 @@ class _Doc:
             keyed = memo[mkey] = _keyed(raw, self.kids(key, raw)) if _KEY_FIELDS.search(raw) else _NO_KEYS
         return keyed
 
+
+_ID_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"  # (no "|")
+_ID_VALUES = {ch: i for i, ch in enumerate(_ID_DIGITS)}
 
 _segments: dict[str, str] = {}
 
@@ -335,6 +339,8 @@ class ChangeTracker:
     and the session's path ids.  Bounded: past ``max_bytes`` of cached JSON the least
     recently changed objects are forgotten (their next version is recorded as unknown)."""
 
+    fmt = FORMAT_V3  # the session format it writes (``id_text``)
+
     def __init__(self, first_id: int, max_bytes: int = TREE_CACHE_BYTES):
         self.paths: dict[str, int] = {}
         self._texts: dict[str, str] = {}  # path -> its id as written in ``changed``
@@ -387,7 +393,7 @@ class ChangeTracker:
         pid = self.paths[path] = self.next_id
         self.next_id += 1
         self.fresh.append((pid, path))
-        text = self._texts[path] = str(pid)
+        text = self._texts[path] = id_text(pid, self.fmt)
         return text
 
     def forget(self, obj_id: int) -> None:
@@ -448,6 +454,30 @@ def index_path(path: str, fmt: int = FORMAT_V3) -> str:
     return format_path(kept)
 
 
-def token(path_id: int) -> str:
+def id_text(path_id: int, fmt: int = FORMAT_V3) -> str:
+    """A path id as ``changed`` spells it: in base 64 from format 3 (digits first, so 1-9 read
+    as themselves; ~1 byte a token less: the index holds each token twice, table and index),
+    in decimal before."""
+    if fmt < FORMAT_V3:
+        return str(path_id)
+    out = []
+    while True:
+        path_id, digit = divmod(path_id, 64)
+        out.append(_ID_DIGITS[digit])
+        if not path_id:
+            return "".join(reversed(out))
+
+
+def id_of(text: str, fmt: int) -> int:
+    """``id_text`` read back."""
+    if fmt < FORMAT_V3:
+        return int(text)
+    n = 0
+    for ch in text:
+        n = n * 64 + _ID_VALUES[ch]
+    return n
+
+
+def token(path_id: int, fmt: int = FORMAT_V3) -> str:
     """What ``instr(changed, ...)`` looks for."""
-    return f"|{path_id}|"
+    return f"|{id_text(path_id, fmt)}|"

@@ -122,7 +122,7 @@ async def _trusted(session: Session, paths: set[str]) -> dict[str, str]:
         f"SELECT path, id FROM paths WHERE session_id = ? AND path IN ({','.join('?' * len(whole))})",
         (session.id, *sorted(set(whole.values()))))
     ids = dict(rows)
-    return {p: token(ids[q]) if q in ids else "" for p, q in whole.items()}
+    return {p: token(ids[q], session.format) if q in ids else "" for p, q in whole.items()}
 
 
 async def _changed_in(session: Session, flt: Filter, lo: int, hi: int, values: _Values,

@@ -248,7 +248,7 @@ async def candidates_sql(session: Session, paths: list[str], column: str) -> tup
         (session.id, *sorted(looked)))
     ids = sorted(r[0] for r in rows)
     clauses = [f"{column} IS NULL", *(f"instr({column}, ?) > 0" for _ in ids)]
-    return "(" + " OR ".join(clauses) + ")", tuple(token(i) for i in ids)
+    return "(" + " OR ".join(clauses) + ")", tuple(token(i, session.format) for i in ids)
 
 
 class ChangeIndex:

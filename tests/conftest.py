@@ -453,9 +453,11 @@ def fixture_db(tmp_path: Path) -> Path:
 @contextlib.contextmanager
 def writing_format(fmt: int) -> Iterator[None]:
     """The writer (in this process) as it was for session format ``fmt``: format 2 recorded list
-    items in the change index but not their members (recordings made before format 3)."""
+    items in the change index but not their members, and path ids in decimal (recordings made
+    before format 3)."""
     with pytest.MonkeyPatch.context() as mp:
         if fmt == FORMAT_V2:
             mp.setattr(changes, "_item", lambda raw: {})
+            mp.setattr(changes.ChangeTracker, "fmt", FORMAT_V2)
             mp.setattr(committer, "FORMAT_V3", FORMAT_V2)
         yield

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks import generator
-from replay_tui.engine import query, watch
+from replay_tui.engine import changes, query, watch
 from replay_tui.engine.changes import CHANGE_DEPTH, ChangeTracker, changed_paths, index_path
 from replay_tui.engine.diff import MISSING, diff, get_path, key_segment, parse_path
 from replay_tui.engine.filters import parse
@@ -94,6 +94,17 @@ def test_the_tracker_records_unknown_where_it_cannot_compare() -> None:
     t.version(3, b'{"a":1,"pad":"' + b"y" * 40 + b'"}')  # 2 no longer fits the cache
     assert t.version(2, b'{"a":3}') is None
     assert dict(t.committed()) == {1: ".a", 2: ".b", 3: ".c", 4: ".pad"}
+
+
+@given(st.integers(1, 1 << 40), st.sampled_from([FORMAT_V2, FORMAT_V3]))
+def test_path_ids_read_back_and_no_token_is_inside_another(path_id: int, fmt: int) -> None:
+    text = changes.id_text(path_id, fmt)
+    assert changes.id_of(text, fmt) == path_id and "|" not in text
+    assert changes.token(path_id, fmt) == f"|{text}|"
+    other = changes.id_text(path_id + 1, fmt)
+    assert changes.token(path_id, fmt) not in f"|{other}|{changes.id_text(path_id * 64 + 1, fmt)}|"
+    if fmt == FORMAT_V3 and path_id >= 100:
+        assert len(text) < len(str(path_id))  # shorter: the index holds every token twice
 
 
 # --- readers: the same answers as reading every version --------------------------------------

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from replay_tui.engine import rollups
-from replay_tui.engine.changes import changed_paths, format_path
+from replay_tui.engine.changes import changed_paths, format_path, id_of
 from replay_tui.engine.diff import PathError, parse_path
 from replay_tui.engine.filters import Filter, object_ops
 from replay_tui.engine.format import WRITE_VERBS, ObjectKey
@@ -127,7 +127,7 @@ async def summarize(ses: Session, obj_id: int, known: ObjectSummary | None = Non
                         first = False
                         continue
                     if changed:
-                        counts.update(int(t) for t in changed.strip("|").split("|") if t)
+                        counts.update(id_of(t, ses.format) for t in changed.strip("|").split("|") if t)
             names: dict[int, str] = {}
             ids = list(counts)
             for i in range(0, len(ids), 500):
