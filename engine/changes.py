@@ -13,7 +13,9 @@ stopped at the item, so a condition's status was looked up by the whole conditio
 ancestor of a changed path is recorded too, so a question about ``.status`` is one id,
 like one about ``.status.phase``.
 
-An object's first version records every path it has, its deletion every path it had.
+An object's first version records every path it has, its deletion every path it had,
+down to list items (not their members, for which the row's leading ``|*|`` stands: an
+item keyed by a name or uid of its own would otherwise give each object paths of its own).
 ``changed`` is NULL when the writer could not compare (the previous version is no
 longer in its bounded cache): such a version is a candidate for every path.  The index
 never misses a change, and names a path only when its value changed: scalars are
@@ -148,6 +150,10 @@ class _Doc:
             keyed = memo[mkey] = _keyed(raw, self.kids(key, raw)) if _KEY_FIELDS.search(raw) else _NO_KEYS
         return keyed
 
+
+#: Leads the ``changed`` of a version that lists every path it has (an object's first version)
+#: or had (its deletion), down to list items: their members are not listed (``implied_by``).
+EVERY = "|*|"
 
 _ID_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"  # (no "|")
 _ID_VALUES = {ch: i for i, ch in enumerate(_ID_DIGITS)}
@@ -300,7 +306,9 @@ def _compare(old: _Doc | None, new: _Doc | None) -> list[str]:
 
 
 def _everything(doc: _Doc) -> list[str]:
-    """Every path a version has (what ``_compare`` gives against nothing), parents first."""
+    """Every path a version has, parents first, down to list items: what ``_compare`` gives
+    against nothing but the items' members, which the row's ``EVERY`` mark stands for (an item
+    keyed by a name or uid of its own, an ownerReference, would give each object paths of its own)."""
     out: list[str] = []
     append = out.append
     for key, raw in doc.top.items():
@@ -312,19 +320,12 @@ def _everything(doc: _Doc) -> list[str]:
                 below = path + (_segments.get(sub) or _segment(sub))
                 append(below)
                 if memoryview(value)[0] == _ARRAY:
-                    _every_item(doc.keyed((key, sub), value), below, out)
+                    for field, items in doc.keyed((key, sub), value).items():
+                        out.extend([f"{below}[{field}={v}]" for v in items])
         elif first == _ARRAY:
-            _every_item(doc.keyed(key, raw), path, out)
+            for field, items in doc.keyed(key, raw).items():
+                out.extend([f"{path}[{field}={v}]" for v in items])
     return out
-
-
-def _every_item(keyed: dict[str, dict[str, msgspec.Raw]], prefix: str, out: list[str]) -> None:
-    """Every item of a keyed list and every member of each (what ``_items`` gives against nothing)."""
-    for field, items in keyed.items():
-        for value, item in items.items():
-            path = f"{prefix}[{field}={value}]"
-            out.append(path)
-            out.extend([path + (_segments.get(sub) or _segment(sub)) for sub in _item(item)])
 
 
 def changed_paths(old: bytes, new: bytes) -> list[str]:
@@ -378,6 +379,7 @@ class ChangeTracker:
             self._seen.discard(obj_id)  # re-created later: a first version again
         if old is None and not first:
             return None
+        every = old is None or new is None
         if old is None:
             out = _everything(new) if new is not None else []
         elif new is None:
@@ -387,7 +389,8 @@ class ChangeTracker:
         if not out:
             return "|"
         texts = self._texts
-        return "|" + "|".join([texts.get(path) or self._number(path) for path in out]) + "|"
+        ids = "|".join([texts.get(path) or self._number(path) for path in out])
+        return (EVERY if every and self.fmt >= FORMAT_V3 else "|") + ids + "|"
 
     def _number(self, path: str) -> str:
         pid = self.paths[path] = self.next_id
@@ -452,6 +455,18 @@ def index_path(path: str, fmt: int = FORMAT_V3) -> str:
         if kind == "key" and in_item:
             break  # a member of an item: nothing below it is recorded
     return format_path(kept)
+
+
+def implied_by(path: str, fmt: int) -> str | None:
+    """For an indexed path that is a member of a list item (``index_path``), the item's path,
+    whose listing in a row marked ``EVERY`` (an object's first version, its deletion) stands
+    for the member; None for any other path."""
+    if fmt < FORMAT_V3:
+        return None
+    segments = parse_path(path)
+    if len(segments) >= 2 and segments[-1][0] == "key" and segments[-2][0] == "sel":
+        return format_path(segments[:-1])
+    return None
 
 
 def id_text(path_id: int, fmt: int = FORMAT_V3) -> str:

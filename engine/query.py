@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from replay_tui.engine import codec
-from replay_tui.engine.changes import format_path, index_path, token
+from replay_tui.engine.changes import format_path, implied_by, index_path, token
 from replay_tui.engine.diff import MISSING, parse_path
 from replay_tui.engine.filters import SCAN_WINDOW, Filter
 from replay_tui.engine.format import OpRow
@@ -110,12 +110,13 @@ FieldValues = _Values  # (the TUI's field columns read values the same way)
 
 
 async def _trusted(session: Session, paths: set[str]) -> dict[str, str]:
-    """Paths the change index records whole (``changes.index_path``: no list index, not too deep),
+    """Paths the change index records whole (``changes.index_path``: no list index, not too deep;
+    not a list item's member, which a first version does not list),
     with the token that names them in ``states.changed`` ('' when no version changed them)."""
     if session.format < 2:
         return {}
-    whole = {p: format_path(parse_path(p)) for p in paths
-             if index_path(p, session.format) == format_path(parse_path(p))}
+    whole = {p: q for p, q in ((p, format_path(parse_path(p))) for p in paths)
+             if index_path(p, session.format) == q and implied_by(q, session.format) is None}
     if not whole:
         return {}
     rows = await session.rec.fetchall(

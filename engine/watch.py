@@ -41,7 +41,7 @@ from typing import Any
 import msgspec
 
 from replay_tui.engine import codec
-from replay_tui.engine.changes import index_path, token
+from replay_tui.engine.changes import EVERY, implied_by, index_path, token
 from replay_tui.engine.diff import MISSING, PathError, change_kind, get_path, key_segment, list_key, parse_path
 from replay_tui.engine.format import ObjectKey
 from replay_tui.engine.schema import RecordingError
@@ -240,15 +240,21 @@ async def candidates_sql(session: Session, paths: list[str], column: str) -> tup
     changed any of ``paths`` (all of them in a schema-1 session), and its parameters."""
     if session.format < 2:
         return "1", ()
-    looked = {index_path(p, session.format) for p in paths}
+    fmt = session.format
+    looked = {index_path(p, fmt) for p in paths}
     if "" in looked:
         return "1", ()  # a path the index cannot narrow down (a list index: [2])
+    items = {item for item in (implied_by(p, fmt) for p in looked) if item is not None}
+    asked = looked | items
     rows = await session.rec.fetchall(
-        f"SELECT id FROM paths WHERE session_id = ? AND path IN ({','.join('?' * len(looked))})",
-        (session.id, *sorted(looked)))
-    ids = sorted(r[0] for r in rows)
-    clauses = [f"{column} IS NULL", *(f"instr({column}, ?) > 0" for _ in ids)]
-    return "(" + " OR ".join(clauses) + ")", tuple(token(i, session.format) for i in ids)
+        f"SELECT path, id FROM paths WHERE session_id = ? AND path IN ({','.join('?' * len(asked))})",
+        (session.id, *sorted(asked)))
+    ids = dict(rows)
+    found = sorted(ids[p] for p in looked if p in ids)
+    listed = sorted(ids[p] for p in items if p in ids)  # a member is in every row listing its item
+    clauses = [f"{column} IS NULL", *(f"instr({column}, ?) > 0" for _ in found),
+               *(f"(instr({column}, '{EVERY}') > 0 AND instr({column}, ?) > 0)" for _ in listed)]
+    return "(" + " OR ".join(clauses) + ")", tuple(token(i, fmt) for i in (*found, *listed))
 
 
 class ChangeIndex:

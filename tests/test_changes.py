@@ -22,7 +22,7 @@ from replay_tui.engine.schema import FORMAT_V2, FORMAT_V3
 from replay_tui.engine.store import Recording, Session
 from replay_tui.engine.watch import same
 from replay_tui.engine.writer import RecordingWriter
-from tests.conftest import writing_format
+from tests.conftest import op_for, write_session, writing_format
 
 # --- what the writer records ------------------------------------------------------------
 
@@ -83,13 +83,78 @@ def test_paths_name_list_items_by_key_and_stop_at_the_depth() -> None:
     assert index_path("[0]") == ""
 
 
+def test_a_first_version_lists_list_items_and_not_their_members() -> None:
+    """An item keyed by a value of its own (an ownerReference by name and uid) would give every
+    object paths of its own: a first version lists the item, its mark stands for the members."""
+    t = ChangeTracker(1)
+    owned = b'{"metadata":{"ownerReferences":[{"name":"web-1","uid":"u1","kind":"Deployment"}]}}'
+    assert t.version(1, owned) == "|*|1|2|3|4|"
+    assert sorted(t.paths) == [".metadata", ".metadata.ownerReferences",
+                               ".metadata.ownerReferences[name=web-1]", ".metadata.ownerReferences[uid=u1]"]
+    assert t.version(1, owned.replace(b"Deployment", b"ReplicaSet")) == "|1|2|3|5|4|6|"  # a member changed
+    assert t.paths[".metadata.ownerReferences[name=web-1].kind"] == 5
+    assert changes.implied_by(".metadata.ownerReferences[name=web-1].kind", FORMAT_V3) == \
+        ".metadata.ownerReferences[name=web-1]"
+    assert changes.implied_by(".metadata.ownerReferences[name=web-1].kind", FORMAT_V2) is None
+    assert changes.implied_by(".status.phase", FORMAT_V3) is None
+
+
+items = st.lists(st.fixed_dictionaries({"type": st.sampled_from(["Ready", "Synced"])},
+                                       optional={"status": scalars, "reason": scalars, "x.y": scalars}),
+                 max_size=3)
+conditioned = st.fixed_dictionaries({}, optional={"status": st.fixed_dictionaries({}, optional={
+    "conditions": items, "phase": scalars}), "items": items})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(versions=st.lists(conditioned, min_size=1, max_size=4), deleted=st.booleans())
+def test_member_fields_over_the_index_read_what_every_version_says(
+        tmp_path_factory: pytest.TempPathFactory, versions: list[dict[str, Any]], deleted: bool) -> None:
+    """Created, updated, deleted and created again: a member of a list item (its first version
+    lists only the item) has the same changes, and the same ``changed=`` matches, read through the
+    index as read from every version."""
+    path = tmp_path_factory.mktemp("m") / "m.db"
+    steps = []
+    for rnd in range(2):
+        for i, body in enumerate(versions):
+            obj = {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "c", "namespace": "default"}, **body}
+            steps.append(op_for("create" if i == 0 else "update", obj, response=obj))
+        if deleted or rnd == 0:
+            steps.append(op_for("delete", obj, response=obj))
+    write_session(path, steps)
+    fields = [".status.conditions[type=Ready].status", ".items[type=Synced].reason",
+              '.items[type=Ready]["x.y"]', ".status.conditions[type=Synced]", ".status.phase"]
+
+    async def check() -> None:
+        async with await Recording.open(path) as rec:
+            ses = await rec.session()
+            (obj_id,) = await _objects(ses)
+            for field in fields:
+                flt = parse(f"changed={field}")
+                watch.forget(ses)
+                a = _changes(await watch.change_index(ses, obj_id, field))
+                got = [m.row.seq async for batch in query.stream(ses, flt) for m in batch]
+                count = await query.count(ses, flt)
+                watch.forget(ses)
+                fmt, ses.format = ses.format, 1
+                try:
+                    b = _changes(await watch.change_index(ses, obj_id, field))
+                    want = [m.row.seq async for batch in query.stream(ses, flt) for m in batch]
+                finally:
+                    ses.format = fmt
+                assert a == b, field
+                assert got == want and count == len(want), field
+
+    asyncio.run(check())
+
+
 def test_the_tracker_records_unknown_where_it_cannot_compare() -> None:
     t = ChangeTracker(1, max_bytes=60)
-    assert t.version(1, b'{"a":1}') == "|1|"  # the first version: every path it has
+    assert t.version(1, b'{"a":1}') == "|*|1|"  # the first version: every path it has (marked)
     assert t.version(1, b'{"a":2}') == "|1|"
     assert t.version(1, b'{"a":2,"b":[1]}') == "|2|"
-    assert t.version(1, None) == "|1|2|"  # deleted: every path it had
-    assert t.version(1, b'{"c":0}') == "|3|"  # re-created
+    assert t.version(1, None) == "|*|1|2|"  # deleted: every path it had
+    assert t.version(1, b'{"c":0}') == "|*|3|"  # re-created
     t.version(2, b'{"a":1,"pad":"' + b"x" * 40 + b'"}')
     t.version(3, b'{"a":1,"pad":"' + b"y" * 40 + b'"}')  # 2 no longer fits the cache
     assert t.version(2, b'{"a":3}') is None

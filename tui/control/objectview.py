@@ -127,7 +127,8 @@ async def summarize(ses: Session, obj_id: int, known: ObjectSummary | None = Non
                         first = False
                         continue
                     if changed:
-                        counts.update(id_of(t, ses.format) for t in changed.strip("|").split("|") if t)
+                        counts.update(id_of(t, ses.format) for t in changed.strip("|").split("|")
+                                      if t and t != "*")  # (a deletion's row lists every path, changes.EVERY)
             names: dict[int, str] = {}
             ids = list(counts)
             for i in range(0, len(ids), 500):
