@@ -566,7 +566,7 @@ class Session:
     # --- objects ------------------------------------------------------------------
 
     async def object_keys(self, obj_ids: Sequence[int]) -> dict[int, ObjectKey]:
-        """Keys of objects by id (cached per session)."""
+        """Keys of objects by id (cached per session); an id the file does not hold is damage."""
         missing = [i for i in set(obj_ids) if i not in self._keys]
         for chunk in range(0, len(missing), 500):
             part = missing[chunk:chunk + 500]
@@ -575,7 +575,11 @@ class Session:
                 f" ({','.join('?' * len(part))})", part)
             for r in rows:
                 self._keys[r[0]] = ObjectKey(r[1], r[2], r[3], r[4])
-        return {i: self._keys[i] for i in obj_ids if i in self._keys}
+        keys = self._keys
+        for i in obj_ids:
+            if i not in keys:  # (every id a reader has came from this file's rows)
+                raise RecordingError(f"{self.path}: {CORRUPTED} (object id {i} is used but not recorded)")
+        return {i: keys[i] for i in obj_ids}
 
     async def resolve_object(self, spec: str) -> tuple[int, ObjectKey]:
         """``KIND/NAMESPACE/NAME`` or ``KIND/NAME`` (cluster-scoped) to an object of this session.

@@ -105,6 +105,19 @@ def test_keyframes_must_agree_with_the_versions_before_them(recording: Path, tmp
     assert "session 'test' (id 1): the keyframe at op" in out and "does not decode" in out
 
 
+def test_a_version_of_an_object_not_recorded_is_one_line_everywhere(recording: Path, tmp_path: Path) -> None:
+    """Found by the random damage below: a state row naming an object id the file does not hold."""
+    db = damaged(recording, tmp_path, "UPDATE states SET obj_id = 999999 WHERE session_id = 1 AND seq ="
+                 " (SELECT MIN(seq) FROM states WHERE session_id = 1 AND seq >= 40)")
+    code, out, _ = run_cli("check", str(db))
+    assert code == 1 and "a version names object 999999, which is missing" in out
+    for argv in (["diff", "-s", "test", "--from", "1", "--to", "42"], ["diff", "-s", "test", "--from", "1",
+                                                                      "--to", "42", "--json"]):
+        code, _, err = run_cli(argv[0], str(db), *argv[1:])
+        assert code == 1 and err.count("\n") == 1, err
+        assert "the recording is corrupted (object id 999999 is used but not recorded)" in err
+
+
 @pytest.mark.parametrize("content", [b"", b"hello\n", b"SQLite format 3\x00" + bytes(200)])
 def test_what_is_no_recording_is_one_line(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "x.db"
