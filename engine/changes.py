@@ -196,20 +196,14 @@ def _items(okeyed: dict[str, dict[str, msgspec.Raw]], nkeyed: dict[str, dict[str
         for value, y in nitems.items():
             x = oitems.get(value)
             if x is None or x != y:  # (items are objects: compared by their bytes)
-                path = f"{prefix}[{field}={value}]"
-                out.append(path)
-                _members(x, y, path, out)
+                _members(x, y, f"{prefix}[{field}={value}]", out)
         for value, x in oitems.items():
             if value not in nitems:
-                path = f"{prefix}[{field}={value}]"
-                out.append(path)
-                _members(x, None, path, out)
+                _members(x, None, f"{prefix}[{field}={value}]", out)
     for field, oitems in okeyed.items():
         if field not in nkeyed:
             for value, x in oitems.items():
-                path = f"{prefix}[{field}={value}]"
-                out.append(path)
-                _members(x, None, path, out)
+                _members(x, None, f"{prefix}[{field}={value}]", out)
 
 
 def _item(raw: msgspec.Raw | None) -> dict[str, msgspec.Raw]:
@@ -222,8 +216,9 @@ def _item(raw: msgspec.Raw | None) -> dict[str, msgspec.Raw]:
 
 
 def _members(x: msgspec.Raw | None, y: msgspec.Raw | None, path: str, out: list[str]) -> None:
-    """Record the members in which two versions of a list item differ (either None: every member
-    the other has), one level below the item: ``.status.conditions[type=Ready].status``."""
+    """Record a list item that differs (``path``) and the members in which its two versions differ
+    (either None: every member the other has), one level below: ``[type=Ready].status``."""
+    out.append(path)
     od, nd = _item(x), _item(y)
     differing, gone = _differing(od, nd)
     for sub in differing:
