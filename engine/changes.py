@@ -126,11 +126,7 @@ class _Doc:
 
     def __init__(self, raw: bytes):
         self.raw = raw
-        try:
-            top = _raw_dict(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError):  # no object (the writer's versions are)
-            top = {}
-        self.top: dict[str, msgspec.Raw] = top
+        self.top: dict[str, msgspec.Raw] = _members_of(raw)  # ({} for no object: the writer's versions are)
         self.memo: dict[Any, Any] = {}
 
     def kids(self, key: Any, raw: Any) -> Any:
@@ -206,12 +202,13 @@ def _items(okeyed: dict[str, dict[str, msgspec.Raw]], nkeyed: dict[str, dict[str
                 _members(x, None, f"{prefix}[{field}={value}]", out)
 
 
-def _item(raw: msgspec.Raw | None) -> dict[str, msgspec.Raw]:
+def _members_of(raw: Any) -> dict[str, msgspec.Raw]:
+    """An object's members, undecoded; {} for None or for JSON that is no object."""
     if raw is None:
         return {}
     try:
         return _raw_dict(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):  # (keyed items are objects)
+    except (msgspec.ValidationError, msgspec.DecodeError):
         return {}
 
 
@@ -219,7 +216,7 @@ def _members(x: msgspec.Raw | None, y: msgspec.Raw | None, path: str, out: list[
     """Record a list item that differs (``path``) and the members in which its two versions differ
     (either None: every member the other has), one level below: ``[type=Ready].status``."""
     out.append(path)
-    od, nd = _item(x), _item(y)
+    od, nd = _members_of(x), _members_of(y)
     differing, gone = _differing(od, nd)
     for sub in differing:
         a, b = od.get(sub), nd[sub]

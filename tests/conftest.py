@@ -457,7 +457,7 @@ def writing_format(fmt: int) -> Iterator[None]:
     before format 3)."""
     with pytest.MonkeyPatch.context() as mp:
         if fmt == FORMAT_V2:
-            mp.setattr(changes, "_item", lambda raw: {})
+            mp.setattr(changes, "_members", lambda x, y, path, out: out.append(path))
             mp.setattr(changes.ChangeTracker, "fmt", FORMAT_V2)
             mp.setattr(committer, "FORMAT_V3", FORMAT_V2)
         yield
