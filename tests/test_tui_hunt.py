@@ -49,6 +49,13 @@ async def answer(pilot: Any, app: ReplayApp, text: str) -> None:
     await until(pilot, lambda: not isinstance(app.screen, PromptScreen), what="the prompt to close")
 
 
+async def at_the_scale(pilot: Any, app: ReplayApp) -> None:
+    """Wait for the first paint, then jump to the fixture's scale of Deployment/shop/web."""
+    await ready(pilot, app, 1)
+    app.debugger.jump_to(str(SCALE_SEQ))
+    await ready(pilot, app, SCALE_SEQ)
+
+
 def seqs_shown(app: ReplayApp) -> list[int]:
     """The seqs of the timeline's rows on screen (after the mark and the reconcile bracket)."""
     out = []
@@ -99,9 +106,7 @@ async def test_ctrl_o_goes_back_along_the_jumps_and_ctrl_n_forward(fixture_db: P
 async def test_t_narrows_to_the_object_with_a_header_and_esc_returns_at_the_same_op(fixture_db: Path) -> None:
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app, 1)
-        app.debugger.jump_to(str(SCALE_SEQ))
-        await ready(pilot, app, SCALE_SEQ)
+        await at_the_scale(pilot, app)
         await pilot.press("t")
         header = app.query_one(ObjectHeader)
         await until(pilot, lambda: app.debugger.summary is not None and app.debugger.summary.complete
@@ -146,9 +151,7 @@ async def test_t_shows_the_objects_versions_at_once_while_its_writers_and_fields
     monkeypatch.setattr(objectview, "summarize", slow)
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app, 1)
-        app.debugger.jump_to(str(SCALE_SEQ))
-        await ready(pilot, app, SCALE_SEQ)
+        await at_the_scale(pilot, app)
         await pilot.press("t")
         header = app.query_one(ObjectHeader)
         await until(pilot, lambda: "3 versions" in header.text, what="the overview")
@@ -252,9 +255,7 @@ async def test_the_why_chain_reads_further_back_past_its_last_link(loop_db: Path
 async def test_y_Y_and_hash_copy_the_object_the_op_and_its_reference(fixture_db: Path) -> None:
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app, 1)
-        app.debugger.jump_to(str(SCALE_SEQ))
-        await ready(pilot, app, SCALE_SEQ)
+        await at_the_scale(pilot, app)
         await pilot.press("y")
         await until(pilot, lambda: "copied Deployment.apps/shop/web at op 4 as YAML" in notices(app))
         copied = yaml.safe_load(app.clipboard)
@@ -289,9 +290,7 @@ async def test_v_opens_the_object_in_the_pager_with_the_app_suspended(fixture_db
 
     async with app.run_test(size=SIZE) as pilot:
         monkeypatch.setattr(app, "suspend", suspend)
-        await ready(pilot, app, 1)
-        app.debugger.jump_to(str(SCALE_SEQ))
-        await ready(pilot, app, SCALE_SEQ)
+        await at_the_scale(pilot, app)
         await pilot.press("v")
         await until(pilot, lambda: "shown in" in notices(app))
         assert suspended and yaml.safe_load(seen.read_text())["spec"]["replicas"] == 3
@@ -307,9 +306,7 @@ async def test_v_opens_the_object_in_the_pager_with_the_app_suspended(fixture_db
 async def test_ctrl_f_finds_in_the_state_pane_and_n_N_move_between_matches(fixture_db: Path) -> None:
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app, 1)
-        app.debugger.jump_to(str(SCALE_SEQ))
-        await ready(pilot, app, SCALE_SEQ)
+        await at_the_scale(pilot, app)
         state = app.query_one(StatePane)
         await pilot.press("ctrl+f")
         await answer(pilot, app, "web")
@@ -437,9 +434,7 @@ async def test_M_lists_marks_to_jump_rename_and_delete_and_the_scrollbar_draws_t
 async def test_a_field_column_shows_the_path_of_each_rows_object_and_the_bar_its_trend(fixture_db: Path) -> None:
     app = ReplayApp(str(fixture_db), persist_marks=False)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app, 1)
-        app.debugger.jump_to(str(SCALE_SEQ))
-        await ready(pilot, app, SCALE_SEQ)
+        await at_the_scale(pilot, app)
         await pilot.press("plus")
         await answer(pilot, app, ".spec.replicas")
         timeline = app.query_one(Timeline)
